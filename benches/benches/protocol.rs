@@ -1,0 +1,3 @@
+//! Protocol benchmarks (placeholder until the protocol bench lands).
+
+fn main() {}

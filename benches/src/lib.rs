@@ -1,0 +1,1 @@
+//! Shared helpers for pybridge's criterion benchmarks.

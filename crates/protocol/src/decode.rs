@@ -1,0 +1,165 @@
+//! Strict decoding of JSON-RPC 2.0 messages.
+//!
+//! `RawValue` cannot sit inside `#[serde(untagged)]` or `flatten`, so the
+//! envelope is read into a struct of raw members, each recording whether it
+//! was present at all (a member set to `null` is not the same as a missing
+//! one), and classified by hand. Params and results stay raw: they are
+//! validated as JSON once and copied once, never parsed into a tree.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::{Error, ErrorCode, ErrorObject, Id, Message, Notification, Request, Response, Rule};
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// Records a member as present even when its value is `null`.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+struct ErrorShape {
+    code: i64,
+    message: String,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+impl Message {
+    /// Decodes one message or batch from JSON bytes, strictly.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] when the bytes are not JSON, [`Error::Invalid`] naming
+    /// the broken rule when they are JSON but not JSON-RPC 2.0. Entries of a
+    /// batch fail on their own, inside [`Message::Batch`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Message, Error> {
+        if first_byte(bytes) == Some(b'[') {
+            return decode_batch(serde_json::from_slice(bytes));
+        }
+        decode_single(serde_json::from_slice(bytes))
+    }
+}
+
+impl FromStr for Message {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Message, Error> {
+        if first_byte(text.as_bytes()) == Some(b'[') {
+            return decode_batch(serde_json::from_str(text));
+        }
+        decode_single(serde_json::from_str(text))
+    }
+}
+
+fn first_byte(bytes: &[u8]) -> Option<u8> {
+    bytes
+        .iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+fn decode_batch(entries: Result<Vec<&RawValue>, serde_json::Error>) -> Result<Message, Error> {
+    let entries = entries.map_err(|err| structural(&err))?;
+    if entries.is_empty() {
+        return Err(Error::invalid(Rule::EmptyBatch, Id::Null));
+    }
+    let decoded = entries
+        .into_iter()
+        .map(|raw| {
+            if first_byte(raw.get().as_bytes()) == Some(b'[') {
+                return Err(Error::invalid(Rule::NestedBatch, Id::Null));
+            }
+            decode_single(serde_json::from_str(raw.get()))
+        })
+        .collect();
+    Ok(Message::Batch(decoded))
+}
+
+/// Maps a serde error to a parse error (bad JSON) or an invalid message (good
+/// JSON of the wrong shape).
+fn structural(err: &serde_json::Error) -> Error {
+    match err.classify() {
+        serde_json::error::Category::Data => {
+            let rule = if err.to_string().starts_with("duplicate field") {
+                Rule::DuplicateMember
+            } else {
+                Rule::NotAnObject
+            };
+            Error::invalid(rule, Id::Null)
+        }
+        _ => Error::parse(err),
+    }
+}
+
+fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Message, Error> {
+    let envelope = envelope.map_err(|err| structural(&err))?;
+    let id = envelope.id.map(|raw| serde_json::from_str::<Id>(raw.get()));
+    // The id to answer an invalid message with, when it could be read.
+    let known_id = || match &id {
+        Some(Ok(id)) => id.clone(),
+        _ => Id::Null,
+    };
+    let fail = |rule| Err(Error::invalid(rule, known_id()));
+
+    match envelope.jsonrpc {
+        Some(v) if v.get() == "\"2.0\"" => {}
+        _ => return fail(Rule::Version),
+    }
+
+    if let Some(method) = envelope.method {
+        if envelope.result.is_some() || envelope.error.is_some() {
+            return fail(Rule::MethodInResponse);
+        }
+        let Ok(method) = serde_json::from_str::<String>(method.get()) else {
+            return fail(Rule::MethodType);
+        };
+        let params = match envelope.params {
+            None => None,
+            Some(raw) if matches!(first_byte(raw.get().as_bytes()), Some(b'{' | b'[')) => {
+                Some(raw.to_owned())
+            }
+            Some(_) => return fail(Rule::ParamsNotStructured),
+        };
+        return match id {
+            None => Ok(Message::Notification(Notification { method, params })),
+            Some(Ok(id)) => Ok(Message::Request(Request { id, method, params })),
+            Some(Err(_)) => fail(Rule::IdType),
+        };
+    }
+
+    let result = match (envelope.result, envelope.error) {
+        (Some(_), Some(_)) => return fail(Rule::ResultAndError),
+        (None, None) => return fail(Rule::NotAMessage),
+        (Some(result), None) => Ok(result.to_owned()),
+        (None, Some(error)) => match serde_json::from_str::<ErrorShape>(error.get()) {
+            Ok(shape) => Err(ErrorObject {
+                code: ErrorCode(shape.code),
+                message: shape.message,
+                data: shape.data,
+            }),
+            Err(_) => return fail(Rule::ErrorObjectShape),
+        },
+    };
+    match id {
+        None => fail(Rule::MissingResponseId),
+        Some(Ok(id)) => Ok(Message::Response(Response { id, result })),
+        Some(Err(_)) => fail(Rule::IdType),
+    }
+}

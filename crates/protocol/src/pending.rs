@@ -1,0 +1,375 @@
+//! The pending-request table: correlates responses with the calls awaiting them.
+//!
+//! It is sans-I/O. Registering an id returns a [`Pending`] future; routing a
+//! response to it is one hash lookup. Deadlines are kept in the table and
+//! fired by whoever owns the clock calling [`PendingTable::expire`], so the
+//! table works on any runtime or none. Dropping a `Pending` deregisters its id,
+//! so an abandoned call never leaks an entry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::{Error, Id, Response};
+
+/// Why a pending call ended without a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PendingError<E> {
+    /// The owner failed the call (its worker died, say) with this reason.
+    #[error("request failed before its response arrived")]
+    Failed(#[source] E),
+    /// The call's deadline passed before its response arrived.
+    #[error("deadline passed before the response arrived")]
+    DeadlineExceeded,
+}
+
+/// The outcome a [`Pending`] resolves to.
+pub type PendingResult<E> = Result<Response, PendingError<E>>;
+
+/// A table of calls awaiting responses, shared by the task that sends requests
+/// and the task that reads responses. Cloning it is cheap and shares the table.
+///
+/// `E` is the reason the owner gives when it fails calls in bulk, for example
+/// "the worker exited with status 9"; it is cloned into every failed call.
+#[derive(Debug)]
+pub struct PendingTable<E> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for PendingTable<E> {
+    fn clone(&self) -> Self {
+        PendingTable {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// A call awaiting its response. Resolves once, to the response or to the
+/// reason it will never come. Dropping it before then deregisters the id.
+#[derive(Debug)]
+#[must_use = "a pending call does nothing unless awaited, and dropping it deregisters the id"]
+pub struct Pending<E> {
+    id: Id,
+    slot: Arc<Slot<E>>,
+    table: Weak<Shared<E>>,
+    finished: bool,
+}
+
+#[derive(Debug)]
+struct Shared<E> {
+    state: Mutex<TableState<E>>,
+}
+
+#[derive(Debug)]
+struct TableState<E> {
+    entries: HashMap<Id, Entry<E>>,
+    /// Entries with a deadline, in deadline order; the sequence number breaks ties.
+    deadlines: BTreeMap<(Instant, u64), Id>,
+    next_seq: u64,
+    /// Set by [`PendingTable::close`]: new registrations fail at once with it.
+    closed: Option<E>,
+}
+
+#[derive(Debug)]
+struct Entry<E> {
+    slot: Arc<Slot<E>>,
+    deadline: Option<(Instant, u64)>,
+}
+
+#[derive(Debug)]
+struct Slot<E> {
+    state: Mutex<SlotState<E>>,
+}
+
+#[derive(Debug)]
+enum SlotState<E> {
+    Waiting(Option<Waker>),
+    Done(PendingResult<E>),
+    Taken,
+}
+
+/// Locks a mutex, recovering it if a panicking thread poisoned it: every
+/// critical section here leaves the state consistent before anything can panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<E> Slot<E> {
+    fn new(state: SlotState<E>) -> Arc<Slot<E>> {
+        Arc::new(Slot {
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Stores the outcome and wakes the waiter; the first outcome wins.
+    fn resolve(&self, outcome: PendingResult<E>) {
+        let waker = {
+            let mut state = lock(&self.state);
+            match &mut *state {
+                SlotState::Waiting(waker) => {
+                    let waker = waker.take();
+                    *state = SlotState::Done(outcome);
+                    waker
+                }
+                SlotState::Done(_) | SlotState::Taken => None,
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<E> Default for PendingTable<E> {
+    fn default() -> Self {
+        PendingTable::new()
+    }
+}
+
+impl<E> PendingTable<E> {
+    /// An empty table.
+    pub fn new() -> Self {
+        PendingTable {
+            shared: Arc::new(Shared {
+                state: Mutex::new(TableState {
+                    entries: HashMap::new(),
+                    deadlines: BTreeMap::new(),
+                    next_seq: 0,
+                    closed: None,
+                }),
+            }),
+        }
+    }
+
+    /// The number of calls awaiting a response.
+    pub fn len(&self) -> usize {
+        lock(&self.shared.state).entries.len()
+    }
+
+    /// Whether no call is awaiting a response.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `id` is awaiting a response.
+    pub fn contains(&self, id: &Id) -> bool {
+        lock(&self.shared.state).entries.contains_key(id)
+    }
+
+    /// The earliest deadline of any pending call.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        lock(&self.shared.state)
+            .deadlines
+            .keys()
+            .next()
+            .map(|(at, _)| *at)
+    }
+
+    /// Routes a response to the call awaiting it.
+    ///
+    /// # Errors
+    /// Gives the response back when no call awaits its id (unknown, late, or
+    /// null), so the caller can log and count it.
+    pub fn complete(&self, response: Response) -> Result<(), Response> {
+        let entry = {
+            let mut state = lock(&self.shared.state);
+            match state.entries.remove(&response.id) {
+                Some(entry) => {
+                    if let Some(key) = entry.deadline {
+                        state.deadlines.remove(&key);
+                    }
+                    entry
+                }
+                None => return Err(response),
+            }
+        };
+        entry.slot.resolve(Ok(response));
+        Ok(())
+    }
+
+    /// Fires every deadline at or before `now`; returns how many calls expired.
+    pub fn expire(&self, now: Instant) -> usize {
+        let expired: Vec<Entry<E>> = {
+            let mut state = lock(&self.shared.state);
+            let later = state.deadlines.split_off(&(now, u64::MAX));
+            let due = std::mem::replace(&mut state.deadlines, later);
+            due.into_values()
+                .filter_map(|id| state.entries.remove(&id))
+                .collect()
+        };
+        let n = expired.len();
+        for entry in expired {
+            entry.slot.resolve(Err(PendingError::DeadlineExceeded));
+        }
+        n
+    }
+
+    fn remove_entry(&self, id: &Id) -> Option<Entry<E>> {
+        let mut state = lock(&self.shared.state);
+        let entry = state.entries.remove(id)?;
+        if let Some(key) = entry.deadline {
+            state.deadlines.remove(&key);
+        }
+        Some(entry)
+    }
+}
+
+impl<E: Clone> PendingTable<E> {
+    /// Registers a call awaiting the response with `id`.
+    ///
+    /// On a closed table the call is registered already failed, with the reason
+    /// the table was closed, so no call can slip in after a worker died.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateId`] when `id` is already pending.
+    pub fn register(&self, id: Id) -> Result<Pending<E>, Error> {
+        self.insert(id, None)
+    }
+
+    /// Registers a call that fails with [`PendingError::DeadlineExceeded`] if
+    /// its response has not arrived when [`expire`](Self::expire) is called at
+    /// or after `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateId`] when `id` is already pending.
+    pub fn register_with_deadline(&self, id: Id, deadline: Instant) -> Result<Pending<E>, Error> {
+        self.insert(id, Some(deadline))
+    }
+
+    fn insert(&self, id: Id, deadline: Option<Instant>) -> Result<Pending<E>, Error> {
+        let mut state = lock(&self.shared.state);
+        if let Some(reason) = &state.closed {
+            let slot = Slot::new(SlotState::Done(Err(PendingError::Failed(reason.clone()))));
+            return Ok(Pending {
+                id,
+                slot,
+                table: Weak::new(),
+                finished: false,
+            });
+        }
+        if state.entries.contains_key(&id) {
+            return Err(Error::DuplicateId { id });
+        }
+        let deadline = deadline.map(|at| {
+            let key = (at, state.next_seq);
+            state.next_seq += 1;
+            state.deadlines.insert(key, id.clone());
+            key
+        });
+        let slot = Slot::new(SlotState::Waiting(None));
+        state.entries.insert(
+            id.clone(),
+            Entry {
+                slot: Arc::clone(&slot),
+                deadline,
+            },
+        );
+        Ok(Pending {
+            id,
+            slot,
+            table: Arc::downgrade(&self.shared),
+            finished: false,
+        })
+    }
+
+    /// Fails one call; returns whether it was pending.
+    pub fn fail(&self, id: &Id, reason: E) -> bool {
+        match self.remove_entry(id) {
+            Some(entry) => {
+                entry.slot.resolve(Err(PendingError::Failed(reason)));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails every pending call with `reason`, in one step; returns how many.
+    pub fn fail_all(&self, reason: &E) -> usize {
+        self.drain(reason, false)
+    }
+
+    /// Fails every pending call and every later registration with `reason`;
+    /// returns how many calls were pending. Used when the peer is gone for good.
+    pub fn close(&self, reason: &E) -> usize {
+        self.drain(reason, true)
+    }
+
+    fn drain(&self, reason: &E, close: bool) -> usize {
+        let entries: Vec<Entry<E>> = {
+            let mut state = lock(&self.shared.state);
+            if close {
+                state.closed = Some(reason.clone());
+            }
+            state.deadlines.clear();
+            state.entries.drain().map(|(_, entry)| entry).collect()
+        };
+        let n = entries.len();
+        for entry in entries {
+            entry
+                .slot
+                .resolve(Err(PendingError::Failed(reason.clone())));
+        }
+        n
+    }
+}
+
+impl<E> Pending<E> {
+    /// The id this call awaits.
+    pub fn id(&self) -> &Id {
+        &self.id
+    }
+}
+
+impl<E> Future for Pending<E> {
+    type Output = PendingResult<E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PendingResult<E>> {
+        let mut state = lock(&self.slot.state);
+        if let SlotState::Waiting(waker) = &mut *state {
+            match waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        match std::mem::replace(&mut *state, SlotState::Taken) {
+            SlotState::Done(outcome) => {
+                drop(state);
+                self.finished = true;
+                Poll::Ready(outcome)
+            }
+            // Futures may panic when polled after completion; this one says why.
+            _ => panic!("`Pending` polled after it resolved"),
+        }
+    }
+}
+
+impl<E> Drop for Pending<E> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Some(shared) = self.table.upgrade() else {
+            return;
+        };
+        let mut state = lock(&shared.state);
+        // Remove the entry only if it is still ours: the id may have been
+        // completed and registered again by a later call.
+        let ours = state
+            .entries
+            .get(&self.id)
+            .is_some_and(|e| Arc::ptr_eq(&e.slot, &self.slot));
+        if ours
+            && let Some(entry) = state.entries.remove(&self.id)
+            && let Some(key) = entry.deadline
+        {
+            state.deadlines.remove(&key);
+        }
+    }
+}

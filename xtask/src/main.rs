@@ -1,0 +1,65 @@
+//! Project automation for pybridge: `cargo xtask <command>`.
+//!
+//! This is the only place for automation; `.ci/run` merely calls the README's
+//! test command, which is `cargo xtask ci`.
+
+// Printing is xtask's job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod ci;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci       fmt check, clippy -D warnings, tidy, every Rust and Python test, docs
+  test     every Rust and Python test (no lints)
+  tidy     file headers, crate dependency edges, no anyhow in libraries
+  python   the Python unit tests under fixtures/
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci::ci(&root),
+        Some("test") => ci::test(&root),
+        Some("tidy") => tidy::run(&root),
+        Some("python") => ci::python_tests(&root),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn project_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Runs a command to completion, failing with its name if it fails.
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
