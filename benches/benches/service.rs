@@ -1,0 +1,3 @@
+//! Service-layer benchmarks: params validation next to a plain `serde_json` parse.
+
+fn main() {}
