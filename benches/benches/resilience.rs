@@ -1,0 +1,3 @@
+//! Resilience benchmarks (placeholder until the resilience bench lands).
+
+fn main() {}
