@@ -1,0 +1,3 @@
+//! Cache benchmarks (placeholder until the cache bench lands).
+
+fn main() {}
