@@ -10,8 +10,8 @@ use crate::Error;
 ///
 /// Blank lines are skipped. A line longer than the maximum is reported once as
 /// [`Error::FrameTooLarge`] and then discarded as it arrives, so the buffer
-/// never holds more than the maximum plus one read; decoding resumes at the
-/// next line.
+/// never holds more than the maximum, plus a `\r` that may precede the
+/// newline, plus one read; decoding resumes at the next line.
 #[derive(Debug, Clone)]
 pub struct NdjsonCodec {
     max_frame: usize,
@@ -83,7 +83,11 @@ impl Decoder for NdjsonCodec {
                     self.scanned = 0;
                     return Ok(None);
                 }
-                if src.len() > self.max_frame {
+                // A line exactly at the limit may be waiting for the `\n` of its
+                // `\r\n`; that `\r` is part of the terminator, not the frame.
+                let pending_cr = src.len() == self.max_frame.saturating_add(1)
+                    && src.last() == Some(&b'\r');
+                if src.len() > self.max_frame && !pending_cr {
                     src.clear();
                     self.scanned = 0;
                     self.discarding = true;
