@@ -136,7 +136,10 @@ impl Decoder for NdjsonCodec {
             src.clear();
             return Ok(None);
         }
-        let line = src.split().freeze();
+        let mut line = src.split().freeze();
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
         Ok(Some(utf8_frame(line)))
     }
 }
