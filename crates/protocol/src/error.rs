@@ -32,7 +32,9 @@ pub enum Error {
     FrameTooLarge {
         /// The configured maximum frame size.
         limit: usize,
-        /// The size the frame declared (Content-Length framing only).
+        /// The size the frame declared in its Content-Length header when
+        /// decoding, or the payload's size when encoding; `None` for an NDJSON
+        /// line, which is rejected before its end is seen.
         declared: Option<u64>,
     },
     /// A frame is not valid UTF-8; only that frame is rejected.
