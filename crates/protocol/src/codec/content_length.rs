@@ -11,13 +11,25 @@ pub const DEFAULT_MAX_HEADER: usize = 1024;
 
 const TERMINATOR: &[u8] = b"\r\n\r\n";
 
+/// The header the decoder resynchronises on, lowercased.
+const LENGTH_NAME: &[u8] = b"content-length";
+
 /// `Content-Length: N\r\n` (other headers allowed and ignored) `\r\n`, then N
 /// bytes of body.
 ///
 /// A declared length above the maximum is reported once as
 /// [`Error::FrameTooLarge`] and its body is skipped as it arrives, never
-/// buffered. A malformed header block is reported and skipped up to its
-/// terminating blank line; decoding resumes with the next header.
+/// buffered.
+///
+/// A malformed header block is reported once as [`Error::MalformedHeader`].
+/// Its body's length is then unknown, so that body arrives where the next
+/// header block should start, glued to it. Skipping to the next blank line
+/// would merge every later body with the header after it and lose the rest
+/// of the stream; instead the decoder resumes at the next `Content-Length`
+/// name that follows garbage (a line that is not a header, or text glued in
+/// front of the name), or, if there is none, after the bad block's blank line.
+/// A header block with no blank line within the header limit is reported as
+/// [`HeaderProblem::TooLong`] and skipped up to the next `Content-Length` name.
 #[derive(Debug, Clone)]
 pub struct ContentLengthCodec {
     max_frame: usize,
@@ -84,15 +96,10 @@ fn parse_header(block: &[u8]) -> Result<u64, HeaderProblem> {
         if line.is_empty() {
             continue;
         }
-        if !line.is_ascii() {
-            return Err(HeaderProblem::BadLine);
-        }
-        let colon = memchr::memchr(b':', line).ok_or(HeaderProblem::BadLine)?;
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if !name.trim_ascii().eq_ignore_ascii_case(b"content-length") {
+        let (name, value) = header_line(line)?;
+        if !name.eq_ignore_ascii_case(LENGTH_NAME) {
             continue;
         }
-        let value = value.trim_ascii();
         if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
             return Err(HeaderProblem::BadLength);
         }
@@ -108,6 +115,56 @@ fn parse_header(block: &[u8]) -> Result<u64, HeaderProblem> {
     length.ok_or(HeaderProblem::MissingLength)
 }
 
+/// Splits a header line into its trimmed name and value. The name must be an
+/// HTTP token, so that the tail of a lost body (JSON, say) in front of a
+/// header is recognised as garbage rather than taken for an unknown header.
+fn header_line(line: &[u8]) -> Result<(&[u8], &[u8]), HeaderProblem> {
+    if !line.is_ascii() {
+        return Err(HeaderProblem::BadLine);
+    }
+    let colon = memchr::memchr(b':', line).ok_or(HeaderProblem::BadLine)?;
+    let name = line[..colon].trim_ascii();
+    let is_token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    if name.is_empty() || !name.iter().all(is_token) {
+        return Err(HeaderProblem::BadLine);
+    }
+    Ok((name, line[colon + 1..].trim_ascii()))
+}
+
+/// The first `Content-Length` name in `haystack`, in any case.
+fn find_length_name(haystack: &[u8]) -> Option<usize> {
+    memchr::memchr2_iter(b'c', b'C', haystack).find(|&at| {
+        haystack
+            .get(at..at + LENGTH_NAME.len())
+            .is_some_and(|name| name.eq_ignore_ascii_case(LENGTH_NAME))
+    })
+}
+
+/// Where the real header may start inside a block that failed to parse: a
+/// `Content-Length` name glued behind other text on its line, or starting a
+/// line that follows a line which is not a header. Never 0, so skipping to
+/// it always makes progress.
+fn resync_point(block: &[u8]) -> Option<usize> {
+    let mut after_garbage = false;
+    let mut start = 0;
+    for line in block.split(|&b| b == b'\n') {
+        let content = line.strip_suffix(b"\r").unwrap_or(line);
+        if after_garbage
+            && content
+                .get(..LENGTH_NAME.len())
+                .is_some_and(|name| name.eq_ignore_ascii_case(LENGTH_NAME))
+        {
+            return Some(start);
+        }
+        if let Some(at) = content.get(1..).and_then(find_length_name) {
+            return Some(start + 1 + at);
+        }
+        after_garbage |= !content.is_empty() && header_line(content).is_err();
+        start += line.len() + 1;
+    }
+    None
+}
+
 impl Decoder for ContentLengthCodec {
     type Item = Result<Bytes, Error>;
     type Error = Error;
@@ -116,25 +173,27 @@ impl Decoder for ContentLengthCodec {
         loop {
             match self.state {
                 State::Header => {
-                    let Some(end) = memchr::memmem::find(src, TERMINATOR) else {
-                        if src.len() > self.max_header {
-                            self.skip_partial_header(src);
-                            self.state = State::SkipHeader;
-                            let problem = HeaderProblem::TooLong;
-                            return Ok(Some(Err(Error::MalformedHeader { problem })));
+                    let window_limit = self.max_header.saturating_add(TERMINATOR.len());
+                    let window = src.len().min(window_limit);
+                    let Some(end) = memchr::memmem::find(&src[..window], TERMINATOR) else {
+                        if window < window_limit {
+                            return Ok(None);
                         }
-                        return Ok(None);
-                    };
-                    if end > self.max_header {
-                        src.advance(end + TERMINATOR.len());
+                        // No blank line within the limit: drop at least one
+                        // byte, so the search for the next header moves on.
+                        src.advance(1);
+                        self.state = State::SkipHeader;
                         let problem = HeaderProblem::TooLong;
                         return Ok(Some(Err(Error::MalformedHeader { problem })));
-                    }
-                    let parsed = parse_header(&src[..end]);
-                    src.advance(end + TERMINATOR.len());
-                    match parsed {
-                        Err(problem) => return Ok(Some(Err(Error::MalformedHeader { problem }))),
+                    };
+                    match parse_header(&src[..end]) {
+                        Err(problem) => {
+                            let skip = resync_point(&src[..end]).unwrap_or(end + TERMINATOR.len());
+                            src.advance(skip);
+                            return Ok(Some(Err(Error::MalformedHeader { problem })));
+                        }
                         Ok(len) if len > self.max_frame as u64 => {
+                            src.advance(end + TERMINATOR.len());
                             self.state = State::SkipBody(len);
                             return Ok(Some(Err(Error::FrameTooLarge {
                                 limit: self.max_frame,
@@ -142,6 +201,7 @@ impl Decoder for ContentLengthCodec {
                             })));
                         }
                         Ok(len) => {
+                            src.advance(end + TERMINATOR.len());
                             // Bounded by max_frame above, so the cast is lossless
                             // and the reservation is one the user allowed.
                             let len = len as usize;
@@ -168,13 +228,15 @@ impl Decoder for ContentLengthCodec {
                     }
                     self.state = State::Header;
                 }
-                State::SkipHeader => match memchr::memmem::find(src, TERMINATOR) {
-                    Some(end) => {
-                        src.advance(end + TERMINATOR.len());
+                State::SkipHeader => match find_length_name(src) {
+                    Some(at) => {
+                        src.advance(at);
                         self.state = State::Header;
                     }
                     None => {
-                        self.skip_partial_header(src);
+                        // Keep what may be the start of a name cut by the read.
+                        let keep = src.len().min(LENGTH_NAME.len() - 1);
+                        src.advance(src.len() - keep);
                         return Ok(None);
                     }
                 },
@@ -191,14 +253,6 @@ impl Decoder for ContentLengthCodec {
         src.clear();
         self.state = State::Header;
         Ok(None)
-    }
-}
-
-impl ContentLengthCodec {
-    /// Drops everything but a possible partial terminator at the end.
-    fn skip_partial_header(&mut self, src: &mut BytesMut) {
-        let keep = src.len().min(TERMINATOR.len() - 1);
-        src.advance(src.len() - keep);
     }
 }
 
