@@ -85,8 +85,8 @@ impl Decoder for NdjsonCodec {
                 }
                 // A line exactly at the limit may be waiting for the `\n` of its
                 // `\r\n`; that `\r` is part of the terminator, not the frame.
-                let pending_cr = src.len() == self.max_frame.saturating_add(1)
-                    && src.last() == Some(&b'\r');
+                let pending_cr =
+                    src.len() == self.max_frame.saturating_add(1) && src.last() == Some(&b'\r');
                 if src.len() > self.max_frame && !pending_cr {
                     src.clear();
                     self.scanned = 0;
