@@ -119,7 +119,7 @@ fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Me
     let fail = |rule| Err(Error::invalid(rule, known_id()));
 
     match envelope.jsonrpc {
-        Some(v) if v.get() == "\"2.0\"" => {}
+        Some(v) if is_version(v) => {}
         _ => return fail(Rule::Version),
     }
 
@@ -162,4 +162,14 @@ fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Me
         Some(Ok(id)) => Ok(Message::Response(Response { id, result })),
         Some(Err(_)) => fail(Rule::IdType),
     }
+}
+
+/// Whether `jsonrpc` is the string "2.0". Peers write it plainly, which is
+/// matched as bytes; an escaped spelling such as `"2\u002e0"` is the same
+/// string and is unescaped before comparing.
+fn is_version(raw: &RawValue) -> bool {
+    let text = raw.get();
+    text == "\"2.0\""
+        || (text.contains('\\')
+            && serde_json::from_str::<String>(text).is_ok_and(|version| version == "2.0"))
 }
