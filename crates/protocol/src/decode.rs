@@ -11,7 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::{Error, ErrorCode, ErrorObject, Id, Message, Notification, Request, Response, Rule};
+use crate::{Error, ErrorObject, Id, Message, Notification, Request, Response, Rule};
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -32,14 +32,6 @@ struct Envelope<'a> {
 /// Records a member as present even when its value is `null`.
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(deserializer).map(Some)
-}
-
-#[derive(Deserialize)]
-struct ErrorShape {
-    code: i64,
-    message: String,
-    #[serde(default)]
-    data: Option<Box<RawValue>>,
 }
 
 impl Message {
@@ -148,12 +140,8 @@ fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Me
         (Some(_), Some(_)) => return fail(Rule::ResultAndError),
         (None, None) => return fail(Rule::NotAMessage),
         (Some(result), None) => Ok(result.to_owned()),
-        (None, Some(error)) => match serde_json::from_str::<ErrorShape>(error.get()) {
-            Ok(shape) => Err(ErrorObject {
-                code: ErrorCode(shape.code),
-                message: shape.message,
-                data: shape.data,
-            }),
+        (None, Some(error)) => match serde_json::from_str::<ErrorObject>(error.get()) {
+            Ok(error) => Err(error),
             Err(_) => return fail(Rule::ErrorObjectShape),
         },
     };

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 /// A JSON-RPC error code.
@@ -85,9 +85,20 @@ pub struct ErrorObject {
     pub code: ErrorCode,
     /// A short description of the error.
     pub message: String,
-    /// Additional information, as the server chose to send it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Additional information, as the server chose to send it. A `data`
+    /// member that is `null` is kept as raw `null`, not read as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub data: Option<Box<RawValue>>,
+}
+
+/// Records `data` as present even when it is `null`: `Option`'s own impl would
+/// read `null` as absent and drop it.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(deserializer).map(Some)
 }
 
 impl ErrorObject {
