@@ -89,7 +89,7 @@ fn decode_batch(entries: Result<Vec<&RawValue>, serde_json::Error>) -> Result<Me
 fn structural(err: &serde_json::Error) -> Error {
     match err.classify() {
         serde_json::error::Category::Data => {
-            let rule = if err.to_string().starts_with("duplicate field") {
+            let rule = if is_duplicate(err) {
                 Rule::DuplicateMember
             } else {
                 Rule::NotAnObject
@@ -98,6 +98,12 @@ fn structural(err: &serde_json::Error) -> Error {
         }
         _ => Error::parse(err),
     }
+}
+
+/// Whether serde rejected an object for naming a member twice.
+fn is_duplicate(err: &serde_json::Error) -> bool {
+    err.classify() == serde_json::error::Category::Data
+        && err.to_string().starts_with("duplicate field")
 }
 
 fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Message, Error> {
@@ -140,8 +146,14 @@ fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Me
         (Some(_), Some(_)) => return fail(Rule::ResultAndError),
         (None, None) => return fail(Rule::NotAMessage),
         (Some(result), None) => Ok(result.to_owned()),
+        // A derived Deserialize also reads a struct from an array, so the
+        // object shape is checked first.
+        (None, Some(error)) if first_byte(error.get().as_bytes()) != Some(b'{') => {
+            return fail(Rule::ErrorObjectShape);
+        }
         (None, Some(error)) => match serde_json::from_str::<ErrorObject>(error.get()) {
             Ok(error) => Err(error),
+            Err(err) if is_duplicate(&err) => return fail(Rule::DuplicateMember),
             Err(_) => return fail(Rule::ErrorObjectShape),
         },
     };
