@@ -100,6 +100,15 @@ fn structural(err: &serde_json::Error) -> Error {
     }
 }
 
+/// Reads an id. serde_json reads `-0` as a float, but it has no fraction or
+/// exponent: it is the integer zero.
+fn parse_id(raw: &RawValue) -> Result<Id, serde_json::Error> {
+    if raw.get() == "-0" {
+        return Ok(Id::Number(0));
+    }
+    serde_json::from_str(raw.get())
+}
+
 /// Whether serde rejected an object for naming a member twice.
 fn is_duplicate(err: &serde_json::Error) -> bool {
     err.classify() == serde_json::error::Category::Data
@@ -108,7 +117,7 @@ fn is_duplicate(err: &serde_json::Error) -> bool {
 
 fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Message, Error> {
     let envelope = envelope.map_err(|err| structural(&err))?;
-    let id = envelope.id.map(|raw| serde_json::from_str::<Id>(raw.get()));
+    let id = envelope.id.map(parse_id);
     // The id to answer an invalid message with, when it could be read.
     let known_id = || match &id {
         Some(Ok(id)) => id.clone(),
