@@ -25,6 +25,11 @@ pub enum PendingError<E> {
     /// The call's deadline passed before its response arrived.
     #[error("deadline passed before the response arrived")]
     DeadlineExceeded,
+    /// Every handle to the table was dropped while the call waited, so no
+    /// response can reach it any more (the owner was dropped without calling
+    /// [`PendingTable::close`], say because its task panicked).
+    #[error("the pending table was dropped before the response arrived")]
+    TableDropped,
 }
 
 /// The outcome a [`Pending`] resolves to.
@@ -49,7 +54,8 @@ impl<E> Clone for PendingTable<E> {
 }
 
 /// A call awaiting its response. Resolves once, to the response or to the
-/// reason it will never come. Dropping it before then deregisters the id.
+/// reason it will never come (including every handle to its table being
+/// dropped). Dropping it before then deregisters the id.
 #[derive(Debug)]
 #[must_use = "a pending call does nothing unless awaited, and dropping it deregisters the id"]
 pub struct Pending<E> {
@@ -98,6 +104,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<E> Drop for Shared<E> {
+    /// Fails the calls still waiting: no handle is left that could answer them
+    /// or fire their deadlines, and a call must never wait forever.
+    fn drop(&mut self) {
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.deadlines.clear();
+        for (_, entry) in state.entries.drain() {
+            entry.slot.resolve(Err(PendingError::TableDropped));
+        }
+    }
 }
 
 impl<E> Slot<E> {
