@@ -60,7 +60,7 @@ impl FromStr for Message {
     }
 }
 
-fn first_byte(bytes: &[u8]) -> Option<u8> {
+pub(crate) fn first_byte(bytes: &[u8]) -> Option<u8> {
     bytes
         .iter()
         .copied()
@@ -102,7 +102,7 @@ fn structural(err: &serde_json::Error) -> Error {
 
 /// Reads an id. serde_json reads `-0` as a float, but it has no fraction or
 /// exponent: it is the integer zero.
-fn parse_id(raw: &RawValue) -> Result<Id, serde_json::Error> {
+pub(crate) fn parse_id(raw: &RawValue) -> Result<Id, serde_json::Error> {
     if raw.get() == "-0" {
         return Ok(Id::Number(0));
     }
@@ -176,7 +176,7 @@ fn decode_single(envelope: Result<Envelope<'_>, serde_json::Error>) -> Result<Me
 /// Whether `jsonrpc` is the string "2.0". Peers write it plainly, which is
 /// matched as bytes; an escaped spelling such as `"2\u002e0"` is the same
 /// string and is unescaped before comparing.
-fn is_version(raw: &RawValue) -> bool {
+pub(crate) fn is_version(raw: &RawValue) -> bool {
     let text = raw.get();
     text == "\"2.0\""
         || (text.contains('\\')

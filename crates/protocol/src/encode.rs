@@ -99,7 +99,7 @@ fn write_error<B: BufMut>(out: &mut B, error: &ErrorObject) {
 
 /// Writes a JSON string. Method names and messages almost never need escaping,
 /// so the common case is a plain copy.
-fn write_str<B: BufMut>(out: &mut B, s: &str) {
+pub(crate) fn write_str<B: BufMut>(out: &mut B, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.put_u8(b'"');
         out.put_slice(s.as_bytes());

@@ -81,9 +81,8 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
-/// The message every rejected id shares; the decoder matches on it to report
-/// the broken rule precisely.
-pub(crate) const ID_TYPE_MESSAGE: &str = "an integer, a string or null";
+/// What an id must be, as serde's error messages put it.
+const ID_TYPE_MESSAGE: &str = "an integer, a string or null";
 
 struct IdVisitor;
 

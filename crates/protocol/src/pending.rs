@@ -394,3 +394,6 @@ impl<E> Drop for Pending<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

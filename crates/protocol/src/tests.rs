@@ -1,1 +1,131 @@
-//! Unit tests.
+//! Unit tests of the crate's private helpers: decoding, encoding and errors.
+
+use serde_json::value::RawValue;
+
+use crate::decode::{first_byte, is_version, parse_id};
+use crate::{Error, Id, Message, Rule};
+
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).expect("valid JSON")
+}
+
+#[test]
+fn first_byte_skips_json_whitespace_only() {
+    assert_eq!(first_byte(b" \t\r\n[1]"), Some(b'['));
+    assert_eq!(first_byte(b"{}"), Some(b'{'));
+    assert_eq!(
+        first_byte(b" \x0c["),
+        Some(0x0c),
+        "form feed is not JSON whitespace"
+    );
+    assert_eq!(first_byte(b"  "), None);
+    assert_eq!(first_byte(b""), None);
+}
+
+#[test]
+fn version_is_compared_as_a_string() {
+    assert!(is_version(&raw(r#""2.0""#)));
+    assert!(is_version(&raw(r#""\u0032.0""#)));
+    assert!(is_version(&raw(r#""2\u002E0""#)));
+    for bad in [
+        r#""2.0 ""#,
+        r#""2.00""#,
+        "2.0",
+        r#""\u0032""#,
+        "null",
+        r#""2\\.0""#,
+    ] {
+        assert!(!is_version(&raw(bad)), "{bad}");
+    }
+}
+
+#[test]
+fn ids_are_parsed_from_raw_text() {
+    assert_eq!(parse_id(&raw("-0")).ok(), Some(Id::Number(0)));
+    assert_eq!(parse_id(&raw("0")).ok(), Some(Id::Number(0)));
+    assert_eq!(parse_id(&raw("-12")).ok(), Some(Id::Number(-12)));
+    assert_eq!(parse_id(&raw(r#""\n""#)).ok(), Some(Id::from("\n")));
+    assert_eq!(parse_id(&raw("null")).ok(), Some(Id::Null));
+    for bad in [
+        "-0.0",
+        "0e0",
+        "1.5",
+        "true",
+        "[]",
+        "{}",
+        "9223372036854775808",
+    ] {
+        assert!(parse_id(&raw(bad)).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn rejected_ids_say_what_an_id_must_be() {
+    let err = serde_json::from_str::<Id>("1.5").expect_err("fractional");
+    assert!(
+        err.to_string().contains("an integer, a string or null"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parse_errors_keep_the_position_in_fields_only() {
+    let json = serde_json::from_str::<serde_json::Value>("[1,\n 2,]").expect_err("bad");
+    let Error::Parse {
+        line,
+        column,
+        message,
+    } = Error::parse(&json)
+    else {
+        panic!("a parse error");
+    };
+    assert_eq!((line, column), (json.line(), json.column()));
+    assert_eq!(message, "trailing comma");
+}
+
+#[test]
+fn structural_errors_split_bad_json_from_bad_shapes() {
+    // Valid JSON of the wrong type is an invalid message, not a parse error.
+    assert!(matches!(
+        Message::from_slice(b"42"),
+        Err(Error::Invalid {
+            rule: Rule::NotAnObject,
+            ..
+        })
+    ));
+    // A syntax error inside an object is a parse error.
+    assert!(matches!(
+        Message::from_slice(br#"{"id":}"#),
+        Err(Error::Parse { .. })
+    ));
+    // Running out of input is a parse error too.
+    assert!(matches!(
+        Message::from_slice(br#"{"id":1"#),
+        Err(Error::Parse { .. })
+    ));
+}
+
+#[test]
+fn write_str_escapes_exactly_like_serde_json() {
+    let mut all: Vec<String> = (0u32..0x80)
+        .filter_map(char::from_u32)
+        .map(|c| format!("a{c}b"))
+        .collect();
+    all.extend(["", "plain", "é\u{2028}\u{1f600}", "\"\\", "\u{7f}"].map(String::from));
+    for s in all {
+        let mut out = Vec::new();
+        crate::encode::write_str(&mut out, &s);
+        let expected = serde_json::to_string(&s).expect("a str serializes");
+        assert_eq!(String::from_utf8(out).expect("UTF-8"), expected, "{s:?}");
+    }
+}
+
+#[test]
+fn to_error_object_carries_the_description_as_data() {
+    let err = Error::invalid(Rule::EmptyBatch, Id::Null);
+    let object = err.to_error_object();
+    assert_eq!(
+        object.data.as_deref().map(RawValue::get),
+        Some(r#""invalid message: a batch must not be empty""#)
+    );
+}

@@ -263,3 +263,6 @@ impl Encoder<&[u8]> for ContentLengthCodec {
         self.encode_frame(payload, dst)
     }
 }
+
+#[cfg(test)]
+mod tests;

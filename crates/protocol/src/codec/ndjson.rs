@@ -153,3 +153,6 @@ impl Encoder<&[u8]> for NdjsonCodec {
         self.encode_frame(payload, dst)
     }
 }
+
+#[cfg(test)]
+mod tests;
