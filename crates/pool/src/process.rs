@@ -1,0 +1,740 @@
+//! One worker process: spawn, handshake, the three I/O tasks, and the end of
+//! its life (crash, kill, or graceful stop), after which every call it held
+//! is failed at once.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pybridge_protocol::{Codec, ErrorCode, ErrorObject, Id, Message, Response, write_response};
+use rustix::process::{Pid, Signal};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{debug, info, warn};
+
+use crate::events::{ExitReason, PoolEvent};
+use crate::pool::Shared;
+use crate::supervisor::SupervisorMsg;
+use crate::worker::{HeldFailure, Outgoing, Worker, WorkerParts, lock};
+use crate::{FailureReason, Handshake, WorkerFailure, WorkerId};
+
+/// How much the reader asks the pipe for at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// The most frames one write system call carries.
+const MAX_BATCH: usize = 64;
+/// The longest stderr line kept or logged; longer lines are cut.
+const MAX_STDERR_LINE: usize = 2048;
+/// Frames that fail to decode are logged at warn level this many times per
+/// worker, then at debug level: a worker spewing garbage must not flood logs.
+const LOUD_BAD_FRAMES: u64 = 10;
+/// How long to wait for a dead worker's last stderr lines.
+const STDERR_LINGER: Duration = Duration::from_millis(100);
+
+/// Sends `signal` to the process group led by `pid`. Errors mean the group is
+/// already gone, which is what the caller wants anyway.
+pub(crate) fn signal_group(pid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// Kills the worker's process group if its owner is dropped before the group
+/// was reaped, so no grandchild survives a cancelled task.
+struct GroupGuard {
+    pid: u32,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            signal_group(self.pid, Signal::KILL);
+        }
+    }
+}
+
+/// How a serving worker's life ended.
+enum End {
+    Exited(Option<ExitStatus>),
+    ReaderClosed,
+    Killed,
+    Stopped,
+    PoolDropped,
+}
+
+/// Spawns a worker in `slot` and runs it until its process ends, then
+/// reports to the supervisor. Owned by the pool's task tracker.
+pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, restarts: u64) {
+    let spec = &shared.config.spec;
+    let mut command = Command::new(&shared.program);
+    command
+        .args(&spec.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if spec.env_policy == crate::EnvPolicy::Clear {
+        command.env_clear();
+    }
+    if !spec.env.iter().any(|(k, _)| k == "PYTHONUNBUFFERED") {
+        command.env("PYTHONUNBUFFERED", "1");
+    }
+    command.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let reason = format!("cannot spawn {}: {err}", shared.program.display());
+            start_failed(&shared, id, slot, reason).await;
+            return;
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    let mut group = GroupGuard { pid, armed: true };
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        start_failed(
+            &shared,
+            id,
+            slot,
+            "the worker's pipes were not created".into(),
+        )
+        .await;
+        return;
+    };
+    metrics::counter!(crate::metrics::WORKERS_SPAWNED).increment(1);
+    shared.emit(PoolEvent::WorkerSpawned { worker: id, pid });
+    debug!(worker = %id, pid, slot, "worker spawned");
+
+    let cap = shared.config.max_in_flight.get();
+    let (outbox, inbox) = mpsc::channel(cap * 2 + 64);
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let recycle_after = shared
+        .config
+        .recycle
+        .max_requests
+        .map(|n| jittered(n, shared.config.recycle.jitter));
+    let worker = Arc::new(Worker::new(WorkerParts {
+        id,
+        slot,
+        pid,
+        restarts,
+        recycle_after,
+        outbox,
+        stderr_tail: Arc::clone(&tail),
+    }));
+    let writer_stop = CancellationToken::new();
+    let mut writer =
+        AbortOnDropHandle::new(tokio::spawn(write_loop(stdin, inbox, writer_stop.clone())));
+    let mut stderr_task = AbortOnDropHandle::new(tokio::spawn(stderr_loop(
+        stderr,
+        tail,
+        id,
+        shared.config.stderr_tail_lines,
+    )));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let mut reader = AbortOnDropHandle::new(tokio::spawn(read_loop(
+        stdout,
+        Arc::clone(&worker),
+        Arc::clone(&shared),
+        shared.codec.clone(),
+        ready_tx,
+    )));
+    shared
+        .workers
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::clone(&worker));
+
+    let handshake = async {
+        match spec.handshake {
+            Handshake::Announce => ready_rx
+                .await
+                .map_err(|_| "stdout closed before ready".to_string()),
+            Handshake::Ping => ping(&shared, &worker, spec.startup_timeout)
+                .await
+                .map(|_| ()),
+            Handshake::None => Ok(()),
+        }
+    };
+    let ready = tokio::select! {
+        r = timeout(spec.startup_timeout, handshake) => match r {
+            Ok(r) => r,
+            Err(_) => Err(format!("not ready within {:?}", spec.startup_timeout)),
+        },
+        status = child.wait() => Err(match status {
+            Ok(status) => format!("exited before ready ({status})"),
+            Err(err) => format!("lost before ready: {err}"),
+        }),
+        () = shared.token.cancelled() => Err("the pool was dropped".to_string()),
+        () = worker.kill.cancelled() => Err("killed before ready".to_string()),
+        () = worker.stop.cancelled() => Err("stopped before ready".to_string()),
+    };
+    if let Err(reason) = ready {
+        worker.set_dead();
+        signal_group(pid, Signal::KILL);
+        let status = timeout(Duration::from_secs(2), child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        group.armed = false;
+        let _ = timeout(STDERR_LINGER, &mut stderr_task).await;
+        let tail = worker.stderr_tail();
+        let mut reason = reason;
+        if let Some(status) = status.filter(|_| !reason.contains("exited")) {
+            reason.push_str(&format!(" ({status})"));
+        }
+        if let Some(last) = tail.last() {
+            reason.push_str(&format!("; stderr: {last}"));
+        }
+        writer_stop.cancel();
+        let failure = Arc::new(WorkerFailure {
+            worker: id,
+            pid: Some(pid),
+            reason: FailureReason::Exited,
+            status: status.map(|s| s.to_string()),
+            stderr_tail: tail,
+        });
+        worker.pending.close(&HeldFailure {
+            failure,
+            written: false,
+        });
+        remove_worker(&shared, id);
+        start_failed(&shared, id, slot, reason).await;
+        return;
+    }
+    worker.set_ready();
+    let startup = worker.spawned_at.elapsed();
+    info!(worker = %id, pid, ?startup, "worker ready");
+    shared.emit(PoolEvent::WorkerReady {
+        worker: id,
+        pid,
+        startup,
+    });
+    // The supervisor learns first, so a dispatch that follows sees a ready worker counted.
+    let _ = shared
+        .supervisor
+        .send(SupervisorMsg::Ready { worker: id })
+        .await;
+    shared.dispatch();
+
+    let end = tokio::select! {
+        status = child.wait() => End::Exited(status.ok()),
+        _ = &mut reader => End::ReaderClosed,
+        () = worker.kill.cancelled() => End::Killed,
+        () = worker.stop.cancelled() => End::Stopped,
+        () = shared.token.cancelled() => End::PoolDropped,
+    };
+    if matches!(end, End::Stopped) {
+        // Still answering its calls while it drains; no new ones are routed here.
+        worker.set_draining();
+    } else {
+        worker.set_dead();
+    }
+    let (status, exit_reason) = match end {
+        End::Exited(status) => (status, ExitReason::Crashed(FailureReason::Exited)),
+        End::ReaderClosed => {
+            // stdout closed: the worker died, or broke the protocol and is
+            // killed now; either way it cannot answer any more.
+            match timeout(Duration::from_millis(200), child.wait()).await {
+                Ok(Ok(status)) => (Some(status), ExitReason::Crashed(FailureReason::Exited)),
+                _ => {
+                    worker.kill_with(FailureReason::ProtocolBroken);
+                    signal_group(pid, Signal::KILL);
+                    let status = child.wait().await.ok();
+                    (status, ExitReason::Crashed(FailureReason::ProtocolBroken))
+                }
+            }
+        }
+        End::Killed => {
+            signal_group(pid, Signal::KILL);
+            let reason = lock(&worker.end_reason)
+                .clone()
+                .unwrap_or(FailureReason::Hung);
+            (child.wait().await.ok(), ExitReason::Crashed(reason))
+        }
+        End::Stopped => (
+            stop_gracefully(&shared, &worker, &mut child, &writer_stop).await,
+            ExitReason::Stopped,
+        ),
+        End::PoolDropped => {
+            signal_group(pid, Signal::KILL);
+            (child.wait().await.ok(), ExitReason::Stopped)
+        }
+    };
+    worker.set_dead();
+    // Stray grandchildren die with the group; the leader is reaped, so the
+    // group id cannot have been reused while members remain.
+    signal_group(pid, Signal::KILL);
+    group.armed = false;
+
+    writer_stop.cancel();
+    let unwritten = (&mut writer).await.unwrap_or_default();
+    let _ = timeout(STDERR_LINGER, &mut stderr_task).await;
+    let reason = lock(&worker.end_reason)
+        .clone()
+        .unwrap_or(match &exit_reason {
+            ExitReason::Crashed(reason) => reason.clone(),
+            _ => FailureReason::Shutdown,
+        });
+    let failure = Arc::new(WorkerFailure {
+        worker: id,
+        pid: Some(pid),
+        reason,
+        status: status.map(|s| s.to_string()),
+        stderr_tail: worker.stderr_tail(),
+    });
+    for request in unwritten {
+        let held = HeldFailure {
+            failure: Arc::clone(&failure),
+            written: false,
+        };
+        worker.pending.fail(&Id::Number(request), held);
+    }
+    let failed_calls = worker.pending.close(&HeldFailure {
+        failure: Arc::clone(&failure),
+        written: true,
+    });
+    worker.clear_abandoned();
+    remove_worker(&shared, id);
+    shared
+        .retired_served
+        .fetch_add(worker.served.load(Ordering::Relaxed), Ordering::Relaxed);
+
+    let reason_label = match &exit_reason {
+        ExitReason::Crashed(_) => "crashed",
+        ExitReason::Stopped => "stopped",
+    };
+    metrics::counter!(crate::metrics::WORKERS_EXITED, crate::metrics::LABEL_REASON => reason_label)
+        .increment(1);
+    if matches!(exit_reason, ExitReason::Crashed(_)) {
+        warn!(worker = %id, pid, failed_calls, failure = %failure, "worker failed");
+    } else {
+        info!(worker = %id, pid, "worker stopped");
+    }
+    let crashed = matches!(exit_reason, ExitReason::Crashed(_));
+    shared.emit(PoolEvent::WorkerExited {
+        worker: id,
+        pid,
+        reason: exit_reason,
+        status: failure.status.clone(),
+        failed_calls,
+    });
+    let _ = shared
+        .supervisor
+        .send(SupervisorMsg::Exited {
+            worker: id,
+            crashed,
+        })
+        .await;
+}
+
+fn remove_worker(shared: &Shared, id: WorkerId) {
+    shared
+        .workers
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|w| w.id != id);
+}
+
+async fn start_failed(shared: &Shared, worker: WorkerId, slot: usize, reason: String) {
+    metrics::counter!(crate::metrics::START_FAILURES).increment(1);
+    warn!(slot, reason = %reason, "worker failed to start");
+    let reason: Arc<str> = reason.into();
+    shared.emit(PoolEvent::StartFailed {
+        reason: Arc::clone(&reason),
+    });
+    let _ = shared
+        .supervisor
+        .send(SupervisorMsg::StartFailed { worker, reason })
+        .await;
+}
+
+/// Draws a worker's recycling threshold within ±`jitter` of `n`.
+fn jittered(n: u64, jitter: f64) -> u64 {
+    let spread = (n as f64 * jitter) as u64;
+    if spread == 0 {
+        return n;
+    }
+    let offset = rand::random_range(0..=2 * spread);
+    (n - spread.min(n - 1) + offset).max(1)
+}
+
+/// Drain, close stdin, then SIGTERM and SIGKILL to the group, each after a grace period.
+async fn stop_gracefully(
+    shared: &Shared,
+    worker: &Worker,
+    child: &mut Child,
+    writer_stop: &CancellationToken,
+) -> Option<ExitStatus> {
+    let drain = if shared.closing.load(Ordering::Acquire) {
+        shared.config.shutdown.drain_timeout
+    } else {
+        shared.config.recycle.drain_timeout
+    };
+    let drain_until = Instant::now() + drain;
+    while worker.in_flight() > 0 && Instant::now() < drain_until {
+        tokio::select! {
+            status = child.wait() => return status.ok(),
+            () = sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    // Closing stdin is the polite way to ask a worker to leave.
+    writer_stop.cancel();
+    let grace = shared.config.shutdown.exit_grace;
+    if let Ok(status) = timeout(grace, child.wait()).await {
+        return status.ok();
+    }
+    signal_group(worker.pid, Signal::TERM);
+    if let Ok(status) = timeout(grace, child.wait()).await {
+        return status.ok();
+    }
+    warn!(worker = %worker.id, pid = worker.pid, "worker ignored SIGTERM; killing it");
+    signal_group(worker.pid, Signal::KILL);
+    child.wait().await.ok()
+}
+
+#[derive(Deserialize)]
+struct Pong {
+    #[serde(default)]
+    rss_bytes: Option<u64>,
+}
+
+/// Sends `$/ping` to one worker outside the slot accounting; returns its RSS if it said.
+pub(crate) async fn ping(
+    shared: &Shared,
+    worker: &Worker,
+    within: Duration,
+) -> Result<Option<u64>, String> {
+    let id = shared.next_request_id();
+    let frame = shared
+        .frame_with(|buf| pybridge_protocol::write_request(buf, &Id::Number(id), "$/ping", None))
+        .map_err(|e| e.to_string())?;
+    let pending = worker
+        .pending
+        .register(Id::Number(id))
+        .map_err(|e| e.to_string())?;
+    worker
+        .outbox
+        .send(Outgoing {
+            id: Some(id),
+            frame,
+        })
+        .await
+        .map_err(|_| "the worker's stdin is closed".to_string())?;
+    match timeout(within, pending).await {
+        Ok(Ok(response)) => match response.result {
+            Ok(raw) => Ok(serde_json::from_str::<Pong>(raw.get())
+                .ok()
+                .and_then(|p| p.rss_bytes)),
+            Err(error) => Err(format!("ping answered with an error: {error}")),
+        },
+        Ok(Err(_)) => Err("the worker failed during the ping".to_string()),
+        Err(_) => Err(format!("no answer to ping within {within:?}")),
+    }
+}
+
+/// Writes frames to the worker's stdin, as many per system call as are
+/// queued. Returns the ids of requests that were never written.
+async fn write_loop(
+    mut stdin: ChildStdin,
+    mut inbox: mpsc::Receiver<Outgoing>,
+    stop: CancellationToken,
+) -> Vec<i64> {
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(MAX_BATCH);
+    let mut unwritten = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            message = inbox.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        if let Err(written) = write_batch(&mut stdin, &batch).await {
+            unwritten.extend(batch[written..].iter().filter_map(|m| m.id));
+            break;
+        }
+        batch.clear();
+    }
+    // No sender may slip a frame in after the final drain.
+    inbox.close();
+    while let Ok(message) = inbox.try_recv() {
+        unwritten.extend(message.id);
+    }
+    unwritten
+}
+
+/// Writes every frame of the batch; on failure returns how many frames may
+/// have reached the worker (a partly written frame counts as written).
+async fn write_batch(stdin: &mut ChildStdin, batch: &[Outgoing]) -> Result<(), usize> {
+    if let [only] = batch {
+        return stdin.write_all(&only.frame).await.map_err(|_| 1);
+    }
+    let (mut index, mut offset) = (0, 0);
+    while index < batch.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&batch[index].frame[offset..])
+            .chain(batch[index + 1..].iter().map(|m| &m.frame[..]))
+            .map(IoSlice::new)
+            .collect();
+        let mut written = match stdin.write_vectored(&slices).await {
+            Ok(0) | Err(_) => return Err(index + usize::from(offset > 0)),
+            Ok(n) => n,
+        };
+        while written > 0 && index < batch.len() {
+            let left = batch[index].frame.len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads frames from stdout and routes them. Ends at EOF or on a read error.
+async fn read_loop(
+    mut stdout: ChildStdout,
+    worker: Arc<Worker>,
+    shared: Arc<Shared>,
+    mut codec: Codec,
+    ready: oneshot::Sender<()>,
+) {
+    use tokio_util::codec::Decoder;
+    let mut router = Router {
+        worker,
+        shared,
+        ready: Some(ready),
+        bad_frames: 0,
+    };
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        match stdout.read_buf(&mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(err) => {
+                debug!(worker = %router.worker.id, error = %err, "stdout read failed");
+                return;
+            }
+        }
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(item)) => router.frame(item),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+    while let Ok(Some(item)) = codec.decode_eof(&mut buf) {
+        router.frame(item);
+    }
+}
+
+struct Router {
+    worker: Arc<Worker>,
+    shared: Arc<Shared>,
+    ready: Option<oneshot::Sender<()>>,
+    bad_frames: u64,
+}
+
+#[derive(Deserialize)]
+struct LogParams {
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    fields: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl Router {
+    fn frame(&mut self, item: Result<bytes::Bytes, pybridge_protocol::Error>) {
+        let frame = match item {
+            Ok(frame) => frame,
+            Err(err) => {
+                let kind = match err {
+                    pybridge_protocol::Error::FrameTooLarge { .. } => "too_large",
+                    pybridge_protocol::Error::InvalidUtf8 { .. } => "invalid_utf8",
+                    _ => "bad_header",
+                };
+                self.bad_frame(kind, &err);
+                return;
+            }
+        };
+        if frame.trim_ascii() == b"READY" {
+            if let Some(ready) = self.ready.take() {
+                let _ = ready.send(());
+            }
+            return;
+        }
+        match Message::from_slice(&frame) {
+            Ok(message) => self.message(message),
+            Err(err) => {
+                let kind = match err {
+                    pybridge_protocol::Error::Parse { .. } => "invalid_json",
+                    _ => "invalid_message",
+                };
+                self.bad_frame(kind, &err);
+            }
+        }
+    }
+
+    fn bad_frame(&mut self, kind: &'static str, err: &pybridge_protocol::Error) {
+        metrics::counter!(crate::metrics::BAD_FRAMES, crate::metrics::LABEL_KIND => kind)
+            .increment(1);
+        self.bad_frames += 1;
+        if self.bad_frames <= LOUD_BAD_FRAMES {
+            warn!(worker = %self.worker.id, kind, error = %err, "worker sent a bad frame; skipped");
+        } else {
+            debug!(worker = %self.worker.id, kind, error = %err, "worker sent a bad frame; skipped");
+        }
+    }
+
+    fn message(&mut self, message: Message) {
+        match message {
+            Message::Response(response) => self.response(response),
+            Message::Notification(n) => match n.method.as_str() {
+                "$/ready" => {
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(());
+                    }
+                }
+                "$/log" => self.log(n.params.as_deref()),
+                other => {
+                    debug!(worker = %self.worker.id, method = other, "notification from worker ignored")
+                }
+            },
+            Message::Request(request) => {
+                // Workers do not call the host; say so instead of leaving them waiting.
+                let error =
+                    ErrorObject::new(ErrorCode::METHOD_NOT_FOUND, "the host serves no methods");
+                let frame = self
+                    .shared
+                    .frame_with(|b| write_response(b, &request.id, Err(&error)));
+                if let Ok(frame) = frame {
+                    let _ = self.worker.outbox.try_send(Outgoing { id: None, frame });
+                }
+            }
+            Message::Batch(entries) => {
+                for entry in entries {
+                    match entry {
+                        Ok(message) => self.message(message),
+                        Err(err) => self.bad_frame("invalid_message", &err),
+                    }
+                }
+            }
+        }
+    }
+
+    fn response(&mut self, mut response: Response) {
+        // Some peers echo numeric ids as strings; they are the same call.
+        if let Id::String(s) = &response.id
+            && let Ok(n) = s.parse::<i64>()
+        {
+            response.id = Id::Number(n);
+        }
+        if let Id::Number(n) = response.id
+            && self.worker.claim_abandoned(n)
+        {
+            metrics::counter!(crate::metrics::LATE_RESPONSES).increment(1);
+            debug!(worker = %self.worker.id, id = n, "late response to an abandoned call");
+            let _ = self.worker.pending.complete(response);
+            return;
+        }
+        if let Err(response) = self.worker.pending.complete(response) {
+            metrics::counter!(crate::metrics::UNROUTABLE).increment(1);
+            warn!(worker = %self.worker.id, id = %response.id, "response matches no call; dropped");
+            self.shared.emit(PoolEvent::UnroutableResponse {
+                worker: self.worker.id,
+            });
+        }
+    }
+
+    fn log(&self, params: Option<&serde_json::value::RawValue>) {
+        let Some(params) = params.and_then(|p| serde_json::from_str::<LogParams>(p.get()).ok())
+        else {
+            return;
+        };
+        let worker = self.worker.id.to_string();
+        let fields = params.fields.as_ref().map_or("{}", |f| f.get());
+        let message = params.message.as_str();
+        match params.level.as_str() {
+            "error" | "critical" => tracing::error!(worker, fields, message, "worker log"),
+            "warn" | "warning" => warn!(worker, fields, message, "worker log"),
+            "debug" => debug!(worker, fields, message, "worker log"),
+            "trace" => tracing::trace!(worker, fields, message, "worker log"),
+            _ => info!(worker, fields, message, "worker log"),
+        }
+    }
+}
+
+/// Forwards stderr lines to tracing and keeps the last ones for crash reports.
+async fn stderr_loop(
+    mut stderr: ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    worker: WorkerId,
+    keep: usize,
+) {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        // A read error ends the stream just like EOF.
+        let n: usize = stderr.read_buf(&mut buf).await.unwrap_or_default();
+        let eof = n == 0;
+        loop {
+            let line = match memchr::memchr(b'\n', &buf) {
+                Some(end) => {
+                    let line = buf.split_to(end + 1);
+                    line.freeze().slice(..end)
+                }
+                None if eof && !buf.is_empty() || buf.len() >= MAX_STDERR_LINE => {
+                    buf.split().freeze()
+                }
+                None => break,
+            };
+            let cut = &line[..line.len().min(MAX_STDERR_LINE)];
+            let text = String::from_utf8_lossy(cut).trim_end().to_string();
+            if text.is_empty() {
+                continue;
+            }
+            info!(target: "pybridge_pool::worker_stderr", worker = %worker, line = %text);
+            let mut tail = lock(&tail);
+            if tail.len() == keep {
+                tail.pop_front();
+            }
+            if keep > 0 {
+                tail.push_back(text);
+            }
+        }
+        if eof {
+            return;
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Snapshots of the pool's state for health endpoints and dashboards.
+
+use std::time::Duration;
+
+use crate::WorkerId;
+
+/// The state of one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkerState {
+    /// Spawned, not yet ready.
+    Starting,
+    /// Taking calls.
+    Ready,
+    /// Finishing its calls before it stops; takes no new ones.
+    Draining,
+    /// Its process has ended.
+    Dead,
+}
+
+impl WorkerState {
+    pub(crate) fn from_u8(v: u8) -> WorkerState {
+        match v {
+            0 => WorkerState::Starting,
+            1 => WorkerState::Ready,
+            2 => WorkerState::Draining,
+            _ => WorkerState::Dead,
+        }
+    }
+
+    /// A lowercase name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Starting => "starting",
+            WorkerState::Ready => "ready",
+            WorkerState::Draining => "draining",
+            WorkerState::Dead => "dead",
+        }
+    }
+}
+
+/// One worker's numbers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// The worker.
+    pub id: WorkerId,
+    /// Its position in the pool (the label of its metrics); a replacement
+    /// takes the place of the worker it replaces.
+    pub slot: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// Its state.
+    pub state: WorkerState,
+    /// Calls it holds now.
+    pub in_flight: usize,
+    /// Calls it has answered.
+    pub served: u64,
+    /// How many workers died and were replaced before this one in its place
+    /// in the pool.
+    pub restarts: u64,
+    /// Resident memory at the last measurement, in bytes.
+    pub rss_bytes: Option<u64>,
+    /// Time since it was spawned.
+    pub age: Duration,
+}
+
+/// Overall health of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum HealthStatus {
+    /// As many ready workers as wanted.
+    Healthy,
+    /// Some ready workers, fewer than wanted.
+    Degraded,
+    /// No ready worker, a crash loop, or shutting down.
+    Unhealthy,
+}
+
+impl HealthStatus {
+    /// A lowercase name for the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// A snapshot of the pool.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Overall health.
+    pub status: HealthStatus,
+    /// The number of workers the pool wants now.
+    pub target_workers: usize,
+    /// Workers that take calls.
+    pub ready_workers: usize,
+    /// Calls waiting for a worker.
+    pub queued: usize,
+    /// The queue's capacity.
+    pub queue_capacity: usize,
+    /// Calls answered by all workers, past and present.
+    pub served: u64,
+    /// Workers replaced after they died.
+    pub restarts: u64,
+    /// Whether the crash-loop guard is cooling down.
+    pub crash_loop: bool,
+    /// Every live worker.
+    pub workers: Vec<WorkerStats>,
+}

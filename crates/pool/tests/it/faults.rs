@@ -1,0 +1,1 @@
+//! The pool against misbehaving workers from fixtures/faults.
