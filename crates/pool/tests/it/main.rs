@@ -1,6 +1,6 @@
 //! Integration tests of the pool against real Python workers from `fixtures/`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod basic;
 mod faults;
