@@ -1,0 +1,3 @@
+//! Pool benchmarks (placeholder until the pool bench lands).
+
+fn main() {}
