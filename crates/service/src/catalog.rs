@@ -1,0 +1,587 @@
+//! The method catalog: every method pybridge knows, loaded from catalog files
+//! (built in, and the user's own), with schemas compiled once.
+
+mod builtin;
+mod reader;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::coerce::has_defaults;
+use crate::error::{CatalogProblem, Error, Result};
+use crate::rename::RenameTree;
+use crate::schema::CompiledSchema;
+use crate::spec::{CachePolicy, MethodSpec};
+
+use reader::{MethodDef, Reader, SchemaRef};
+
+pub(crate) use reader::check_method_name;
+
+/// The method catalog. Cheap to clone (an `Arc` inside), and shared by every
+/// call.
+///
+/// The catalog is data: one JSON file per method family, built in with the
+/// crate, plus user files in the same format loaded at run time (see
+/// [`CatalogBuilder::file`]). A catalog file looks like this:
+///
+/// ```json
+/// {
+///   "family": "weather",
+///   "description": "optional",
+///   "methods": [
+///     {
+///       "name": "weather.forecast",
+///       "aliases": ["getForecast"],
+///       "wire_name": "weather_service.forecast",
+///       "description": "optional",
+///       "params_schema": "weather/forecast.params.json",
+///       "result_schema": {"type": "object"},
+///       "idempotent": true,
+///       "cache": {"enabled": true, "l1_ttl_ms": 60000, "l2_ttl_ms": 3600000},
+///       "timeout_ms": 5000,
+///       "envelope": false,
+///       "param_renames": {"/days": "num_days"},
+///       "legacy_params": {"/days": ["numberOfDays"]},
+///       "result_renames": {"/temperature": "temp_c"},
+///       "fixiplug_shape": "recommendations"
+///     }
+///   ]
+/// }
+/// ```
+///
+/// `name` (namespaced snake_case, prefixed by the family), `wire_name` and
+/// `idempotent` are required. Schemas are a path relative to the catalog
+/// file, or inline. Renames are keyed by JSON pointers of public names (`*`
+/// for every array item): `param_renames` and `result_renames` give the wire
+/// name, `legacy_params` the names callers of an alias may use. Unknown keys
+/// are errors.
+#[derive(Clone)]
+pub struct Catalog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    methods: Vec<Arc<MethodSpec>>,
+    index: HashMap<Box<str>, (usize, Resolution)>,
+    version: String,
+}
+
+/// How a name was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resolution {
+    /// The method's public name.
+    Name,
+    /// One of the method's aliases; the method's legacy param names are accepted.
+    Alias,
+    /// Not in the catalog; passed through under the name used.
+    PassThrough,
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Catalog")
+            .field("methods", &self.inner.methods.len())
+            .field("version", &self.inner.version)
+            .finish()
+    }
+}
+
+impl Catalog {
+    /// The built-in catalog, with no user files and no overrides.
+    ///
+    /// # Errors
+    /// Only if a built-in file is broken, which the crate's tests rule out.
+    pub fn builtin() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// A builder, starting from the built-in catalog.
+    pub fn builder() -> CatalogBuilder {
+        CatalogBuilder::default()
+    }
+
+    /// The method with this public name or alias.
+    pub fn get(&self, name: &str) -> Option<&Arc<MethodSpec>> {
+        self.resolve(name).map(|(spec, _)| spec)
+    }
+
+    /// The method with this public name or alias, and which of the two it was.
+    pub fn resolve(&self, name: &str) -> Option<(&Arc<MethodSpec>, Resolution)> {
+        self.inner
+            .index
+            .get(name)
+            .map(|&(index, how)| (&self.inner.methods[index], how))
+    }
+
+    /// Every method, in file order.
+    pub fn methods(&self) -> impl ExactSizeIterator<Item = &Arc<MethodSpec>> {
+        self.inner.methods.iter()
+    }
+
+    /// Number of methods.
+    pub fn len(&self) -> usize {
+        self.inner.methods.len()
+    }
+
+    /// Whether the catalog has no method.
+    pub fn is_empty(&self) -> bool {
+        self.inner.methods.is_empty()
+    }
+
+    /// A fingerprint of everything the catalog was built from (files and
+    /// overrides); it changes when any of them changes, so cache keys that
+    /// include it never serve a result computed under another catalog.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+}
+
+/// Per-deployment changes to a catalog method, from the configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MethodOverride {
+    /// Method name to send to the worker instead of the catalog's.
+    pub wire_name: Option<String>,
+    /// Deadline instead of the catalog's.
+    pub timeout: Option<Duration>,
+    /// Cache policy instead of the catalog's.
+    pub cache: Option<CachePolicy>,
+    /// Idempotence instead of the catalog's.
+    pub idempotent: Option<bool>,
+    /// Whether results arrive in an envelope, instead of the catalog's.
+    pub envelope: Option<bool>,
+}
+
+impl MethodOverride {
+    /// An override that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends the method under `wire_name`.
+    pub fn wire_name(mut self, wire_name: impl Into<String>) -> Self {
+        self.wire_name = Some(wire_name.into());
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the cache policy.
+    pub fn cache(mut self, cache: CachePolicy) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Declares the method idempotent or not.
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// Declares whether results arrive in a `{data, metadata}` envelope.
+    pub fn envelope(mut self, envelope: bool) -> Self {
+        self.envelope = Some(envelope);
+        self
+    }
+}
+
+/// Builds a [`Catalog`]: the built-in files (unless left out), user files,
+/// and per-method overrides.
+#[derive(Debug)]
+pub struct CatalogBuilder {
+    builtin: bool,
+    sources: Vec<Source>,
+    overrides: Vec<(String, MethodOverride)>,
+}
+
+#[derive(Debug)]
+enum Source {
+    File(PathBuf),
+    Text { name: String, text: String },
+}
+
+impl Default for CatalogBuilder {
+    fn default() -> Self {
+        Self {
+            builtin: true,
+            sources: Vec::new(),
+            overrides: Vec::new(),
+        }
+    }
+}
+
+impl CatalogBuilder {
+    /// Leaves the built-in files out (by default they are in).
+    pub fn without_builtin(mut self) -> Self {
+        self.builtin = false;
+        self
+    }
+
+    /// Adds a user catalog file, read when [`build`](Self::build) runs.
+    /// Schema paths in it are relative to its directory.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sources.push(Source::File(path.into()));
+        self
+    }
+
+    /// Adds a catalog from text; `name` is used in error messages. Its
+    /// schemas must be inline (there is no directory to resolve paths in).
+    pub fn source(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+        self.sources.push(Source::Text {
+            name: name.into(),
+            text: text.into(),
+        });
+        self
+    }
+
+    /// Overrides settings of the method with this public name.
+    pub fn override_method(mut self, name: impl Into<String>, changes: MethodOverride) -> Self {
+        self.overrides.push((name.into(), changes));
+        self
+    }
+
+    /// Reads, checks and compiles everything.
+    ///
+    /// Reading user files is blocking file I/O: call this at start-up, not on
+    /// an async runtime's worker thread.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`] naming the file and key at fault (syntax, unknown
+    /// or missing keys, wrong types, invalid names, duplicate names or
+    /// aliases, schemas that do not compile, renames of fields the schema
+    /// does not have); [`Error::CatalogIo`] when a file cannot be read;
+    /// [`Error::Config`] for an override of an unknown method or with an
+    /// invalid value.
+    pub fn build(self) -> Result<Catalog> {
+        let mut fingerprint = Fingerprint::new();
+        let mut defs: Vec<(String, Option<PathBuf>, bool, MethodDef)> = Vec::new();
+        if self.builtin {
+            for (name, text) in builtin::CATALOG_FILES {
+                fingerprint.add(name);
+                fingerprint.add(text);
+                for def in (Reader { file: name }).parse(text)?.methods {
+                    defs.push(((*name).to_owned(), None, true, def));
+                }
+            }
+        }
+        for source in self.sources {
+            let (name, dir, text) = match source {
+                Source::File(path) => {
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| Error::CatalogIo {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    (path.display().to_string(), Some(dir), text)
+                }
+                Source::Text { name, text } => (name, None, text),
+            };
+            fingerprint.add(&name);
+            fingerprint.add(&text);
+            for def in (Reader { file: &name }).parse(&text)?.methods {
+                defs.push((name.clone(), dir.clone(), false, def));
+            }
+        }
+
+        // Names and aliases share one namespace across all files.
+        let mut owners: HashMap<String, String> = HashMap::new();
+        for (file, _, _, def) in &defs {
+            let names = std::iter::once((def.name.as_str(), format!("{}.name", def.key))).chain(
+                def.aliases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, alias)| (alias.as_str(), format!("{}.aliases[{i}]", def.key))),
+            );
+            for (name, key) in names {
+                match owners.entry(name.to_owned()) {
+                    MapEntry::Occupied(first) => {
+                        return Err(Error::Catalog {
+                            file: file.clone(),
+                            key,
+                            problem: CatalogProblem::DuplicateName {
+                                name: name.to_owned(),
+                                first_file: first.get().clone(),
+                            },
+                        });
+                    }
+                    MapEntry::Vacant(slot) => {
+                        slot.insert(file.clone());
+                    }
+                }
+            }
+        }
+
+        let mut overrides: HashMap<String, MethodOverride> = HashMap::new();
+        for (name, changes) in self.overrides {
+            fingerprint.add(&format!("{name}={changes:?}"));
+            if !defs.iter().any(|(_, _, _, def)| def.name == name) {
+                return Err(Error::Config {
+                    key: format!("methods.{name}"),
+                    reason: "no method with this public name in the catalog".into(),
+                });
+            }
+            overrides.insert(name, changes);
+        }
+
+        let mut methods = Vec::with_capacity(defs.len());
+        let mut index = HashMap::new();
+        for (file, dir, builtin, def) in defs {
+            let changes = overrides.remove(&def.name).unwrap_or_default();
+            let spec = compile(&file, dir.as_deref(), builtin, def, changes)?;
+            let position = methods.len();
+            index.insert(spec.name.clone(), (position, Resolution::Name));
+            for alias in &spec.aliases {
+                index.insert(alias.clone(), (position, Resolution::Alias));
+            }
+            methods.push(Arc::new(spec));
+        }
+        Ok(Catalog {
+            inner: Arc::new(Inner {
+                methods,
+                index,
+                version: fingerprint.finish(),
+            }),
+        })
+    }
+}
+
+fn compile(
+    file: &str,
+    dir: Option<&Path>,
+    builtin: bool,
+    def: MethodDef,
+    changes: MethodOverride,
+) -> Result<MethodSpec> {
+    let reader = Reader { file };
+    let key = def.key.clone();
+    let at = |field: &str| format!("{key}.{field}");
+
+    let load = |schema: Option<SchemaRef>, field: &str| -> Result<Option<CompiledSchema>> {
+        let value = match schema {
+            None => return Ok(None),
+            Some(SchemaRef::Inline(value)) => value,
+            Some(SchemaRef::Path(path)) => load_schema(&reader, &at(field), dir, builtin, &path)?,
+        };
+        CompiledSchema::compile(value)
+            .map(Some)
+            .map_err(|reason| reader.error(at(field), CatalogProblem::InvalidSchema { reason }))
+    };
+    let params_schema = load(def.params_schema, "params_schema")?;
+    let result_schema = load(def.result_schema, "result_schema")?;
+
+    let tree = |entries: Vec<(String, Vec<String>)>,
+                field: &str,
+                schema: Option<&CompiledSchema>|
+     -> Result<RenameTree> {
+        let mut tree = RenameTree::default();
+        for (pointer, others) in entries {
+            let entry_key = format!("{}.{pointer}", at(field));
+            let others = others.into_iter().map(String::into_boxed_str).collect();
+            tree.insert(&pointer, others).map_err(|reason| {
+                reader.error(&entry_key, CatalogProblem::InvalidValue { reason })
+            })?;
+        }
+        if let Some(schema) = schema {
+            for path in tree.paths() {
+                if !schema_has_path(schema.source(), schema.source(), &path, 0) {
+                    return Err(reader.error(
+                        at(field),
+                        CatalogProblem::InvalidValue {
+                            reason: format!(
+                                "the schema has no field at `/{}`",
+                                path.iter()
+                                    .map(|s| s.unwrap_or("*"))
+                                    .collect::<Vec<_>>()
+                                    .join("/")
+                            ),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(tree)
+    };
+    let single =
+        |pairs: Vec<(String, String)>| pairs.into_iter().map(|(p, o)| (p, vec![o])).collect();
+    let param_renames = tree(
+        single(def.param_renames),
+        "param_renames",
+        params_schema.as_ref(),
+    )?;
+    let legacy_params = tree(def.legacy_params, "legacy_params", params_schema.as_ref())?;
+    let result_renames = tree(
+        single(def.result_renames),
+        "result_renames",
+        result_schema.as_ref(),
+    )?;
+
+    let wire_name = match changes.wire_name {
+        Some(wire_name) => {
+            check_method_name(&wire_name).map_err(|reason| Error::Config {
+                key: format!("methods.{}.wire_name", def.name),
+                reason,
+            })?;
+            wire_name
+        }
+        None => def.wire_name,
+    };
+    if changes.timeout == Some(Duration::ZERO) {
+        return Err(Error::Config {
+            key: format!("methods.{}.timeout", def.name),
+            reason: "a timeout must be longer than zero".into(),
+        });
+    }
+    let cache = changes.cache.unwrap_or(def.cache);
+    if cache.l1_ttl == Some(Duration::ZERO) || cache.l2_ttl == Some(Duration::ZERO) {
+        return Err(Error::Config {
+            key: format!("methods.{}.cache", def.name),
+            reason: "a time to live must be longer than zero".into(),
+        });
+    }
+
+    Ok(MethodSpec {
+        name: def.name.into(),
+        family: def.family.into(),
+        aliases: def
+            .aliases
+            .into_iter()
+            .map(String::into_boxed_str)
+            .collect(),
+        wire_name: wire_name.into(),
+        description: def.description.map(String::into_boxed_str),
+        timeout: changes.timeout.or(def.timeout),
+        idempotent: changes.idempotent.unwrap_or(def.idempotent),
+        cache,
+        envelope: changes.envelope.unwrap_or(def.envelope),
+        params_have_defaults: params_schema
+            .as_ref()
+            .is_some_and(|schema| has_defaults(schema.source())),
+        params_schema,
+        result_schema,
+        param_renames,
+        legacy_params,
+        result_renames,
+        fixiplug_shape: def.fixiplug_shape,
+        source: file.into(),
+        in_catalog: true,
+    })
+}
+
+fn load_schema(
+    reader: &Reader<'_>,
+    key: &str,
+    dir: Option<&Path>,
+    builtin: bool,
+    path: &str,
+) -> Result<Value> {
+    let text = if builtin {
+        builtin::schema(path)
+            .ok_or_else(|| {
+                reader.error(
+                    key,
+                    CatalogProblem::InvalidValue {
+                        reason: format!("no built-in schema `{path}`"),
+                    },
+                )
+            })?
+            .to_owned()
+    } else {
+        let Some(dir) = dir else {
+            return Err(reader.error(
+                key,
+                CatalogProblem::InvalidValue {
+                    reason: "a catalog given as text must inline its schemas".into(),
+                },
+            ));
+        };
+        let full = dir.join(path);
+        std::fs::read_to_string(&full).map_err(|source| Error::CatalogIo { path: full, source })?
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        reader.error(
+            key,
+            CatalogProblem::InvalidSchema {
+                reason: format!("`{path}` is not valid JSON: {e}"),
+            },
+        )
+    })
+}
+
+/// Whether `schema` describes a field at `path` (public names, `None` for
+/// array items), looking through local `$ref`s and the branches of
+/// `allOf`/`anyOf`/`oneOf`/`if`/`then`/`else`.
+fn schema_has_path(root: &Value, schema: &Value, path: &[Option<&str>], depth: u8) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    if depth > 32 {
+        return false;
+    }
+    let schema = match schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+    {
+        Some(pointer) => match root.pointer(pointer) {
+            Some(target) => target,
+            None => return false,
+        },
+        None => schema,
+    };
+    let here = match first {
+        Some(key) => schema
+            .get("properties")
+            .and_then(|p| p.get(*key))
+            .is_some_and(|sub| schema_has_path(root, sub, rest, depth + 1)),
+        None => schema
+            .get("items")
+            .is_some_and(|sub| schema_has_path(root, sub, rest, depth + 1)),
+    };
+    here || ["allOf", "anyOf", "oneOf"].iter().any(|k| {
+        schema
+            .get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|branches| {
+                branches
+                    .iter()
+                    .any(|b| schema_has_path(root, b, path, depth + 1))
+            })
+    }) || ["if", "then", "else"].iter().any(|k| {
+        schema
+            .get(*k)
+            .is_some_and(|branch| schema_has_path(root, branch, path, depth + 1))
+    })
+}
+
+/// FNV-1a, 64 bits: stable across runs and platforms, which `std`'s hasher
+/// is not promised to be.
+struct Fingerprint(u64);
+
+impl Fingerprint {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn add(&mut self, text: &str) {
+        for byte in text.bytes().chain(std::iter::once(0xff)) {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}

@@ -1,0 +1,216 @@
+//! What the catalog knows about one method.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::Violation;
+use crate::fixiplug::FixiplugShape;
+use crate::rename::RenameTree;
+use crate::schema::CompiledSchema;
+
+/// Whether and how long a method's results may be cached. The cache layer
+/// reads it; this crate only declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CachePolicy {
+    /// Whether results may be cached at all.
+    pub enabled: bool,
+    /// Time to live in memory; `None` means the cache's configured default.
+    pub l1_ttl: Option<Duration>,
+    /// Time to live on disk; `None` means the cache's configured default.
+    pub l2_ttl: Option<Duration>,
+}
+
+impl CachePolicy {
+    /// Results are never cached (the default).
+    pub const fn disabled() -> Self {
+        Self {
+            enabled: false,
+            l1_ttl: None,
+            l2_ttl: None,
+        }
+    }
+
+    /// Results are cached with the given times to live (`None`: the cache's default).
+    pub const fn enabled(l1_ttl: Option<Duration>, l2_ttl: Option<Duration>) -> Self {
+        Self {
+            enabled: true,
+            l1_ttl,
+            l2_ttl,
+        }
+    }
+}
+
+/// One method of the catalog: its names, what is sent to the worker, and how
+/// the call is checked, cached, timed and adapted.
+///
+/// Specs are shared (`Arc<MethodSpec>`) between the catalog and every call in
+/// flight. A method that is not in the catalog (pass-through mode) gets a
+/// spec of its own with no schema, no renames, no cache and no envelope.
+#[derive(Debug)]
+pub struct MethodSpec {
+    pub(crate) name: Box<str>,
+    pub(crate) family: Box<str>,
+    pub(crate) aliases: Vec<Box<str>>,
+    pub(crate) wire_name: Box<str>,
+    pub(crate) description: Option<Box<str>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) idempotent: bool,
+    pub(crate) cache: CachePolicy,
+    pub(crate) envelope: bool,
+    pub(crate) params_schema: Option<CompiledSchema>,
+    pub(crate) params_have_defaults: bool,
+    pub(crate) result_schema: Option<CompiledSchema>,
+    pub(crate) param_renames: RenameTree,
+    pub(crate) legacy_params: RenameTree,
+    pub(crate) result_renames: RenameTree,
+    pub(crate) fixiplug_shape: Option<FixiplugShape>,
+    pub(crate) source: Box<str>,
+    pub(crate) in_catalog: bool,
+}
+
+impl MethodSpec {
+    /// A spec for a method that is not in the catalog: sent under the name
+    /// the caller used, unvalidated (the limits still apply), uncached, not
+    /// idempotent.
+    pub(crate) fn pass_through(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            family: "".into(),
+            aliases: Vec::new(),
+            wire_name: name.into(),
+            description: None,
+            timeout: None,
+            idempotent: false,
+            cache: CachePolicy::disabled(),
+            envelope: false,
+            params_schema: None,
+            params_have_defaults: false,
+            result_schema: None,
+            param_renames: RenameTree::default(),
+            legacy_params: RenameTree::default(),
+            result_renames: RenameTree::default(),
+            fixiplug_shape: None,
+            source: "".into(),
+            in_catalog: false,
+        }
+    }
+
+    /// The public name (`pattern_learning.get_recommendations`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The family (`pattern_learning`); empty for pass-through methods.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// Other names callers may use: the original camelCase service name and
+    /// the plugin hook name.
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        self.aliases.iter().map(|a| &**a)
+    }
+
+    /// The method name sent to the worker.
+    pub fn wire_name(&self) -> &str {
+        &self.wire_name
+    }
+
+    /// A one-line description, if the catalog gives one.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The call's deadline; `None` means the bridge's default.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Whether running the method twice has the same effect as once, so a
+    /// failed attempt may be retried even after a worker saw it.
+    pub fn idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    /// The cache policy.
+    pub fn cache(&self) -> CachePolicy {
+        self.cache
+    }
+
+    /// Whether results arrive in a `{data, metadata}` envelope to unwrap.
+    pub fn envelope(&self) -> bool {
+        self.envelope
+    }
+
+    /// The FixiPlug result shape, for compatibility mode.
+    pub fn fixiplug_shape(&self) -> Option<FixiplugShape> {
+        self.fixiplug_shape
+    }
+
+    /// Whether the method is in the catalog (false for pass-through methods).
+    pub fn in_catalog(&self) -> bool {
+        self.in_catalog
+    }
+
+    /// The catalog file that declared the method.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The value for a `method` metric label: the public name for catalog
+    /// methods, and [`PASS_THROUGH_LABEL`](crate::telemetry::PASS_THROUGH_LABEL)
+    /// for the rest, so that arbitrary names cannot blow up label cardinality.
+    pub fn metric_label(&self) -> &str {
+        if self.in_catalog {
+            &self.name
+        } else {
+            crate::telemetry::PASS_THROUGH_LABEL
+        }
+    }
+
+    /// The params schema (it describes the public params), if the method has one.
+    pub fn params_schema(&self) -> Option<&Value> {
+        self.params_schema.as_ref().map(CompiledSchema::source)
+    }
+
+    /// The result schema (it describes the result after envelope unwrapping
+    /// and result renames), if the method has one.
+    pub fn result_schema(&self) -> Option<&Value> {
+        self.result_schema.as_ref().map(CompiledSchema::source)
+    }
+
+    /// Validates public params against the params schema (no limits, no
+    /// renames); every violation is returned. A method without a schema
+    /// accepts anything.
+    ///
+    /// # Errors
+    /// The violations, when there are any.
+    pub fn validate_params(&self, params: &Value) -> Result<(), Vec<Violation>> {
+        check(self.params_schema.as_ref(), params)
+    }
+
+    /// Validates an adapted result against the result schema; every
+    /// violation is returned. A method without a result schema accepts anything.
+    ///
+    /// # Errors
+    /// The violations, when there are any.
+    pub fn validate_result(&self, result: &Value) -> Result<(), Vec<Violation>> {
+        check(self.result_schema.as_ref(), result)
+    }
+}
+
+fn check(schema: Option<&CompiledSchema>, value: &Value) -> Result<(), Vec<Violation>> {
+    match schema {
+        Some(schema) => {
+            let violations = schema.violations(value);
+            if violations.is_empty() {
+                Ok(())
+            } else {
+                Err(violations)
+            }
+        }
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,303 @@
+//! The one place that names pybridge's per-call telemetry: metric names,
+//! label keys and values, histogram buckets, and the call span's fields.
+//!
+//! The service records validation failures itself; the bridge records calls,
+//! latency, in-flight calls and cache outcomes with the names and helpers
+//! defined here, so that every layer speaks one coherent metric set (the
+//! original exported two sets whose names collided with different types).
+//! Recording goes through the `metrics` and `tracing` facades and costs
+//! nothing when no recorder or subscriber is installed.
+
+use std::time::Instant;
+
+use metrics::{SharedString, Unit};
+
+/// Counter: calls finished, by [`labels::METHOD`] and [`labels::OUTCOME`].
+pub const CALLS_TOTAL: &str = "pybridge_service_calls_total";
+/// Histogram: call latency in seconds, from the caller's request to its
+/// answer (cache hits included), by [`labels::METHOD`] and [`labels::OUTCOME`].
+/// Buckets: [`LATENCY_BUCKETS_SECONDS`].
+pub const CALL_DURATION_SECONDS: &str = "pybridge_service_call_duration_seconds";
+/// Gauge: calls in flight, by [`labels::METHOD`].
+pub const CALLS_IN_FLIGHT: &str = "pybridge_service_calls_in_flight";
+/// Counter: requests rejected before reaching a worker, by
+/// [`labels::METHOD`] and [`labels::REASON`] (see [`Rejection`]).
+pub const VALIDATION_FAILURES_TOTAL: &str = "pybridge_service_validation_failures_total";
+/// Counter: results that broke their result schema, by [`labels::METHOD`].
+pub const INVALID_RESULTS_TOTAL: &str = "pybridge_service_invalid_results_total";
+/// Counter: cache outcomes of calls, by [`labels::METHOD`] and
+/// [`labels::TIER`] (see [`CacheTier`]). Exactly one per call, so hits are
+/// never counted twice (the original counted a miss as a hit too).
+pub const CACHE_LOOKUPS_TOTAL: &str = "pybridge_service_cache_lookups_total";
+
+/// Bucket upper bounds of [`CALL_DURATION_SECONDS`], in seconds: from a
+/// cache hit (tens of microseconds) to the longest generation (120 s).
+/// The `metrics` facade carries no buckets; the exporter is configured with
+/// these.
+pub const LATENCY_BUCKETS_SECONDS: [f64; 18] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 120.0,
+];
+
+/// The `method` label value of calls to methods outside the catalog: their
+/// names come from callers, and one label value per name would let any
+/// caller grow the metric set without bound.
+pub const PASS_THROUGH_LABEL: &str = "_pass_through";
+/// The `method` label value of calls rejected before a method was found.
+pub const UNKNOWN_LABEL: &str = "_unknown";
+
+/// Metric label keys.
+pub mod labels {
+    /// The method's public name (or [`PASS_THROUGH_LABEL`](super::PASS_THROUGH_LABEL)).
+    pub const METHOD: &str = "method";
+    /// How a call ended: an [`Outcome`](super::Outcome).
+    pub const OUTCOME: &str = "outcome";
+    /// Why a request was rejected: a [`Rejection`](super::Rejection).
+    pub const REASON: &str = "reason";
+    /// Where a result came from: a [`CacheTier`](super::CacheTier).
+    pub const TIER: &str = "tier";
+}
+
+/// The call span and its field names. Fields that are not known when the
+/// span opens are declared empty and recorded later with
+/// `span.record(fields::ATTEMPT, n)`.
+pub mod fields {
+    /// The span's name.
+    pub const CALL_SPAN: &str = "pybridge.call";
+    /// The correlation id: the JSON-RPC request id sent to the worker, so a
+    /// log line can be joined to the wire traffic.
+    pub const CORRELATION_ID: &str = "correlation_id";
+    /// The method's public name.
+    pub const METHOD: &str = "method";
+    /// The method name sent to the worker.
+    pub const WIRE_METHOD: &str = "wire_method";
+    /// The attempt number, from 1.
+    pub const ATTEMPT: &str = "attempt";
+    /// The id of the worker that served the attempt.
+    pub const WORKER: &str = "worker";
+    /// Where the result came from: a [`CacheTier`](super::CacheTier).
+    pub const CACHE_TIER: &str = "cache_tier";
+    /// How the call ended: an [`Outcome`](super::Outcome).
+    pub const OUTCOME: &str = "outcome";
+}
+
+/// How a call ended; the [`labels::OUTCOME`] values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A result.
+    Ok,
+    /// Rejected by the limits or the schema.
+    InvalidParams,
+    /// Not in the catalog (strict mode), or a reserved name.
+    UnknownMethod,
+    /// The deadline passed.
+    Timeout,
+    /// The queue was full or the circuit breaker was open.
+    Rejected,
+    /// The worker answered with an error.
+    WorkerError,
+    /// The worker died or its stream broke while it held the call.
+    WorkerFailed,
+    /// The result broke its schema (result validation enforced).
+    InvalidResult,
+    /// The caller went away (the call's future was dropped).
+    Cancelled,
+    /// The bridge is shutting down.
+    ShuttingDown,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::InvalidParams => "invalid_params",
+            Outcome::UnknownMethod => "unknown_method",
+            Outcome::Timeout => "timeout",
+            Outcome::Rejected => "rejected",
+            Outcome::WorkerError => "worker_error",
+            Outcome::WorkerFailed => "worker_failed",
+            Outcome::InvalidResult => "invalid_result",
+            Outcome::Cancelled => "cancelled",
+            Outcome::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Where a call's result came from; the [`labels::TIER`] values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheTier {
+    /// The in-memory cache.
+    L1,
+    /// The disk cache.
+    L2,
+    /// Neither: a worker computed it (and the cache stored it).
+    Miss,
+    /// The method is not cached.
+    Bypass,
+}
+
+impl CacheTier {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheTier::L1 => "l1",
+            CacheTier::L2 => "l2",
+            CacheTier::Miss => "miss",
+            CacheTier::Bypass => "bypass",
+        }
+    }
+}
+
+/// Why a request was rejected before reaching a worker; the
+/// [`labels::REASON`] values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A limit checked before validation.
+    Limit,
+    /// The schema (or a legacy-name conflict).
+    Schema,
+    /// Unknown (strict mode) or reserved method.
+    UnknownMethod,
+}
+
+impl Rejection {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Limit => "limit",
+            Rejection::Schema => "schema",
+            Rejection::UnknownMethod => "unknown_method",
+        }
+    }
+}
+
+/// Registers descriptions and units of every metric above with the
+/// installed recorder. Binaries call it once after installing one.
+pub fn describe() {
+    metrics::describe_counter!(
+        CALLS_TOTAL,
+        Unit::Count,
+        "Calls finished, by method and outcome."
+    );
+    metrics::describe_histogram!(
+        CALL_DURATION_SECONDS,
+        Unit::Seconds,
+        "Call latency, by method and outcome."
+    );
+    metrics::describe_gauge!(CALLS_IN_FLIGHT, Unit::Count, "Calls in flight, by method.");
+    metrics::describe_counter!(
+        VALIDATION_FAILURES_TOTAL,
+        Unit::Count,
+        "Requests rejected before reaching a worker, by method and reason."
+    );
+    metrics::describe_counter!(
+        INVALID_RESULTS_TOTAL,
+        Unit::Count,
+        "Results that broke their result schema, by method."
+    );
+    metrics::describe_counter!(
+        CACHE_LOOKUPS_TOTAL,
+        Unit::Count,
+        "Where call results came from (l1, l2, miss, bypass), by method."
+    );
+}
+
+/// Opens the span of one call, with the correlation id and the method; the
+/// attempt, worker, cache tier and outcome are recorded later.
+pub fn call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+    tracing::debug_span!(
+        target: "pybridge::call",
+        "pybridge.call",
+        { fields::CORRELATION_ID } = correlation_id,
+        { fields::METHOD } = method,
+        { fields::WIRE_METHOD } = wire_method,
+        { fields::ATTEMPT } = tracing::field::Empty,
+        { fields::WORKER } = tracing::field::Empty,
+        { fields::CACHE_TIER } = tracing::field::Empty,
+        { fields::OUTCOME } = tracing::field::Empty,
+    )
+}
+
+/// Counts where a call's result came from.
+pub fn record_cache(method: &str, tier: CacheTier) {
+    metrics::counter!(
+        CACHE_LOOKUPS_TOTAL,
+        labels::METHOD => method.to_owned(),
+        labels::TIER => tier.as_str()
+    )
+    .increment(1);
+}
+
+pub(crate) fn count_rejection(method: &str, reason: Rejection) {
+    metrics::counter!(
+        VALIDATION_FAILURES_TOTAL,
+        labels::METHOD => method.to_owned(),
+        labels::REASON => reason.as_str()
+    )
+    .increment(1);
+}
+
+pub(crate) fn count_invalid_result(method: &str) {
+    metrics::counter!(INVALID_RESULTS_TOTAL, labels::METHOD => method.to_owned()).increment(1);
+}
+
+/// Measures one call: counts it in flight from [`start`](Self::start), and
+/// records its outcome and latency when [`finish`](Self::finish)ed. A guard
+/// dropped unfinished (the caller's future was dropped) records
+/// [`Outcome::Cancelled`], so the in-flight gauge never drifts.
+#[derive(Debug)]
+#[must_use = "a call guard measures the call until it is finished or dropped"]
+pub struct CallGuard {
+    method: SharedString,
+    started: Instant,
+    finished: bool,
+}
+
+impl CallGuard {
+    /// Starts measuring a call to `method` (a metric label: use
+    /// [`MethodSpec::metric_label`](crate::MethodSpec::metric_label)).
+    pub fn start(method: impl Into<SharedString>) -> Self {
+        let method = method.into();
+        metrics::gauge!(CALLS_IN_FLIGHT, labels::METHOD => method.clone()).increment(1.0);
+        Self {
+            method,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Records the call's outcome and latency.
+    pub fn finish(mut self, outcome: Outcome) {
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        metrics::gauge!(CALLS_IN_FLIGHT, labels::METHOD => self.method.clone()).decrement(1.0);
+        metrics::counter!(
+            CALLS_TOTAL,
+            labels::METHOD => self.method.clone(),
+            labels::OUTCOME => outcome.as_str()
+        )
+        .increment(1);
+        metrics::histogram!(
+            CALL_DURATION_SECONDS,
+            labels::METHOD => self.method.clone(),
+            labels::OUTCOME => outcome.as_str()
+        )
+        .record(elapsed);
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.record(Outcome::Cancelled);
+    }
+}
