@@ -95,7 +95,11 @@ impl Backoff {
             return Err(Error::config("retry", "backoff", "must start above zero"));
         }
         if self.initial() > max_delay {
-            return Err(Error::config("retry", "backoff", "must not start above `max_delay`"));
+            return Err(Error::config(
+                "retry",
+                "backoff",
+                "must not start above `max_delay`",
+            ));
         }
         if let Backoff::Exponential { factor, .. } = *self
             && !(factor.is_finite() && factor >= 1.0)
@@ -144,7 +148,12 @@ impl Schedule {
 
     /// The jittered delay before retry `n`, given the delay used before the
     /// previous retry (for decorrelated jitter).
-    pub(crate) fn delay<R: Rng + ?Sized>(&self, n: u32, previous: Option<Duration>, rng: &mut R) -> Duration {
+    pub(crate) fn delay<R: Rng + ?Sized>(
+        &self,
+        n: u32,
+        previous: Option<Duration>,
+        rng: &mut R,
+    ) -> Duration {
         let base = self.capped_base(n);
         let jittered = match self.jitter {
             Jitter::None => base,

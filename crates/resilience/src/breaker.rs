@@ -173,7 +173,11 @@ const COUNT_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
 impl Word {
     fn new(generation: u32, state: State, count: u32) -> Self {
-        Word(u64::from(generation) << 32 | (state as u64) << STATE_SHIFT | (u64::from(count) & COUNT_MASK))
+        Word(
+            u64::from(generation) << 32
+                | (state as u64) << STATE_SHIFT
+                | (u64::from(count) & COUNT_MASK),
+        )
     }
 
     fn generation(self) -> u32 {
@@ -364,7 +368,12 @@ impl CircuitBreaker {
         let mut inner = shared.lock();
         let word = Word(shared.word.load(Ordering::Acquire));
         if word.state() != State::Isolated {
-            shared.transition(&mut inner, word, State::Isolated, TransitionReason::Isolated);
+            shared.transition(
+                &mut inner,
+                word,
+                State::Isolated,
+                TransitionReason::Isolated,
+            );
         }
     }
 
@@ -478,7 +487,12 @@ impl Shared {
         let mut inner = self.lock();
         let word = Word(self.word.load(Ordering::Acquire));
         if word == seen {
-            self.transition(&mut inner, word, State::HalfOpen, TransitionReason::BreakElapsed);
+            self.transition(
+                &mut inner,
+                word,
+                State::HalfOpen,
+                TransitionReason::BreakElapsed,
+            );
         }
         Word(self.word.load(Ordering::Acquire))
     }
@@ -516,7 +530,10 @@ impl Shared {
                         return;
                     }
                     if count >= threshold.get() {
-                        self.trip(ticket, TransitionReason::ConsecutiveFailures { failures: count });
+                        self.trip(
+                            ticket,
+                            TransitionReason::ConsecutiveFailures { failures: count },
+                        );
                         return;
                     }
                     match self.word.compare_exchange_weak(

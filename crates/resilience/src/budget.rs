@@ -143,7 +143,11 @@ impl RetryBudgetBuilder {
     /// not a number between 0 and 1000.
     pub fn build(self) -> Result<RetryBudget, Error> {
         if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
-            return Err(Error::config("retry budget", "ttl", "must be between 1 s and 60 s"));
+            return Err(Error::config(
+                "retry budget",
+                "ttl",
+                "must be between 1 s and 60 s",
+            ));
         }
         let ratio = self.retry_ratio;
         if !(ratio.is_finite() && (0.0..=1000.0).contains(&ratio)) {
@@ -209,9 +213,13 @@ impl Inner {
             self.slots[(rotation.index + step) % SLOTS].store(0, Ordering::Release);
         }
         rotation.index = (rotation.index + (elapsed % SLOTS as u64) as usize) % SLOTS;
-        rotation.start = rotation.start.saturating_add(elapsed.saturating_mul(self.slot_nanos));
-        self.rotate_at
-            .store(rotation.start.saturating_add(self.slot_nanos), Ordering::Release);
+        rotation.start = rotation
+            .start
+            .saturating_add(elapsed.saturating_mul(self.slot_nanos));
+        self.rotate_at.store(
+            rotation.start.saturating_add(self.slot_nanos),
+            Ordering::Release,
+        );
     }
 
     fn balance(&self) -> i64 {

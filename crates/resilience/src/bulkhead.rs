@@ -191,7 +191,11 @@ impl BulkheadBuilder {
     /// semaphore can hold, or `max_queued` exceeds `isize::MAX`.
     pub fn build(self) -> Result<Bulkhead, Error> {
         if self.max_concurrent.get() > Semaphore::MAX_PERMITS {
-            return Err(Error::config("bulkhead", "max_concurrent", "is larger than a semaphore can hold"));
+            return Err(Error::config(
+                "bulkhead",
+                "max_concurrent",
+                "is larger than a semaphore can hold",
+            ));
         }
         if self.max_queued > isize::MAX as usize {
             return Err(Error::config("bulkhead", "max_queued", "must fit in isize"));

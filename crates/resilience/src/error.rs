@@ -54,7 +54,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn config(component: &'static str, field: &'static str, problem: &'static str) -> Self {
+    pub(crate) fn config(
+        component: &'static str,
+        field: &'static str,
+        problem: &'static str,
+    ) -> Self {
         Error::InvalidConfig {
             component,
             field,

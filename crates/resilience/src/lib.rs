@@ -32,8 +32,9 @@
 //!
 //! # Features
 //!
-//! - `tower` (off by default): [`tower::RetryLayer`],
-//!   [`tower::BreakerLayer`] and [`tower::BulkheadLayer`].
+//! - `tower` (off by default): the module `tower`, with `RetryLayer`,
+//!   `BreakerLayer` and `BulkheadLayer`, so the policies compose with axum,
+//!   tonic and any tower stack.
 //!
 //! # Example
 //!

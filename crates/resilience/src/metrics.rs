@@ -30,14 +30,26 @@ pub const TIMEOUTS_TOTAL: &str = "pybridge_resilience_timeouts_total";
 pub fn describe() {
     use ::metrics::{describe_counter, describe_gauge};
     describe_counter!(RETRIES_TOTAL, "Retries started by retry policies.");
-    describe_counter!(RETRY_STOPS_TOTAL, "Retry policy runs that gave up, by reason.");
-    describe_counter!(BREAKER_TRANSITIONS_TOTAL, "Circuit breaker state changes, by target state.");
-    describe_counter!(BREAKER_REJECTIONS_TOTAL, "Calls rejected by circuit breakers, by reason.");
+    describe_counter!(
+        RETRY_STOPS_TOTAL,
+        "Retry policy runs that gave up, by reason."
+    );
+    describe_counter!(
+        BREAKER_TRANSITIONS_TOTAL,
+        "Circuit breaker state changes, by target state."
+    );
+    describe_counter!(
+        BREAKER_REJECTIONS_TOTAL,
+        "Calls rejected by circuit breakers, by reason."
+    );
     describe_gauge!(
         BREAKER_STATE,
         "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 isolated."
     );
     describe_gauge!(REGISTRY_BREAKERS, "Circuit breakers held by registries.");
-    describe_counter!(BULKHEAD_REJECTIONS_TOTAL, "Calls rejected by full bulkheads.");
+    describe_counter!(
+        BULKHEAD_REJECTIONS_TOTAL,
+        "Calls rejected by full bulkheads."
+    );
     describe_counter!(TIMEOUTS_TOTAL, "Operations dropped by a timeout.");
 }

@@ -69,7 +69,10 @@ impl BreakerRegistry {
             return Ok(breaker);
         }
         let inner = &*self.inner;
-        let mut breakers = inner.breakers.write().unwrap_or_else(PoisonError::into_inner);
+        let mut breakers = inner
+            .breakers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         // Another caller may have created it between the two locks.
         if let Some(entry) = breakers.get(key) {
             return Ok(entry.breaker.clone());
@@ -104,7 +107,11 @@ impl BreakerRegistry {
     /// The breaker for `key`, if it exists.
     #[must_use]
     pub fn get_existing(&self, key: &str) -> Option<CircuitBreaker> {
-        let breakers = self.inner.breakers.read().unwrap_or_else(PoisonError::into_inner);
+        let breakers = self
+            .inner
+            .breakers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let entry = breakers.get(key)?;
         // Only write when the flag changes, so hot keys do not bounce the
         // cache line between cores.
@@ -116,7 +123,11 @@ impl BreakerRegistry {
 
     /// Removes the breaker for `key`; holders of its handle keep using it.
     pub fn remove(&self, key: &str) -> Option<CircuitBreaker> {
-        let mut breakers = self.inner.breakers.write().unwrap_or_else(PoisonError::into_inner);
+        let mut breakers = self
+            .inner
+            .breakers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let entry = breakers.remove(key)?;
         self.inner.size.decrement(1.0);
         Some(entry.breaker)
@@ -125,7 +136,11 @@ impl BreakerRegistry {
     /// Every key and the state of its breaker, in no particular order.
     #[must_use]
     pub fn states(&self) -> Vec<(Arc<str>, State)> {
-        let breakers = self.inner.breakers.read().unwrap_or_else(PoisonError::into_inner);
+        let breakers = self
+            .inner
+            .breakers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         breakers
             .iter()
             .map(|(key, entry)| (Arc::clone(key), entry.breaker.state()))
@@ -135,7 +150,11 @@ impl BreakerRegistry {
     /// Resets every breaker (see [`CircuitBreaker::reset`]).
     pub fn reset_all(&self) {
         let breakers: Vec<CircuitBreaker> = {
-            let map = self.inner.breakers.read().unwrap_or_else(PoisonError::into_inner);
+            let map = self
+                .inner
+                .breakers
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             map.values().map(|entry| entry.breaker.clone()).collect()
         };
         for breaker in breakers {
@@ -146,7 +165,11 @@ impl BreakerRegistry {
     /// How many breakers the registry holds.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner.breakers.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.inner
+            .breakers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether the registry holds no breaker.

@@ -161,13 +161,18 @@ impl RetryPolicy {
     /// A [`RetryError`] carrying the last attempt's error and the
     /// [`StopReason`]: not retryable, retries exhausted, deadline would be
     /// exceeded, or budget exhausted.
-    pub async fn run<T, E, F, Fut>(&self, deadline: Option<Instant>, op: F) -> Result<T, RetryError<E>>
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        deadline: Option<Instant>,
+        op: F,
+    ) -> Result<T, RetryError<E>>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Classify + fmt::Display,
     {
-        self.run_with_hook(deadline, op, |_: &RetryInfo<'_, E>| {}).await
+        self.run_with_hook(deadline, op, |_: &RetryInfo<'_, E>| {})
+            .await
     }
 
     /// Like [`run`](RetryPolicy::run), and calls `hook` before each retry
@@ -368,9 +373,7 @@ impl RetryPolicyBuilder {
             BudgetChoice::Shared(budget) => Some(budget),
             BudgetChoice::Unlimited => None,
         };
-        let stop = |reason: &'static str| {
-            metrics::counter!(crate::metrics::RETRY_STOPS_TOTAL, "reason" => reason)
-        };
+        let stop = |reason: &'static str| metrics::counter!(crate::metrics::RETRY_STOPS_TOTAL, "reason" => reason);
         Ok(RetryPolicy {
             inner: Arc::new(Inner {
                 max_retries: self.max_retries,

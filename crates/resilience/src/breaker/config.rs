@@ -175,7 +175,12 @@ impl BreakerConfigBuilder {
 
     /// Open when failures / calls over the last `size` calls reaches
     /// `failure_rate`, once `min_calls` calls were seen.
-    pub fn failure_rate_over_calls(self, failure_rate: f64, size: NonZeroU32, min_calls: NonZeroU32) -> Self {
+    pub fn failure_rate_over_calls(
+        self,
+        failure_rate: f64,
+        size: NonZeroU32,
+        min_calls: NonZeroU32,
+    ) -> Self {
         self.failure_mode(FailureMode::CountWindow {
             failure_rate,
             size,
@@ -185,7 +190,12 @@ impl BreakerConfigBuilder {
 
     /// Open when failures / calls over the last `window` of time reaches
     /// `failure_rate`, once `min_calls` calls were seen.
-    pub fn failure_rate_over_time(self, failure_rate: f64, window: Duration, min_calls: NonZeroU32) -> Self {
+    pub fn failure_rate_over_time(
+        self,
+        failure_rate: f64,
+        window: Duration,
+        min_calls: NonZeroU32,
+    ) -> Self {
         self.failure_mode(FailureMode::TimeWindow {
             failure_rate,
             window,
@@ -293,10 +303,16 @@ impl BreakerConfigBuilder {
                     return fail("break_duration", "must start above zero");
                 }
                 if !(factor.is_finite() && factor >= 1.0) {
-                    return fail("break_duration", "factor must be a finite number of at least 1");
+                    return fail(
+                        "break_duration",
+                        "factor must be a finite number of at least 1",
+                    );
                 }
                 if max < initial {
-                    return fail("break_duration", "maximum must not be below the initial break");
+                    return fail(
+                        "break_duration",
+                        "maximum must not be below the initial break",
+                    );
                 }
             }
         }
