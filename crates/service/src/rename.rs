@@ -44,12 +44,14 @@ pub(crate) struct Conflict {
 }
 
 impl Conflict {
-    pub(crate) fn into_violation(self) -> Violation {
+    /// The conflict as a violation with `keyword` (`legacyName` in params,
+    /// `renameConflict` in results).
+    pub(crate) fn into_violation(self, keyword: &'static str) -> Violation {
         let mut pointer = self.at;
         push_pointer(&mut pointer, &self.public);
         Violation::new(
             pointer,
-            "legacyName",
+            keyword,
             format!(
                 "`{}` and `{}` name the same field; give only one",
                 self.other, self.public

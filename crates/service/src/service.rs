@@ -220,7 +220,7 @@ impl Service {
                 .map_err(|conflict| {
                     (
                         telemetry::Rejection::Schema,
-                        vec![conflict.into_violation()],
+                        vec![conflict.into_violation("legacyName")],
                     )
                 })?;
         }
@@ -295,7 +295,7 @@ impl Service {
             .map_err(|e| invalid(vec![Violation::new("", "json", e.to_string())]))?;
         spec.result_renames
             .to_public(&mut value)
-            .map_err(|conflict| invalid(vec![conflict.into_violation()]))?;
+            .map_err(|conflict| invalid(vec![conflict.into_violation("renameConflict")]))?;
         if validate && let Err(violations) = spec.validate_result(&value) {
             telemetry::count_invalid_result(spec.metric_label());
             if config.result_validation == ResultValidation::Enforce {

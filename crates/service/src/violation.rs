@@ -22,11 +22,14 @@ const MAX_MESSAGE_CHARS: usize = 300;
 /// | `forbiddenKey` | an object has a key `__proto__`, `constructor` or `prototype` |
 /// | `structured` | the params are neither an object nor an array |
 /// | `legacyName` | a field was given under two of its names (e.g. `maxResults` and `max_results`) |
+/// | `renameConflict` | (results) a declared result rename would overwrite a field the worker also sent |
+/// | `json` | (results) the result could not be parsed or serialized |
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Violation {
-    /// JSON pointer to the offending value in the params (`""` is the params
-    /// themselves), in the names the caller used.
+    /// JSON pointer to the offending value (`""` is the params or result
+    /// themselves), in public names: legacy names a caller used through an
+    /// alias are already translated.
     pub instance_path: String,
     /// JSON pointer to the schema keyword that failed, or `""` for the checks
     /// made before validation.

@@ -87,29 +87,29 @@ pub struct CreateToolResult {
     /// Whether the tool was created.
     pub success: bool,
     /// The tool's id (on success).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_id: Option<String>,
     /// The tool's name (on success).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_name: Option<String>,
     /// The hook name under which the tool can be called, when the framework
     /// registers one (the original dropped this field).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_name: Option<String>,
     /// The tool's source code.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub implementation: Option<String>,
     /// Generated tests.
     #[serde(default)]
     pub tests: Vec<Value>,
     /// Generated documentation.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documentation: Option<String>,
     /// Performance figures of the tool.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance_metadata: Option<Map<String, Value>>,
     /// What went wrong (on failure).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -168,10 +168,10 @@ pub struct RecordDecisionResult {
     /// Whether it was recorded.
     pub success: bool,
     /// The decision's id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision_id: Option<String>,
     /// When, as an RFC 3339 date-time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_at: Option<String>,
 }
 
@@ -213,15 +213,15 @@ impl ConsultPeersRequest {
 #[non_exhaustive]
 pub struct ConsultPeersResult {
     /// The question asked.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question: Option<String>,
     /// The peers' answers.
     pub responses: Vec<PeerResponse>,
     /// The answer most peers agree on, if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consensus: Option<String>,
     /// Confidence in the consensus, 0 to 1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
 }
 
@@ -234,10 +234,10 @@ pub struct PeerResponse {
     /// Its answer.
     pub answer: String,
     /// Its confidence, 0 to 1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// Its expertise.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expertise_area: Option<String>,
 }
 
@@ -278,12 +278,12 @@ pub struct TrackEvolutionResult {
     /// The capability.
     pub capability_id: String,
     /// When, as an RFC 3339 date-time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_at: Option<String>,
     /// Measurements recorded for the capability so far.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_points: Option<u64>,
     /// The trend, in words (`improving`, `stable`, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trend: Option<String>,
 }

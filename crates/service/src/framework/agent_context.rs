@@ -41,16 +41,16 @@ pub struct DetectTypeResult {
     /// What it can do.
     pub capabilities: Vec<String>,
     /// Its token budget.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_budget: Option<u64>,
     /// Its tier.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
     /// Feature flags.
     #[serde(default)]
     pub features: Map<String, Value>,
     /// Confidence of the detection, 0 to 1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
 }
 
@@ -75,19 +75,19 @@ pub struct GetCapabilitiesResult {
     /// What it can do.
     pub capabilities: Vec<String>,
     /// Context window, in tokens.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
     /// Longest answer, in tokens.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u64>,
     /// Whether it can call tools.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supports_tools: Option<bool>,
     /// Whether it can read images.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supports_vision: Option<bool>,
     /// Whether it can stream.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supports_streaming: Option<bool>,
     /// What it cannot do.
     #[serde(default)]
@@ -96,7 +96,7 @@ pub struct GetCapabilitiesResult {
     #[serde(default)]
     pub recommended_practices: Vec<String>,
     /// Details, when asked for.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Map<String, Value>>,
 }
 
@@ -135,10 +135,10 @@ pub struct ConversationMessage {
 #[non_exhaustive]
 pub struct GetTokenBudgetResult {
     /// The agent type.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_type: Option<String>,
     /// The tier.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
     /// The budget, in tokens.
     pub max_tokens: u64,
@@ -147,10 +147,10 @@ pub struct GetTokenBudgetResult {
     /// Tokens left (negative when over budget).
     pub remaining_tokens: i64,
     /// Share of the budget used, in percent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentage_used: Option<f64>,
     /// What to do, in words.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<String>,
     /// Tokens by part, when asked for.
     #[serde(default)]
@@ -203,12 +203,12 @@ pub struct FormatForAgentResult {
     /// The formatted content.
     pub formatted: String,
     /// The format used.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
     /// The agent it was formatted for.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_type: Option<String>,
     /// Details of the formatting.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
 }

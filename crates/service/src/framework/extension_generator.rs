@@ -87,7 +87,7 @@ pub struct AnalyzedRequirements {
     /// `simple`, `medium` or `complex`.
     pub complexity: String,
     /// How long generation should take, in words.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_time: Option<String>,
 }
 
@@ -149,16 +149,16 @@ pub struct RecommendPathResult {
     /// The generation path to take.
     pub recommended_path: String,
     /// The backend to use.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
     /// Confidence, 0 to 1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// Why.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rationale: Option<String>,
     /// How long generation should take, in words.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_time: Option<String>,
     /// Other paths worth considering.
     #[serde(default)]
@@ -248,22 +248,22 @@ pub struct GenerateResult {
     /// Whether generation succeeded.
     pub success: bool,
     /// Where the extension was written (on success).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension_path: Option<String>,
     /// The backend used.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
     /// The files written.
     #[serde(default)]
     pub generated_files: Vec<String>,
     /// The test suite's file.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_suite: Option<String>,
     /// Expected performance.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<ExtensionPerformance>,
     /// What went wrong (on failure).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -272,9 +272,9 @@ pub struct GenerateResult {
 #[non_exhaustive]
 pub struct ExtensionPerformance {
     /// Operations per second.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_ops_per_sec: Option<f64>,
     /// Memory use.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_usage: Option<f64>,
 }

@@ -50,7 +50,7 @@ pub struct GetRecommendationsResult {
     /// Patterns considered.
     pub total_patterns: u64,
     /// Time the framework spent, in milliseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_time_ms: Option<f64>,
 }
 
@@ -63,19 +63,19 @@ pub struct Recommendation {
     /// Confidence, 0 to 1.
     pub confidence_score: f64,
     /// Its domain.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Observed success rate, 0 to 1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,
     /// Average execution time in milliseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_performance_ms: Option<f64>,
     /// Times the pattern was used.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_count: Option<u64>,
     /// What the pattern is.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Things to avoid with it.
     #[serde(default)]
@@ -131,13 +131,13 @@ pub struct SimilarPattern {
     /// Similarity, 0 to 1.
     pub similarity_score: f64,
     /// What the pattern is.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Its domain.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Observed success rate, 0 to 1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,
 }
 
@@ -225,10 +225,10 @@ pub struct TopPattern {
     /// The pattern's name.
     pub pattern_name: String,
     /// Times it was used.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_count: Option<u64>,
     /// Observed success rate.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,
 }
 
@@ -274,10 +274,10 @@ pub struct RecordPatternResult {
     /// Whether the pattern was recorded.
     pub success: bool,
     /// The pattern's id in the library.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern_id: Option<PatternId>,
     /// True when an existing pattern was updated rather than created.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<bool>,
 }
 
