@@ -1,9 +1,104 @@
-//! The pybridge result cache: two tiers, moka in memory and cacache on disk,
-//! with canonical keys and single-flight loading.
+//! The pybridge result cache: two tiers, moka in memory (L1) and cacache on
+//! disk (L2), with canonical keys and single-flight loading.
 //!
-//! It knows nothing of JSON-RPC: keys are hashes of a method name and
-//! canonical JSON params, values are bytes (see `ARCHITECTURE.md`).
+//! # Place in the layers
 //!
-//! Status: skeleton. The cache arrives with the cache issue; nothing here works yet.
+//! `caller → bridge → service → `**`cache`**` → resilience → pool → protocol`.
+//! The service asks the cache for a method's result before a call reaches the
+//! resilience layer and a worker. The cache knows nothing of JSON-RPC: a key
+//! is a hash of a method name and canonical JSON params, a value is
+//! [`bytes::Bytes`], and a loader is any future that produces bytes or an error.
+//!
+//! # What it does
+//!
+//! - **Keys** ([`CacheKey`]): blake3 over a namespace (the catalog version),
+//!   the method and the canonical params: object keys sorted at every depth,
+//!   numbers by exact decimal value (`1`, `1.0` and `1e0` agree), whitespace
+//!   and escapes normalised. Building a key from 100 bytes of params takes a
+//!   few hundred nanoseconds and does not allocate beyond the method name.
+//! - **Read path** ([`Cache::get_or_load`]): memory, then disk (a disk hit is
+//!   promoted to memory with the rest of its disk TTL), then the loader. The
+//!   answer says which tier gave it ([`Source`]).
+//! - **Single-flight**: concurrent misses of one key run the loader once; every
+//!   caller gets its value or its error (one shared `Arc<E>`). Errors are never
+//!   stored; a loader may return a [`Load::Negative`] result, which is stored
+//!   only if the policy sets a negative TTL.
+//! - **Policy** per method ([`CachePolicy`]): enabled, TTL per tier, tiers
+//!   used, maximum entry size (larger values are returned but not stored),
+//!   negative TTL.
+//! - **Memory tier**: bounded by bytes, a TTL per entry, evictions counted.
+//! - **Disk tier**: entries integrity-checked on every read, TTL kept in the
+//!   index metadata, writes atomic (temporary file, then rename) and made by a
+//!   background task off the caller's path, a byte budget enforced by removing
+//!   expired entries, then the least recently used, and orphaned files.
+//!   Entries survive restarts.
+//! - **Invalidation** by key, by method or all, in both tiers; a load running
+//!   across an invalidation is returned to its callers but not stored.
+//! - **Faults**: a corrupt or truncated disk entry is a miss, is counted, is
+//!   removed, and is never returned. A directory that is missing, read-only or
+//!   full turns the disk tier off with one warning and one
+//!   [`CacheEvent::DiskTierDisabled`]; no call fails because of the disk. The
+//!   tier comes back by itself when the directory works again.
+//! - **Observability**: [`Cache::stats`], [`Cache::subscribe`] for
+//!   [`CacheEvent`]s, [`Cache::l2_status`], and metrics through the `metrics`
+//!   facade (names in [`metrics`]).
+//!
+//! This crate has no optional features.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use pybridge_cache::{CacheBuilder, CachePolicy, Source};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let cache = CacheBuilder::new().namespace("catalog-v1").l2_dir(dir.path()).build()?;
+//! let policy = CachePolicy::with_ttl(Duration::from_secs(60));
+//!
+//! // Key order and number spelling do not matter.
+//! let key = cache.key("patterns.find", r#"{"limit": 10, "query": "sqlite"}"#)?;
+//! assert_eq!(key, cache.key("patterns.find", r#"{"query":"sqlite","limit":1e1}"#)?);
+//!
+//! let first = cache
+//!     .get_or_load(&key, &policy, || async { Ok::<_, std::io::Error>(Bytes::from_static(b"[1,2]")) })
+//!     .await?;
+//! assert_eq!(first.source, Source::Loader);
+//!
+//! let second = cache
+//!     .get_or_load(&key, &policy, || async { Ok::<_, std::io::Error>(Bytes::new()) })
+//!     .await?;
+//! assert_eq!((second.source, &second.value[..]), (Source::L1, &b"[1,2]"[..]));
+//! cache.close().await;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
+
+mod cache;
+mod clock;
+mod config;
+mod disk;
+mod error;
+mod event;
+mod flight;
+mod key;
+mod l1;
+pub mod metrics;
+mod policy;
+mod shared;
+mod stats;
+
+pub use cache::{Cache, Fetched, Load, Source};
+pub use config::{CacheBuilder, DiskLocation, platform_cache_dir};
+pub use error::{Error, ParamsProblem, Result};
+pub use event::{CacheEvent, Corruption, DiskFault, DiskOperation, L2Status, SweepReport};
+pub use key::{CacheKey, JsonText, KeyDigest};
+pub use policy::{CachePolicy, Tiers};
+pub use stats::CacheStats;
+
+#[cfg(test)]
+mod tests;

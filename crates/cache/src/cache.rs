@@ -1,0 +1,555 @@
+//! The cache handle: the read path (memory, disk, loader), single-flight,
+//! stores, invalidation, stats and events.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{RwLock, broadcast};
+use tokio::time::Instant;
+
+use crate::clock;
+use crate::disk::{Disk, Target, WriteJob};
+use crate::event::{CacheEvent, L2Status};
+use crate::flight::{Flights, Outcome, Role};
+use crate::key::{CacheKey, JsonText, KeyDigest, method_tag};
+use crate::l1::{L1, L1Entry};
+use crate::policy::CachePolicy;
+use crate::shared::Shared;
+use crate::stats::{CacheStats, Stat};
+
+/// What a loader produces: a value to return and cache, or a negative result
+/// (the encoded form of an error the caller wants remembered for a while).
+///
+/// A negative result is stored only when the policy sets a
+/// [`negative_ttl`](CachePolicy::negative_ttl), and comes back marked
+/// [`Fetched::negative`]. An `Err` from the loader is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Load {
+    /// A result to cache under the policy's TTLs.
+    Value(Bytes),
+    /// A negative result to cache under the policy's `negative_ttl`.
+    Negative(Bytes),
+}
+
+impl Load {
+    fn into_parts(self) -> (Bytes, bool) {
+        match self {
+            Load::Value(b) => (b, false),
+            Load::Negative(b) => (b, true),
+        }
+    }
+}
+
+impl From<Bytes> for Load {
+    fn from(value: Bytes) -> Self {
+        Load::Value(value)
+    }
+}
+
+impl From<Vec<u8>> for Load {
+    fn from(value: Vec<u8>) -> Self {
+        Load::Value(Bytes::from(value))
+    }
+}
+
+/// Which tier answered a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Source {
+    /// Memory.
+    L1,
+    /// Disk (and the value was promoted to memory if the policy uses it).
+    L2,
+    /// The loader ran (for this caller or for the caller it waited on).
+    Loader,
+}
+
+impl Source {
+    /// `l1`, `l2` or `loader`, for span fields and labels.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::L1 => "l1",
+            Source::L2 => "l2",
+            Source::Loader => "loader",
+        }
+    }
+}
+
+/// The answer to [`Cache::get_or_load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// The value (shared, never copied per caller).
+    pub value: Bytes,
+    /// Which tier answered.
+    pub source: Source,
+    /// Whether this is a negative result (see [`Load::Negative`]).
+    pub negative: bool,
+    /// Whether this caller waited on a load started by another caller.
+    pub coalesced: bool,
+}
+
+/// A two-tier cache of byte values: moka in memory, cacache on disk.
+///
+/// A cheap handle: clones share one cache. Build it with
+/// [`CacheBuilder`](crate::CacheBuilder). The disk task stops when the last
+/// handle is dropped (after finishing queued writes) or on [`Cache::close`].
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    l1: L1,
+    l1_capacity: u64,
+    flights: Flights,
+    /// Bumped by every invalidation. A load stores its result only if no
+    /// invalidation ran since it started, so a value read before an
+    /// invalidation can never be stored after it.
+    epoch: AtomicU64,
+    /// Makes "check the epoch, then store" atomic with respect to "bump the
+    /// epoch": stores share it, invalidations take it alone.
+    store_gate: RwLock<()>,
+    shared: Arc<Shared>,
+    disk: Option<Disk>,
+    namespace: Arc<str>,
+    /// The first subscriber gets this receiver, which has seen every event
+    /// since the cache was built (start-up failures of the disk tier included).
+    first_events: Mutex<Option<broadcast::Receiver<CacheEvent>>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("namespace", &self.inner.namespace)
+            .field("l1_capacity", &self.inner.l1_capacity)
+            .field("l2_dir", &self.inner.disk.as_ref().map(Disk::dir))
+            .field("l2", &self.inner.shared.l2_status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    pub(crate) fn from_parts(
+        l1: L1,
+        l1_capacity: u64,
+        shared: Arc<Shared>,
+        disk: Option<Disk>,
+        namespace: Arc<str>,
+    ) -> Self {
+        let first_events = Mutex::new(Some(shared.subscribe()));
+        Cache {
+            inner: Arc::new(Inner {
+                l1,
+                l1_capacity,
+                flights: Flights::default(),
+                epoch: AtomicU64::new(0),
+                store_gate: RwLock::new(()),
+                shared,
+                disk,
+                namespace,
+                first_events,
+            }),
+        }
+    }
+
+    /// A key in this cache's namespace (see [`CacheKey::new`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParams`](crate::Error::InvalidParams) if `params` is not JSON.
+    pub fn key<P: JsonText + ?Sized>(&self, method: &str, params: &P) -> crate::Result<CacheKey> {
+        CacheKey::new(&self.inner.namespace, method, params)
+    }
+
+    /// The namespace given to the builder.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// Returns the cached value for `key`, or runs `load` once for all
+    /// concurrent callers of that key and caches its result under `policy`.
+    ///
+    /// The read path is memory, then disk (a disk hit is promoted to memory for
+    /// the rest of its disk TTL, capped at the memory TTL), then the loader.
+    /// Every caller that waited on one load gets its value or its error (the
+    /// same `Arc`). The disk tier never makes a call fail: its errors are misses.
+    ///
+    /// # Errors
+    ///
+    /// The loader's error, shared by every caller that waited on it.
+    pub async fn get_or_load<F, Fut, V, E>(
+        &self,
+        key: &CacheKey,
+        policy: &CachePolicy,
+        load: F,
+    ) -> Result<Fetched, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        V: Into<Load>,
+        E: Send + Sync + 'static,
+    {
+        if !policy.enabled {
+            return self.inner.bypass(load).await;
+        }
+        if policy.tiers.l1()
+            && let Some(hit) = self.inner.l1_get(key.digest()).await
+        {
+            return Ok(hit);
+        }
+        self.inner.load_slow(key, policy, load).await
+    }
+
+    /// Removes `key` from both tiers. When this returns, no caller gets the old
+    /// value from this cache, and a load that was running is not stored.
+    pub async fn invalidate(&self, key: &CacheKey) {
+        self.inner.bump_epoch().await;
+        self.inner.l1.invalidate(key.digest()).await;
+        if let Some(disk) = &self.inner.disk {
+            disk.invalidate(Target::Key(*key.digest())).await;
+        }
+    }
+
+    /// Removes every entry of `method` (in any namespace) from both tiers.
+    pub async fn invalidate_method(&self, method: &str) {
+        self.inner.bump_epoch().await;
+        let tag = method_tag(method);
+        let doomed: Vec<Arc<KeyDigest>> = self
+            .inner
+            .l1
+            .iter()
+            .filter(|(_, entry)| entry.method_tag == tag)
+            .map(|(key, _)| key)
+            .collect();
+        for key in doomed {
+            self.inner.l1.invalidate(&*key).await;
+        }
+        if let Some(disk) = &self.inner.disk {
+            disk.invalidate(Target::Method(Arc::from(method))).await;
+        }
+    }
+
+    /// Removes everything from both tiers.
+    pub async fn invalidate_all(&self) {
+        self.inner.bump_epoch().await;
+        self.inner.l1.invalidate_all();
+        if let Some(disk) = &self.inner.disk {
+            disk.invalidate(Target::All).await;
+        }
+    }
+
+    /// Counters and sizes so far.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        self.inner
+            .shared
+            .counters
+            .snapshot(self.inner.l1.weighted_size(), self.inner.l1.entry_count())
+    }
+
+    /// The state of the disk tier.
+    #[must_use]
+    pub fn l2_status(&self) -> L2Status {
+        self.inner.shared.l2_status()
+    }
+
+    /// Subscribes to cache events. The channel is bounded: a receiver that
+    /// falls behind skips the oldest events. The first subscriber also gets
+    /// the events published since the cache was built.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<CacheEvent> {
+        let first = self
+            .inner
+            .first_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        first.unwrap_or_else(|| self.inner.shared.subscribe())
+    }
+
+    /// Runs moka's pending maintenance now (evictions, expirations and the
+    /// counts in [`Cache::stats`] are otherwise applied lazily).
+    pub async fn run_pending_tasks(&self) {
+        self.inner.l1.run_pending_tasks().await;
+    }
+
+    /// Waits until every disk write and invalidation queued so far is done.
+    pub async fn flush(&self) {
+        if let Some(disk) = &self.inner.disk {
+            disk.flush().await;
+        }
+    }
+
+    /// Finishes queued disk work and stops the disk task. The cache keeps
+    /// working from memory; its disk tier reports [`L2Status::Closed`].
+    pub async fn close(&self) {
+        if let Some(disk) = &self.inner.disk {
+            disk.close().await;
+        }
+    }
+}
+
+impl Inner {
+    #[inline]
+    async fn l1_get(&self, digest: &KeyDigest) -> Option<Fetched> {
+        let entry = self.l1.get(digest).await?;
+        if entry.expires_at <= Instant::now() {
+            return None;
+        }
+        self.shared.counters.incr(Stat::L1Hits);
+        Some(Fetched {
+            value: entry.value,
+            source: Source::L1,
+            negative: entry.negative,
+            coalesced: false,
+        })
+    }
+
+    async fn bypass<F, Fut, V, E>(&self, load: F) -> Result<Fetched, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        V: Into<Load>,
+    {
+        let counters = &self.shared.counters;
+        counters.incr(Stat::Bypassed);
+        counters.incr(Stat::Loads);
+        match load().await {
+            Ok(v) => {
+                let (value, negative) = v.into().into_parts();
+                Ok(Fetched {
+                    value,
+                    source: Source::Loader,
+                    negative,
+                    coalesced: false,
+                })
+            }
+            Err(e) => {
+                counters.incr(Stat::LoadErrors);
+                Err(Arc::new(e))
+            }
+        }
+    }
+
+    #[inline(never)]
+    async fn load_slow<F, Fut, V, E>(
+        &self,
+        key: &CacheKey,
+        policy: &CachePolicy,
+        load: F,
+    ) -> Result<Fetched, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        V: Into<Load>,
+        E: Send + Sync + 'static,
+    {
+        let digest = *key.digest();
+        loop {
+            let epoch = self.epoch.load(Ordering::Acquire);
+            match self.flights.join(digest, epoch) {
+                Role::Leader(leader) => {
+                    let result = self.lead(key, policy, epoch, load).await;
+                    leader.finish(match &result {
+                        Ok(fetched) => Outcome::Done(fetched.clone()),
+                        Err(e) => Outcome::Failed(Arc::clone(e) as Arc<dyn Any + Send + Sync>),
+                    });
+                    return result;
+                }
+                Role::Waiter(mut rx) => {
+                    let outcome = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|v| v.clone());
+                    match outcome {
+                        Some(Outcome::Done(fetched)) => {
+                            let counters = &self.shared.counters;
+                            counters.incr(Stat::Coalesced);
+                            counters.incr(match fetched.source {
+                                Source::L1 => Stat::L1Hits,
+                                Source::L2 => Stat::L2Hits,
+                                Source::Loader => Stat::Misses,
+                            });
+                            return Ok(Fetched {
+                                coalesced: true,
+                                ..fetched
+                            });
+                        }
+                        Some(Outcome::Failed(error)) => {
+                            if let Ok(error) = error.downcast::<E>() {
+                                self.shared.counters.incr(Stat::Coalesced);
+                                self.shared.counters.incr(Stat::Misses);
+                                return Err(error);
+                            }
+                            // The leader's loader failed with another error
+                            // type; this caller loads for itself.
+                        }
+                        // The leader was cancelled; take over.
+                        None => {}
+                    }
+                    if policy.tiers.l1()
+                        && let Some(hit) = self.l1_get(&digest).await
+                    {
+                        return Ok(hit);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn lead<F, Fut, V, E>(
+        &self,
+        key: &CacheKey,
+        policy: &CachePolicy,
+        epoch: u64,
+        load: F,
+    ) -> Result<Fetched, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        V: Into<Load>,
+    {
+        let digest = *key.digest();
+        // A flight for this key may have finished between our miss and our
+        // taking the lead.
+        if policy.tiers.l1()
+            && let Some(hit) = self.l1_get(&digest).await
+        {
+            return Ok(hit);
+        }
+        if policy.tiers.l2()
+            && let Some(disk) = &self.disk
+            && let Some(hit) = disk.read(digest).await
+        {
+            self.shared.counters.incr(Stat::L2Hits);
+            if policy.tiers.l1() {
+                let remaining =
+                    Duration::from_millis(hit.expires_ms.saturating_sub(clock::wall_ms()));
+                let ttl = if hit.negative {
+                    policy.negative_ttl.unwrap_or(policy.l1_ttl)
+                } else {
+                    policy.l1_ttl
+                };
+                self.store_l1(key, epoch, &hit.value, hit.negative, ttl.min(remaining))
+                    .await;
+            }
+            return Ok(Fetched {
+                value: hit.value,
+                source: Source::L2,
+                negative: hit.negative,
+                coalesced: false,
+            });
+        }
+        let counters = &self.shared.counters;
+        counters.incr(Stat::Misses);
+        counters.incr(Stat::Loads);
+        match load().await {
+            Ok(v) => {
+                let (value, negative) = v.into().into_parts();
+                self.store(key, policy, epoch, &value, negative).await;
+                tracing::trace!(
+                    method = key.method(),
+                    bytes = value.len(),
+                    negative,
+                    "cache loaded"
+                );
+                Ok(Fetched {
+                    value,
+                    source: Source::Loader,
+                    negative,
+                    coalesced: false,
+                })
+            }
+            Err(e) => {
+                counters.incr(Stat::LoadErrors);
+                Err(Arc::new(e))
+            }
+        }
+    }
+
+    async fn store(
+        &self,
+        key: &CacheKey,
+        policy: &CachePolicy,
+        epoch: u64,
+        value: &Bytes,
+        negative: bool,
+    ) {
+        let (l1_ttl, l2_ttl) = match (negative, policy.negative_ttl) {
+            (false, _) => (policy.l1_ttl, policy.l2_ttl),
+            (true, Some(ttl)) => (ttl, ttl),
+            (true, None) => return,
+        };
+        if value.len() > policy.max_entry_bytes {
+            self.shared.counters.incr(Stat::Oversized);
+            return;
+        }
+        let _gate = self.store_gate.read().await;
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            self.shared.counters.incr(Stat::InvalidatedDuringLoad);
+            return;
+        }
+        if policy.tiers.l1() {
+            self.insert_l1(key, value, negative, l1_ttl).await;
+        }
+        if policy.tiers.l2()
+            && !l2_ttl.is_zero()
+            && let Some(disk) = &self.disk
+        {
+            let ttl_ms = u64::try_from(l2_ttl.as_millis()).unwrap_or(u64::MAX);
+            disk.write(WriteJob {
+                digest: *key.digest(),
+                method: Arc::clone(key.method_arc()),
+                value: value.clone(),
+                negative,
+                expires_ms: clock::wall_ms().saturating_add(ttl_ms),
+            });
+        }
+    }
+
+    async fn store_l1(
+        &self,
+        key: &CacheKey,
+        epoch: u64,
+        value: &Bytes,
+        negative: bool,
+        ttl: Duration,
+    ) {
+        let _gate = self.store_gate.read().await;
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.insert_l1(key, value, negative, ttl).await;
+        }
+    }
+
+    async fn insert_l1(&self, key: &CacheKey, value: &Bytes, negative: bool, ttl: Duration) {
+        // An entry larger than the whole tier would only evict everything else.
+        if ttl.is_zero() || L1Entry::weight(value.len()) > self.l1_capacity {
+            return;
+        }
+        let Some(expires_at) = Instant::now().checked_add(ttl) else {
+            return;
+        };
+        let entry = L1Entry {
+            value: value.clone(),
+            expires_at,
+            ttl,
+            negative,
+            method_tag: key.method_tag(),
+        };
+        self.l1.insert(*key.digest(), entry).await;
+    }
+
+    async fn bump_epoch(&self) {
+        let _gate = self.store_gate.write().await;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
