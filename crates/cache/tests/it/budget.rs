@@ -1,0 +1,191 @@
+//! The disk tier stays within its byte budget, evicting the least recently
+//! used entries, and its sweeper removes orphaned files.
+
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pybridge_cache::{CacheEvent, Source, Tiers};
+
+use crate::support::{Boom, Runs, builder_on, files, get, key, next_event, policy};
+
+const BUDGET: u64 = 256 * 1024;
+const WRITES: usize = 10_000;
+
+/// A temporary directory in memory where the platform has one: ten thousand
+/// real file writes take minutes on a busy disk and seconds in tmpfs, and the
+/// budget's accounting does not depend on the file system.
+fn fast_tempdir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[tokio::test]
+async fn the_byte_budget_holds_under_ten_thousand_writes() {
+    let dir = fast_tempdir();
+    let cache = builder_on(dir.path())
+        .l2_max_bytes(NonZeroU64::new(BUDGET).expect("nonzero"))
+        .write_queue_capacity(NonZeroUsize::new(WRITES).expect("nonzero"))
+        .build()
+        .expect("valid");
+    let value = Bytes::from(vec![b'x'; 1000]);
+    let both = policy(Tiers::Both);
+    for i in 0..WRITES {
+        let k = key("m", &i.to_string());
+        let value = value.clone();
+        cache
+            .get_or_load(&k, &both, || async move { Ok::<_, Boom>(value) })
+            .await
+            .expect("value");
+        if i % 1000 == 999 {
+            cache.flush().await;
+            let used: u64 = files(dir.path()).iter().map(|(_, len)| len).sum();
+            assert!(
+                used <= BUDGET,
+                "{used} bytes on disk after {} writes",
+                i + 1
+            );
+        }
+    }
+    cache.flush().await;
+    let used: u64 = files(dir.path()).iter().map(|(_, len)| len).sum();
+    assert!(used <= BUDGET, "{used} bytes on disk, budget {BUDGET}");
+    let stats = cache.stats();
+    assert_eq!(stats.l2_writes, WRITES as u64, "no write was dropped");
+    assert!(
+        stats.l2_evictions >= (WRITES as u64) - BUDGET / 1000,
+        "{stats:?}"
+    );
+    assert!(
+        stats.l2_bytes <= BUDGET && stats.l2_bytes > BUDGET / 2,
+        "{stats:?}"
+    );
+
+    // The newest entries survived, the oldest were evicted.
+    let disk_only = policy(Tiers::L2Only);
+    let newest = get(
+        &cache,
+        &key("m", &(WRITES - 1).to_string()),
+        &disk_only,
+        &Runs::default(),
+        "x",
+    )
+    .await;
+    assert_eq!(newest.source, Source::L2);
+    let oldest = get(&cache, &key("m", "0"), &disk_only, &Runs::default(), "x").await;
+    assert_eq!(oldest.source, Source::Loader);
+}
+
+#[tokio::test(start_paused = true)]
+async fn eviction_spares_recently_read_entries() {
+    let dir = fast_tempdir();
+    let cache = builder_on(dir.path())
+        .l2_max_bytes(NonZeroU64::new(64 * 1024).expect("nonzero"))
+        .build()
+        .expect("valid");
+    let disk_only = policy(Tiers::L2Only);
+    let value = Bytes::from(vec![b'y'; 1000]);
+    let (hot, cold) = (key("m", "\"hot\""), key("m", "\"cold\""));
+    for k in [&hot, &cold] {
+        let value = value.clone();
+        cache
+            .get_or_load(k, &disk_only, || async move { Ok::<_, Boom>(value) })
+            .await
+            .expect("value");
+    }
+    // Four times the budget in other entries, reading the hot one as we go.
+    for i in 0..256 {
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let value = value.clone();
+        cache
+            .get_or_load(&key("m", &i.to_string()), &disk_only, || async move {
+                Ok::<_, Boom>(value)
+            })
+            .await
+            .expect("value");
+        cache.flush().await;
+        let runs = Runs::default();
+        let read = get(&cache, &hot, &disk_only, &runs, "reloaded").await;
+        assert_eq!(
+            read.source,
+            Source::L2,
+            "the hot entry was evicted after {i} writes"
+        );
+    }
+    let runs = Runs::default();
+    assert_eq!(
+        get(&cache, &cold, &disk_only, &runs, "reloaded")
+            .await
+            .source,
+        Source::Loader
+    );
+    assert!(cache.stats().l2_evictions > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_removes_orphaned_files_and_keeps_live_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = builder_on(dir.path())
+        .sweep_interval(Duration::from_secs(60))
+        .build()
+        .expect("valid");
+    let mut events = cache.subscribe();
+    let long = pybridge_cache::CachePolicy::with_ttl(Duration::from_secs(24 * 3600));
+    let live = key("m", "1");
+    get(&cache, &live, &long, &Runs::default(), "live").await;
+    cache.flush().await;
+    let before = files(dir.path()).len();
+
+    // Content no index entry points to; a temporary file left by a crash; a
+    // dead index bucket (its only entry deleted) and its content; an entry
+    // that is not the cache's.
+    cacache::write_hash_sync(dir.path(), b"orphan content").expect("write");
+    std::fs::write(dir.path().join("tmp").join("abandoned"), b"partial").expect("write");
+    cacache::write_sync(dir.path(), "deleted-key", b"deleted content").expect("write");
+    cacache::remove_sync(dir.path(), "deleted-key").expect("remove");
+    cacache::write_sync(dir.path(), "foreign-key", b"foreign content").expect("write");
+    assert_eq!(files(dir.path()).len(), before + 6);
+
+    // Young files are left alone: they may be another process's write in progress.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let young = next_event(&mut events, |e| match e {
+        CacheEvent::Swept(report) if report.entries > 0 => Some(*report),
+        _ => None,
+    })
+    .await;
+    assert_eq!(young.orphans, 0);
+    assert_eq!(files(dir.path()).len(), before + 6);
+
+    tokio::time::advance(Duration::from_secs(11 * 60)).await;
+    let report = next_event(&mut events, |e| match e {
+        CacheEvent::Swept(report) if report.orphans > 0 => Some(*report),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (
+            report.orphans,
+            report.expired,
+            report.evicted,
+            report.entries
+        ),
+        (5, 0, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(files(dir.path()).len(), before);
+    assert_eq!(cache.stats().l2_orphans_removed, 5);
+    let again = get(
+        &cache,
+        &live,
+        &policy(Tiers::L2Only),
+        &Runs::default(),
+        "reloaded",
+    )
+    .await;
+    assert_eq!((again.source, &again.value[..]), (Source::L2, &b"live"[..]));
+}
