@@ -1,1 +1,64 @@
-//! Shared helpers for pybridge's criterion benchmarks.
+//! Shared helpers for pybridge's criterion benchmarks: the raw baseline, the
+//! fixtures' paths, payloads of a given size, and closed-loop load with a
+//! fixed number of calls in flight.
+
+pub mod raw;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository's `fixtures/` folder.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// The Python interpreter to run workers with (`PYBRIDGE_PYTHON`, else `python3`).
+pub fn python() -> String {
+    std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// A JSON object of about `bytes` bytes: `{"data":"xxxx…"}`.
+pub fn payload(bytes: usize) -> Box<serde_json::value::RawValue> {
+    let filler = "x".repeat(bytes.saturating_sub(11));
+    serde_json::value::to_raw_value(&serde_json::json!({ "data": filler }))
+        .expect("a string always serializes")
+}
+
+/// CPU time used by this process so far, all threads, user and system.
+pub fn cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Runs `total` calls of `call` with `in_flight` of them outstanding at all
+/// times; returns the wall time taken. Panics on the first failed call: a
+/// benchmark that loses calls measures nothing.
+pub async fn closed_loop<F, Fut, E>(total: u64, in_flight: usize, call: F) -> Duration
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Debug,
+{
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..in_flight {
+        let (issued, call) = (Arc::clone(&issued), call.clone());
+        tasks.spawn(async move {
+            while issued.fetch_add(1, Ordering::Relaxed) < total {
+                if let Err(err) = call().await {
+                    panic!("a benchmark call failed: {err:?}");
+                }
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(err) = joined {
+            std::panic::resume_unwind(err.into_panic());
+        }
+    }
+    started.elapsed()
+}
