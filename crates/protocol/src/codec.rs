@@ -67,6 +67,15 @@ impl Codec {
         }
     }
 
+    /// The first bytes of the last frame rejected as too large, taken once;
+    /// see [`NdjsonCodec::take_rejected_head`].
+    pub fn take_rejected_head(&mut self) -> Option<Bytes> {
+        match self {
+            Codec::Ndjson(c) => c.take_rejected_head(),
+            Codec::ContentLength(c) => c.take_rejected_head(),
+        }
+    }
+
     /// Appends one framed message.
     ///
     /// # Errors
@@ -104,6 +113,13 @@ impl Encoder<&[u8]> for Codec {
     fn encode(&mut self, payload: &[u8], dst: &mut BytesMut) -> Result<(), Error> {
         self.encode_frame(payload, dst)
     }
+}
+
+/// How many leading bytes of an oversized frame a codec keeps.
+pub const REJECTED_HEAD: usize = 256;
+
+fn head_of(frame: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(&frame[..frame.len().min(REJECTED_HEAD)])
 }
 
 /// Checks that a frame is UTF-8, turning it into the frame-level error otherwise.

@@ -78,6 +78,7 @@ mod tests;
 
 pub use codec::{
     Codec, ContentLengthCodec, DEFAULT_MAX_FRAME, DEFAULT_MAX_HEADER, Framing, NdjsonCodec,
+    REJECTED_HEAD,
 };
 pub use encode::{write_message, write_notification, write_request, write_response};
 pub use error::{Error, HeaderProblem, Result, Rule};

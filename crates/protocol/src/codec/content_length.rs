@@ -35,6 +35,9 @@ pub struct ContentLengthCodec {
     max_frame: usize,
     max_header: usize,
     state: State,
+    /// The first bytes of the last oversized body that had arrived with its
+    /// header; see [`ContentLengthCodec::take_rejected_head`].
+    rejected_head: Option<Bytes>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +55,7 @@ impl ContentLengthCodec {
             max_frame,
             max_header: DEFAULT_MAX_HEADER,
             state: State::Header,
+            rejected_head: None,
         }
     }
 
@@ -64,6 +68,14 @@ impl ContentLengthCodec {
     /// The maximum frame size.
     pub fn max_frame(&self) -> usize {
         self.max_frame
+    }
+
+    /// The first bytes (at most [`REJECTED_HEAD`](super::REJECTED_HEAD)) of the
+    /// last body rejected as too large, as far as they had arrived with its
+    /// header, taken once. A client reads the id of the response it lost from
+    /// them, so that call can fail at once instead of at its deadline.
+    pub fn take_rejected_head(&mut self) -> Option<Bytes> {
+        self.rejected_head.take()
     }
 
     /// Appends one framed message.
@@ -194,6 +206,9 @@ impl Decoder for ContentLengthCodec {
                         }
                         Ok(len) if len > self.max_frame as u64 => {
                             src.advance(end + TERMINATOR.len());
+                            // Whatever of the body has arrived with its header.
+                            let body = src.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+                            self.rejected_head = Some(super::head_of(&src[..body]));
                             self.state = State::SkipBody(len);
                             return Ok(Some(Err(Error::FrameTooLarge {
                                 limit: self.max_frame,

@@ -20,6 +20,8 @@ pub struct NdjsonCodec {
     scanned: usize,
     /// Whether the rest of an oversized line is being thrown away.
     discarding: bool,
+    /// The first bytes of the last oversized line; see [`NdjsonCodec::take_rejected_head`].
+    rejected_head: Option<Bytes>,
 }
 
 impl NdjsonCodec {
@@ -29,12 +31,21 @@ impl NdjsonCodec {
             max_frame,
             scanned: 0,
             discarding: false,
+            rejected_head: None,
         }
     }
 
     /// The maximum frame size.
     pub fn max_frame(&self) -> usize {
         self.max_frame
+    }
+
+    /// The first bytes (at most [`REJECTED_HEAD`](super::REJECTED_HEAD)) of the
+    /// last frame rejected as too large, taken once. A client reads the id of
+    /// the response it lost from them, so that call can fail at once instead
+    /// of at its deadline.
+    pub fn take_rejected_head(&mut self) -> Option<Bytes> {
+        self.rejected_head.take()
     }
 
     /// Appends one framed message.
@@ -88,6 +99,7 @@ impl Decoder for NdjsonCodec {
                 let pending_cr =
                     src.len() == self.max_frame.saturating_add(1) && src.last() == Some(&b'\r');
                 if src.len() > self.max_frame && !pending_cr {
+                    self.rejected_head = Some(super::head_of(src));
                     src.clear();
                     self.scanned = 0;
                     self.discarding = true;
@@ -112,6 +124,7 @@ impl Decoder for NdjsonCodec {
                 line.truncate(newline - 1);
             }
             if line.len() > self.max_frame {
+                self.rejected_head = Some(super::head_of(&line));
                 // No size is reported: whether the whole line was in hand
                 // depends only on how the reads happened to split it.
                 return Ok(Some(Err(Error::FrameTooLarge {

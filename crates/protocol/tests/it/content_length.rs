@@ -366,3 +366,25 @@ fn encoder() {
     assert_eq!(frame.expect("good").as_ref(), pretty.as_bytes());
     assert_eq!(DEFAULT_MAX_HEADER, 1024);
 }
+
+#[test]
+fn the_head_of_an_oversized_body_that_came_with_its_header_is_kept_once() {
+    let mut codec = codec();
+    let body = format!("{{\"id\":9,\"result\":\"{}\"}}", "z".repeat(LIMIT));
+    let wire = format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    let mut buf = BytesMut::from(wire.as_bytes());
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Err(Error::FrameTooLarge { .. })))
+    ));
+    let head = codec.take_rejected_head().expect("head kept");
+    assert!(head.starts_with(b"{\"id\":9,"), "{head:?}");
+    assert_eq!(codec.take_rejected_head(), None, "taken once");
+    let mut codec = Codec::new(Framing::ContentLength, LIMIT);
+    let mut buf = BytesMut::from(wire.as_bytes());
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Err(Error::FrameTooLarge { .. })))
+    ));
+    assert!(codec.take_rejected_head().is_some(), "through Codec too");
+}

@@ -245,3 +245,41 @@ fn codecs_are_cheap_to_share() {
     assert_traits::<Codec>();
     assert_traits::<Framing>();
 }
+
+#[test]
+fn the_head_of_an_oversized_line_is_kept_for_the_caller_once() {
+    let mut codec = NdjsonCodec::new(LIMIT);
+    let mut buf = BytesMut::from(&b"{\"id\":42,\"result\":\"xxxxxxxxxxxxxxxxxxxxxxxx\n{}\n"[..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Err(Error::FrameTooLarge { .. })))
+    ));
+    let head = codec.take_rejected_head().expect("head kept");
+    assert!(head.starts_with(b"{\"id\":42,"), "{head:?}");
+    assert_eq!(codec.take_rejected_head(), None, "taken once");
+    assert_eq!(
+        codec.decode(&mut buf).unwrap().unwrap().unwrap(),
+        &b"{}"[..]
+    );
+
+    // Rejected before its newline arrived: the head is what was in hand,
+    // never more than REJECTED_HEAD bytes.
+    let mut codec = NdjsonCodec::new(LIMIT);
+    let long = vec![b'7'; pybridge_protocol::REJECTED_HEAD * 2];
+    let mut buf = BytesMut::from(&long[..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Err(Error::FrameTooLarge { .. })))
+    ));
+    assert_eq!(
+        codec.take_rejected_head().unwrap().len(),
+        pybridge_protocol::REJECTED_HEAD
+    );
+    let mut codec = Codec::new(Framing::Ndjson, LIMIT);
+    let mut buf = BytesMut::from(&b"{\"id\":1,\"result\":\"yyyyyyyyyyyyy\"}\n"[..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Err(Error::FrameTooLarge { .. })))
+    ));
+    assert!(codec.take_rejected_head().is_some(), "through Codec too");
+}
