@@ -172,6 +172,7 @@ const STATE_SHIFT: u32 = 30;
 const COUNT_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
 impl Word {
+    #[inline]
     fn new(generation: u32, state: State, count: u32) -> Self {
         Word(
             u64::from(generation) << 32
@@ -180,10 +181,12 @@ impl Word {
         )
     }
 
+    #[inline]
     fn generation(self) -> u32 {
         (self.0 >> 32) as u32
     }
 
+    #[inline]
     fn state(self) -> State {
         match (self.0 >> STATE_SHIFT) & 0b11 {
             0 => State::Closed,
@@ -193,15 +196,18 @@ impl Word {
         }
     }
 
+    #[inline]
     fn count(self) -> u32 {
         (self.0 & COUNT_MASK) as u32
     }
 
+    #[inline]
     fn with_count(self, count: u32) -> Self {
         Word::new(self.generation(), self.state(), count)
     }
 
     /// Whether a permit of `ticket` still belongs to this word's state.
+    #[inline]
     fn matches(self, ticket: Ticket, state: State) -> bool {
         self.generation() == ticket.generation && self.state() == state
     }
@@ -293,6 +299,7 @@ impl CircuitBreaker {
     /// [`Rejected`], saying why and when a probe will be admitted, while the
     /// breaker is open, isolated, or half-open with every probe slot taken.
     /// Building it allocates nothing.
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         let ticket = self.shared.admit()?;
         Ok(Permit {
@@ -419,8 +426,20 @@ impl Shared {
         self.nanos_since_epoch(now) >= self.open_until.load(Ordering::Acquire)
     }
 
+    /// Admits a call: inlined for the closed state, the common case.
+    #[inline]
     fn admit(&self) -> Result<Ticket, Rejected> {
-        let mut word = Word(self.word.load(Ordering::Acquire));
+        let word = Word(self.word.load(Ordering::Acquire));
+        if word.state() == State::Closed {
+            return Ok(Ticket {
+                generation: word.generation(),
+                probe: false,
+            });
+        }
+        self.admit_slow(word)
+    }
+
+    fn admit_slow(&self, mut word: Word) -> Result<Ticket, Rejected> {
         loop {
             match word.state() {
                 State::Closed => {
@@ -497,7 +516,24 @@ impl Shared {
         Word(self.word.load(Ordering::Acquire))
     }
 
+    /// Records an outcome: inlined for a closed-state success that leaves
+    /// nothing to forget in consecutive-failure mode, the common case.
+    #[inline]
     fn record(&self, ticket: Ticket, outcome: Outcome, duration: Duration) {
+        if !ticket.probe
+            && outcome == Outcome::Success
+            && self.config.slow_call.is_none()
+            && matches!(self.config.mode, FailureMode::Consecutive { .. })
+            && Word(self.word.load(Ordering::Acquire)).count() == 0
+        {
+            // Whatever the generation, a success with no failures counted
+            // changes nothing.
+            return;
+        }
+        self.record_slow(ticket, outcome, duration);
+    }
+
+    fn record_slow(&self, ticket: Ticket, outcome: Outcome, duration: Duration) {
         let failed = match outcome {
             Outcome::Ignored => {
                 if ticket.probe {
@@ -731,6 +767,7 @@ impl fmt::Display for State {
 impl Permit<'_> {
     /// Records how the call ended; `duration` is how long it took (used to
     /// detect slow calls).
+    #[inline]
     pub fn record(mut self, outcome: Outcome, duration: Duration) {
         self.recorded = true;
         self.shared.record(self.ticket, outcome, duration);
@@ -754,6 +791,7 @@ impl Permit<'_> {
     /// Records a result: `Ok` is a success, an error is a failure if it
     /// [is the dependency's fault](Classify::is_dependency_failure) and
     /// ignored otherwise.
+    #[inline]
     pub fn record_result<T, E: Classify>(self, result: &Result<T, E>, duration: Duration) {
         self.record(outcome_of(result), duration);
     }
@@ -766,6 +804,7 @@ impl Permit<'_> {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.recorded && self.ticket.probe {
             self.shared.release_probe(self.ticket);

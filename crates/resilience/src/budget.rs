@@ -77,6 +77,7 @@ impl RetryBudget {
     }
 
     /// Records a call (its first attempt).
+    #[inline]
     pub fn deposit(&self) {
         let inner = &*self.inner;
         let now = inner.nanos_since_epoch(Instant::now());
