@@ -31,7 +31,7 @@ pub enum Error {
         stage: TimeoutStage,
     },
     /// The worker holding the call exited, was killed, or broke the protocol.
-    #[error("worker {} failed: {}", .failure.worker, .failure.reason)]
+    #[error("{failure}")]
     WorkerFailed {
         /// What happened to the worker; shared by every call it held.
         failure: Arc<WorkerFailure>,

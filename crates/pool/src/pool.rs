@@ -233,10 +233,7 @@ impl Pool {
                     error,
                 })
             }
-            Err(PendingError::Failed(held)) => Err(Error::WorkerFailed {
-                failure: held.failure,
-                written: held.written,
-            }),
+            Err(PendingError::Failed(held)) => Err(held.into_error()),
             Err(_) => Err(Error::Timeout {
                 elapsed: started.elapsed(),
                 stage: TimeoutStage::InFlight,

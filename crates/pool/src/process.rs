@@ -208,10 +208,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
             status: status.map(|s| s.to_string()),
             stderr_tail: tail,
         });
-        worker.pending.close(&HeldFailure {
-            failure,
-            written: false,
-        });
+        worker.pending.close(&HeldFailure::worker(&failure, false));
         remove_worker(&shared, id);
         start_failed(&shared, id, slot, reason).await;
         return;
@@ -298,16 +295,11 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         stderr_tail: worker.stderr_tail(),
     });
     for request in unwritten {
-        let held = HeldFailure {
-            failure: Arc::clone(&failure),
-            written: false,
-        };
-        worker.pending.fail(&Id::Number(request), held);
+        worker
+            .pending
+            .fail(&Id::Number(request), HeldFailure::worker(&failure, false));
     }
-    let failed_calls = worker.pending.close(&HeldFailure {
-        failure: Arc::clone(&failure),
-        written: true,
-    });
+    let failed_calls = worker.pending.close(&HeldFailure::worker(&failure, true));
     worker.clear_abandoned();
     remove_worker(&shared, id);
     shared
@@ -364,7 +356,7 @@ async fn start_failed(shared: &Shared, worker: WorkerId, slot: usize, reason: St
 }
 
 /// Draws a worker's recycling threshold within ±`jitter` of `n`.
-fn jittered(n: u64, jitter: f64) -> u64 {
+pub(crate) fn jittered(n: u64, jitter: f64) -> u64 {
     let spread = (n as f64 * jitter) as u64;
     if spread == 0 {
         return n;
@@ -547,15 +539,56 @@ async fn read_loop(
         }
         loop {
             match codec.decode(&mut buf) {
-                Ok(Some(item)) => router.frame(item),
+                Ok(Some(item)) => router.frame(item, codec.take_rejected_head()),
                 Ok(None) => break,
                 Err(_) => return,
             }
         }
     }
     while let Ok(Some(item)) = codec.decode_eof(&mut buf) {
-        router.frame(item);
+        router.frame(item, codec.take_rejected_head());
     }
+}
+
+/// Reads the top-level `"id"` of a JSON object from its first bytes, if it is
+/// an integer and appears there. Strings and nested values are skipped, so an
+/// `"id"` inside a result is never mistaken for the response's own.
+pub(crate) fn id_in_head(head: &[u8]) -> Option<i64> {
+    let (mut depth, mut i) = (0usize, 0usize);
+    let mut key_start = None;
+    while i < head.len() {
+        match head[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < head.len() && head[i] != b'"' {
+                    i += if head[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 {
+                    key_start = Some((start, i));
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                key_start = None;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b':' if depth == 1 => {
+                if key_start.and_then(|(s, e)| head.get(s..e)) == Some(b"id".as_slice()) {
+                    let rest = head.get(i + 1..)?.trim_ascii_start();
+                    let end = rest
+                        .iter()
+                        .position(|b| !(b.is_ascii_digit() || *b == b'-'))?;
+                    return std::str::from_utf8(&rest[..end]).ok()?.parse().ok();
+                }
+                key_start = None;
+            }
+            b',' => key_start = None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 struct Router {
@@ -576,10 +609,17 @@ struct LogParams {
 }
 
 impl Router {
-    fn frame(&mut self, item: Result<bytes::Bytes, pybridge_protocol::Error>) {
+    fn frame(
+        &mut self,
+        item: Result<bytes::Bytes, pybridge_protocol::Error>,
+        head: Option<bytes::Bytes>,
+    ) {
         let frame = match item {
             Ok(frame) => frame,
             Err(err) => {
+                if let Some(id) = head.as_deref().and_then(id_in_head) {
+                    self.too_large(id);
+                }
                 let kind = match err {
                     pybridge_protocol::Error::FrameTooLarge { .. } => "too_large",
                     pybridge_protocol::Error::InvalidUtf8 { .. } => "invalid_utf8",
@@ -605,6 +645,17 @@ impl Router {
                 self.bad_frame(kind, &err);
             }
         }
+    }
+
+    /// Fails the call whose answer was too large to read, instead of leaving
+    /// it to its deadline.
+    fn too_large(&mut self, id: i64) {
+        if self.worker.claim_abandoned(id) {
+            return;
+        }
+        let limit = self.shared.config.spec.max_frame;
+        let held = crate::worker::HeldFailure::too_large(self.worker.id, limit);
+        self.worker.pending.fail(&Id::Number(id), held);
     }
 
     fn bad_frame(&mut self, kind: &'static str, err: &pybridge_protocol::Error) {

@@ -26,12 +26,41 @@ impl fmt::Display for WorkerId {
     }
 }
 
-/// Why a call held by a worker failed: shared by every call the worker held,
-/// plus whether this call's request had reached the worker.
+/// Why a call held by a worker failed without an answer.
 #[derive(Debug, Clone)]
-pub(crate) struct HeldFailure {
-    pub(crate) failure: Arc<WorkerFailure>,
-    pub(crate) written: bool,
+pub(crate) enum HeldFailure {
+    /// The worker failed; shared by every call it held, plus whether this
+    /// call's request had reached it.
+    Worker {
+        failure: Arc<WorkerFailure>,
+        written: bool,
+    },
+    /// The answer was larger than the frame limit and was skipped.
+    TooLarge { worker: WorkerId, limit: usize },
+}
+
+impl HeldFailure {
+    pub(crate) fn worker(failure: &Arc<WorkerFailure>, written: bool) -> HeldFailure {
+        HeldFailure::Worker {
+            failure: Arc::clone(failure),
+            written,
+        }
+    }
+
+    pub(crate) fn too_large(worker: WorkerId, limit: usize) -> HeldFailure {
+        HeldFailure::TooLarge { worker, limit }
+    }
+
+    pub(crate) fn into_error(self) -> crate::Error {
+        match self {
+            HeldFailure::Worker { failure, written } => {
+                crate::Error::WorkerFailed { failure, written }
+            }
+            HeldFailure::TooLarge { worker, limit } => {
+                crate::Error::ResponseTooLarge { worker, limit }
+            }
+        }
+    }
 }
 
 /// A framed message on its way to the worker's stdin. `id` is set for
