@@ -43,6 +43,15 @@ async fn bare_call() -> Result<u64, BenchError> {
     Ok(std::hint::black_box(42))
 }
 
+/// One attempt as the bridge makes it: a permit from the breaker, the call,
+/// and its result recorded on the permit.
+async fn permit_attempt(breaker: &CircuitBreaker) -> Result<u64, BenchError> {
+    let permit = breaker.try_acquire().map_err(|_| BenchError)?;
+    let result = bare_call().await;
+    permit.record_result(&result, Duration::ZERO);
+    result
+}
+
 fn poll_once<F: Future>(future: F) -> F::Output {
     let mut context = Context::from_waker(Waker::noop());
     match pin!(future).poll(&mut context) {
@@ -82,6 +91,9 @@ fn closed_success(c: &mut Criterion) {
     group.bench_function("retry+breaker", |b| {
         b.iter(|| poll_once(policy.run(None, |_| breaker.call(bare_call()))))
     });
+    group.bench_function("retry+breaker permit", |b| {
+        b.iter(|| poll_once(policy.run(None, |_| permit_attempt(&breaker))))
+    });
     group.bench_function("retry(no budget)+breaker", |b| {
         b.iter(|| poll_once(unbudgeted.run(None, |_| breaker.call(bare_call()))))
     });
@@ -119,43 +131,70 @@ fn closed_success(c: &mut Criterion) {
 /// measures the bare call and each variant in alternating short batches and
 /// reports the median of each, which preemption cannot skew much: the added
 /// cost is the difference of two medians taken over the same moments.
+///
+/// It runs under `cargo bench` when no filter excludes "interleaved", and as
+/// a short smoke run under `cargo test --benches`.
+#[allow(clippy::print_stdout, reason = "a benchmark reports its figures")]
 fn interleaved(_c: &mut Criterion) {
-    const BATCH: u32 = 20_000;
-    const ROUNDS: usize = 301;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let benchmarking = args.iter().any(|arg| arg == "--bench");
+    let filtered_out = args
+        .iter()
+        .filter(|arg| !arg.starts_with('-'))
+        .any(|filter| !"resilience/interleaved".contains(filter.as_str()));
+    if benchmarking && filtered_out {
+        return;
+    }
+    let (batch_calls, rounds): (u32, usize) = if benchmarking { (20_000, 301) } else { (10, 3) };
+
     let policy = RetryPolicy::builder().build().expect("default policy");
+    let unbudgeted = RetryPolicy::builder()
+        .unlimited_budget()
+        .build()
+        .expect("valid policy");
     let breaker = CircuitBreaker::new(BreakerConfig::default());
     let batch = |f: &dyn Fn() -> u64| {
         let started = std::time::Instant::now();
-        for _ in 0..BATCH {
+        for _ in 0..batch_calls {
             std::hint::black_box(f());
         }
-        started.elapsed().as_secs_f64() * 1e9 / f64::from(BATCH)
+        started.elapsed().as_secs_f64() * 1e9 / f64::from(batch_calls)
     };
     let bare = || poll_once(bare_call()).unwrap_or(0);
-    let variants: [(&str, &dyn Fn() -> u64); 3] = [
-        ("breaker", &|| {
-            poll_once(breaker.call(bare_call())).unwrap_or(0)
-        }),
-        ("retry", &|| {
-            poll_once(policy.run(None, |_| bare_call())).unwrap_or(0)
-        }),
-        ("retry+breaker", &|| {
-            poll_once(policy.run(None, |_| breaker.call(bare_call()))).unwrap_or(0)
-        }),
+    let permit = || {
+        let permit = breaker.try_acquire().expect("closed");
+        let result = poll_once(bare_call());
+        permit.record_result(&result, Duration::ZERO);
+        result.unwrap_or(0)
+    };
+    let call = || poll_once(breaker.call(bare_call())).unwrap_or(0);
+    let retry = || poll_once(policy.run(None, |_| bare_call())).unwrap_or(0);
+    let both = || poll_once(policy.run(None, |_| breaker.call(bare_call()))).unwrap_or(0);
+    let unbudgeted_both =
+        || poll_once(unbudgeted.run(None, |_| breaker.call(bare_call()))).unwrap_or(0);
+    let retry_permit = || poll_once(policy.run(None, |_| permit_attempt(&breaker))).unwrap_or(0);
+    let variants: [(&str, &dyn Fn() -> u64); 6] = [
+        ("breaker permit", &permit),
+        ("breaker", &call),
+        ("retry", &retry),
+        ("retry+breaker", &both),
+        ("retry+breaker permit", &retry_permit),
+        ("retry(no budget)+breaker", &unbudgeted_both),
     ];
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     for (name, variant) in variants {
-        let (mut base, mut with) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
-        for _ in 0..ROUNDS {
+        let (mut base, mut with) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+        for _ in 0..rounds {
             base.push(batch(&bare));
             with.push(batch(variant));
         }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let (base, with) = (median(&mut base), median(&mut with));
+        let (base, with) = (median(base), median(with));
         println!(
-            "interleaved {name}: bare {base:.2} ns, with policies {with:.2} ns, added {:.2} ns, ratio {:.1}x",
+            "resilience/interleaved/{name}: bare {base:.2} ns, with policies {with:.2} ns, \
+             added {:.2} ns, ratio {:.1}x",
             with - base,
             with / base
         );
