@@ -75,6 +75,7 @@ impl BreakerRegistry {
             .unwrap_or_else(PoisonError::into_inner);
         // Another caller may have created it between the two locks.
         if let Some(entry) = breakers.get(key) {
+            entry.referenced.store(true, Ordering::Relaxed);
             return Ok(entry.breaker.clone());
         }
         if breakers.len() >= inner.capacity.get() {
