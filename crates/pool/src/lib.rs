@@ -81,6 +81,6 @@ pub use config::{
 };
 pub use error::{ConfigError, Error, FailureReason, Result, TimeoutStage, WorkerFailure};
 pub use events::{ExitReason, PoolEvent, RecycleReason};
-pub use pool::{Pool, ShutdownReport};
+pub use pool::{Pool, RequestId, ShutdownReport};
 pub use stats::{HealthStatus, PoolStats, WorkerState, WorkerStats};
 pub use worker::WorkerId;

@@ -40,6 +40,24 @@ struct Handle {
     shared: Arc<Shared>,
 }
 
+/// A request id reserved with [`Pool::reserve_id`]. Only the pool makes
+/// them, so two calls can never share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(i64);
+
+impl RequestId {
+    /// The id as sent on the wire.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// What [`Pool::shutdown`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -168,11 +186,33 @@ impl Pool {
         params: Option<&RawValue>,
         deadline: Instant,
     ) -> Result<Box<RawValue>> {
+        self.call_with_id(self.reserve_id(), method, params, deadline)
+            .await
+    }
+
+    /// Reserves a request id, unique in this pool, for a later
+    /// [`call_with_id`](Pool::call_with_id): a caller can open its span with the
+    /// id the worker will see, so logs on both sides join up.
+    pub fn reserve_id(&self) -> RequestId {
+        RequestId(self.handle.shared.next_request_id())
+    }
+
+    /// Like [`call_with_deadline`](Pool::call_with_deadline), with a reserved id.
+    ///
+    /// # Errors
+    /// As [`call_with_deadline`](Pool::call_with_deadline).
+    pub async fn call_with_id(
+        &self,
+        id: RequestId,
+        method: &str,
+        params: Option<&RawValue>,
+        deadline: Instant,
+    ) -> Result<Box<RawValue>> {
         let shared = &self.handle.shared;
         if shared.closing.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
-        let id = shared.next_request_id();
+        let id = id.0;
         let frame = shared.frame_request(id, method, params)?;
         let started = Instant::now();
         let slot = shared.acquire(deadline, started).await?;

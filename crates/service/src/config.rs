@@ -47,6 +47,18 @@ pub enum ResultValidation {
     Enforce,
 }
 
+/// Whether params are checked against the methods' schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ParamsValidation {
+    /// Checked; every violation is reported (the default).
+    #[default]
+    Schema,
+    /// Not checked: only the limits and the declared renames apply. For
+    /// callers that validate upstream and want the cheapest path.
+    Off,
+}
+
 /// The service's configuration. Build it with [`ServiceConfig::builder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -63,6 +75,8 @@ pub struct ServiceConfig {
     pub result_shape: ResultShape,
     /// Checking of results against result schemas.
     pub result_validation: ResultValidation,
+    /// Checking of params against params schemas.
+    pub params_validation: ParamsValidation,
 }
 
 impl ServiceConfig {
@@ -139,6 +153,12 @@ impl ServiceConfigBuilder {
     /// Result validation (default [`ResultValidation::Off`]).
     pub fn result_validation(mut self, validation: ResultValidation) -> Self {
         self.config.result_validation = validation;
+        self
+    }
+
+    /// Whether params are checked against their schemas (default [`ParamsValidation::Schema`]).
+    pub fn params_validation(mut self, validation: ParamsValidation) -> Self {
+        self.config.params_validation = validation;
         self
     }
 

@@ -99,7 +99,9 @@ mod tests;
 
 pub use catalog::{Catalog, CatalogBuilder, MethodOverride, Resolution};
 pub use coerce::{Coercion, Defaults};
-pub use config::{Mode, ResultShape, ResultValidation, ServiceConfig, ServiceConfigBuilder};
+pub use config::{
+    Mode, ParamsValidation, ResultShape, ResultValidation, ServiceConfig, ServiceConfigBuilder,
+};
 pub use error::{CatalogProblem, Error, Result};
 pub use fixiplug::FixiplugShape;
 pub use framework::{Call, Framework};

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::catalog::{Catalog, Resolution, check_method_name};
 use crate::coerce::{apply_defaults, coerce};
-use crate::config::{Mode, ResultShape, ResultValidation, ServiceConfig};
+use crate::config::{Mode, ParamsValidation, ResultShape, ResultValidation, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::spec::MethodSpec;
 use crate::{Coercion, Defaults, Violation, envelope, fixiplug, limits, telemetry};
@@ -197,7 +197,11 @@ impl Service {
     ) -> Result<Option<Cow<'a, RawValue>>, (telemetry::Rejection, Vec<Violation>)> {
         let config = &self.inner.config;
         let legacy = resolution == Resolution::Alias && !spec.legacy_params.is_empty();
-        let needs_tree = spec.params_schema.is_some() || legacy || !spec.param_renames.is_empty();
+        let schema = spec
+            .params_schema
+            .as_ref()
+            .filter(|_| config.params_validation == ParamsValidation::Schema);
+        let needs_tree = schema.is_some() || legacy || !spec.param_renames.is_empty();
 
         let mut tree = match params {
             Some(raw) if !needs_tree => {
@@ -208,7 +212,7 @@ impl Service {
             }
             Some(raw) => limits::parse::<true>(raw, &config.limits)
                 .map_err(|violation| (telemetry::Rejection::Limit, vec![violation]))?,
-            None if spec.params_schema.is_some() => Value::Object(serde_json::Map::new()),
+            None if schema.is_some() => Value::Object(serde_json::Map::new()),
             None => return Ok(None),
         };
 
@@ -224,7 +228,7 @@ impl Service {
                     )
                 })?;
         }
-        if let Some(schema) = &spec.params_schema {
+        if let Some(schema) = schema {
             let root = schema.source();
             if config.coercion == Coercion::Scalars {
                 changed |= coerce(root, root, &mut tree);

@@ -434,3 +434,32 @@ fn result_schemas_accept_good_results_and_reject_bad_ones() {
     // A method without a result schema accepts anything.
     assert!(spec("test.echo").validate_result(&json!([1, "x"])).is_ok());
 }
+
+#[test]
+fn params_validation_off_skips_schemas_but_keeps_limits_and_renames() {
+    let lenient = service_with(|b| b.params_validation(pybridge_service::ParamsValidation::Off));
+    // Breaks the schema (a string where an integer is wanted), yet passes.
+    let (_, params) = wire(
+        &lenient,
+        "pattern_learning.find_similar",
+        r#"{"description":"short","threshold":0.5,"max_results":"9"}"#,
+    );
+    let params = params.expect("params are sent");
+    assert_eq!(params["max_results"], json!("9"));
+    // The declared rename still applies.
+    assert_eq!(params["similarity_threshold"], json!(0.5));
+    // The limits still apply.
+    let err = lenient
+        .prepare("test.echo", Some(&raw(r#"{"__proto__":1}"#)))
+        .expect_err("forbidden key");
+    assert!(matches!(err, Error::InvalidParams { .. }), "{err:?}");
+    // The default still validates.
+    assert!(
+        !violations(
+            &service(),
+            "pattern_learning.find_similar",
+            r#"{"description":"short","max_results":"9"}"#
+        )
+        .is_empty()
+    );
+}
