@@ -90,6 +90,16 @@ pub(crate) enum Job {
     },
 }
 
+impl Job {
+    /// Jobs that only update what the task knows, without touching the disk.
+    pub(crate) fn is_bookkeeping(&self) -> bool {
+        matches!(
+            self,
+            Job::Touch { .. } | Job::Forget { .. } | Job::Flush { .. }
+        )
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Disk {
     dir: Arc<Path>,

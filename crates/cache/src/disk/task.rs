@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use cacache::{Integrity, WriteOpts};
@@ -89,6 +90,12 @@ pub(crate) async fn run(state: DiskState, mut rx: mpsc::Receiver<Job>, sweep_int
                     }
                 }
                 let now = clock::wall_ms();
+                // Read hits send a touch each; those (and flushes behind
+                // them) need no I/O, so they skip the trip to the blocking pool.
+                if batch.iter().all(Job::is_bookkeeping) && state.total_bytes <= state.budget {
+                    state.process(batch, now);
+                    continue;
+                }
                 match blocking(state, move |s| s.process(batch, now)).await {
                     Some((_, true)) | None => break,
                     Some((s, false)) => state = s,
@@ -517,7 +524,11 @@ impl DiskState {
 /// directory exists, is writable and readable, and has space.
 fn probe(dir: &Path, now: u64) -> Result<(), DiskFault> {
     std::fs::create_dir_all(dir).map_err(|e| io_fault(DiskOperation::Open, &e, dir))?;
-    let key = format!("pybridge-probe-{}-{now}", std::process::id());
+    // Unique per process and per probe: two caches in one process may share
+    // a directory and probe it in the same millisecond.
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, Ordering::Relaxed);
+    let key = format!("pybridge-probe-{}-{n}-{now}", std::process::id());
     let fault = |e: cacache::Error| DiskFault::from_cacache(DiskOperation::Probe, &e);
     let integrity = cacache::write_sync_with_algo(layout::ALGORITHM, dir, &key, key.as_bytes())
         .map_err(fault)?;

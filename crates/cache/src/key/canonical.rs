@@ -21,6 +21,20 @@ use crate::ParamsProblem;
 
 use super::Scratch;
 
+/// Bytes that end a run of plain string bytes: a quote, a backslash, or a
+/// control character (which JSON forbids raw in strings).
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// serde_json's default recursion limit; deeper params are refused, not hashed.
 const MAX_DEPTH: u32 = 128;
 
@@ -239,12 +253,11 @@ impl Parser<'_, '_> {
         self.out.push(b'"');
         loop {
             let start = self.pos;
-            while let Some(&b) = self.input.get(self.pos) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            let rest = &self.input[start..];
+            self.pos += rest
+                .iter()
+                .position(|&b| STRING_STOP[usize::from(b)])
+                .unwrap_or(rest.len());
             self.out.extend_from_slice(&self.input[start..self.pos]);
             match self.peek() {
                 None => return self.fail(ParamsProblem::UnexpectedEnd),

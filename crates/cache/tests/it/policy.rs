@@ -308,3 +308,16 @@ async fn closing_flushes_and_keeps_memory_working() {
     );
     cache.close().await;
 }
+
+#[test]
+fn get_or_load_futures_are_send_when_their_loader_is() {
+    // The bridge spawns calls onto a multi-threaded runtime.
+    fn assert_send<T: Send>(_: &T) {}
+    let cache = memory_cache();
+    let (k, p) = (key("m", "1"), policy(Tiers::Both));
+    let call = cache.get_or_load(&k, &p, || async { Ok::<_, Boom>(Bytes::new()) });
+    assert_send(&call);
+    assert_send(&cache.invalidate(&k));
+    assert_send(&cache.invalidate_method("m"));
+    assert_send(&cache.flush());
+}
