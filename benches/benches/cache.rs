@@ -51,7 +51,10 @@ fn run_ready<F: Future>(future: F) -> F::Output {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn value(size: usize) -> Bytes {
@@ -60,7 +63,9 @@ fn value(size: usize) -> Bytes {
 
 fn params(i: u64) -> String {
     // About 100 bytes, keys deliberately out of order.
-    format!(r#"{{"query":"find sqlite extension patterns","limit":10,"offset":{i},"filters":{{"lang":"rust","min":0.5}}}}"#)
+    format!(
+        r#"{{"query":"find sqlite extension patterns","limit":10,"offset":{i},"filters":{{"lang":"rust","min":0.5}}}}"#
+    )
 }
 
 fn policy(tiers: Tiers) -> CachePolicy {
@@ -94,25 +99,34 @@ fn l1_hit(c: &mut Criterion) {
         let v = value(size);
         rt.block_on(async {
             let loaded = v.clone();
-            cache.get_or_load(&key, &both, || async move { Ok::<_, NoError>(loaded) }).await.expect("loaded");
+            cache
+                .get_or_load(&key, &both, || async move { Ok::<_, NoError>(loaded) })
+                .await
+                .expect("loaded");
             bare.insert(*key.digest().as_bytes(), v).await;
         });
-        let hit = run_ready(cache.get_or_load(&key, &both, || async { Ok::<_, NoError>(Bytes::new()) }));
+        let hit =
+            run_ready(cache.get_or_load(&key, &both, || async { Ok::<_, NoError>(Bytes::new()) }));
         assert_eq!(hit.expect("hit").source, Source::L1);
         group.bench_function(format!("bare_moka/{label}"), |b| {
             b.iter(|| run_ready(bare.get(black_box(key.digest().as_bytes()))).expect("present"))
         });
         group.bench_function(format!("cache/{label}"), |b| {
             b.iter(|| {
-                run_ready(cache.get_or_load(black_box(&key), &both, || async { Ok::<_, NoError>(Bytes::new()) }))
-                    .expect("hit")
+                run_ready(cache.get_or_load(black_box(&key), &both, || async {
+                    Ok::<_, NoError>(Bytes::new())
+                }))
+                .expect("hit")
             })
         });
         group.bench_function(format!("key_and_cache/{label}"), |b| {
             let text = params(size as u64);
             b.iter(|| {
                 let key = CacheKey::new("bench", "patterns.find", black_box(&text)).expect("valid");
-                run_ready(cache.get_or_load(&key, &both, || async { Ok::<_, NoError>(Bytes::new()) })).expect("hit")
+                run_ready(
+                    cache.get_or_load(&key, &both, || async { Ok::<_, NoError>(Bytes::new()) }),
+                )
+                .expect("hit")
             })
         });
     }
@@ -133,21 +147,34 @@ fn l2_hit(c: &mut Criterion) {
         let v = value(size);
         rt.block_on(async {
             let loaded = v.clone();
-            cache.get_or_load(&key, &disk_only, || async move { Ok::<_, NoError>(loaded) }).await.expect("loaded");
+            cache
+                .get_or_load(&key, &disk_only, || async move { Ok::<_, NoError>(loaded) })
+                .await
+                .expect("loaded");
             cache.flush().await;
-            cacache::write_with_algo(cacache::Algorithm::Xxh3, bare_dir.path(), &bare_key, &v).await.expect("write");
-            let hit = cache.get_or_load(&key, &disk_only, || async { Ok::<_, NoError>(Bytes::new()) }).await;
+            cacache::write_with_algo(cacache::Algorithm::Xxh3, bare_dir.path(), &bare_key, &v)
+                .await
+                .expect("write");
+            let hit = cache
+                .get_or_load(&key, &disk_only, || async {
+                    Ok::<_, NoError>(Bytes::new())
+                })
+                .await;
             assert_eq!(hit.expect("hit").source, Source::L2);
         });
         group.bench_function(format!("bare_cacache/{label}"), |b| {
             b.to_async(&rt).iter(|| async {
-                cacache::read(bare_dir.path(), black_box(&bare_key)).await.expect("present")
+                cacache::read(bare_dir.path(), black_box(&bare_key))
+                    .await
+                    .expect("present")
             })
         });
         group.bench_function(format!("cache/{label}"), |b| {
             b.to_async(&rt).iter(|| async {
                 let hit = cache
-                    .get_or_load(black_box(&key), &disk_only, || async { Ok::<_, NoError>(Bytes::new()) })
+                    .get_or_load(black_box(&key), &disk_only, || async {
+                        Ok::<_, NoError>(Bytes::new())
+                    })
                     .await
                     .expect("hit");
                 debug_assert_eq!(hit.source, Source::L2);
@@ -171,7 +198,14 @@ fn miss(c: &mut Criterion) {
             let v = value(size);
             group.bench_function(format!("{tiers_label}/{label}"), |b| {
                 b.to_async(&rt).iter_batched(
-                    || CacheKey::new("bench", "patterns.find", &params(next.fetch_add(1, Ordering::Relaxed))).expect("valid"),
+                    || {
+                        CacheKey::new(
+                            "bench",
+                            "patterns.find",
+                            &params(next.fetch_add(1, Ordering::Relaxed)),
+                        )
+                        .expect("valid")
+                    },
                     |key| {
                         let (cache, p, v) = (&cache, &p, v.clone());
                         async move {
