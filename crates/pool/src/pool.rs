@@ -274,6 +274,10 @@ impl Pool {
                 })
             }
             Err(PendingError::Failed(held)) => Err(held.into_error()),
+            Err(PendingError::TableDropped) => Err(Error::WorkerFailed {
+                failure: Arc::new(failure_now(&worker, FailureReason::Exited)),
+                written: true,
+            }),
             Err(_) => Err(Error::Timeout {
                 elapsed: started.elapsed(),
                 stage: TimeoutStage::InFlight,

@@ -1,0 +1,363 @@
+//! Building every layer from the configuration.
+
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::sync::Arc;
+
+use pybridge_pool::{
+    EnvPolicy, Handshake, HealthPolicy, Pool, PoolConfig, RecyclePolicy, RestartPolicy,
+    ScalePolicy, ShutdownPolicy, WorkerSpec,
+};
+use pybridge_protocol::Framing;
+use pybridge_resilience::{
+    Backoff, BreakerConfig, BreakerRegistry, Jitter, RetryBudget, RetryPolicy,
+};
+use pybridge_service::{
+    Catalog, Coercion, Defaults, MethodOverride, Mode, ParamsValidation, ResultShape,
+    ResultValidation, Service, ServiceConfig,
+};
+use tokio::sync::broadcast;
+
+use crate::bridge::{Counters, Inner};
+use crate::config::{
+    BackoffSetting, Config, FramingSetting, HandshakeSetting, JitterSetting, ResultCheck,
+};
+use crate::events::{self, BridgeEvent};
+use crate::{Error, Result};
+
+/// Everything that can be built before the workers start.
+pub(crate) struct Parts {
+    config: Config,
+    service: Service,
+    breakers: Option<BreakerRegistry>,
+    retry: Option<RetryPolicy>,
+    pool: PoolConfig,
+}
+
+fn build_error(
+    part: &'static str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error {
+    move |source| Error::Build { part, source }
+}
+
+fn boxed<E: std::error::Error + Send + Sync + 'static>(
+    e: E,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(e)
+}
+
+impl Parts {
+    pub(crate) fn new(config: Config, worker: Option<WorkerSpec>) -> Result<Parts> {
+        if let Err((key, problem)) = config.validate() {
+            return Err(Error::Config(crate::config::ConfigError {
+                key: Some(key),
+                origin: None,
+                problem,
+            }));
+        }
+        let worker = match worker {
+            Some(spec) => spec,
+            None => worker_spec(&config)?,
+        };
+        let service = Service::new(catalog(&config)?, service_config(&config)?);
+        let breakers = breakers(&config)?;
+        let retry = retry_policy(&config)?;
+        let pool = pool_config(&config, worker.clone())?;
+        Ok(Parts {
+            config,
+            service,
+            breakers,
+            retry,
+            pool,
+        })
+    }
+
+    pub(crate) async fn start(self) -> Result<Inner> {
+        let Parts {
+            config,
+            service,
+            breakers,
+            retry,
+            pool,
+        } = self;
+        #[cfg(feature = "cache")]
+        let cache = cache(&config, &service)?;
+        let pool = Pool::start(pool).await.map_err(Error::Start)?;
+        let (events, _) = broadcast::channel(1024);
+        let events = Arc::new(events);
+        let mut forwarders = vec![events::forward(
+            pool.subscribe(),
+            Arc::clone(&events),
+            BridgeEvent::Pool,
+        )];
+        if let Some(registry) = &breakers {
+            forwarders.push(events::forward(
+                registry.subscribe(),
+                Arc::clone(&events),
+                BridgeEvent::Resilience,
+            ));
+        }
+        if let Some(policy) = &retry {
+            forwarders.push(events::forward(
+                policy.subscribe(),
+                Arc::clone(&events),
+                BridgeEvent::Resilience,
+            ));
+        }
+        #[cfg(feature = "cache")]
+        if let Some(cache) = &cache {
+            forwarders.push(events::forward(
+                cache.subscribe(),
+                Arc::clone(&events),
+                BridgeEvent::Cache,
+            ));
+        }
+        pybridge_service::telemetry::describe();
+        Ok(Inner {
+            config,
+            service,
+            pool,
+            #[cfg(feature = "cache")]
+            cache,
+            breakers,
+            retry,
+            events,
+            _forwarders: forwarders,
+            counters: Counters::default(),
+        })
+    }
+}
+
+/// The worker from `worker.command` and the rest of `[worker]`.
+fn worker_spec(config: &Config) -> Result<WorkerSpec> {
+    let w = &config.worker;
+    let (program, args) = w.command.split_first().ok_or(Error::NoWorker)?;
+    let mut spec = WorkerSpec::new(program)
+        .args(args)
+        .framing(match w.framing {
+            FramingSetting::ContentLength => Framing::ContentLength,
+            _ => Framing::Ndjson,
+        })
+        .handshake(match w.handshake {
+            HandshakeSetting::Ping => Handshake::Ping,
+            HandshakeSetting::None => Handshake::None,
+            _ => Handshake::Announce,
+        })
+        .startup_timeout(w.startup_timeout)
+        .max_frame(usize::try_from(w.max_frame.as_u64()).unwrap_or(usize::MAX))
+        .env_policy(if w.inherit_env {
+            EnvPolicy::Inherit
+        } else {
+            EnvPolicy::Clear
+        });
+    for (key, value) in &w.env {
+        spec = spec.env(key, value);
+    }
+    if let Some(cwd) = &w.cwd {
+        spec = spec.cwd(cwd);
+    }
+    Ok(spec)
+}
+
+fn catalog(config: &Config) -> Result<Catalog> {
+    let mut builder = Catalog::builder();
+    for file in &config.service.catalog_files {
+        builder = builder.file(file);
+    }
+    for (name, m) in &config.methods {
+        let mut changes = MethodOverride::new();
+        if let Some(wire) = &m.wire_name {
+            changes = changes.wire_name(wire);
+        }
+        if let Some(timeout) = m.timeout {
+            changes = changes.timeout(timeout);
+        }
+        if let Some(idempotent) = m.idempotent {
+            changes = changes.idempotent(idempotent);
+        }
+        let ttls = (m.cache_ttl, m.disk_ttl);
+        match m.cache {
+            Some(false) => changes = changes.cache(pybridge_service::CachePolicy::disabled()),
+            Some(true) => {
+                changes = changes.cache(pybridge_service::CachePolicy::enabled(ttls.0, ttls.1))
+            }
+            None if ttls != (None, None) => {
+                changes = changes.cache(pybridge_service::CachePolicy::enabled(ttls.0, ttls.1));
+            }
+            None => {}
+        }
+        builder = builder.override_method(name, changes);
+    }
+    builder
+        .build()
+        .map_err(|e| build_error("catalog")(boxed(e)))
+}
+
+fn service_config(config: &Config) -> Result<ServiceConfig> {
+    let s = &config.service;
+    let max_params =
+        NonZeroUsize::new(usize::try_from(s.max_params.as_u64()).unwrap_or(usize::MAX));
+    let mut builder = ServiceConfig::builder()
+        .mode(if s.strict {
+            Mode::Strict
+        } else {
+            Mode::PassThrough
+        })
+        .coercion(if s.coerce {
+            Coercion::Scalars
+        } else {
+            Coercion::Off
+        })
+        .defaults(if s.apply_defaults {
+            Defaults::Apply
+        } else {
+            Defaults::Off
+        })
+        .result_shape(if s.fixiplug_results {
+            ResultShape::Fixiplug
+        } else {
+            ResultShape::Public
+        })
+        .result_validation(match s.validate_results {
+            ResultCheck::Warn => ResultValidation::Warn,
+            ResultCheck::Enforce => ResultValidation::Enforce,
+            _ => ResultValidation::Off,
+        })
+        .params_validation(if cfg!(feature = "validation") {
+            ParamsValidation::Schema
+        } else {
+            ParamsValidation::Off
+        });
+    if let Some(max) = max_params {
+        builder = builder.max_params_bytes(max);
+    }
+    if let Some(depth) = NonZeroUsize::new(s.max_depth) {
+        builder = builder.max_depth(depth);
+    }
+    builder
+        .build()
+        .map_err(|e| build_error("service")(boxed(e)))
+}
+
+fn breakers(config: &Config) -> Result<Option<BreakerRegistry>> {
+    let b = &config.breaker;
+    if !b.enabled {
+        return Ok(None);
+    }
+    let one = NonZeroU32::MIN;
+    let template = BreakerConfig::builder()
+        .consecutive_failures(NonZeroU32::new(b.failure_threshold).unwrap_or(one))
+        .break_duration(b.break_duration)
+        .half_open_max_probes(NonZeroU32::new(b.half_open_probes).unwrap_or(one))
+        .half_open_successes(NonZeroU32::new(b.half_open_successes).unwrap_or(one))
+        .build()
+        .map_err(|e| build_error("circuit breakers")(boxed(e)))?;
+    let capacity = NonZeroUsize::new(b.max_breakers).unwrap_or(NonZeroUsize::MIN);
+    Ok(Some(BreakerRegistry::new(template, capacity)))
+}
+
+fn retry_policy(config: &Config) -> Result<Option<RetryPolicy>> {
+    let r = &config.retry;
+    if !r.enabled || r.max_retries == 0 {
+        return Ok(None);
+    }
+    let backoff = match r.backoff {
+        BackoffSetting::Constant => Backoff::constant(r.initial_delay),
+        BackoffSetting::Linear => Backoff::linear(r.initial_delay, r.initial_delay),
+        _ => Backoff::exponential(r.initial_delay, 2.0),
+    };
+    let jitter = match r.jitter {
+        JitterSetting::None => Jitter::None,
+        JitterSetting::Full => Jitter::Full,
+        JitterSetting::Equal => Jitter::Equal,
+        _ => Jitter::Decorrelated,
+    };
+    let budget = RetryBudget::builder()
+        .retry_ratio(r.budget_ratio)
+        .min_retries_per_sec(r.budget_min_per_second)
+        .build()
+        .map_err(|e| build_error("retry budget")(boxed(e)))?;
+    RetryPolicy::builder()
+        .max_retries(r.max_retries)
+        .backoff(backoff)
+        .jitter(jitter)
+        .max_delay(r.max_delay)
+        .budget(budget)
+        .build()
+        .map(Some)
+        .map_err(|e| build_error("retry policy")(boxed(e)))
+}
+
+fn pool_config(config: &Config, worker: WorkerSpec) -> Result<PoolConfig> {
+    let p = &config.pool;
+    let in_flight = NonZeroUsize::new(p.max_in_flight).unwrap_or(NonZeroUsize::MIN);
+    let restart = RestartPolicy::default()
+        .initial_backoff(p.restart_backoff)
+        .max_backoff(p.restart_backoff.max(RestartPolicy::default().max_backoff))
+        .crash_loop_starts(p.crash_loop_starts)
+        .cooldown(p.crash_loop_cooldown)
+        .max_cooldown(
+            p.crash_loop_cooldown
+                .max(RestartPolicy::default().max_cooldown),
+        );
+    let ping = (!p.ping_interval.is_zero()).then_some(p.ping_interval);
+    PoolConfig::builder(worker)
+        .min_workers(p.min_workers)
+        .max_workers(config.max_workers())
+        .max_in_flight(in_flight)
+        .queue_capacity(p.queue_capacity)
+        .default_timeout(config.call.timeout)
+        .recycle(
+            RecyclePolicy::default()
+                .max_requests(p.recycle_after_requests)
+                .max_age(p.max_age)
+                .max_rss_bytes(p.max_rss.map(|b| b.as_u64())),
+        )
+        .health(
+            HealthPolicy::default()
+                .ping_interval(ping)
+                .ping_timeout(p.ping_timeout)
+                .cancel_grace(p.cancel_grace),
+        )
+        .restart(restart)
+        .scale(
+            ScalePolicy::default()
+                .grow_after(p.grow_after)
+                .idle_timeout(p.idle_timeout),
+        )
+        .shutdown(
+            ShutdownPolicy::default()
+                .drain_timeout(p.drain_timeout)
+                .exit_grace(p.exit_grace),
+        )
+        .build()
+        .map_err(|e| build_error("pool")(boxed(e)))
+}
+
+#[cfg(feature = "cache")]
+fn cache(config: &Config, service: &Service) -> Result<Option<pybridge_cache::Cache>> {
+    let c = &config.cache;
+    if !c.enabled {
+        return Ok(None);
+    }
+    // The catalog's version is part of every key: a changed catalog or
+    // override can never be answered from entries cached under the old one.
+    let namespace = format!("{}|{}", c.namespace, service.catalog().version());
+    let mut builder = pybridge_cache::CacheBuilder::new().namespace(namespace);
+    if let Some(bytes) = NonZeroU64::new(c.memory.as_u64()) {
+        builder = builder.l1_max_bytes(bytes);
+    }
+    if c.disk {
+        if let Some(dir) = &c.dir {
+            builder = builder.l2_dir(dir);
+        }
+        if let Some(bytes) = NonZeroU64::new(c.disk_size.as_u64()) {
+            builder = builder.l2_max_bytes(bytes);
+        }
+    } else {
+        builder = builder.memory_only();
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| build_error("cache")(boxed(e)))
+}

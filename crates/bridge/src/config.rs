@@ -1,0 +1,643 @@
+//! The one `Config`: every setting of the bridge, its documented default, and
+//! validation of the whole.
+//!
+//! Values come in layers, each overriding the one before: defaults, a
+//! preset, a TOML file, `PYBRIDGE_*` environment variables, then command-line
+//! flags. [`Config::load`] merges them and remembers where every value came
+//! from, so an error names the key and its source, and
+//! [`Config::effective`] can print both.
+
+mod layers;
+mod presets;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+pub use layers::{ConfigError, LoadOptions, Setting, Source};
+pub use presets::Preset;
+
+/// Every setting of a bridge. `Config::default()` is a working configuration
+/// for two workers; the fields' docs give each default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// A named group of settings applied before the file's own (none by default).
+    pub preset: Option<Preset>,
+    /// What to run as a worker.
+    pub worker: WorkerConfig,
+    /// The pool of workers.
+    pub pool: PoolSettings,
+    /// Calls.
+    pub call: CallConfig,
+    /// Retries.
+    pub retry: RetryConfig,
+    /// Circuit breakers, one per method.
+    pub breaker: BreakerSettings,
+    /// The result cache.
+    pub cache: CacheSettings,
+    /// The method catalog and validation.
+    pub service: ServiceSettings,
+    /// Per-method overrides, by public method name.
+    pub methods: BTreeMap<String, MethodSettings>,
+    /// Logging (read by the CLI; libraries only emit through `tracing`).
+    pub log: LogConfig,
+    /// The HTTP gateway of `pybridge serve`.
+    pub gateway: GatewayConfig,
+}
+
+/// What to run as a worker (`[worker]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// The worker program and its arguments, never run through a shell.
+    /// Empty (the default) means the embedded reference framework worker of
+    /// the `pybridge` command; a library user must set it.
+    pub command: Vec<String>,
+    /// The Python interpreter that runs the embedded worker (default `python3`).
+    pub python: String,
+    /// The worker's working directory (default: the host's).
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables for the worker.
+    pub env: BTreeMap<String, String>,
+    /// Whether the worker inherits the host's environment (default true).
+    pub inherit_env: bool,
+    /// `ndjson` (default) or `content-length`.
+    pub framing: FramingSetting,
+    /// `announce` (`READY` or `$/ready`, the default), `ping` or `none`.
+    pub handshake: HandshakeSetting,
+    /// How long a worker may take to become ready (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Duration,
+    /// The largest message in either direction (default 16 MiB).
+    pub max_frame: ByteSize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            command: Vec::new(),
+            python: "python3".into(),
+            cwd: None,
+            env: BTreeMap::new(),
+            inherit_env: true,
+            framing: FramingSetting::Ndjson,
+            handshake: HandshakeSetting::Announce,
+            startup_timeout: Duration::from_secs(10),
+            max_frame: ByteSize::mib(16),
+        }
+    }
+}
+
+/// How messages are delimited on a worker's pipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FramingSetting {
+    /// One JSON value per line.
+    Ndjson,
+    /// LSP-style `Content-Length` headers.
+    ContentLength,
+}
+
+/// How a worker's readiness is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum HandshakeSetting {
+    /// `READY` on stdout or a `$/ready` notification.
+    Announce,
+    /// A `$/ping` request.
+    Ping,
+    /// None: ready when spawned.
+    None,
+}
+
+/// The pool of workers (`[pool]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PoolSettings {
+    /// Workers kept running (default 2). Setting it sets `max_workers` too,
+    /// unless that is set.
+    pub min_workers: usize,
+    /// The most workers under sustained queueing (default: `min_workers`).
+    pub max_workers: Option<usize>,
+    /// Calls in flight per worker (default 64).
+    pub max_in_flight: usize,
+    /// Calls that may wait for a worker (default 16,384).
+    pub queue_capacity: usize,
+    /// Queueing time that adds a worker (default 1 s).
+    #[serde(with = "humantime_serde")]
+    pub grow_after: Duration,
+    /// Idle time after which a worker above the minimum stops (default 60 s).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Recycle a worker after this many requests, with ±10 % jitter (default: never).
+    pub recycle_after_requests: Option<u64>,
+    /// Recycle a worker after this age (default: never).
+    #[serde(with = "humantime_serde::option")]
+    pub max_age: Option<Duration>,
+    /// Recycle a worker above this resident memory (default: never).
+    pub max_rss: Option<ByteSize>,
+    /// How often idle workers are pinged; `0s` disables pings (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// How long a ping may take (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub ping_timeout: Duration,
+    /// How long a worker may keep a cancelled call before it counts as hung (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub cancel_grace: Duration,
+    /// The first delay after a failed start, doubling up to 5 s (default 100 ms).
+    #[serde(with = "humantime_serde")]
+    pub restart_backoff: Duration,
+    /// Failed starts within 30 s that trip the crash-loop guard (default 5).
+    pub crash_loop_starts: u32,
+    /// The first cool-down of the crash-loop guard, doubling up to 5 min (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub crash_loop_cooldown: Duration,
+    /// How long in-flight calls may finish at shutdown (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// The grace after closing a worker's stdin, and after SIGTERM (default 2 s).
+    #[serde(with = "humantime_serde")]
+    pub exit_grace: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            min_workers: 2,
+            max_workers: None,
+            max_in_flight: 64,
+            queue_capacity: 16_384,
+            grow_after: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(60),
+            recycle_after_requests: None,
+            max_age: None,
+            max_rss: None,
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(5),
+            cancel_grace: Duration::from_secs(5),
+            restart_backoff: Duration::from_millis(100),
+            crash_loop_starts: 5,
+            crash_loop_cooldown: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+            exit_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Calls (`[call]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CallConfig {
+    /// The deadline of a call whose method sets none in the catalog (default 30 s).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Retries (`[retry]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RetryConfig {
+    /// Whether failed calls are retried at all (default true). Only calls that
+    /// are safe to repeat are: idempotent methods, or requests no worker saw.
+    pub enabled: bool,
+    /// Retries after the first attempt (default 2; the original counted the
+    /// first attempt too).
+    pub max_retries: u32,
+    /// `exponential` (default), `linear` or `constant`.
+    pub backoff: BackoffSetting,
+    /// The first delay (default 50 ms).
+    #[serde(with = "humantime_serde")]
+    pub initial_delay: Duration,
+    /// The cap on any delay, server hints included (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// `decorrelated` (default), `full`, `equal` or `none`.
+    pub jitter: JitterSetting,
+    /// Retries allowed per call over ten seconds, as a fraction (default 0.2).
+    pub budget_ratio: f64,
+    /// Retries always allowed per second, whatever the ratio (default 10).
+    pub budget_min_per_second: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            enabled: true,
+            max_retries: 2,
+            backoff: BackoffSetting::Exponential,
+            initial_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(5),
+            jitter: JitterSetting::Decorrelated,
+            budget_ratio: 0.2,
+            budget_min_per_second: 10,
+        }
+    }
+}
+
+/// A backoff shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum BackoffSetting {
+    /// The same delay every time.
+    Constant,
+    /// `initial × attempt`.
+    Linear,
+    /// `initial × 2^(attempt-1)`.
+    Exponential,
+}
+
+/// A jitter shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum JitterSetting {
+    /// Exact delays.
+    None,
+    /// Uniform in `[0, delay]`.
+    Full,
+    /// Uniform in `[delay/2, delay]`.
+    Equal,
+    /// AWS-style decorrelated jitter.
+    Decorrelated,
+}
+
+/// Circuit breakers (`[breaker]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BreakerSettings {
+    /// Whether each method gets a breaker (default true).
+    pub enabled: bool,
+    /// Consecutive dependency failures that open a method's breaker (default 5).
+    pub failure_threshold: u32,
+    /// How long an open breaker rejects calls before it probes (default 30 s).
+    #[serde(with = "humantime_serde")]
+    pub break_duration: Duration,
+    /// Probe calls admitted at once while half-open (default 1).
+    pub half_open_probes: u32,
+    /// Successful probes that close it again (default 1).
+    pub half_open_successes: u32,
+    /// The most breakers kept (default 1,024).
+    pub max_breakers: usize,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            enabled: true,
+            failure_threshold: 5,
+            break_duration: Duration::from_secs(30),
+            half_open_probes: 1,
+            half_open_successes: 1,
+            max_breakers: 1024,
+        }
+    }
+}
+
+/// The result cache (`[cache]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CacheSettings {
+    /// Whether results of cacheable methods are cached (default true).
+    pub enabled: bool,
+    /// The memory tier's budget (default 64 MiB).
+    pub memory: ByteSize,
+    /// Whether the disk tier is used (default true).
+    pub disk: bool,
+    /// The disk tier's directory (default: the platform cache directory, `pybridge/`).
+    pub dir: Option<PathBuf>,
+    /// The disk tier's budget (default 100 MiB).
+    pub disk_size: ByteSize,
+    /// A string mixed into every key, to invalidate everything on a deploy (default empty).
+    pub namespace: String,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: true,
+            memory: ByteSize::mib(64),
+            disk: true,
+            dir: None,
+            disk_size: ByteSize::mib(100),
+            namespace: String::new(),
+        }
+    }
+}
+
+/// The method catalog and validation (`[service]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServiceSettings {
+    /// Reject methods the catalog does not know (default false: they pass
+    /// through unvalidated).
+    pub strict: bool,
+    /// Convert strings that are wholly a number or boolean where the schema
+    /// wants one (default false).
+    pub coerce: bool,
+    /// Fill in schema defaults (default false).
+    pub apply_defaults: bool,
+    /// Give results the original FixiPlug camelCase shapes (default false).
+    pub fixiplug_results: bool,
+    /// Check results against their schemas: `off` (default), `warn` or `enforce`.
+    pub validate_results: ResultCheck,
+    /// Catalog files with methods of your own, in the built-in format.
+    pub catalog_files: Vec<PathBuf>,
+    /// The largest params accepted (default 1 MiB).
+    pub max_params: ByteSize,
+    /// The deepest nesting of params accepted (default 32).
+    pub max_depth: usize,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            strict: false,
+            coerce: false,
+            apply_defaults: false,
+            fixiplug_results: false,
+            validate_results: ResultCheck::Off,
+            catalog_files: Vec::new(),
+            max_params: ByteSize::mib(1),
+            max_depth: 32,
+        }
+    }
+}
+
+/// Whether results are checked against their schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ResultCheck {
+    /// Not checked.
+    Off,
+    /// Checked; a violation is logged and counted.
+    Warn,
+    /// Checked; a violation fails the call.
+    Enforce,
+}
+
+/// Overrides for one method (`[methods."<public name>"]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MethodSettings {
+    /// The name sent to the worker instead of the catalog's.
+    pub wire_name: Option<String>,
+    /// The call deadline instead of the catalog's.
+    #[serde(with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    /// Whether results are cached, instead of the catalog's choice.
+    pub cache: Option<bool>,
+    /// How long results stay in memory.
+    #[serde(with = "humantime_serde::option")]
+    pub cache_ttl: Option<Duration>,
+    /// How long results stay on disk.
+    #[serde(with = "humantime_serde::option")]
+    pub disk_ttl: Option<Duration>,
+    /// Whether the method is safe to repeat, instead of the catalog's.
+    pub idempotent: Option<bool>,
+}
+
+/// Logging (`[log]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LogConfig {
+    /// A `tracing` filter: `error`, `warn` (default), `info`, `debug`, or directives.
+    pub level: String,
+    /// `pretty` (default) or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "warn".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The HTTP gateway (`[gateway]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// The address to listen on (default `127.0.0.1:7878`: loopback only).
+    pub listen: String,
+    /// A bearer token required on `/rpc` (default: none).
+    pub token: Option<String>,
+    /// The largest request body (default 2 MiB).
+    pub body_limit: ByteSize,
+    /// The longest a request may take (default 60 s).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: "127.0.0.1:7878".into(),
+            token: None,
+            body_limit: ByteSize::mib(2),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration from its layers; see [`LoadOptions`].
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and its source for an unknown key, a
+    /// value of the wrong type, an unreadable file, or a value that fails
+    /// [`Config::validate`].
+    pub fn load(options: &LoadOptions) -> Result<(Config, Vec<Setting>), ConfigError> {
+        layers::load(options)
+    }
+
+    /// The effective configuration as `key = value` settings with their
+    /// sources, for `pybridge config`.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn effective(options: &LoadOptions) -> Result<Vec<Setting>, ConfigError> {
+        layers::load(options).map(|(_, settings)| settings)
+    }
+
+    /// The maximum number of workers, resolved.
+    pub fn max_workers(&self) -> usize {
+        self.pool.max_workers.unwrap_or(self.pool.min_workers)
+    }
+
+    /// Checks the configuration as a whole. Returns the first problem as
+    /// `(key, problem)`; [`Config::load`] adds the key's source.
+    ///
+    /// # Errors
+    /// The key and what is wrong with it.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, problem: &str| Err((key.to_string(), problem.to_string()));
+        let p = &self.pool;
+        if self.max_workers() == 0 {
+            let key = if p.max_workers.is_some() {
+                "pool.max_workers"
+            } else {
+                "pool.min_workers"
+            };
+            return fail(key, "must be at least 1");
+        }
+        if p.min_workers > self.max_workers() {
+            return fail("pool.min_workers", "must not exceed pool.max_workers");
+        }
+        if p.max_in_flight == 0 {
+            return fail("pool.max_in_flight", "must be at least 1");
+        }
+        let positive = [
+            ("worker.startup_timeout", self.worker.startup_timeout),
+            ("pool.grow_after", p.grow_after),
+            ("pool.idle_timeout", p.idle_timeout),
+            ("pool.ping_timeout", p.ping_timeout),
+            ("pool.restart_backoff", p.restart_backoff),
+            ("pool.crash_loop_cooldown", p.crash_loop_cooldown),
+            ("call.timeout", self.call.timeout),
+            ("breaker.break_duration", self.breaker.break_duration),
+            ("gateway.request_timeout", self.gateway.request_timeout),
+        ];
+        for (key, value) in positive {
+            if value.is_zero() {
+                return fail(key, "must be greater than zero");
+            }
+        }
+        if p.max_age.is_some_and(|d| d.is_zero()) {
+            return fail(
+                "pool.max_age",
+                "must be greater than zero (leave it out for never)",
+            );
+        }
+        if p.recycle_after_requests == Some(0) {
+            return fail(
+                "pool.recycle_after_requests",
+                "must be at least 1 (leave it out for never)",
+            );
+        }
+        if p.max_rss.is_some_and(|b| b.as_u64() == 0) {
+            return fail(
+                "pool.max_rss",
+                "must be greater than zero (leave it out for never)",
+            );
+        }
+        if p.crash_loop_starts == 0 {
+            return fail("pool.crash_loop_starts", "must be at least 1");
+        }
+        if self.worker.max_frame.as_u64() < 1024 {
+            return fail("worker.max_frame", "must be at least 1 KiB");
+        }
+        let r = &self.retry;
+        if r.initial_delay > r.max_delay {
+            return fail("retry.initial_delay", "must not exceed retry.max_delay");
+        }
+        if !r.budget_ratio.is_finite() || !(0.0..=1000.0).contains(&r.budget_ratio) {
+            return fail("retry.budget_ratio", "must be a number from 0 to 1000");
+        }
+        let b = &self.breaker;
+        if b.enabled {
+            if b.failure_threshold == 0 {
+                return fail("breaker.failure_threshold", "must be at least 1");
+            }
+            if b.half_open_probes == 0 || b.half_open_successes == 0 {
+                return fail(
+                    "breaker.half_open_probes",
+                    "probes and successes must be at least 1",
+                );
+            }
+            if b.max_breakers == 0 {
+                return fail("breaker.max_breakers", "must be at least 1");
+            }
+        }
+        if self.cache.enabled && self.cache.memory.as_u64() == 0 {
+            return fail(
+                "cache.memory",
+                "must be greater than zero (set cache.enabled = false instead)",
+            );
+        }
+        if self.cache.disk && self.cache.disk_size.as_u64() == 0 {
+            return fail(
+                "cache.disk_size",
+                "must be greater than zero (set cache.disk = false instead)",
+            );
+        }
+        if self.service.max_params.as_u64() == 0 {
+            return fail("service.max_params", "must be greater than zero");
+        }
+        if self.service.max_depth == 0 {
+            return fail("service.max_depth", "must be at least 1");
+        }
+        if self.worker.command.first().is_some_and(|p| p.is_empty()) {
+            return fail("worker.command", "the program must not be empty");
+        }
+        if self.worker.python.is_empty() {
+            return fail("worker.python", "must not be empty");
+        }
+        for (name, m) in &self.methods {
+            if m.timeout.is_some_and(|d| d.is_zero()) {
+                return fail(
+                    &format!("methods.{name:?}.timeout"),
+                    "must be greater than zero",
+                );
+            }
+            if m.wire_name.as_deref().is_some_and(str::is_empty) {
+                return fail(&format!("methods.{name:?}.wire_name"), "must not be empty");
+            }
+        }
+        if self.gateway.listen.parse::<std::net::SocketAddr>().is_err() {
+            return fail(
+                "gateway.listen",
+                "must be an address such as 127.0.0.1:7878",
+            );
+        }
+        if self.gateway.token.as_deref().is_some_and(str::is_empty) {
+            return fail(
+                "gateway.token",
+                "must not be empty (leave it out for no token)",
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! Layering, sources, validation and presets of the configuration.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::{Config, ConfigError, LoadOptions, Preset, Source};
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn load(options: LoadOptions) -> Config {
+    Config::load(&options).unwrap_or_else(|e| panic!("{e}")).0
+}
+
+fn error(options: LoadOptions) -> ConfigError {
+    Config::load(&options).expect_err("the configuration is invalid")
+}
+
+fn source_of(options: &LoadOptions, key: &str) -> Source {
+    let settings = Config::effective(options).unwrap();
+    settings
+        .into_iter()
+        .find(|s| s.key == key)
+        .unwrap_or_else(|| panic!("no {key}"))
+        .source
+}
+
+#[test]
+fn defaults_load_and_validate() {
+    let config = load(LoadOptions::new());
+    assert_eq!(config, Config::default());
+    assert_eq!(config.max_workers(), 2);
+    assert!(config.validate().is_ok());
+}
+
+#[test]
+fn each_layer_overrides_the_one_before_and_is_named_as_the_source() {
+    let f = file("[pool]\nmin_workers = 3\nqueue_capacity = 100\n[call]\ntimeout = \"7s\"\n");
+    let options = LoadOptions::new()
+        .file(f.path())
+        .env_vars([("PYBRIDGE_POOL__MIN_WORKERS", "5"), ("UNRELATED", "x")])
+        .flag("call.timeout", "9s", "--timeout");
+    let config = load(options.clone());
+    assert_eq!(config.pool.min_workers, 5, "env beats the file");
+    assert_eq!(
+        config.pool.queue_capacity, 100,
+        "the file beats the default"
+    );
+    assert_eq!(
+        config.call.timeout,
+        Duration::from_secs(9),
+        "a flag beats everything"
+    );
+    assert_eq!(config.pool.max_in_flight, 64, "the default stays");
+    assert_eq!(
+        source_of(&options, "pool.min_workers"),
+        Source::Env("PYBRIDGE_POOL__MIN_WORKERS".into())
+    );
+    assert_eq!(
+        source_of(&options, "pool.queue_capacity"),
+        Source::File(f.path().to_path_buf())
+    );
+    assert_eq!(
+        source_of(&options, "call.timeout"),
+        Source::Flag("--timeout".into())
+    );
+    assert_eq!(source_of(&options, "pool.max_in_flight"), Source::Default);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_file() {
+    let f = file("[pool]\nworkerz = 3\n");
+    let err = error(LoadOptions::new().file(f.path()));
+    assert_eq!(err.key.as_deref(), Some("pool.workerz"));
+    assert_eq!(err.origin, Some(Source::File(f.path().to_path_buf())));
+    let text = err.to_string();
+    assert!(
+        text.contains("pool.workerz") && text.contains("unknown key"),
+        "{text}"
+    );
+    assert!(text.contains(&f.path().display().to_string()), "{text}");
+
+    let err = error(LoadOptions::new().env_vars([("PYBRIDGE_CACHE__SIZE", "1")]));
+    assert_eq!(err.key.as_deref(), Some("cache.size"));
+    assert_eq!(err.origin, Some(Source::Env("PYBRIDGE_CACHE__SIZE".into())));
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named_with_its_source() {
+    let err = error(LoadOptions::new().env_vars([("PYBRIDGE_POOL__MIN_WORKERS", "many")]));
+    assert_eq!(err.key.as_deref(), Some("pool.min_workers"));
+    assert_eq!(
+        err.origin,
+        Some(Source::Env("PYBRIDGE_POOL__MIN_WORKERS".into()))
+    );
+    let err = error(LoadOptions::new().flag("call.timeout", "soon", "--timeout"));
+    assert_eq!(err.key.as_deref(), Some("call.timeout"));
+    assert_eq!(err.origin, Some(Source::Flag("--timeout".into())));
+    assert!(err.to_string().contains("--timeout"), "{err}");
+}
+
+#[test]
+fn impossible_values_fail_validation_with_their_source() {
+    let check = |options: LoadOptions, key: &str, origin: Source| {
+        let err = error(options);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert_eq!(err.origin, Some(origin), "{err}");
+    };
+    let f = file("[pool]\nmin_workers = 0\n");
+    check(
+        LoadOptions::new().file(f.path()),
+        "pool.min_workers",
+        Source::File(f.path().to_path_buf()),
+    );
+    check(
+        LoadOptions::new().env_vars([
+            ("PYBRIDGE_POOL__MIN_WORKERS", "4"),
+            ("PYBRIDGE_POOL__MAX_WORKERS", "2"),
+        ]),
+        "pool.min_workers",
+        Source::Env("PYBRIDGE_POOL__MIN_WORKERS".into()),
+    );
+    check(
+        LoadOptions::new().flag("call.timeout", "0s", "--timeout"),
+        "call.timeout",
+        Source::Flag("--timeout".into()),
+    );
+    check(
+        LoadOptions::new().env_vars([("PYBRIDGE_RETRY__BUDGET_RATIO", "nan")]),
+        "retry.budget_ratio",
+        Source::Env("PYBRIDGE_RETRY__BUDGET_RATIO".into()),
+    );
+    check(
+        LoadOptions::new()
+            .flag("retry.initial_delay", "10s", "--x")
+            .flag("retry.max_delay", "1s", "--y"),
+        "retry.initial_delay",
+        Source::Flag("--x".into()),
+    );
+    let f = file("[gateway]\nlisten = \"nowhere\"\n");
+    check(
+        LoadOptions::new().file(f.path()),
+        "gateway.listen",
+        Source::File(f.path().to_path_buf()),
+    );
+}
+
+#[test]
+fn a_text_value_that_reads_as_a_number_still_fits_a_string_key() {
+    let config = load(LoadOptions::new().env_vars([("PYBRIDGE_GATEWAY__TOKEN", "12345")]));
+    assert_eq!(config.gateway.token.as_deref(), Some("12345"));
+    let config = load(LoadOptions::new().env_vars([("PYBRIDGE_WORKER__PYTHON", "3")]));
+    assert_eq!(config.worker.python, "3");
+}
+
+#[test]
+fn presets_sit_under_the_file_and_over_the_defaults() {
+    let f = file("preset = \"production\"\n[pool]\nmin_workers = 3\n");
+    let options = LoadOptions::new().file(f.path());
+    let config = load(options.clone());
+    assert_eq!(config.preset, Some(Preset::Production));
+    assert_eq!(
+        config.pool.min_workers, 3,
+        "the file's own value wins over the preset"
+    );
+    assert_eq!(
+        config.call.timeout,
+        Duration::from_secs(60),
+        "the preset's value"
+    );
+    assert_eq!(
+        source_of(&options, "call.timeout"),
+        Source::Preset(Preset::Production)
+    );
+
+    let config = load(LoadOptions::new().env_vars([("PYBRIDGE_PRESET", "low-latency")]));
+    assert!(!config.breaker.enabled);
+    assert_eq!(config.call.timeout, Duration::from_secs(5));
+    let config = load(LoadOptions::new().flag("preset", "development", "--preset"));
+    assert_eq!(config.log.level, "debug");
+
+    let err = error(LoadOptions::new().env_vars([("PYBRIDGE_PRESET", "turbo")]));
+    assert_eq!(err.key.as_deref(), Some("preset"));
+}
+
+#[test]
+fn every_preset_is_valid_on_its_own() {
+    for preset in [Preset::Development, Preset::Production, Preset::LowLatency] {
+        let config = load(LoadOptions::new().flag("preset", preset.as_str(), "--preset"));
+        assert_eq!(config.preset, Some(preset));
+    }
+}
+
+#[test]
+fn tables_and_method_overrides_load_from_a_file() {
+    let f = file(
+        r#"
+        [worker]
+        command = ["python3", "my worker.py", "--flag"]
+        env = { API_KEY = "k", MODE = "test" }
+        [methods."pattern_learning.get_recommendations"]
+        timeout = "3s"
+        cache = false
+        "#,
+    );
+    let config = load(LoadOptions::new().file(f.path()));
+    assert_eq!(config.worker.command, ["python3", "my worker.py", "--flag"]);
+    assert_eq!(
+        config.worker.env.get("MODE").map(String::as_str),
+        Some("test")
+    );
+    let m = &config.methods["pattern_learning.get_recommendations"];
+    assert_eq!(
+        (m.timeout, m.cache),
+        (Some(Duration::from_secs(3)), Some(false))
+    );
+    let settings = Config::effective(&LoadOptions::new().file(f.path())).unwrap();
+    let keys: Vec<&str> = settings.iter().map(|s| s.key.as_str()).collect();
+    assert!(
+        keys.contains(&"methods.\"pattern_learning.get_recommendations\".timeout"),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn a_broken_file_is_named() {
+    let f = file("[pool\nmin_workers = 3\n");
+    let err = error(LoadOptions::new().file(f.path()));
+    assert_eq!(err.origin, Some(Source::File(f.path().to_path_buf())));
+    assert!(err.problem.contains("TOML"), "{err}");
+    let err = error(LoadOptions::new().file("/nonexistent/pybridge.toml"));
+    assert!(err.problem.contains("cannot read"), "{err}");
+}
