@@ -1,6 +1,6 @@
 //! Building every layer from the configuration.
 
-use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 
 use pybridge_pool::{
@@ -343,14 +343,14 @@ fn cache(config: &Config, service: &Service) -> Result<Option<pybridge_cache::Ca
     // override can never be answered from entries cached under the old one.
     let namespace = format!("{}|{}", c.namespace, service.catalog().version());
     let mut builder = pybridge_cache::CacheBuilder::new().namespace(namespace);
-    if let Some(bytes) = NonZeroU64::new(c.memory.as_u64()) {
+    if let Some(bytes) = std::num::NonZeroU64::new(c.memory.as_u64()) {
         builder = builder.l1_max_bytes(bytes);
     }
     if c.disk {
         if let Some(dir) = &c.dir {
             builder = builder.l2_dir(dir);
         }
-        if let Some(bytes) = NonZeroU64::new(c.disk_size.as_u64()) {
+        if let Some(bytes) = std::num::NonZeroU64::new(c.disk_size.as_u64()) {
             builder = builder.l2_max_bytes(bytes);
         }
     } else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pybridge_pool::{Pool, RequestId, ShutdownReport, WorkerSpec};
 use pybridge_resilience::{BreakerRegistry, Classify, Outcome, RetryHint, RetryPolicy, StopReason};
-use pybridge_service::telemetry::{self, CacheTier, CallGuard};
+use pybridge_service::telemetry::{self, CallGuard};
 use pybridge_service::{Framework, MethodSpec, Service};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -434,6 +434,7 @@ impl Bridge {
         options: &CallOptions,
     ) -> Result<(Box<RawValue>, ResultSource)> {
         use pybridge_cache::Source;
+        use telemetry::CacheTier;
         let counters = &self.inner.counters;
         let key = match cache.key(spec.wire_name(), params.map_or("null", RawValue::get)) {
             Ok(key) => key,

@@ -1,0 +1,386 @@
+//! The call path end to end against real workers: validation before the
+//! worker, the cache, retries, breakers, deadlines, errors and shutdown.
+
+use std::time::Duration;
+
+use pybridge::protocol::ErrorCode;
+use pybridge::{BatchCall, Bridge, BridgeEvent, CallOptions, Error, HealthStatus, ResultSource};
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_round_trip_in_every_form() {
+    let bridge = bridge(sdk_config()).await;
+    assert_eq!(
+        bridge
+            .call("test.echo", json!({"a": [1, 2]}))
+            .await
+            .unwrap(),
+        json!({"a": [1, 2]})
+    );
+    let raw_result = bridge
+        .call_raw("test.echo", Some(&raw(r#"{"x":"€"}"#)))
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_result.get(),
+        r#"{"x":"\u20ac"}"#,
+        "the worker's text comes back untouched"
+    );
+    #[derive(serde::Deserialize, PartialEq, Debug)]
+    struct Slept {
+        slept: f64,
+    }
+    let slept: Slept = bridge
+        .call_as("test.sleep", &json!({"ms": 1}))
+        .await
+        .unwrap();
+    assert_eq!(slept, Slept { slept: 0.001 });
+    bridge.notify("test.echo", Some(&raw("[1]"))).await.unwrap();
+    let replies = bridge
+        .batch(vec![
+            BatchCall::new("test.echo", Some(raw("[1]"))),
+            BatchCall::new("test.error", Some(raw(r#"{"type":"KeyError"}"#))),
+            BatchCall::new("test.echo", Some(raw("[3]"))),
+        ])
+        .await;
+    assert_eq!(replies.len(), 3);
+    assert_eq!(replies[0].as_ref().unwrap().result.get(), "[1]");
+    assert_eq!(replies[1].as_ref().unwrap_err().code(), "remote_error");
+    assert_eq!(replies[2].as_ref().unwrap().result.get(), "[3]");
+    let stats = bridge.stats();
+    assert_eq!((stats.calls, stats.succeeded, stats.failed), (6, 5, 1));
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_params_never_reach_a_worker_and_never_trip_a_breaker() {
+    let mut config = sdk_config();
+    config.breaker.failure_threshold = 2;
+    let bridge = bridge(config).await;
+    for _ in 0..10 {
+        let err = bridge
+            .call(
+                "pattern_learning.get_recommendations",
+                json!({"max_results": "five", "domain": "mars"}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_params");
+        let object = err.to_error_object();
+        assert_eq!(object.code, ErrorCode::INVALID_PARAMS);
+        let data: serde_json::Value = object.data_as().unwrap().unwrap();
+        let paths: Vec<&str> = data["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["instance_path"].as_str().unwrap())
+            .collect();
+        assert!(
+            paths.contains(&"/max_results") && paths.contains(&"/domain"),
+            "{data}"
+        );
+        assert!(!err.is_retryable());
+    }
+    assert_eq!(served(&bridge), 0, "no worker saw a bad request");
+    assert!(bridge.health().open_breakers.is_empty());
+    assert_eq!(bridge.health().status, HealthStatus::Healthy);
+    bridge.shutdown().await;
+}
+
+#[cfg(feature = "cache")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cacheable_results_come_from_memory_and_concurrent_misses_run_once() {
+    let mut config = sdk_config();
+    let mut settings = pybridge::config::MethodSettings::default();
+    settings.cache = Some(true);
+    config.methods.insert("test.sleep".into(), settings);
+    let bridge = bridge(config).await;
+    let params = raw(r#"{"ms":200}"#);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (bridge, params) = (bridge.clone(), params.clone());
+        calls.spawn(async move {
+            bridge
+                .call_with("test.sleep", Some(&params), &CallOptions::new())
+                .await
+        });
+    }
+    while let Some(joined) = calls.join_next().await {
+        assert_eq!(joined.unwrap().unwrap().result.get(), r#"{"slept":0.2}"#);
+    }
+    assert_eq!(
+        served(&bridge),
+        1,
+        "twenty concurrent misses ran the worker once"
+    );
+    // Key order does not matter; the memory tier answers.
+    let reply = bridge
+        .call_with(
+            "test.sleep",
+            Some(&raw(r#"{ "ms" : 200 }"#)),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.source, ResultSource::CacheMemory);
+    let bypass = bridge
+        .call_with("test.sleep", Some(&params), &CallOptions::new().no_cache())
+        .await
+        .unwrap();
+    assert_eq!(bypass.source, ResultSource::Worker);
+    assert_eq!(served(&bridge), 2);
+    let stats = bridge.stats();
+    assert!(
+        stats.cache_l1_hits >= 1 && stats.cache_misses >= 1,
+        "{stats:?}"
+    );
+    bridge.shutdown().await;
+}
+
+#[cfg(feature = "cache")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_tier_answers_a_new_bridge() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = sdk_config();
+        config.cache.disk = true;
+        config.cache.dir = Some(dir.path().to_path_buf());
+        let mut settings = pybridge::config::MethodSettings::default();
+        settings.cache = Some(true);
+        config.methods.insert("test.echo".into(), settings);
+        config
+    };
+    let first = bridge(config()).await;
+    let reply = first
+        .call_with("test.echo", Some(&raw(r#"{"k":1}"#)), &CallOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(reply.source, ResultSource::Worker);
+    first.shutdown().await;
+    let second = bridge(config()).await;
+    let reply = second
+        .call_with("test.echo", Some(&raw(r#"{"k":1}"#)), &CallOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(reply.source, ResultSource::CacheDisk);
+    assert_eq!(reply.result.get(), r#"{"k":1}"#);
+    assert_eq!(served(&second), 0);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_call_survives_its_worker_being_killed() {
+    let bridge = bridge(sdk_config()).await;
+    let pid = bridge.health().pool.workers[0].pid;
+    let call = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move { bridge.call("test.sleep", json!({"ms": 300})).await })
+    };
+    eventually(Duration::from_secs(5), "the call is in flight", || {
+        bridge
+            .health()
+            .pool
+            .workers
+            .first()
+            .is_some_and(|w| w.in_flight == 1)
+    })
+    .await;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let result = call
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{}", e.report()));
+    assert_eq!(result, json!({"slept": 0.3}));
+    assert!(bridge.stats().retries >= 1);
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_is_not_safe_to_repeat_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("mine.json");
+    std::fs::write(
+        &catalog,
+        r#"{"family":"mine","methods":[{"name":"mine.slow_write","wire_name":"test.sleep","idempotent":false}]}"#,
+    )
+    .unwrap();
+    let mut config = sdk_config();
+    config.service.catalog_files = vec![catalog];
+    let bridge = bridge(config).await;
+    let pid = bridge.health().pool.workers[0].pid;
+    let call = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move { bridge.call("mine.slow_write", json!({"ms": 2000})).await })
+    };
+    eventually(Duration::from_secs(5), "the call is in flight", || {
+        bridge
+            .health()
+            .pool
+            .workers
+            .first()
+            .is_some_and(|w| w.in_flight == 1)
+    })
+    .await;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), "worker_failed", "{}", err.report());
+    assert_eq!(err.to_error_object().code, ErrorCode::WORKER_FAILED);
+    assert_eq!(
+        bridge.stats().retries,
+        0,
+        "a written, non-idempotent call must not run twice"
+    );
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_method_opens_its_breaker_which_fails_fast_and_recovers() {
+    let mut config = sdk_config();
+    config.breaker.failure_threshold = 3;
+    config.breaker.break_duration = Duration::from_millis(300);
+    let bridge = bridge(config).await;
+    let mut events = bridge.events();
+    for _ in 0..3 {
+        let err = bridge
+            .call("test.error", json!({"type": "RuntimeError"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "remote_error");
+    }
+    let before = served(&bridge);
+    let err = bridge
+        .call("test.error", json!({"type": "RuntimeError"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "circuit_open");
+    let object = err.to_error_object();
+    assert_eq!(object.code, ErrorCode::CIRCUIT_OPEN);
+    assert_eq!(
+        served(&bridge),
+        before,
+        "rejected without reaching a worker"
+    );
+    let health = bridge.health();
+    assert_eq!(health.status, HealthStatus::Degraded);
+    assert_eq!(health.open_breakers.len(), 1);
+    assert_eq!(health.open_breakers[0].0, "test.error");
+    // Other methods are not affected.
+    bridge.call("test.echo", json!([1])).await.unwrap();
+    let mut saw_state_change = false;
+    while let Ok(event) = events.try_recv() {
+        saw_state_change |= matches!(
+            event,
+            BridgeEvent::Resilience(pybridge::resilience::Event::StateChanged(_))
+        );
+    }
+    assert!(
+        saw_state_change,
+        "the breaker's state change reached the event stream"
+    );
+    // After the break, one probe is admitted (and fails again here).
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let err = bridge
+        .call("test.error", json!({"type": "RuntimeError"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "remote_error", "the probe reached the worker");
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_hold_whatever_the_worker_does() {
+    let bridge = bridge(sdk_config()).await;
+    let started = tokio::time::Instant::now();
+    let options = CallOptions::new().timeout(Duration::from_millis(150));
+    let err = bridge
+        .call_with("test.sleep", Some(&raw(r#"{"seconds":5}"#)), &options)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(err.code(), "timeout", "{}", err.report());
+    assert_eq!(err.to_error_object().code, ErrorCode::TIMEOUT);
+    // The worker was told to cancel; it serves the next call at once.
+    bridge.call("test.echo", json!([2])).await.unwrap();
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_calls_and_refuses_new_ones() {
+    let mut config = sdk_config();
+    config.pool.min_workers = 2;
+    let bridge = bridge(config).await;
+    let pids: Vec<u32> = bridge.health().pool.workers.iter().map(|w| w.pid).collect();
+    let call = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move { bridge.call("test.sleep", json!({"ms": 300})).await })
+    };
+    eventually(Duration::from_secs(5), "in flight", || {
+        bridge
+            .health()
+            .pool
+            .workers
+            .iter()
+            .any(|w| w.in_flight == 1)
+    })
+    .await;
+    let report = bridge.shutdown().await;
+    assert!(report.drained);
+    assert_eq!(call.await.unwrap().unwrap(), json!({"slept": 0.3}));
+    let err = bridge.call("test.echo", json!([1])).await.unwrap_err();
+    assert_eq!(err.code(), "shutting_down");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}/status")).exists() || is_zombie(pid),
+            "worker {pid} gone"
+        );
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                == Some("Z")
+        })
+        .unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_without_a_worker_or_with_a_bad_config_says_why() {
+    let err = Bridge::from_config(pybridge::Config::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoWorker), "{err:?}");
+    let mut config = sdk_config();
+    config.pool.max_in_flight = 0;
+    let err = Bridge::from_config(config).await.unwrap_err();
+    assert!(
+        err.report().contains("pool.max_in_flight"),
+        "{}",
+        err.report()
+    );
+    let mut config = sdk_config();
+    config.worker.command = vec!["/nonexistent/python".into()];
+    let err = Bridge::from_config(config).await.unwrap_err();
+    assert_eq!(err.code(), "start_failed", "{}", err.report());
+}
+
+#[test]
+fn handles_are_cheap_to_share_across_threads() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<Bridge>();
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<Error>();
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the bridge against real Python workers from `fixtures/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod call_path;
+mod support;
