@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pybridge::protocol::ErrorCode;
-use pybridge::{BatchCall, Bridge, BridgeEvent, CallOptions, Error, HealthStatus, ResultSource};
+use pybridge::{BatchCall, Bridge, BridgeEvent, CallOptions, Error, HealthStatus};
 use serde_json::json;
 
 use crate::support::*;
@@ -124,12 +124,12 @@ async fn cacheable_results_come_from_memory_and_concurrent_misses_run_once() {
         )
         .await
         .unwrap();
-    assert_eq!(reply.source, ResultSource::CacheMemory);
+    assert_eq!(reply.source, pybridge::ResultSource::CacheMemory);
     let bypass = bridge
         .call_with("test.sleep", Some(&params), &CallOptions::new().no_cache())
         .await
         .unwrap();
-    assert_eq!(bypass.source, ResultSource::Worker);
+    assert_eq!(bypass.source, pybridge::ResultSource::Worker);
     assert_eq!(served(&bridge), 2);
     let stats = bridge.stats();
     assert!(
@@ -157,14 +157,14 @@ async fn the_disk_tier_answers_a_new_bridge() {
         .call_with("test.echo", Some(&raw(r#"{"k":1}"#)), &CallOptions::new())
         .await
         .unwrap();
-    assert_eq!(reply.source, ResultSource::Worker);
+    assert_eq!(reply.source, pybridge::ResultSource::Worker);
     first.shutdown().await;
     let second = bridge(config()).await;
     let reply = second
         .call_with("test.echo", Some(&raw(r#"{"k":1}"#)), &CallOptions::new())
         .await
         .unwrap();
-    assert_eq!(reply.source, ResultSource::CacheDisk);
+    assert_eq!(reply.source, pybridge::ResultSource::CacheDisk);
     assert_eq!(reply.result.get(), r#"{"k":1}"#);
     assert_eq!(served(&second), 0);
     second.shutdown().await;
