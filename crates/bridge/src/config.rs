@@ -2,8 +2,8 @@
 //! validation of the whole.
 //!
 //! Values come in layers, each overriding the one before: defaults, a
-//! preset, a TOML file, `PYBRIDGE_*` environment variables, then command-line
-//! flags. [`Config::load`] merges them and remembers where every value came
+//! preset, a TOML file, `PYBRIDGE_<SECTION>__<KEY>` environment variables
+//! (and `PYBRIDGE_PRESET`), then command-line flags. [`Config::load`] merges them and remembers where every value came
 //! from, so an error names the key and its source, and
 //! [`Config::effective`] can print both.
 

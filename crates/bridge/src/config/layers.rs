@@ -136,7 +136,9 @@ impl LoadOptions {
 }
 
 /// The environment variable prefix; `__` separates levels, so
-/// `PYBRIDGE_POOL__MIN_WORKERS=4` sets `pool.min_workers`.
+/// `PYBRIDGE_POOL__MIN_WORKERS=4` sets `pool.min_workers`. A variable without
+/// `__` is not a setting (other tools, the workers among them, use names such
+/// as `PYBRIDGE_DATA_DIR`), except `PYBRIDGE_PRESET`.
 const ENV_PREFIX: &str = "PYBRIDGE_";
 
 type Path_ = Vec<String>;
