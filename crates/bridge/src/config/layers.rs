@@ -239,6 +239,9 @@ fn env_entries(vars: &[(String, String)]) -> Result<BTreeMap<Path_, Entry>, Conf
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
+        if !rest.contains("__") && rest != "PRESET" {
+            continue;
+        }
         let path: Path_ = rest.split("__").map(str::to_ascii_lowercase).collect();
         if path.iter().any(String::is_empty) {
             return Err(ConfigError {
