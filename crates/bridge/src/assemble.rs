@@ -112,6 +112,7 @@ impl Parts {
             ));
         }
         pybridge_service::telemetry::describe();
+        pybridge_resilience::metrics::describe();
         Ok(Inner {
             config,
             service,

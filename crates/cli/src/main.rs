@@ -1,7 +1,75 @@
-//! The `pybridge` command: `call`, `serve` and `bench` over the bridge.
+//! The `pybridge` command: `call`, `serve` (an HTTP gateway with `/rpc`,
+//! `/health` and `/metrics`), `bench` and `config`, over the bridge.
 //!
-//! Status: skeleton. The commands arrive with the bridge and CLI issue.
+//! Without a worker command it runs the embedded reference SQLite Extensions
+//! Framework worker; after `--`, any program and its arguments become the
+//! worker (never run through a shell).
 
-fn main() {
-    std::process::exit(2);
+// Printing results and reports is this binary's job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod call;
+mod embedded;
+mod logging;
+mod options;
+mod rpc;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::options::GlobalArgs;
+
+/// Call Python from Rust and from anything that speaks HTTP, through a
+/// supervised pool of worker processes.
+#[derive(Debug, Parser)]
+#[command(name = "pybridge", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Call one method and print its result as JSON on stdout.
+    Call(call::CallArgs),
+    /// Serve JSON-RPC 2.0 over HTTP: POST /rpc, GET /health, GET /metrics.
+    Serve(serve::ServeArgs),
+    /// Drive the bridge with load and report throughput and latency.
+    Bench(bench::BenchArgs),
+    /// Print the effective configuration with the source of each value.
+    Config(options::ConfigArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pybridge: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Call(args) => call::run(&cli.global, args).await,
+            Command::Serve(args) => serve::run(&cli.global, args).await,
+            Command::Bench(args) => bench::run(&cli.global, args).await,
+            Command::Config(args) => options::print_config(&cli.global, &args),
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("pybridge: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }

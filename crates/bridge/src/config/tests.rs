@@ -84,7 +84,8 @@ fn an_unknown_key_is_named_with_its_file() {
     assert!(text.contains(&f.path().display().to_string()), "{text}");
 
     // Variables without a section are not settings (workers read some of them).
-    let config = load(LoadOptions::new().env_vars([("PYBRIDGE_DATA_DIR", "/x"), ("PYBRIDGE_PYTHON", "3")]));
+    let config =
+        load(LoadOptions::new().env_vars([("PYBRIDGE_DATA_DIR", "/x"), ("PYBRIDGE_PYTHON", "3")]));
     assert_eq!(config, Config::default());
     let err = error(LoadOptions::new().env_vars([("PYBRIDGE_CACHE__SIZE", "1")]));
     assert_eq!(err.key.as_deref(), Some("cache.size"));

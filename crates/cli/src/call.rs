@@ -1,0 +1,88 @@
+//! `pybridge call METHOD [PARAMS]`: one call, the result on stdout.
+//!
+//! Exit status: 0 with the result on stdout; 1 with the error (code, message,
+//! data) as JSON on stderr; 2 for usage errors.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pybridge::CallOptions;
+use serde_json::value::RawValue;
+
+use crate::options::{self, GlobalArgs};
+
+/// `pybridge call`.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The method: a public name (`pattern_learning.get_recommendations`), an
+    /// alias, or any name the worker serves.
+    method: String,
+    /// The params as JSON (an object or an array); `-` reads them from stdin.
+    params: Option<String>,
+    /// Pretty-print the result.
+    #[arg(long)]
+    pretty: bool,
+    /// The time the call may take (default: the method's, or `call.timeout`).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    timeout: Option<Duration>,
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// The worker program and its arguments (default: the embedded framework).
+    #[arg(last = true, value_name = "WORKER")]
+    worker: Vec<String>,
+}
+
+pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode> {
+    let params = match args.params.as_deref() {
+        None => None,
+        Some("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading params from stdin")?;
+            Some(text)
+        }
+        Some(text) => Some(text.to_string()),
+    };
+    let params = params
+        .map(|text| RawValue::from_string(text).context("PARAMS is not valid JSON"))
+        .transpose()?;
+    // One call needs one worker, whatever the configuration says, unless asked.
+    let mut extra = Vec::new();
+    if global.workers.is_none() {
+        extra.push(("pool.min_workers", toml::Value::Integer(1), "call"));
+        extra.push(("pool.max_workers", toml::Value::Integer(1), "call"));
+    }
+    let config = options::load(global, &extra, &args.worker)?;
+    crate::logging::init(&config.log);
+    let bridge = options::start(config).await?;
+    let mut call_options = CallOptions::new();
+    if let Some(timeout) = args.timeout {
+        call_options = call_options.timeout(timeout);
+    }
+    if args.no_cache {
+        call_options = call_options.no_cache();
+    }
+    let outcome = bridge
+        .call_with(&args.method, params.as_deref(), &call_options)
+        .await;
+    bridge.shutdown().await;
+    match outcome {
+        Ok(reply) => {
+            if args.pretty {
+                let value: serde_json::Value = serde_json::from_str(reply.result.get())?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                println!("{}", reply.result.get());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let object = err.to_error_object();
+            eprintln!("{}", serde_json::to_string(&object)?);
+            Ok(ExitCode::from(1))
+        }
+    }
+}

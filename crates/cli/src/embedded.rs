@@ -1,0 +1,83 @@
+//! The embedded reference framework worker: the Python files are compiled
+//! into the binary and unpacked once into a versioned cache directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use pybridge::Config;
+
+include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
+/// Marks a fully unpacked directory; written last, so a directory without it
+/// was interrupted and is never used.
+const COMPLETE: &str = ".complete";
+
+/// The worker command for the embedded framework: the configured Python
+/// running `framework/server.py` from the unpacked directory.
+pub(crate) fn default_command(config: &Config) -> Result<Vec<String>> {
+    let dir = unpack()?;
+    let server = dir.join("framework").join("server.py");
+    Ok(vec![
+        config.worker.python.clone(),
+        server.display().to_string(),
+    ])
+}
+
+/// Unpacks the files unless an earlier run did; returns their directory.
+fn unpack() -> Result<PathBuf> {
+    let base = pybridge::cache::platform_cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pybridge");
+    let dir = base.join(format!("worker-{}-{HASH}", env!("CARGO_PKG_VERSION")));
+    if dir.join(COMPLETE).exists() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    // Unpack beside the target and rename into place, so concurrent first
+    // runs never see a half-written directory.
+    let staging = base.join(format!(".worker-{HASH}-{}", std::process::id()));
+    write_files(&staging)
+        .with_context(|| format!("unpacking the embedded worker into {}", staging.display()))?;
+    match std::fs::rename(&staging, &dir) {
+        Ok(()) => Ok(dir),
+        Err(_) if dir.join(COMPLETE).exists() => {
+            // Another process won the race; its copy is identical.
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(dir)
+        }
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(err).with_context(|| format!("moving the embedded worker into {}", dir.display()))
+        }
+    }
+}
+
+fn write_files(staging: &Path) -> Result<()> {
+    if staging.exists() {
+        std::fs::remove_dir_all(staging)?;
+    }
+    for (relative, bytes) in FILES {
+        let path = staging.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, bytes)?;
+    }
+    std::fs::write(staging.join(COMPLETE), HASH)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_worker_sdk_and_the_framework_entry_point_are_embedded() {
+        let names: Vec<&str> = super::FILES.iter().map(|(name, _)| *name).collect();
+        assert!(names.contains(&"worker/pybridge_worker.py"), "{names:?}");
+        assert!(names.contains(&"framework/server.py"), "{names:?}");
+        assert!(
+            names.iter().all(|n| !n.contains("test_")),
+            "tests are not embedded: {names:?}"
+        );
+        assert_eq!(super::HASH.len(), 16);
+    }
+}

@@ -1,0 +1,119 @@
+//! Turning command-line flags into configuration layers, and choosing the worker.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use pybridge::config::{LoadOptions, Source};
+use pybridge::{Bridge, Config};
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// A TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE", env = "PYBRIDGE_CONFIG_FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The number of workers.
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) workers: Option<usize>,
+    /// A preset: development, production or low-latency.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) preset: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) log_format: Option<LogFormatArg>,
+    /// Log level or `tracing` filter directives (default from the configuration: warn).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub(crate) log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormatArg {
+    Pretty,
+    Json,
+}
+
+/// `pybridge config`.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// The worker program and its arguments.
+    #[arg(last = true, value_name = "WORKER")]
+    pub(crate) worker: Vec<String>,
+}
+
+impl GlobalArgs {
+    /// The layers: the file, the process environment, and these flags plus
+    /// the subcommand's own.
+    pub(crate) fn load_options(
+        &self,
+        extra: &[(&str, toml::Value, &str)],
+        worker: &[String],
+    ) -> LoadOptions {
+        let mut options = LoadOptions::new().process_env();
+        if let Some(file) = &self.config {
+            options = options.file(file);
+        }
+        if let Some(n) = self.workers {
+            options = options.flag("pool.min_workers", n as i64, "--workers");
+        }
+        if let Some(preset) = &self.preset {
+            options = options.flag("preset", preset.as_str(), "--preset");
+        }
+        if let Some(format) = self.log_format {
+            let name = match format {
+                LogFormatArg::Pretty => "pretty",
+                LogFormatArg::Json => "json",
+            };
+            options = options.flag("log.format", name, "--log-format");
+        }
+        if let Some(level) = &self.log_level {
+            options = options.flag("log.level", level.as_str(), "--log-level");
+        }
+        for (key, value, flag) in extra {
+            options = options.flag(key, value.clone(), flag);
+        }
+        if !worker.is_empty() {
+            let command: Vec<toml::Value> = worker
+                .iter()
+                .map(|a| toml::Value::String(a.clone()))
+                .collect();
+            options = options.flag("worker.command", toml::Value::Array(command), "--");
+        }
+        options
+    }
+}
+
+/// Loads the configuration and fills in the embedded worker when no command is set.
+pub(crate) fn load(
+    global: &GlobalArgs,
+    extra: &[(&str, toml::Value, &str)],
+    worker: &[String],
+) -> Result<Config> {
+    let (mut config, _) = Config::load(&global.load_options(extra, worker))?;
+    if config.worker.command.is_empty() {
+        // Unpacking writes a few files once; this thread may block for it.
+        config.worker.command =
+            tokio::task::block_in_place(|| crate::embedded::default_command(&config))?;
+    }
+    Ok(config)
+}
+
+pub(crate) async fn start(config: Config) -> Result<Bridge> {
+    Bridge::from_config(config)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))
+        .context("starting the bridge")
+}
+
+pub(crate) fn print_config(global: &GlobalArgs, args: &ConfigArgs) -> Result<ExitCode> {
+    let settings = Config::effective(&global.load_options(&[], &args.worker))?;
+    for setting in settings {
+        let source = match &setting.source {
+            Source::Default => String::from("default"),
+            other => other.to_string(),
+        };
+        println!("{} = {}    # {}", setting.key, setting.value, source);
+    }
+    Ok(ExitCode::SUCCESS)
+}
