@@ -1,0 +1,243 @@
+//! `pybridge call`, `config` and `bench` as a user runs them.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_reaches_every_family_of_the_embedded_framework() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(
+        &home,
+        &[
+            "call",
+            "pattern_learning.get_recommendations",
+            r#"{"domain":"finance","description":"portfolio value at risk"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let result = json(&out.stdout);
+    let first = &result["recommendations"][0];
+    assert_eq!(first["domain"], "finance", "{result}");
+    assert!(
+        first["pattern_name"].as_str().unwrap().contains("var"),
+        "{result}"
+    );
+
+    let out = run(
+        &home,
+        &[
+            "call",
+            "extension_generator.analyze_requirements",
+            r#"{"description":"fast geospatial distance between latitude/longitude points"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        json(&out.stdout)["requirements"]["domain"],
+        "geospatial",
+        "{}",
+        out.stdout
+    );
+
+    let out = run(
+        &home,
+        &[
+            "call",
+            "agent_amplification.record_decision",
+            r#"{"decision":"use FTS5 for search","outcome":"success","confidence":0.8}"#,
+        ],
+    )
+    .await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(json(&out.stdout).is_object(), "{}", out.stdout);
+
+    // The camelCase alias of the original service reaches the same method.
+    let out = run(
+        &home,
+        &[
+            "call",
+            "getAgentCapabilities",
+            r#"{"agentType":"claude_code"}"#,
+            "--pretty",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\n  "),
+        "pretty-printed: {}",
+        out.stdout
+    );
+    assert!(json(&out.stdout).is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_exit_1_with_the_error_as_json_and_usage_errors_exit_2() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(
+        &home,
+        &[
+            "call",
+            "pattern_learning.find_similar",
+            r#"{"threshold":2}"#,
+        ],
+    )
+    .await;
+    assert_eq!(out.status, 1);
+    assert!(out.stdout.is_empty());
+    let error = json(out.stderr.lines().last().unwrap());
+    assert_eq!(error["code"], -32602);
+    assert_eq!(error["data"]["code"], "invalid_params");
+    let paths: Vec<&str> = error["data"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["instance_path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"") && paths.contains(&"/threshold"),
+        "missing description and bad threshold: {error}"
+    );
+
+    let out = run(&home, &["call", "research.design_experiment", "{}"]).await;
+    assert_eq!(
+        out.status, 1,
+        "the reference framework does not implement research methods"
+    );
+    assert_eq!(json(out.stderr.lines().last().unwrap())["code"], -32601);
+
+    assert_eq!(
+        run(&home, &["call"]).await.status,
+        2,
+        "a missing method is a usage error"
+    );
+    assert_eq!(
+        run(&home, &["call", "test.echo", "{not json"]).await.status,
+        2
+    );
+    assert_eq!(
+        run(&home, &["call", "test.echo", "{}", "--timeout", "soon"])
+            .await
+            .status,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_with_an_unknown_key_fails_with_its_name() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pybridge.toml");
+    std::fs::write(&file, "[pool]\nmin_workers = 1\nmax_workerz = 3\n").unwrap();
+    let out = run(
+        &home,
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "call",
+            "test.echo",
+            "{}",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("pool.max_workerz"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(file.to_str().unwrap()),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("unknown key"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_worker_runs_after_a_double_dash_without_a_shell() {
+    let home = tempfile::tempdir().unwrap();
+    let worker = spec_worker();
+    let mut args = vec!["call", "subtract", "[42, 23]", "--"];
+    args.extend(worker.iter().map(String::as_str));
+    let out = run(&home, &args).await;
+    assert_eq!((out.status, out.stdout.trim()), (0, "19"), "{}", out.stderr);
+
+    let out = run(
+        &home,
+        &["call", "test.echo", "{}", "--", "echo hello; rm -rf /"],
+    )
+    .await;
+    assert_eq!(
+        out.status, 2,
+        "a program name with spaces is not run through a shell"
+    );
+    assert!(out.stderr.contains("not found"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_prints_every_value_with_its_source() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pybridge.toml");
+    std::fs::write(&file, "[call]\ntimeout = \"12s\"\n").unwrap();
+    let out = pybridge(&home)
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--workers",
+            "3",
+            "config",
+        ])
+        .env("PYBRIDGE_RETRY__MAX_RETRIES", "4")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("no {key}: {stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("pool.min_workers").contains("= 3")
+            && line("pool.min_workers").contains("flag --workers")
+    );
+    assert!(line("call.timeout").contains("\"12s\"") && line("call.timeout").contains("file "));
+    assert!(line("retry.max_retries").contains("env PYBRIDGE_RETRY__MAX_RETRIES"));
+    assert!(line("pool.max_in_flight").ends_with("# default"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_throughput_latency_and_errors_as_json() {
+    let home = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "bench",
+        "--requests",
+        "2000",
+        "--concurrency",
+        "16",
+        "--json",
+        "--",
+    ];
+    let worker = sdk_worker();
+    args.extend(worker.iter().map(String::as_str));
+    let out = run(&home, &args).await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["requests"], 2000);
+    assert_eq!(report["ok"], 2000);
+    assert_eq!(report["errors"], 0);
+    assert!(report["rps"].as_f64().unwrap() > 0.0);
+    let p50 = report["p50_us"].as_u64().unwrap();
+    let p99 = report["p99_us"].as_u64().unwrap();
+    assert!(p50 > 0 && p50 <= p99, "{report}");
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `pybridge` binary, run as a user runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod call;
+mod serve;
+mod support;
