@@ -25,7 +25,7 @@ pub enum DiskLocation {
     /// This directory, used as is.
     Dir(PathBuf),
     /// No disk tier.
-    None,
+    Disabled,
 }
 
 /// Builds a [`Cache`]. Every setting has a documented default.
@@ -105,7 +105,7 @@ impl CacheBuilder {
     /// No disk tier.
     #[must_use]
     pub fn memory_only(mut self) -> Self {
-        self.location = DiskLocation::None;
+        self.location = DiskLocation::Disabled;
         self
     }
 
@@ -193,7 +193,7 @@ impl CacheBuilder {
                 problem: "must be at least 64 KiB",
             });
         }
-        let configured = self.location != DiskLocation::None;
+        let configured = self.location != DiskLocation::Disabled;
         let runtime = if configured {
             Some(Handle::try_current().map_err(|_| Error::NoRuntime)?)
         } else {
@@ -202,7 +202,7 @@ impl CacheBuilder {
         let shared = Arc::new(Shared::new(self.event_capacity.get(), configured));
         let l1 = l1::build(self.l1_max_bytes.get(), Arc::clone(&shared));
         let dir = match self.location {
-            DiskLocation::None => None,
+            DiskLocation::Disabled => None,
             DiskLocation::Dir(dir) => Some(dir),
             DiskLocation::Platform => {
                 let dir = platform_cache_dir().map(|d| d.join("pybridge"));
