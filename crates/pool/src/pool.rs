@@ -86,6 +86,9 @@ pub(crate) struct Shared {
     pub(crate) token: CancellationToken,
     /// Cancelled when shutdown begins: the supervisor stops restarting workers.
     pub(crate) supervise: CancellationToken,
+    /// Cancelled when shutdown has drained: every worker, including one that
+    /// is still starting, stops gracefully.
+    pub(crate) stop_all: CancellationToken,
     pub(crate) tracker: TaskTracker,
     /// Notified whenever a slot is released while the pool is closing.
     pub(crate) released: Notify,
@@ -130,6 +133,7 @@ impl Pool {
             events,
             supervisor: supervisor_tx,
             supervise: token.child_token(),
+            stop_all: token.child_token(),
             token,
             tracker: TaskTracker::new(),
             released: Notify::new(),

@@ -182,6 +182,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         () = shared.token.cancelled() => Err("the pool was dropped".to_string()),
         () = worker.kill.cancelled() => Err("killed before ready".to_string()),
         () = worker.stop.cancelled() => Err("stopped before ready".to_string()),
+        () = shared.stop_all.cancelled() => Err("stopped before ready".to_string()),
     };
     if let Err(reason) = ready {
         worker.set_dead();
@@ -233,6 +234,10 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         _ = &mut reader => End::ReaderClosed,
         () = worker.kill.cancelled() => End::Killed,
         () = worker.stop.cancelled() => End::Stopped,
+        () = shared.stop_all.cancelled() => {
+            worker.stop_with(FailureReason::Shutdown);
+            End::Stopped
+        }
         () = shared.token.cancelled() => End::PoolDropped,
     };
     if matches!(end, End::Stopped) {

@@ -544,14 +544,9 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
     };
     let abandoned_calls = in_flight();
     shared.supervise.cancel();
-    let workers: Vec<Arc<Worker>> = shared
-        .workers
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    for w in &workers {
-        w.stop_with(FailureReason::Shutdown);
-    }
+    // One token for all: a replacement still being spawned right now sees it
+    // too, where a snapshot of the worker list would miss it.
+    shared.stop_all.cancel();
     shared.tracker.close();
     shared.tracker.wait().await;
     shared.token.cancel();

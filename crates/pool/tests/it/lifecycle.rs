@@ -488,3 +488,37 @@ async fn no_orphans_after_the_host_is_sigkilled() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_a_replacement_is_starting_stops_it_too() {
+    for round in 0..5 {
+        let pool = start(sdk_worker(), |b| b.workers(1)).await;
+        let mut events = pool.subscribe();
+        let pid = pool.stats().workers[0].pid;
+        sigkill(pid);
+        // Shut down the moment the replacement is on its way.
+        next_event(&mut events, Duration::from_secs(5), |e| {
+            matches!(e, PoolEvent::WorkerRestarting { .. }).then_some(())
+        })
+        .await;
+        let started = Instant::now();
+        let shutdown = tokio::time::timeout(Duration::from_secs(20), pool.shutdown()).await;
+        assert!(shutdown.is_ok(), "round {round}: shutdown hung");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let spawned: Vec<u32> = {
+            let mut pids = Vec::new();
+            while let Ok(event) = events.try_recv() {
+                if let PoolEvent::WorkerSpawned { pid, .. } = event {
+                    pids.push(pid);
+                }
+            }
+            pids
+        };
+        for pid in spawned {
+            assert!(
+                !group_alive(pid),
+                "round {round}: replacement {pid} outlived shutdown"
+            );
+        }
+    }
+}
