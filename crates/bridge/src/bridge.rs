@@ -520,9 +520,13 @@ impl Bridge {
                     inner.pool.reserve_id()
                 };
                 let started = Instant::now();
+                let attempt_deadline = match inner.config.call.attempt_timeout {
+                    Some(limit) => deadline.min(started + limit),
+                    None => deadline,
+                };
                 let result = inner
                     .pool
-                    .call_with_id(id, spec.wire_name(), params, deadline)
+                    .call_with_id(id, spec.wire_name(), params, attempt_deadline)
                     .await;
                 let result = result.map_err(|source| Attempt {
                     error: Error::Pool {

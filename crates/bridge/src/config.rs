@@ -6,6 +6,36 @@
 //! (and `PYBRIDGE_PRESET`), then command-line flags. [`Config::load`] merges them and remembers where every value came
 //! from, so an error names the key and its source, and
 //! [`Config::effective`] can print both.
+//!
+//! # The original system's options
+//!
+//! Every option of the JavaScript bridge pybridge replaces has a counterpart:
+//!
+//! | original | here | note |
+//! |---|---|---|
+//! | `frameworkPath` | `worker.command`, `worker.cwd` | any program and arguments; the embedded framework by default |
+//! | `pythonExecutable` | `worker.python` | for the embedded worker |
+//! | `maxProcesses` | `pool.min_workers`, `pool.max_workers` | the pool also grows and shrinks |
+//! | `processIdleTimeout` | `pool.idle_timeout` | shrinks an idle pool instead of respawning workers forever |
+//! | `processStartupTimeout` | `worker.startup_timeout` | |
+//! | `requestTimeout` | `call.timeout`, per method in the catalog or `methods.*.timeout` | one deadline per call, not per attempt |
+//! | `maxConcurrentRequests` | `pool.max_in_flight` | per worker, and enforced |
+//! | `retryAttempts` | `retry.max_retries` | counts retries after the first attempt (the original counted the first) |
+//! | `retryBackoff` | `retry.backoff` | honoured (the original ignored it) |
+//! | `retryInitialDelay`, `retryMaxDelay` | `retry.initial_delay`, `retry.max_delay` | the cap also bounds server hints |
+//! | `circuitBreakerEnabled` | `breaker.enabled` | |
+//! | `circuitBreakerThreshold` | `breaker.failure_threshold` | only the dependency's failures count |
+//! | `circuitBreakerTimeout` | `breaker.break_duration` | |
+//! | `circuitBreakerHalfOpenRequests` | `breaker.half_open_successes`, `breaker.half_open_probes` | probes are capped |
+//! | `cacheEnabled` | `cache.enabled`, per method in the catalog or `methods.*.cache` | |
+//! | `l1MaxItems` | `cache.memory` | a byte budget: items of unknown size cannot bound memory |
+//! | `l1TTL`, `l2TTL` | per method in the catalog, `methods.*.cache_ttl`, `methods.*.disk_ttl` | |
+//! | `l2MaxSize` | `cache.disk_size` | |
+//! | `l2Directory` | `cache.dir`, `cache.disk` | on by default (the original's was off by mistake) |
+//! | `enableMetrics` | always on in `pybridge serve` | libraries record through the `metrics` facade at no cost without a recorder |
+//! | `logLevel` | `log.level` | any `tracing` filter |
+//! | `debug`, `verbose` | `log.level = "debug"`, the `development` preset | one knob instead of three |
+//! | (none) | `log.format`, `gateway.*`, `service.*`, `pool.recycle_*`, `pool.ping_*`, `retry.budget_*` | new |
 
 mod layers;
 mod presets;
@@ -204,12 +234,18 @@ pub struct CallConfig {
     /// The deadline of a call whose method sets none in the catalog (default 30 s).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// The longest one attempt may take (default: the whole deadline). Shorter
+    /// than the deadline, it leaves time to retry an idempotent call on
+    /// another worker when the first one hangs.
+    #[serde(with = "humantime_serde::option")]
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl Default for CallConfig {
     fn default() -> Self {
         CallConfig {
             timeout: Duration::from_secs(30),
+            attempt_timeout: None,
         }
     }
 }
@@ -544,6 +580,12 @@ impl Config {
             if value.is_zero() {
                 return fail(key, "must be greater than zero");
             }
+        }
+        if self.call.attempt_timeout.is_some_and(|d| d.is_zero()) {
+            return fail(
+                "call.attempt_timeout",
+                "must be greater than zero (leave it out for the whole deadline)",
+            );
         }
         if p.max_age.is_some_and(|d| d.is_zero()) {
             return fail(

@@ -384,3 +384,40 @@ fn handles_are_cheap_to_share_across_threads() {
     fn error<T: std::error::Error + Send + Sync + 'static>() {}
     error::<Error>();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_worker_costs_one_attempt_not_the_call() {
+    let mut config = sdk_config();
+    config.worker.command = vec![
+        python(),
+        fixtures()
+            .join("faults/fault_worker.py")
+            .display()
+            .to_string(),
+        "--mode".into(),
+        "hang".into(),
+        "--after".into(),
+        "2".into(),
+    ];
+    config.pool.min_workers = 2;
+    config.pool.cancel_grace = Duration::from_millis(200);
+    config.call.timeout = Duration::from_secs(20);
+    config.call.attempt_timeout = Some(Duration::from_millis(300));
+    config.retry.max_retries = 6;
+    let bridge = bridge(config).await;
+    // Each worker serves two calls, then hangs; every call still succeeds,
+    // on another worker or on the replacement of a hung one.
+    for i in 0..10 {
+        let result = bridge.call("test.echo", json!([i])).await;
+        assert_eq!(
+            result.unwrap_or_else(|e| panic!("call {i}: {}", e.report())),
+            json!([i])
+        );
+    }
+    assert!(bridge.stats().retries >= 1);
+    assert!(
+        bridge.health().pool.restarts >= 1,
+        "hung workers were replaced"
+    );
+    bridge.shutdown().await;
+}
