@@ -377,6 +377,9 @@ impl Bridge {
                 let (raw, source) = self
                     .fetch(&spec, wire_params, id, deadline, options)
                     .await?;
+                if !spec.idempotent() {
+                    self.invalidate_family(&spec).await;
+                }
                 let adapted = inner.service.adapt_result(&spec, raw).map_err(|source| {
                     Error::InvalidResult {
                         method: method.to_string(),
@@ -476,6 +479,24 @@ impl Bridge {
                 source: serde::de::Error::custom("a cached result is not JSON"),
             })?;
         Ok((raw, source))
+    }
+
+    /// A write to a method family makes the family's cached reads stale (a
+    /// recorded pattern must show in the next recommendations), so a
+    /// successful call of a method that is not idempotent drops them.
+    async fn invalidate_family(&self, spec: &MethodSpec) {
+        #[cfg(feature = "cache")]
+        if let Some(cache) = &self.inner.cache {
+            let catalog = self.inner.service.catalog();
+            let reads = catalog
+                .methods()
+                .filter(|m| m.family() == spec.family() && m.cache().enabled);
+            for read in reads {
+                cache.invalidate_method(read.wire_name()).await;
+            }
+        }
+        #[cfg(not(feature = "cache"))]
+        let _ = spec;
     }
 
     /// The method's breaker inside each retry attempt, around the pool.

@@ -421,3 +421,64 @@ async fn a_hung_worker_costs_one_attempt_not_the_call() {
     );
     bridge.shutdown().await;
 }
+
+#[cfg(feature = "cache")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_drops_the_cached_reads_of_its_family() {
+    let mut config = sdk_config();
+    config.worker.command = vec![
+        python(),
+        fixtures().join("framework/server.py").display().to_string(),
+        "--memory".into(),
+    ];
+    let bridge = bridge(config).await;
+    let question =
+        json!({"domain": "text", "description": "zebra stripe tokenizer for quokka glyphs"});
+    let names = |result: &serde_json::Value| -> Vec<String> {
+        result["recommendations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["pattern_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = bridge
+        .call("pattern_learning.get_recommendations", question.clone())
+        .await
+        .unwrap();
+    assert!(!names(&before).contains(&"quokka_glyph_tokenizer".to_string()));
+    let again = bridge
+        .call_with(
+            "pattern_learning.get_recommendations",
+            Some(&raw(&question.to_string())),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.source,
+        pybridge::ResultSource::CacheMemory,
+        "the read is cached"
+    );
+    bridge
+        .call(
+            "pattern_learning.record_pattern",
+            json!({
+                "pattern_name": "quokka_glyph_tokenizer",
+                "domain": "text",
+                "success_rate": 0.99,
+                "description": "Zebra stripe tokenizer for quokka glyphs",
+            }),
+        )
+        .await
+        .unwrap();
+    let after = bridge
+        .call("pattern_learning.get_recommendations", question)
+        .await
+        .unwrap();
+    assert!(
+        names(&after).contains(&"quokka_glyph_tokenizer".to_string()),
+        "the recorded pattern shows at once: {after}"
+    );
+    bridge.shutdown().await;
+}

@@ -259,6 +259,12 @@ pub struct GenerateResult {
     /// The test suite's file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_suite: Option<String>,
+    /// Whether the generated tests passed (absent when none ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_passed: Option<bool>,
+    /// How many generated tests ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_run: Option<u64>,
     /// Expected performance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<ExtensionPerformance>,
