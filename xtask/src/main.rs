@@ -6,6 +6,7 @@
 // Printing is xtask's job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod tidy;
 
@@ -21,6 +22,7 @@ commands:
   ci       fmt check, clippy -D warnings, tidy, every Rust and Python test, docs
   test     every Rust and Python test (no lints)
   tidy     file headers, crate dependency edges, no anyhow in libraries
+  bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
   python   the Python unit tests under fixtures/
 ";
 
@@ -31,6 +33,7 @@ fn main() -> Result<()> {
         Some("ci") => ci::ci(&root),
         Some("test") => ci::test(&root),
         Some("tidy") => tidy::run(&root),
+        Some("bench") => bench::bench(&root),
         Some("python") => ci::python_tests(&root),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");

@@ -165,6 +165,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
             "p99_us": pct(0.99),
             "max_us": latencies.last().copied().unwrap_or(0),
             "cpu_per_call_us": cpu_per_call_us,
+            "rss_peak_bytes": rss_peak_bytes(),
         });
         println!("{report}");
     } else {
@@ -187,12 +188,26 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
             latencies.last().copied().unwrap_or(0)
         );
         println!("cpu          {cpu_per_call_us:.2} µs per call (this process, all threads)");
+        if let Some(rss) = rss_peak_bytes() {
+            println!(
+                "memory       {:.1} MiB peak resident (this process, workers excluded)",
+                rss as f64 / 1048576.0
+            );
+        }
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The peak resident memory of this process (the bridge, not its workers).
+fn rss_peak_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn progress(total: u64, duration: Option<Duration>) -> ProgressBar {

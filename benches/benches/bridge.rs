@@ -1,0 +1,181 @@
+//! The full bridge next to the raw limit, in one run.
+//!
+//! Every call goes through validation, the cache (test.echo is not cacheable,
+//! so the cache is consulted and bypassed), the method's breaker inside the
+//! retry policy, and the pool, to the SDK's demo worker; the raw baseline is
+//! the minimal pipelined client and batched echo loop of `raw.rs`.
+//!
+//! - `bridge-throughput/{raw,bridge}-{size}-{n}w`: 64 calls in flight.
+//! - `bridge-sequential/{raw,bridge}-{size}`: one call at a time, one worker.
+//! - `bridge-cache-hit/bridge-100B`: a call answered from the memory tier.
+//!
+//! `cargo xtask bench` reads the medians and reports them as ratios.
+
+// A benchmark's report is its output.
+#![allow(clippy::print_stderr)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use pybridge::{Bridge, CallOptions, Config};
+use pybridge_benches::raw::RawPool;
+use pybridge_benches::{closed_loop, cpu_time, fixtures, payload, python};
+use serde_json::value::RawValue;
+use tokio::runtime::Runtime;
+
+const IN_FLIGHT: usize = 64;
+const SIZES: [(&str, usize); 3] = [("100B", 100), ("4KiB", 4096), ("64KiB", 65536)];
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn config(workers: usize) -> Config {
+    let mut config = Config::default();
+    config.worker.command = vec![
+        python(),
+        fixtures()
+            .join("worker/pybridge_worker.py")
+            .display()
+            .to_string(),
+    ];
+    config.pool.min_workers = workers;
+    // Results of the cache-hit case stay in memory; nothing is written to disk.
+    config.cache.disk = false;
+    config
+}
+
+async fn bridge(config: Config) -> Bridge {
+    Bridge::from_config(config)
+        .await
+        .unwrap_or_else(|e| panic!("bridge starts: {}", e.report()))
+}
+
+fn throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("bridge-throughput");
+    group.measurement_time(Duration::from_secs(4));
+    group.sample_size(20);
+    let cpu: Arc<Mutex<Vec<(String, Duration, u64)>>> = Arc::default();
+    for workers in [1usize, 2] {
+        let raw = Arc::new(
+            rt.block_on(RawPool::spawn(&python(), workers))
+                .expect("raw workers"),
+        );
+        let bridge = rt.block_on(bridge(config(workers)));
+        for (label, size) in SIZES {
+            let params: Arc<RawValue> = Arc::from(payload(size));
+            group.throughput(Throughput::Bytes(params.get().len() as u64));
+            let id = format!("{label}-{workers}w");
+            let tally = Arc::clone(&cpu);
+            group.bench_function(BenchmarkId::new("raw", &id), |b| {
+                b.iter_custom(|iters| {
+                    let (raw, params) = (Arc::clone(&raw), Arc::clone(&params));
+                    let before = cpu_time();
+                    let elapsed = rt.block_on(closed_loop(iters, IN_FLIGHT, move || {
+                        let (raw, params) = (Arc::clone(&raw), Arc::clone(&params));
+                        async move { raw.call(&params).await.map(drop) }
+                    }));
+                    tally.lock().expect("tally").push((
+                        format!("raw-{id}"),
+                        cpu_time() - before,
+                        iters,
+                    ));
+                    elapsed
+                });
+            });
+            let tally = Arc::clone(&cpu);
+            group.bench_function(BenchmarkId::new("bridge", &id), |b| {
+                b.iter_custom(|iters| {
+                    let (bridge, params) = (bridge.clone(), Arc::clone(&params));
+                    let before = cpu_time();
+                    let elapsed = rt.block_on(closed_loop(iters, IN_FLIGHT, move || {
+                        let (bridge, params) = (bridge.clone(), Arc::clone(&params));
+                        async move { bridge.call_raw("test.echo", Some(&params)).await.map(drop) }
+                    }));
+                    tally.lock().expect("tally").push((
+                        format!("bridge-{id}"),
+                        cpu_time() - before,
+                        iters,
+                    ));
+                    elapsed
+                });
+            });
+        }
+        rt.block_on(bridge.shutdown());
+    }
+    group.finish();
+    // CPU time of this process per call, summed over each benchmark's runs.
+    let mut totals: std::collections::BTreeMap<String, (Duration, u64)> = Default::default();
+    for (name, spent, calls) in cpu.lock().expect("tally").iter() {
+        let entry = totals.entry(name.clone()).or_default();
+        entry.0 += *spent;
+        entry.1 += calls;
+    }
+    for (name, (spent, calls)) in totals {
+        eprintln!(
+            "cpu-per-call {name} {:.3}us",
+            spent.as_secs_f64() * 1e6 / calls.max(1) as f64
+        );
+    }
+}
+
+fn sequential(c: &mut Criterion) {
+    let rt = runtime();
+    let raw = rt
+        .block_on(RawPool::spawn(&python(), 1))
+        .expect("raw worker");
+    let bridge = rt.block_on(bridge(config(1)));
+    let mut group = c.benchmark_group("bridge-sequential");
+    group.measurement_time(Duration::from_secs(4));
+    for (label, size) in SIZES {
+        let params = payload(size);
+        group.bench_function(BenchmarkId::new("raw", label), |b| {
+            b.to_async(&rt).iter(|| raw.call(&params))
+        });
+        group.bench_function(BenchmarkId::new("bridge", label), |b| {
+            b.to_async(&rt)
+                .iter(|| bridge.call_raw("test.echo", Some(&params)))
+        });
+    }
+    group.finish();
+    rt.block_on(bridge.shutdown());
+}
+
+fn cache_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let mut config = config(1);
+    let mut echo = pybridge::config::MethodSettings::default();
+    echo.cache = Some(true);
+    config.methods.insert("test.echo".into(), echo);
+    let bridge = rt.block_on(bridge(config));
+    let params = payload(100);
+    let options = CallOptions::new();
+    let first = rt
+        .block_on(bridge.call_with("test.echo", Some(&params), &options))
+        .expect("first call");
+    assert_eq!(first.source, pybridge::ResultSource::Worker);
+    let hit = rt
+        .block_on(bridge.call_with("test.echo", Some(&params), &options))
+        .expect("cached call");
+    assert_eq!(
+        hit.source,
+        pybridge::ResultSource::CacheMemory,
+        "the benchmark measures hits"
+    );
+    let mut group = c.benchmark_group("bridge-cache-hit");
+    group.bench_function("bridge-100B", |b| {
+        b.to_async(&rt)
+            .iter(|| bridge.call_with("test.echo", Some(&params), &options))
+    });
+    group.finish();
+    rt.block_on(bridge.shutdown());
+}
+
+criterion_group!(benches, throughput, sequential, cache_hit);
+criterion_main!(benches);

@@ -1,0 +1,329 @@
+//! `cargo xtask bench`: the full bridge against the raw limit and against
+//! `ProcessPoolExecutor`, all in one session, as one table in BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{cargo, run};
+
+struct Row {
+    figure: String,
+    pybridge: String,
+    baseline: String,
+    ratio: String,
+    goal: String,
+    met: Option<bool>,
+}
+
+pub(crate) fn bench(root: &Path) -> Result<()> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    run(cargo(root).args(["build", "--release", "-p", "pybridge-cli"]))?;
+
+    // 1. Criterion: the bridge and the raw baseline, interleaved in one run.
+    let output = cargo(root)
+        .args([
+            "bench",
+            "-p",
+            "pybridge-benches",
+            "--bench",
+            "bridge",
+            "--",
+            "--noplot",
+        ])
+        .output()
+        .context("running cargo bench")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprint!("{}", String::from_utf8_lossy(&output.stdout));
+    if !output.status.success() {
+        bail!("cargo bench failed:\n{stderr}");
+    }
+    let median = |group: &str, function: &str, param: &str| -> Result<f64> {
+        let path = target
+            .join("criterion")
+            .join(group)
+            .join(function)
+            .join(param)
+            .join("new/estimates.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let v: Value = serde_json::from_str(&text)?;
+        v["median"]["point_estimate"]
+            .as_f64()
+            .context("no median in estimates.json")
+    };
+    let cpu = |name: &str| -> Option<f64> {
+        stderr.lines().find_map(|l| {
+            let rest = l.strip_prefix("cpu-per-call ")?;
+            let (n, us) = rest.split_once(' ')?;
+            (n == name)
+                .then(|| us.trim_end_matches("us").parse().ok())
+                .flatten()
+        })
+    };
+
+    // 2. What a Python user would reach for, in the same session.
+    let ppe = Command::new(&python)
+        .arg(root.join("benches/python/ppe_echo.py"))
+        .args(["--workers", "2", "--tasks", "20000"])
+        .output()
+        .context("running the ProcessPoolExecutor benchmark")?;
+    if !ppe.status.success() {
+        bail!(
+            "ppe_echo.py failed: {}",
+            String::from_utf8_lossy(&ppe.stderr)
+        );
+    }
+    let ppe: Value = serde_json::from_slice(&ppe.stdout)?;
+    let ppe_rate = ppe["tasks_per_sec"].as_f64().context("ppe tasks_per_sec")?;
+
+    // 3. The bridge process's memory at full load: the CLI's own bench.
+    let cli = target.join("release/pybridge");
+    let load = Command::new(&cli)
+        .args([
+            "bench",
+            "--requests",
+            "200000",
+            "--concurrency",
+            "64",
+            "--json",
+            "--",
+        ])
+        .arg(&python)
+        .arg(root.join("fixtures/worker/pybridge_worker.py"))
+        .output()
+        .context("running pybridge bench")?;
+    if !load.status.success() {
+        bail!(
+            "pybridge bench failed: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
+    let load: Value = serde_json::from_slice(&load.stdout)?;
+
+    let mut rows = Vec::new();
+    let rate = |ns: f64| 1e9 / ns;
+    for workers in ["1w", "2w"] {
+        for size in ["100B", "4KiB", "64KiB"] {
+            let id = format!("{size}-{workers}");
+            let (bridge, raw) = (
+                median("bridge-throughput", "bridge", &id)?,
+                median("bridge-throughput", "raw", &id)?,
+            );
+            let bytes = match size {
+                "100B" => 100.0,
+                "4KiB" => 4096.0,
+                _ => 65536.0,
+            };
+            let ratio = raw / bridge;
+            let (figure, ours, theirs) = if size == "100B" {
+                (
+                    format!("throughput, {size} params, {workers}, 64 in flight"),
+                    format!("{:.0} calls/s", rate(bridge)),
+                    format!("{:.0} calls/s", rate(raw)),
+                )
+            } else {
+                let mbs = |ns: f64| rate(ns) * bytes / 1e6;
+                (
+                    format!("throughput, {size} params, {workers}, 64 in flight"),
+                    format!("{:.1} MB/s", mbs(bridge)),
+                    format!("{:.1} MB/s", mbs(raw)),
+                )
+            };
+            let goal = match (size, workers) {
+                ("100B", "2w") | ("64KiB", "2w") => Some(0.8),
+                _ => None,
+            };
+            rows.push(Row {
+                figure,
+                pybridge: ours,
+                baseline: theirs,
+                ratio: format!("{ratio:.2}"),
+                goal: goal.map_or_else(String::new, |g| format!("≥ {g}")),
+                met: goal.map(|g| ratio >= g),
+            });
+        }
+    }
+    for size in ["100B", "4KiB", "64KiB"] {
+        let (bridge, raw) = (
+            median("bridge-sequential", "bridge", size)?,
+            median("bridge-sequential", "raw", size)?,
+        );
+        let extra_us = (bridge - raw) / 1e3;
+        let goal = size == "100B";
+        rows.push(Row {
+            figure: format!("sequential latency (median), {size} params, 1 worker"),
+            pybridge: format!("{:.1} µs", bridge / 1e3),
+            baseline: format!("{:.1} µs", raw / 1e3),
+            ratio: format!("{extra_us:+.1} µs"),
+            goal: if goal {
+                "≤ +5 µs".into()
+            } else {
+                String::new()
+            },
+            met: goal.then_some(extra_us <= 5.0),
+        });
+    }
+    let hit = median("bridge-cache-hit", "bridge-100B", "")
+        .or_else(|_| median("bridge-cache-hit", "bridge-100B", "."))?;
+    rows.push(Row {
+        figure: "cache hit through the full bridge (median), 100 B".into(),
+        pybridge: format!("{:.2} µs", hit / 1e3),
+        baseline: String::new(),
+        ratio: String::new(),
+        goal: "< 2 µs".into(),
+        met: Some(hit < 2000.0),
+    });
+    let ours_2w = rate(median("bridge-throughput", "bridge", "100B-2w")?);
+    rows.push(Row {
+        figure: "vs ProcessPoolExecutor, 2 workers, 100 B echo".into(),
+        pybridge: format!("{ours_2w:.0} calls/s"),
+        baseline: format!("{ppe_rate:.0} tasks/s"),
+        ratio: format!("{:.1}×", ours_2w / ppe_rate),
+        goal: "≥ 10×".into(),
+        met: Some(ours_2w / ppe_rate >= 10.0),
+    });
+    let rss = load["rss_peak_bytes"].as_f64().unwrap_or(0.0) / 1048576.0;
+    rows.push(Row {
+        figure:
+            "bridge process peak RSS at full load (pybridge bench, 64 in flight), workers excluded"
+                .into(),
+        pybridge: format!("{rss:.1} MiB"),
+        baseline: String::new(),
+        ratio: String::new(),
+        goal: "< 30 MB".into(),
+        met: Some(rss * 1.048576 < 30.0),
+    });
+    for (name, label) in [("bridge-100B-2w", "bridge"), ("raw-100B-2w", "raw client")] {
+        if let Some(us) = cpu(name) {
+            rows.push(Row {
+                figure: format!(
+                    "CPU per call in the benchmark process, 100 B, 2 workers ({label})"
+                ),
+                pybridge: format!("{us:.2} µs"),
+                baseline: String::new(),
+                ratio: String::new(),
+                goal: String::new(),
+                met: None,
+            });
+        }
+    }
+
+    let report = render(root, &rows, &load, ppe_rate)?;
+    println!("{report}");
+    std::fs::write(root.join("BENCHMARKS.md"), report).context("writing BENCHMARKS.md")?;
+    eprintln!("xtask: wrote BENCHMARKS.md");
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "unknown".into(),
+            |kb| format!("{:.0} GiB", kb as f64 / 1048576.0),
+        );
+    let version = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(if o.stdout.is_empty() {
+                    &o.stderr
+                } else {
+                    &o.stdout
+                })
+                .trim()
+                .to_string()
+            })
+            .unwrap_or_else(|_| format!("{cmd}: unknown"))
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "- CPU: {cpu}, {cores} cores available; memory {memory}\n- Linux {}; load average at the end: {}\n- {}; {}",
+        kernel.trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        version("rustc", "--version"),
+        version(
+            &std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into()),
+            "--version"
+        ),
+    )
+}
+
+fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<String> {
+    let mut out = String::new();
+    writeln!(out, "# Benchmarks\n")?;
+    writeln!(
+        out,
+        "Produced by `cargo xtask bench` in one session: criterion's `bridge` benchmark (the full \
+         bridge and the raw baseline, interleaved), then `benches/python/ppe_echo.py`, then \
+         `pybridge bench`. Every figure is the median of its run; ratios compare figures from \
+         the same run. The machine is shared, so compare ratios, not absolute numbers.\n"
+    )?;
+    writeln!(out, "## Machine\n\n{}\n", machine())?;
+    writeln!(out, "## Results\n")?;
+    writeln!(out, "| figure | pybridge | baseline | ratio | goal | met |")?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.figure, r.pybridge, r.baseline, r.ratio, r.goal, met
+        )?;
+    }
+    writeln!(
+        out,
+        "\n`pybridge bench` in the same session: {} calls, {:.0} calls/s, p50 {} µs, p99 {} µs, {} errors; \
+         ProcessPoolExecutor: {ppe_rate:.0} tasks/s.\n",
+        load["requests"],
+        load["rps"].as_f64().unwrap_or(0.0),
+        load["p50_us"],
+        load["p99_us"],
+        load["errors"]
+    )?;
+    writeln!(
+        out,
+        "## What is measured\n\n\
+         - **pybridge**: `Bridge::call_raw(\"test.echo\", params)` through validation (limits; test.echo has \
+         no schema), the cache layer (consulted; test.echo is not cacheable), the method's circuit breaker \
+         inside the retry policy, and the pool, to the worker SDK's demo worker.\n\
+         - **raw baseline** (`benches/src/raw.rs`): the least code that pipelines JSON-RPC to Python over \
+         pipes: one writer task batching frames, one reader task routing answers by id, and a Python loop \
+         that answers everything it read with one write.\n\
+         - **throughput**: closed loop with 64 calls in flight; params of the given size (`{{\"data\":\"xx…\"}}`).\n\
+         - **sequential**: one call at a time; criterion's median of per-sample means.\n\
+         - **cache hit**: the same call answered from the memory tier: validation, key hashing, lookup.\n\
+         - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n"
+    )?;
+    Ok(out)
+}
