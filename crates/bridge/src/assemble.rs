@@ -124,6 +124,7 @@ impl Parts {
             events,
             _forwarders: forwarders,
             counters: Counters::default(),
+            deaths: Default::default(),
         })
     }
 }

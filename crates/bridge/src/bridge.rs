@@ -20,6 +20,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::assemble::Parts;
+use crate::deaths::Deaths;
 use crate::events::BridgeEvent;
 use crate::health::{Health, Stats};
 use crate::{Config, Error, Result};
@@ -46,6 +47,7 @@ pub(crate) struct Inner {
     pub(crate) events: Arc<broadcast::Sender<BridgeEvent>>,
     pub(crate) _forwarders: Vec<AbortOnDropHandle<()>>,
     pub(crate) counters: Counters,
+    pub(crate) deaths: Deaths,
 }
 
 #[derive(Debug, Default)]
@@ -209,6 +211,16 @@ struct RemoteHint {
     recoverable: bool,
     #[serde(default)]
     retry_after_ms: Option<u64>,
+}
+
+impl Attempt {
+    /// The worker whose death failed this attempt.
+    fn dead_worker(&self) -> Option<pybridge_pool::WorkerId> {
+        match &self.error {
+            Error::Pool { source, .. } => source.worker_failure().map(|f| f.worker),
+            _ => None,
+        }
+    }
 }
 
 impl Classify for Attempt {
@@ -559,7 +571,10 @@ impl Bridge {
                 if let Some(permit) = permit {
                     let outcome = match &result {
                         Ok(_) => Outcome::Success,
-                        Err(e) if e.is_dependency_failure() => Outcome::Failure,
+                        Err(e) if e.is_dependency_failure() => match e.dead_worker() {
+                            Some(w) if !inner.deaths.first(spec.name(), w) => Outcome::Ignored,
+                            _ => Outcome::Failure,
+                        },
                         Err(_) => Outcome::Ignored,
                     };
                     permit.record(outcome, started.elapsed());

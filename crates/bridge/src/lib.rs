@@ -58,6 +58,7 @@
 mod assemble;
 mod bridge;
 pub mod config;
+mod deaths;
 mod error;
 mod events;
 mod health;

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod call_path;
+mod chaos;
 mod framework_worker;
 mod support;
