@@ -482,3 +482,65 @@ async fn a_write_drops_the_cached_reads_of_its_family() {
     );
     bridge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_framework_api_runs_over_the_bridge() {
+    use pybridge::service::framework::{Domain, GetRecommendationsRequest, RecordPatternRequest};
+    let mut config = sdk_config();
+    config.worker.command = vec![
+        python(),
+        fixtures().join("framework/server.py").display().to_string(),
+        "--memory".into(),
+    ];
+    let bridge = bridge(config).await;
+    let framework = bridge.framework();
+    let request = GetRecommendationsRequest {
+        domain: Some(Domain::Finance),
+        description: Some("portfolio value at risk".into()),
+        max_results: Some(3),
+        ..Default::default()
+    };
+    let result = framework
+        .pattern_learning()
+        .get_recommendations(&request)
+        .await
+        .unwrap();
+    assert!(!result.recommendations.is_empty() && result.recommendations.len() <= 3);
+    let best = &result.recommendations[0];
+    assert_eq!(best.domain.as_deref(), Some("finance"));
+    assert!(best.pattern_name.contains("var"), "{}", best.pattern_name);
+    assert!((0.0..=1.0).contains(&best.confidence_score));
+    assert!(result.total_patterns >= result.recommendations.len() as u64);
+    // Invalid requests are refused by the schema, as for untyped calls.
+    let bad = RecordPatternRequest::new("x", Domain::Finance, 1.5);
+    let err = framework
+        .pattern_learning()
+        .record_pattern(&bad)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_params", "{}", err.report());
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_bridge_leaves_no_worker_running() {
+    let mut config = sdk_config();
+    config.pool.min_workers = 2;
+    let bridge = bridge(config).await;
+    let pids: Vec<u32> = bridge.health().pool.workers.iter().map(|w| w.pid).collect();
+    assert_eq!(pids.len(), 2);
+    drop(bridge);
+    eventually(Duration::from_secs(3), "every worker is gone", || {
+        pids.iter().all(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                matches!(
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().next()),
+                    Some("Z" | "X")
+                )
+            })
+        })
+    })
+    .await;
+}
