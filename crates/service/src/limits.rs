@@ -111,6 +111,12 @@ pub(crate) fn parse<const BUILD: bool>(
             ));
         }
     }
+    // Most params are well within every limit: a byte scan proves that at
+    // memory speed. Only when it cannot (something may be over a limit) does
+    // the parse below run, to find and name the violation exactly.
+    if !BUILD && within_limits(text.as_bytes(), limits) {
+        return Ok(Value::Null);
+    }
     let mut state = State {
         limits,
         depth: 0,
@@ -136,6 +142,90 @@ pub(crate) fn parse<const BUILD: bool>(
             None => Violation::new("", "maxDepth", error.to_string()),
         }),
     }
+}
+
+/// Whether `text`, which is valid JSON (it comes from a `RawValue`), is
+/// certainly within the limits. `false` means "maybe not": a string with
+/// escapes that may be short enough once unescaped, an escaped key that may
+/// spell a forbidden one, or a real violation; the exact parse decides.
+fn within_limits(text: &[u8], limits: &Limits) -> bool {
+    /// One open object or array: its item count (arrays) and whether the
+    /// next string is a key (objects).
+    #[derive(Clone, Copy)]
+    struct Open {
+        array: bool,
+        commas: usize,
+        expect_key: bool,
+    }
+    let max_depth = limits.max_depth.get();
+    let mut stack: Vec<Open> = Vec::with_capacity(8);
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                let mut escaped = false;
+                loop {
+                    let Some(at) = memchr::memchr2(b'"', b'\\', &text[j..]) else {
+                        return false;
+                    };
+                    j += at;
+                    if text[j] == b'"' {
+                        break;
+                    }
+                    escaped = true;
+                    j += 2;
+                }
+                let body = &text[start..j];
+                if body.len() > limits.max_string_bytes.get() {
+                    return false;
+                }
+                if let Some(open) = stack.last_mut()
+                    && !open.array
+                    && open.expect_key
+                {
+                    open.expect_key = false;
+                    if limits.proto_keys == ProtoKeys::Reject
+                        && (escaped || FORBIDDEN_KEYS.iter().any(|k| k.as_bytes() == body))
+                    {
+                        return false;
+                    }
+                }
+                i = j + 1;
+                continue;
+            }
+            b'{' | b'[' => {
+                if stack.len() == max_depth {
+                    return false;
+                }
+                let array = text[i] == b'[';
+                stack.push(Open {
+                    array,
+                    commas: 0,
+                    expect_key: !array,
+                });
+            }
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => {
+                if let Some(open) = stack.last_mut() {
+                    if open.array {
+                        open.commas += 1;
+                        if open.commas >= limits.max_array_len.get() {
+                            return false;
+                        }
+                    } else {
+                        open.expect_key = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 struct State<'l> {

@@ -231,3 +231,31 @@ fn camel_case_converts_snake_case_only() {
         assert_eq!(camel_case(snake), camel, "{snake}");
     }
 }
+
+#[test]
+fn the_fast_scan_defers_to_the_exact_parse_whenever_in_doubt() {
+    let limits = Limits::default();
+    let check = |text: &str, broken: Option<&str>| {
+        let scanned = limits::parse::<false>(&raw(text), &limits).err();
+        let built = limits::parse::<true>(&raw(text), &limits).err();
+        assert_eq!(scanned, built, "{text}");
+        assert_eq!(
+            scanned.map(|v| v.to_string().contains(broken.unwrap_or("?"))),
+            broken.map(|_| true),
+            "{text}"
+        );
+    };
+    check(r#"{"a":{"__proto__":1}}"#, Some("__proto__"));
+    check(r#"{"a":{"\u005f_proto__":1}}"#, Some("__proto__"));
+    check(r#"{"a":"__proto__","b":["constructor"]}"#, None);
+    check(
+        r#"{"s":"a \"quoted\" \\ string with ] and } inside","t":[1,[2,[3]]]}"#,
+        None,
+    );
+    let deep = format!(
+        "{}{}",
+        "[".repeat(Limits::DEFAULT_MAX_DEPTH + 1),
+        "]".repeat(Limits::DEFAULT_MAX_DEPTH + 1)
+    );
+    check(&deep, Some("nested"));
+}
