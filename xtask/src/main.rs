@@ -7,6 +7,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod chaos;
 mod ci;
 mod tidy;
 
@@ -23,6 +24,7 @@ commands:
   test     every Rust and Python test (no lints)
   tidy     file headers, crate dependency edges, no anyhow in libraries
   bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
+  chaos    workers killed, hung and spewing garbage under load, 30 s each; --soak [--minutes M] (10)
   python   the Python unit tests under fixtures/
 ";
 
@@ -34,6 +36,7 @@ fn main() -> Result<()> {
         Some("test") => ci::test(&root),
         Some("tidy") => tidy::run(&root),
         Some("bench") => bench::bench(&root),
+        Some("chaos") => chaos::chaos(&root, &args[1..]),
         Some("python") => ci::python_tests(&root),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
