@@ -19,7 +19,8 @@ use tokio::sync::broadcast;
 
 use crate::bridge::{Counters, Inner};
 use crate::config::{
-    BackoffSetting, Config, FramingSetting, HandshakeSetting, JitterSetting, ResultCheck,
+    BackoffSetting, BreakerMode, Config, FramingSetting, HandshakeSetting, JitterSetting,
+    ResultCheck,
 };
 use crate::events::{self, BridgeEvent};
 use crate::{Error, Result};
@@ -124,7 +125,7 @@ impl Parts {
             events,
             _forwarders: forwarders,
             counters: Counters::default(),
-            deaths: Default::default(),
+            incidents: Default::default(),
         })
     }
 }
@@ -246,8 +247,16 @@ fn breakers(config: &Config) -> Result<Option<BreakerRegistry>> {
         return Ok(None);
     }
     let one = NonZeroU32::MIN;
-    let template = BreakerConfig::builder()
-        .consecutive_failures(NonZeroU32::new(b.failure_threshold).unwrap_or(one))
+    let builder = match b.mode {
+        BreakerMode::Consecutive => BreakerConfig::builder()
+            .consecutive_failures(NonZeroU32::new(b.failure_threshold).unwrap_or(one)),
+        _ => BreakerConfig::builder().failure_rate_over_time(
+            b.failure_rate,
+            b.window,
+            NonZeroU32::new(b.min_calls).unwrap_or(one),
+        ),
+    };
+    let template = builder
         .break_duration(b.break_duration)
         .half_open_max_probes(NonZeroU32::new(b.half_open_probes).unwrap_or(one))
         .half_open_successes(NonZeroU32::new(b.half_open_successes).unwrap_or(one))

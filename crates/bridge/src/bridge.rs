@@ -20,9 +20,9 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::assemble::Parts;
-use crate::deaths::Deaths;
 use crate::events::BridgeEvent;
 use crate::health::{Health, Stats};
+use crate::incidents::{Incident, Incidents};
 use crate::{Config, Error, Result};
 
 /// A running bridge: the workers, and everything in front of them. Cheap to
@@ -47,7 +47,7 @@ pub(crate) struct Inner {
     pub(crate) events: Arc<broadcast::Sender<BridgeEvent>>,
     pub(crate) _forwarders: Vec<AbortOnDropHandle<()>>,
     pub(crate) counters: Counters,
-    pub(crate) deaths: Deaths,
+    pub(crate) incidents: Incidents,
 }
 
 #[derive(Debug, Default)]
@@ -214,10 +214,24 @@ struct RemoteHint {
 }
 
 impl Attempt {
-    /// The worker whose death failed this attempt.
-    fn dead_worker(&self) -> Option<pybridge_pool::WorkerId> {
+    /// What happened to the worker that failed this attempt, if the worker
+    /// and not the request is to blame.
+    fn incident(&self) -> Option<Incident> {
+        use pybridge_pool::{Error as P, TimeoutStage};
         match &self.error {
-            Error::Pool { source, .. } => source.worker_failure().map(|f| f.worker),
+            Error::Pool {
+                source: P::WorkerFailed { failure, .. },
+                ..
+            } => Some(Incident::Death(failure.worker)),
+            Error::Pool {
+                source:
+                    P::Timeout {
+                        stage: TimeoutStage::InFlight,
+                        worker: Some(worker),
+                        ..
+                    },
+                ..
+            } => Some(Incident::Timeout(*worker)),
             _ => None,
         }
     }
@@ -571,8 +585,8 @@ impl Bridge {
                 if let Some(permit) = permit {
                     let outcome = match &result {
                         Ok(_) => Outcome::Success,
-                        Err(e) if e.is_dependency_failure() => match e.dead_worker() {
-                            Some(w) if !inner.deaths.first(spec.name(), w) => Outcome::Ignored,
+                        Err(e) if e.is_dependency_failure() => match e.incident() {
+                            Some(i) if !inner.incidents.first(spec.name(), i) => Outcome::Ignored,
                             _ => Outcome::Failure,
                         },
                         Err(_) => Outcome::Ignored,

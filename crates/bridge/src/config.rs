@@ -24,7 +24,7 @@
 //! | `retryBackoff` | `retry.backoff` | honoured (the original ignored it) |
 //! | `retryInitialDelay`, `retryMaxDelay` | `retry.initial_delay`, `retry.max_delay` | the cap also bounds server hints |
 //! | `circuitBreakerEnabled` | `breaker.enabled` | |
-//! | `circuitBreakerThreshold` | `breaker.failure_threshold` | only the dependency's failures count |
+//! | `circuitBreakerThreshold` | `breaker.failure_threshold` with `breaker.mode = "consecutive"` | only the dependency's failures count; the default mode is a failure rate (`breaker.failure_rate`, `window`, `min_calls`) |
 //! | `circuitBreakerTimeout` | `breaker.break_duration` | |
 //! | `circuitBreakerHalfOpenRequests` | `breaker.half_open_successes`, `breaker.half_open_probes` | probes are capped |
 //! | `cacheEnabled` | `cache.enabled`, per method in the catalog or `methods.*.cache` | |
@@ -327,7 +327,17 @@ pub enum JitterSetting {
 pub struct BreakerSettings {
     /// Whether each method gets a breaker (default true).
     pub enabled: bool,
-    /// Consecutive dependency failures that open a method's breaker (default 5).
+    /// When a breaker opens: `failure-rate` (default) or `consecutive`.
+    pub mode: BreakerMode,
+    /// The share of failed calls over `window` that opens it, in
+    /// `failure-rate` mode (default 0.5).
+    pub failure_rate: f64,
+    /// The sliding window of `failure-rate` mode (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Calls the window must hold before the rate counts (default 20).
+    pub min_calls: u32,
+    /// Dependency failures in a row that open it, in `consecutive` mode (default 5).
     pub failure_threshold: u32,
     /// How long an open breaker rejects calls before it probes (default 30 s).
     #[serde(with = "humantime_serde")]
@@ -344,6 +354,10 @@ impl Default for BreakerSettings {
     fn default() -> Self {
         BreakerSettings {
             enabled: true,
+            mode: BreakerMode::FailureRate,
+            failure_rate: 0.5,
+            window: Duration::from_secs(10),
+            min_calls: 20,
             failure_threshold: 5,
             break_duration: Duration::from_secs(30),
             half_open_probes: 1,
@@ -351,6 +365,22 @@ impl Default for BreakerSettings {
             max_breakers: 1024,
         }
     }
+}
+
+/// When a method's circuit breaker opens.
+///
+/// The default is a failure rate: a worker that dies or hangs fails all the
+/// calls it held at once, and in a pool where the other workers still serve,
+/// that burst must not cut the method off (each such incident counts once,
+/// in either mode, but several at once could still make five in a row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum BreakerMode {
+    /// `failure_rate` of at least `min_calls` calls over `window`.
+    FailureRate,
+    /// `failure_threshold` dependency failures in a row.
+    Consecutive,
 }
 
 /// The result cache (`[cache]`).
@@ -622,6 +652,18 @@ impl Config {
         if b.enabled {
             if b.failure_threshold == 0 {
                 return fail("breaker.failure_threshold", "must be at least 1");
+            }
+            if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
+                return fail(
+                    "breaker.failure_rate",
+                    "must be a number above 0 and at most 1",
+                );
+            }
+            if b.window.is_zero() {
+                return fail("breaker.window", "must be greater than zero");
+            }
+            if b.min_calls == 0 {
+                return fail("breaker.min_calls", "must be at least 1");
             }
             if b.half_open_probes == 0 || b.half_open_successes == 0 {
                 return fail(

@@ -246,7 +246,7 @@ fn pool_data(error: &PoolError) -> serde_json::Value {
             "written": written,
         }),
         PoolError::QueueFull { capacity } => json!({ "capacity": capacity }),
-        PoolError::Timeout { elapsed, stage } => {
+        PoolError::Timeout { elapsed, stage, .. } => {
             json!({ "elapsed_ms": elapsed.as_millis() as u64, "stage": stage.to_string() })
         }
         _ => json!({}),

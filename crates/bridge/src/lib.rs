@@ -58,10 +58,10 @@
 mod assemble;
 mod bridge;
 pub mod config;
-mod deaths;
 mod error;
 mod events;
 mod health;
+mod incidents;
 
 pub use bridge::{BatchCall, Bridge, BridgeBuilder, CallOptions, Reply, ResultSource};
 pub use config::Config;

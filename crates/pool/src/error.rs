@@ -29,6 +29,8 @@ pub enum Error {
         elapsed: Duration,
         /// Where the call was when the deadline passed.
         stage: TimeoutStage,
+        /// The worker that held the call, once it was sent to one.
+        worker: Option<WorkerId>,
     },
     /// The worker holding the call exited, was killed, or broke the protocol.
     #[error("{failure}")]

@@ -255,7 +255,11 @@ impl Pool {
                 // Dropping the call abandons it: the worker is asked to cancel,
                 // and its slot stays taken until the worker answers or dies.
                 drop(call);
-                return Err(Error::Timeout { elapsed: started.elapsed(), stage: TimeoutStage::InFlight });
+                return Err(Error::Timeout {
+                    elapsed: started.elapsed(),
+                    stage: TimeoutStage::InFlight,
+                    worker: Some(worker.id),
+                });
             }
         };
         call.finish();
@@ -285,6 +289,7 @@ impl Pool {
             Err(_) => Err(Error::Timeout {
                 elapsed: started.elapsed(),
                 stage: TimeoutStage::InFlight,
+                worker: Some(worker.id),
             }),
         }
     }
@@ -555,7 +560,11 @@ impl Shared {
                 slot.map_err(|_| self.closed_error())
             }
             () = tokio::time::sleep_until(deadline) => {
-                Err(Error::Timeout { elapsed: started.elapsed(), stage: TimeoutStage::Queued })
+                Err(Error::Timeout {
+                    elapsed: started.elapsed(),
+                    stage: TimeoutStage::Queued,
+                    worker: None,
+                })
             }
         }
     }

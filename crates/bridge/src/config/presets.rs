@@ -39,6 +39,7 @@ impl Preset {
                 [retry]
                 max_retries = 2
                 [breaker]
+                mode = "consecutive"
                 failure_threshold = 5
                 break_duration = "10s"
                 [log]
@@ -59,7 +60,9 @@ impl Preset {
                 max_retries = 4
                 max_delay = "10s"
                 [breaker]
-                failure_threshold = 10
+                failure_rate = 0.5
+                window = "30s"
+                min_calls = 50
                 break_duration = "60s"
                 half_open_successes = 3
                 [log]

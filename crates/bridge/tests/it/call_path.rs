@@ -57,6 +57,7 @@ async fn calls_round_trip_in_every_form() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_params_never_reach_a_worker_and_never_trip_a_breaker() {
     let mut config = sdk_config();
+    config.breaker.mode = pybridge::config::BreakerMode::Consecutive;
     config.breaker.failure_threshold = 2;
     let bridge = bridge(config).await;
     for _ in 0..10 {
@@ -246,6 +247,7 @@ async fn a_call_that_is_not_safe_to_repeat_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_method_opens_its_breaker_which_fails_fast_and_recovers() {
     let mut config = sdk_config();
+    config.breaker.mode = pybridge::config::BreakerMode::Consecutive;
     config.breaker.failure_threshold = 3;
     config.breaker.break_duration = Duration::from_millis(300);
     let bridge = bridge(config).await;
@@ -543,4 +545,139 @@ async fn dropping_the_bridge_leaves_no_worker_running() {
         })
     })
     .await;
+}
+
+/// A worker command whose first spawn hangs on every call and whose later
+/// spawns serve normally (the count is kept in a file in `dir`).
+fn first_worker_hangs(dir: &std::path::Path) -> Vec<String> {
+    let script = dir.join("launch.py");
+    let counter = dir.join("spawns");
+    std::fs::write(
+        &script,
+        format!(
+            r#"import os, sys
+counter = {counter:?}
+n = int(open(counter).read()) if os.path.exists(counter) else 0
+open(counter, "w").write(str(n + 1))
+faults = {faults:?}
+args = ["--mode", "hang", "--after", "0"] if n == 0 else ["--mode", "ok"]
+os.execv(sys.executable, [sys.executable, faults] + args)
+"#,
+            counter = counter.display().to_string(),
+            faults = fixtures()
+                .join("faults/fault_worker.py")
+                .display()
+                .to_string(),
+        ),
+    )
+    .unwrap();
+    vec![python(), script.display().to_string()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hung_worker_counts_once_against_the_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sdk_config();
+    config.worker.command = first_worker_hangs(dir.path());
+    config.pool.min_workers = 2;
+    config.pool.cancel_grace = Duration::from_millis(200);
+    config.call.attempt_timeout = Some(Duration::from_millis(500));
+    config.call.timeout = Duration::from_secs(20);
+    let bridge = bridge(config).await;
+    // Half the calls land on the hung worker and time out together; that is
+    // one incident, and their retries on the healthy worker succeed.
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let bridge = bridge.clone();
+        calls.spawn(async move { (i, bridge.call("test.echo", json!([i])).await) });
+    }
+    while let Some(joined) = calls.join_next().await {
+        let (i, result) = joined.unwrap();
+        assert_eq!(
+            result.unwrap_or_else(|e| panic!("call {i}: {}", e.report())),
+            json!([i])
+        );
+    }
+    assert!(
+        bridge.health().open_breakers.is_empty(),
+        "{:?}",
+        bridge.health().open_breakers
+    );
+    assert!(bridge.stats().retries >= 1);
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_that_keeps_timing_out_on_a_live_worker_still_opens_its_breaker() {
+    let mut config = sdk_config();
+    config.breaker.mode = pybridge::config::BreakerMode::Consecutive;
+    config.breaker.failure_threshold = 2;
+    config.retry.enabled = false;
+    let bridge = bridge(config).await;
+    let options = CallOptions::new().timeout(Duration::from_millis(300));
+    let started = tokio::time::Instant::now();
+    let mut codes = Vec::new();
+    // The worker answers each cancellation, so it is never replaced; its
+    // timeouts count once per window, and the second window opens the breaker.
+    while !codes.contains(&"circuit_open") {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never opened: {codes:?}"
+        );
+        let err = bridge
+            .call_with("test.sleep", Some(&raw(r#"{"seconds":5}"#)), &options)
+            .await
+            .unwrap_err();
+        codes.push(err.code());
+    }
+    assert!(
+        codes.iter().filter(|c| **c == "timeout").count() >= 2,
+        "{codes:?}"
+    );
+    assert_eq!(
+        bridge.health().pool.restarts,
+        0,
+        "the slow worker was not treated as dead"
+    );
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_breaker_opens_on_its_failure_rate() {
+    let mut config = sdk_config();
+    config.breaker.min_calls = 6;
+    config.retry.enabled = false;
+    let bridge = bridge(config).await;
+    // Successes and failures alternate: a rate of one half, never five failures in a row.
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let outcome = if i % 2 == 0 {
+            bridge
+                .call("test.error", json!({"type": "RuntimeError"}))
+                .await
+                .err()
+                .map(|e| e.code())
+        } else {
+            bridge
+                .call("test.echo", json!([i]))
+                .await
+                .err()
+                .map(|e| e.code())
+        };
+        codes.push(outcome.unwrap_or("ok"));
+    }
+    // test.error failed every time: its own rate is 1 once it has six calls.
+    assert_eq!(
+        codes.iter().filter(|c| **c == "remote_error").count(),
+        6,
+        "{codes:?}"
+    );
+    let err = bridge
+        .call("test.error", json!({"type": "RuntimeError"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "circuit_open", "{codes:?}");
+    // test.echo's breaker is its own, and closed.
+    bridge.call("test.echo", json!([1])).await.unwrap();
+    bridge.shutdown().await;
 }

@@ -123,12 +123,6 @@ async fn hung_and_garbage_workers_lose_no_call() {
     // deadline; the pool kills the worker soon after the attempt gives up.
     config.call.attempt_timeout = Some(Duration::from_secs(1));
     config.pool.cancel_grace = Duration::from_millis(300);
-    // Known issue, reported: the calls a hung worker holds time out
-    // together, and each timeout counts against the method's breaker, so
-    // one hung worker holding five calls opens it (five in a row by
-    // default) for every worker. Until timeouts are attributed to their
-    // worker, the threshold is above what one hung worker can hold.
-    config.breaker.failure_threshold = 2 * config.pool.max_in_flight as u32;
     let bridge = bridge(config).await;
     let recorder = Recorder::start(&bridge);
     let until = Instant::now() + secs;
@@ -446,6 +440,7 @@ async fn a_method_that_keeps_killing_its_workers_still_opens_its_breaker() {
         "--mode".into(),
         "crash".into(),
     ];
+    config.breaker.mode = pybridge::config::BreakerMode::Consecutive;
     config.breaker.failure_threshold = 3;
     config.retry.enabled = false;
     let bridge = bridge(config).await;
