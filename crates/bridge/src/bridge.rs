@@ -379,13 +379,7 @@ impl Bridge {
         options: &CallOptions,
     ) -> Result<Reply> {
         let inner = &*self.inner;
-        let prepared = inner
-            .service
-            .prepare(method, params)
-            .map_err(|source| Error::Rejected {
-                method: method.to_string(),
-                source,
-            })?;
+        let prepared = self.prepare(method, params)?;
         let spec = Arc::clone(prepared.spec());
         let wire_params = prepared.params();
         let id = inner.pool.reserve_id();
@@ -428,6 +422,21 @@ impl Bridge {
         span.record(telemetry::fields::OUTCOME, outcome.as_str());
         guard.finish(outcome);
         call
+    }
+
+    /// The catalog, the limits and the schema: a bad request ends here.
+    fn prepare<'a>(
+        &self,
+        method: &str,
+        params: Option<&'a RawValue>,
+    ) -> Result<pybridge_service::Prepared<'a>> {
+        self.inner
+            .service
+            .prepare(method, params)
+            .map_err(|source| Error::Rejected {
+                method: method.to_string(),
+                source,
+            })
     }
 
     /// The cache in front of the worker, when the method's policy allows.
@@ -626,15 +635,8 @@ impl Bridge {
     /// # Errors
     /// [`Error::Rejected`] for bad params, [`Error::Pool`] when no worker can take it.
     pub async fn notify(&self, method: &str, params: Option<&RawValue>) -> Result<()> {
-        let inner = &*self.inner;
-        let prepared = inner
-            .service
-            .prepare(method, params)
-            .map_err(|source| Error::Rejected {
-                method: method.to_string(),
-                source,
-            })?;
-        inner
+        let prepared = self.prepare(method, params)?;
+        self.inner
             .pool
             .notify(prepared.wire_name(), prepared.params())
             .await

@@ -171,13 +171,16 @@ async fn the_disk_tier_answers_a_new_bridge() {
     second.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idempotent_call_survives_its_worker_being_killed() {
-    let bridge = bridge(sdk_config()).await;
+/// Starts a call on a one-worker bridge, and SIGKILLs the worker once it holds it.
+async fn kill_the_worker_holding(
+    bridge: &Bridge,
+    method: &'static str,
+    params: serde_json::Value,
+) -> tokio::task::JoinHandle<pybridge::Result<serde_json::Value>> {
     let pid = bridge.health().pool.workers[0].pid;
     let call = {
         let bridge = bridge.clone();
-        tokio::spawn(async move { bridge.call("test.sleep", json!({"ms": 300})).await })
+        tokio::spawn(async move { bridge.call(method, params).await })
     };
     eventually(Duration::from_secs(5), "the call is in flight", || {
         bridge
@@ -188,11 +191,15 @@ async fn an_idempotent_call_survives_its_worker_being_killed() {
             .is_some_and(|w| w.in_flight == 1)
     })
     .await;
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    call
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_call_survives_its_worker_being_killed() {
+    let bridge = bridge(sdk_config()).await;
+    let call = kill_the_worker_holding(&bridge, "test.sleep", json!({"ms": 300})).await;
     let result = call
         .await
         .unwrap()
@@ -214,25 +221,7 @@ async fn a_call_that_is_not_safe_to_repeat_is_not_retried() {
     let mut config = sdk_config();
     config.service.catalog_files = vec![catalog];
     let bridge = bridge(config).await;
-    let pid = bridge.health().pool.workers[0].pid;
-    let call = {
-        let bridge = bridge.clone();
-        tokio::spawn(async move { bridge.call("mine.slow_write", json!({"ms": 2000})).await })
-    };
-    eventually(Duration::from_secs(5), "the call is in flight", || {
-        bridge
-            .health()
-            .pool
-            .workers
-            .first()
-            .is_some_and(|w| w.in_flight == 1)
-    })
-    .await;
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    let call = kill_the_worker_holding(&bridge, "mine.slow_write", json!({"ms": 2000})).await;
     let err = call.await.unwrap().unwrap_err();
     assert_eq!(err.code(), "worker_failed", "{}", err.report());
     assert_eq!(err.to_error_object().code, ErrorCode::WORKER_FAILED);
