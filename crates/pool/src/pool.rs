@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pybridge_protocol::{
@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::events::{PoolEvent, RecycleReason};
 use crate::stats::{HealthStatus, PoolStats, WorkerState};
@@ -38,6 +38,8 @@ pub struct Pool {
 #[derive(Debug)]
 struct Handle {
     shared: Arc<Shared>,
+    /// The deadline sweep; stops when the pool is dropped.
+    _sweep: AbortOnDropHandle<()>,
 }
 
 /// A request id reserved with [`Pool::reserve_id`]. Only the pool makes
@@ -144,6 +146,7 @@ impl Pool {
         });
         let pool = Pool {
             handle: Arc::new(Handle {
+                _sweep: AbortOnDropHandle::new(tokio::spawn(sweep_deadlines(Arc::clone(&shared)))),
                 shared: Arc::clone(&shared),
             }),
         };
@@ -222,9 +225,12 @@ impl Pool {
         let slot = shared.acquire(deadline, started).await?;
         let worker = Arc::clone(&slot.worker);
         tracing::Span::current().record("worker", worker.id.0);
+        // The deadline lives in the pending table and is fired by the pool's
+        // sweep, not by a timer per call: registering a timer from outside
+        // the runtime wakes its driver on every call.
         let pending = worker
             .pending
-            .register(Id::Number(id))
+            .register_with_deadline(Id::Number(id), deadline.into_std())
             .map_err(|err| Error::Encode(Arc::new(err)))?;
         let mut call = InFlight {
             id,
@@ -249,19 +255,17 @@ impl Pool {
             });
         }
         let sent = Instant::now();
-        let outcome = tokio::select! {
-            outcome = call.pending() => outcome,
-            () = tokio::time::sleep_until(deadline) => {
-                // Dropping the call abandons it: the worker is asked to cancel,
-                // and its slot stays taken until the worker answers or dies.
-                drop(call);
-                return Err(Error::Timeout {
-                    elapsed: started.elapsed(),
-                    stage: TimeoutStage::InFlight,
-                    worker: Some(worker.id),
-                });
-            }
-        };
+        let outcome = call.pending().await;
+        if let Err(PendingError::DeadlineExceeded) = outcome {
+            // The sweep parked the call; the worker is asked to cancel it,
+            // and its slot stays taken until the worker answers or dies.
+            call.expired();
+            return Err(Error::Timeout {
+                elapsed: started.elapsed(),
+                stage: TimeoutStage::InFlight,
+                worker: Some(worker.id),
+            });
+        }
         call.finish();
         match outcome {
             Ok(response) => {
@@ -374,6 +378,37 @@ impl Drop for Handle {
     }
 }
 
+/// How often the deadline sweep runs: the precision of call deadlines.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Fails the calls whose deadline passed, on every worker, every
+/// [`SWEEP_EVERY`]. One timer for the pool instead of one per call: a timer
+/// registered from outside the runtime (a caller's `block_on`, say) wakes the
+/// runtime's driver every time, which costs each call tens of microseconds.
+async fn sweep_deadlines(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let grace = shared.config.health.cancel_grace;
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let workers: Vec<Arc<Worker>> = {
+            let list = shared.workers.read().unwrap_or_else(|e| e.into_inner());
+            list.iter()
+                .filter(|w| {
+                    w.pending
+                        .next_deadline()
+                        .is_some_and(|d| d <= now.into_std())
+                })
+                .cloned()
+                .collect()
+        };
+        for worker in workers {
+            worker.expire_due(now, grace);
+        }
+    }
+}
+
 /// Sends a frame to a worker's writer. The outbox holds more than a worker's
 /// in-flight cap, so a request finds room at once; waiting covers the rare
 /// burst of control messages.
@@ -418,6 +453,32 @@ impl InFlight {
         self.pending = None;
         self.slot = None;
     }
+
+    /// The deadline sweep failed and parked the call: hand its slot to the
+    /// parked entry and ask the worker to stop.
+    fn expired(&mut self) {
+        self.pending = None;
+        if let Some(slot) = self.slot.take() {
+            let shared = Arc::clone(&slot.shared);
+            self.worker.park_slot(self.id, slot);
+            send_cancel(&shared, &self.worker, self.id);
+        }
+    }
+}
+
+/// Tells a worker to stop working on a call nobody waits for. Best effort: if
+/// the outbox is full, the grace period still catches a worker that never
+/// answers.
+fn send_cancel(shared: &Shared, worker: &Worker, id: i64) {
+    let params = format!("{{\"id\":{id}}}");
+    let frame = RawValue::from_string(params).ok().and_then(|params| {
+        shared
+            .frame_with(|buf| write_notification(buf, "$/cancelRequest", Some(&params)))
+            .ok()
+    });
+    if let Some(frame) = frame {
+        let _ = worker.outbox.try_send(Outgoing { id: None, frame });
+    }
 }
 
 impl Drop for InFlight {
@@ -432,28 +493,22 @@ impl Drop for InFlight {
             self.id,
             Abandoned {
                 grace_until,
-                _slot: slot,
+                slot: Some(slot),
             },
         );
         // The answer may have been routed to `pending` just before the entry
         // was parked; then nothing will ever claim the entry, so claim it now.
+        // A call the deadline sweep failed meanwhile stays parked.
         let mut cx = Context::from_waker(Waker::noop());
-        if std::pin::Pin::new(&mut pending).poll(&mut cx).is_ready() {
-            worker.claim_abandoned(self.id);
-            return;
+        match std::pin::Pin::new(&mut pending).poll(&mut cx) {
+            Poll::Ready(Err(PendingError::DeadlineExceeded)) | Poll::Pending => {}
+            Poll::Ready(_) => {
+                worker.claim_abandoned(self.id);
+                return;
+            }
         }
         drop(pending);
-        let params = format!("{{\"id\":{}}}", self.id);
-        let frame = RawValue::from_string(params).ok().and_then(|params| {
-            shared
-                .frame_with(|buf| write_notification(buf, "$/cancelRequest", Some(&params)))
-                .ok()
-        });
-        if let Some(frame) = frame {
-            // Best effort: if the outbox is full, the grace period still
-            // catches a worker that never answers.
-            let _ = worker.outbox.try_send(Outgoing { id: None, frame });
-        }
+        send_cancel(&shared, worker, self.id);
     }
 }
 

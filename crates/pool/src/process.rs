@@ -655,12 +655,12 @@ impl Router {
     /// Fails the call whose answer was too large to read, instead of leaving
     /// it to its deadline.
     fn too_large(&mut self, id: i64) {
-        if self.worker.claim_abandoned(id) {
-            return;
-        }
         let limit = self.shared.config.spec.max_frame;
         let held = crate::worker::HeldFailure::too_large(self.worker.id, limit);
-        self.worker.pending.fail(&Id::Number(id), held);
+        if !self.worker.pending.fail(&Id::Number(id), held) {
+            // A call already given up on: its answer came, too large or not.
+            self.worker.claim_abandoned(id);
+        }
     }
 
     fn bad_frame(&mut self, kind: &'static str, err: &pybridge_protocol::Error) {
@@ -717,21 +717,24 @@ impl Router {
         {
             response.id = Id::Number(n);
         }
+        // The pending table first: the deadline sweep moves an expired call
+        // from it to the parking lot under the lot's lock, so an answer that
+        // misses the table finds its call parked.
+        let Err(response) = self.worker.pending.complete(response) else {
+            return;
+        };
         if let Id::Number(n) = response.id
             && self.worker.claim_abandoned(n)
         {
             metrics::counter!(crate::metrics::LATE_RESPONSES).increment(1);
             debug!(worker = %self.worker.id, id = n, "late response to an abandoned call");
-            let _ = self.worker.pending.complete(response);
             return;
         }
-        if let Err(response) = self.worker.pending.complete(response) {
-            metrics::counter!(crate::metrics::UNROUTABLE).increment(1);
-            warn!(worker = %self.worker.id, id = %response.id, "response matches no call; dropped");
-            self.shared.emit(PoolEvent::UnroutableResponse {
-                worker: self.worker.id,
-            });
-        }
+        metrics::counter!(crate::metrics::UNROUTABLE).increment(1);
+        warn!(worker = %self.worker.id, id = %response.id, "response matches no call; dropped");
+        self.shared.emit(PoolEvent::UnroutableResponse {
+            worker: self.worker.id,
+        });
     }
 
     fn log(&self, params: Option<&serde_json::value::RawValue>) {

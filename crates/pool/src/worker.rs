@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use pybridge_protocol::PendingTable;
+use pybridge_protocol::{Id, PendingTable};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -73,11 +73,12 @@ pub(crate) struct Outgoing {
 
 /// A call whose deadline passed (or whose caller went away) while the worker
 /// still held it. Its slot stays taken until the worker answers or dies, so a
-/// worker is never handed more work than its cap.
+/// worker is never handed more work than its cap. The deadline sweep parks
+/// the call first; its caller hands over the slot when it wakes.
 #[derive(Debug)]
 pub(crate) struct Abandoned {
     pub(crate) grace_until: Instant,
-    pub(crate) _slot: SlotGuard,
+    pub(crate) slot: Option<SlotGuard>,
 }
 
 const STARTING: u8 = 0;
@@ -105,8 +106,6 @@ pub(crate) struct Worker {
     pub(crate) pending: PendingTable<HeldFailure>,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
     pub(crate) abandoned: Mutex<HashMap<i64, Abandoned>>,
-    /// The size of `abandoned`, so the reader skips its lock when it is empty.
-    abandoned_len: AtomicUsize,
     pub(crate) stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Cancelled to kill the worker at once; the reason is set first.
     pub(crate) kill: CancellationToken,
@@ -172,7 +171,6 @@ impl Worker {
             pending: PendingTable::new(),
             outbox: parts.outbox,
             abandoned: Mutex::new(HashMap::new()),
-            abandoned_len: AtomicUsize::new(0),
             stderr_tail: parts.stderr_tail,
             kill: CancellationToken::new(),
             stop: CancellationToken::new(),
@@ -266,21 +264,49 @@ impl Worker {
     pub(crate) fn abandon(&self, id: i64, entry: Abandoned) {
         let mut map = lock(&self.abandoned);
         map.insert(id, entry);
-        self.abandoned_len.store(map.len(), Ordering::Release);
     }
 
-    /// Removes a parked call (its late answer arrived); returns whether it was parked.
-    pub(crate) fn claim_abandoned(&self, id: i64) -> bool {
-        if self.abandoned_len.load(Ordering::Acquire) == 0 {
-            return false;
+    /// Fails the calls whose deadline has passed and parks them, in one step
+    /// under the parking lot's lock: a late answer that finds its call gone
+    /// from the pending table then always finds it parked. Returns their ids.
+    pub(crate) fn expire_due(&self, now: Instant, grace: Duration) -> Vec<i64> {
+        let mut map = lock(&self.abandoned);
+        let due = self.pending.expire_ids(now.into_std());
+        let ids: Vec<i64> = due.iter().filter_map(Id::as_number).collect();
+        for id in &ids {
+            // A caller that went away at the same moment may have parked it
+            // already, with its slot; keep that entry.
+            map.entry(*id).or_insert(Abandoned {
+                grace_until: now + grace,
+                slot: None,
+            });
         }
-        let entry = {
+        ids
+    }
+
+    /// Hands an expired call's slot to its parked entry; frees it at once if
+    /// the late answer already claimed the entry.
+    pub(crate) fn park_slot(&self, id: i64, slot: SlotGuard) {
+        let unparked = {
             let mut map = lock(&self.abandoned);
-            let entry = map.remove(&id);
-            self.abandoned_len.store(map.len(), Ordering::Release);
-            entry
+            match map.get_mut(&id) {
+                Some(entry) => {
+                    entry.slot = Some(slot);
+                    None
+                }
+                None => Some(slot),
+            }
         };
         // Dropped outside the lock: freeing the slot may dispatch queued calls.
+        drop(unparked);
+    }
+
+    /// Removes a parked call (its late answer arrived); returns whether it was
+    /// parked. Always takes the lock: a call being expired right now is only
+    /// visible under it.
+    pub(crate) fn claim_abandoned(&self, id: i64) -> bool {
+        // The entry (and the slot it frees) drops after the lock is released.
+        let entry = lock(&self.abandoned).remove(&id);
         entry.is_some()
     }
 
@@ -288,7 +314,6 @@ impl Worker {
     pub(crate) fn clear_abandoned(&self) -> usize {
         let entries: Vec<Abandoned> = {
             let mut map = lock(&self.abandoned);
-            self.abandoned_len.store(0, Ordering::Release);
             map.drain().map(|(_, entry)| entry).collect()
         };
         entries.len()

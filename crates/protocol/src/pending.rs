@@ -216,19 +216,33 @@ impl<E> PendingTable<E> {
 
     /// Fires every deadline at or before `now`; returns how many calls expired.
     pub fn expire(&self, now: Instant) -> usize {
-        let expired: Vec<Entry<E>> = {
+        self.expire_ids(now).len()
+    }
+
+    /// Fires every deadline at or before `now`; returns the ids of the calls
+    /// that expired, so the owner can tell their peer to stop working on them.
+    pub fn expire_ids(&self, now: Instant) -> Vec<Id> {
+        let expired: Vec<(Id, Entry<E>)> = {
             let mut state = lock(&self.shared.state);
-            let later = state.deadlines.split_off(&(now, u64::MAX));
-            let due = std::mem::replace(&mut state.deadlines, later);
-            due.into_values()
-                .filter_map(|id| state.entries.remove(&id))
-                .collect()
+            let mut due = Vec::new();
+            while let Some(entry) = state.deadlines.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let id = entry.remove();
+                if let Some(pending) = state.entries.remove(&id) {
+                    due.push((id, pending));
+                }
+            }
+            due
         };
-        let n = expired.len();
-        for entry in expired {
-            entry.slot.resolve(Err(PendingError::DeadlineExceeded));
-        }
-        n
+        expired
+            .into_iter()
+            .map(|(id, entry)| {
+                entry.slot.resolve(Err(PendingError::DeadlineExceeded));
+                id
+            })
+            .collect()
     }
 
     fn remove_entry(&self, id: &Id) -> Option<Entry<E>> {

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pybridge_pool::{Error, Handshake, Pool, PoolConfig, TimeoutStage, WorkerSpec};
+use pybridge_pool::{Error, Handshake, Pool, PoolConfig, PoolEvent, TimeoutStage, WorkerSpec};
 use pybridge_protocol::{ErrorCode, Framing};
 use tokio::time::Instant;
 
@@ -342,4 +342,66 @@ fn handles_are_cheap_to_share_across_threads() {
     shared::<Pool>();
     fn error<T: std::error::Error + Send + Sync + Clone + 'static>() {}
     error::<Error>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_racing_their_deadlines_are_never_lost_or_mistaken_for_a_hang() {
+    let health = pybridge_pool::HealthPolicy::default().cancel_grace(Duration::from_millis(500));
+    let pool = start(sdk_worker().arg("--max-concurrency").arg("8"), |b| {
+        b.workers(1).health(health)
+    })
+    .await;
+    let mut events = pool.subscribe();
+    let pid = pool.stats().workers[0].pid;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..400u64 {
+        let pool = pool.clone();
+        // Deadlines land around the time the answers do, on both sides of it.
+        let deadline = Instant::now() + Duration::from_millis(10 + i % 20);
+        calls.spawn(async move {
+            pool.call_with_deadline("test.sleep", Some(&raw(r#"{"ms":15}"#)), deadline)
+                .await
+        });
+    }
+    let (mut ok, mut in_flight, mut queued) = (0, 0, 0);
+    while let Some(joined) = calls.join_next().await {
+        match joined.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::Timeout {
+                stage: TimeoutStage::InFlight,
+                ..
+            }) => in_flight += 1,
+            // Calls beyond the worker's cap wait in the queue, and some of
+            // them run out of time there.
+            Err(Error::Timeout {
+                stage: TimeoutStage::Queued,
+                ..
+            }) => queued += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok + in_flight + queued, 400);
+    assert!(
+        ok > 0 && in_flight > 0,
+        "both sides of the race: {ok} answered, {in_flight} timed out in flight"
+    );
+    // Every late answer frees its slot; the worker is not taken for hung.
+    eventually(Duration::from_secs(5), "every slot is free", || {
+        pool.stats().workers[0].in_flight == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let stats = pool.stats();
+    assert_eq!(stats.workers[0].pid, pid, "the worker was not replaced");
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(
+                event,
+                PoolEvent::UnroutableResponse { .. } | PoolEvent::WorkerExited { .. }
+            ),
+            "{event:?}"
+        );
+    }
+    pool.call("test.echo", None).await.unwrap();
+    pool.shutdown().await;
 }

@@ -251,6 +251,22 @@ fn deadlines() {
         table.complete(response(1, 1)).is_err(),
         "an expired call is gone"
     );
+
+    // The owner learns which calls expired, in deadline order.
+    let mut a = table
+        .register_with_deadline(Id::Number(5), at(50))
+        .expect("new id");
+    let mut b = table
+        .register_with_deadline(Id::Number(6), at(40))
+        .expect("new id");
+    let mut c = table
+        .register_with_deadline(Id::Number(7), at(60))
+        .expect("new id");
+    assert_eq!(table.expire_ids(at(55)), vec![Id::Number(6), Id::Number(5)]);
+    check(&mut a, Outcome::Deadline);
+    check(&mut b, Outcome::Deadline);
+    check(&mut c, Outcome::Waiting);
+    assert_eq!(table.next_deadline(), Some(at(60)));
 }
 
 #[test]
