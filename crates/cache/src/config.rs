@@ -35,7 +35,7 @@ pub enum DiskLocation {
 /// # use pybridge_cache::CacheBuilder;
 /// let builder = CacheBuilder::new()
 ///     .namespace("catalog-v3")
-///     .l1_max_bytes(NonZeroU64::new(16 << 20).unwrap())
+///     .l1_max_bytes(NonZeroU64::new(16 << 20).expect("not zero"))
 ///     .memory_only();
 /// ```
 #[derive(Debug, Clone)]

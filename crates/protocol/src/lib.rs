@@ -58,7 +58,7 @@
 //! # Ok(())
 //! # }
 //! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! #     tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(f)
 //! # }
 //! ```
 
