@@ -670,3 +670,33 @@ async fn by_default_a_breaker_opens_on_its_failure_rate() {
     bridge.call("test.echo", json!([1])).await.unwrap();
     bridge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_retry_makes_one_attempt_even_when_a_retry_would_be_safe() {
+    let bridge = bridge(sdk_config()).await;
+    let pid = bridge.health().pool.workers[0].pid;
+    let call = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            let options = CallOptions::new().no_retry();
+            bridge
+                .call_with("test.sleep", Some(&raw(r#"{"ms":2000}"#)), &options)
+                .await
+        })
+    };
+    eventually(Duration::from_secs(5), "the call is in flight", || {
+        bridge
+            .health()
+            .pool
+            .workers
+            .first()
+            .is_some_and(|w| w.in_flight == 1)
+    })
+    .await;
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), "worker_failed", "{}", err.report());
+    assert_eq!(bridge.stats().retries, 0);
+    bridge.shutdown().await;
+}

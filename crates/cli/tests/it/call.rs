@@ -241,3 +241,39 @@ async fn bench_reports_throughput_latency_and_errors_as_json() {
     let p99 = report["p99_us"].as_u64().unwrap();
     assert!(p50 > 0 && p50 <= p99, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_go_to_stderr_as_json_and_stdout_holds_only_the_result() {
+    let home = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--log-format",
+        "json",
+        "--log-level",
+        "debug",
+        "call",
+        "test.echo",
+        "[7]",
+        "--no-cache",
+        "--timeout",
+        "5s",
+        "--",
+    ];
+    let worker = sdk_worker();
+    args.extend(worker.iter().map(String::as_str));
+    let out = run(&home, &args).await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "[7]\n", "stdout carries the result alone");
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(!lines.is_empty(), "debug logging wrote something");
+    for line in lines {
+        let record = json(line);
+        assert!(
+            record.get("level").is_some() && record.get("fields").is_some(),
+            "{line}"
+        );
+    }
+}

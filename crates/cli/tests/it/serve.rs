@@ -379,3 +379,40 @@ async fn a_token_guards_rpc_and_metrics_and_bodies_are_limited() {
     assert_eq!(too_big.status, 413);
     server.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_longer_than_the_gateway_allows_gets_a_timeout_error() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pybridge.toml");
+    std::fs::write(&file, "[gateway]\nrequest_timeout = \"300ms\"\n").unwrap();
+    let server = Server::start(
+        &home,
+        &["--workers", "1", "--config", file.to_str().unwrap()],
+        &sdk_worker(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let response = server
+        .post(
+            "/rpc",
+            r#"{"jsonrpc":"2.0","method":"test.sleep","params":{"seconds":10},"id":1}"#,
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered at the gateway's deadline"
+    );
+    assert_eq!(response.status, 200);
+    let answer = response.json();
+    assert_eq!(answer["id"], 1);
+    assert_eq!(answer["error"]["code"], -32001, "{answer}");
+    // The worker was told to cancel and serves the next request.
+    let next = server
+        .post(
+            "/rpc",
+            r#"{"jsonrpc":"2.0","method":"test.echo","params":[1],"id":2}"#,
+        )
+        .await;
+    assert_eq!(next.json()["result"], json!([1]));
+    server.terminate().await;
+}
