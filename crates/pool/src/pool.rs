@@ -100,6 +100,11 @@ pub(crate) struct Shared {
     pub(crate) target: AtomicUsize,
     pub(crate) crash_loop: AtomicBool,
     shutdown_done: tokio::sync::watch::Sender<Option<ShutdownReport>>,
+    /// When the deadline sweep will next run, as nanoseconds since `epoch`.
+    sweep_at: AtomicU64,
+    /// Wakes the sweep for a deadline earlier than `sweep_at`.
+    sweep_sooner: Notify,
+    epoch: Instant,
 }
 
 impl Pool {
@@ -143,6 +148,9 @@ impl Pool {
             restarts: AtomicU64::new(0),
             crash_loop: AtomicBool::new(false),
             shutdown_done: tokio::sync::watch::Sender::new(None),
+            sweep_at: AtomicU64::new(u64::MAX),
+            sweep_sooner: Notify::new(),
+            epoch: Instant::now(),
         });
         let pool = Pool {
             handle: Arc::new(Handle {
@@ -232,6 +240,7 @@ impl Pool {
             .pending
             .register_with_deadline(Id::Number(id), deadline.into_std())
             .map_err(|err| Error::Encode(Arc::new(err)))?;
+        shared.sweep_by(deadline);
         let mut call = InFlight {
             id,
             worker: Arc::clone(&worker),
@@ -378,33 +387,40 @@ impl Drop for Handle {
     }
 }
 
-/// How often the deadline sweep runs: the precision of call deadlines.
-const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+/// The longest the deadline sweep sleeps when no call has a deadline.
+const SWEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Fails the calls whose deadline passed, on every worker, every
-/// [`SWEEP_EVERY`]. One timer for the pool instead of one per call: a timer
-/// registered from outside the runtime (a caller's `block_on`, say) wakes the
-/// runtime's driver every time, which costs each call tens of microseconds.
+/// Fails the calls whose deadline passed, on every worker. One timer for the
+/// pool, set to the earliest deadline of any call, instead of one per call:
+/// every timer the runtime must keep near changes how its threads park, and
+/// a timer per call (or a frequent tick) measurably slows each round trip.
+/// Calls mostly share one timeout, so a new call's deadline is rarely the
+/// earliest and rarely wakes the sweep.
 async fn sweep_deadlines(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let grace = shared.config.health.cancel_grace;
     loop {
-        tick.tick().await;
+        // While the sweep scans, every new deadline counts as earlier than
+        // the next run, so its call leaves a wake-up permit behind.
+        shared.sweep_at.store(u64::MAX, Ordering::Release);
         let now = Instant::now();
-        let workers: Vec<Arc<Worker>> = {
-            let list = shared.workers.read().unwrap_or_else(|e| e.into_inner());
-            list.iter()
-                .filter(|w| {
-                    w.pending
-                        .next_deadline()
-                        .is_some_and(|d| d <= now.into_std())
-                })
-                .cloned()
-                .collect()
-        };
-        for worker in workers {
+        let workers: Vec<Arc<Worker>> = shared
+            .workers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut next = now + SWEEP_IDLE;
+        for worker in &workers {
             worker.expire_due(now, grace);
+            if let Some(at) = worker.pending.next_deadline() {
+                next = next.min(Instant::from_std(at));
+            }
+        }
+        shared.sweep_at.store(shared.nanos(next), Ordering::Release);
+        // A call registered during the scan left a permit, so the sweep
+        // scans again at once; one registered after it sees the new time.
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = shared.sweep_sooner.notified() => {}
         }
     }
 }
@@ -718,6 +734,19 @@ impl Shared {
             restarts: self.restarts.load(Ordering::Relaxed),
             crash_loop,
             workers,
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Makes sure the deadline sweep runs by `deadline`.
+    fn sweep_by(&self, deadline: Instant) {
+        let at = self.nanos(deadline);
+        if at < self.sweep_at.load(Ordering::Acquire) {
+            self.sweep_at.fetch_min(at, Ordering::AcqRel);
+            self.sweep_sooner.notify_one();
         }
     }
 

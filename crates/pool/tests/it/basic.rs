@@ -347,7 +347,7 @@ fn handles_are_cheap_to_share_across_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_racing_their_deadlines_are_never_lost_or_mistaken_for_a_hang() {
     let health = pybridge_pool::HealthPolicy::default().cancel_grace(Duration::from_millis(500));
-    let pool = start(sdk_worker().arg("--max-concurrency").arg("8"), |b| {
+    let pool = start(sdk_worker().arg("--max-concurrency").arg("16"), |b| {
         b.workers(1).health(health)
     })
     .await;
@@ -357,9 +357,9 @@ async fn answers_racing_their_deadlines_are_never_lost_or_mistaken_for_a_hang() 
     for i in 0..400u64 {
         let pool = pool.clone();
         // Deadlines land around the time the answers do, on both sides of it.
-        let deadline = Instant::now() + Duration::from_millis(10 + i % 20);
+        let deadline = Instant::now() + Duration::from_millis(5 + i % 60);
         calls.spawn(async move {
-            pool.call_with_deadline("test.sleep", Some(&raw(r#"{"ms":15}"#)), deadline)
+            pool.call_with_deadline("test.sleep", Some(&raw(r#"{"ms":10}"#)), deadline)
                 .await
         });
     }
@@ -403,5 +403,53 @@ async fn answers_racing_their_deadlines_are_never_lost_or_mistaken_for_a_hang() 
         );
     }
     pool.call("test.echo", None).await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_deadline_behind_a_long_one_still_fires_on_time() {
+    let pool = start(sdk_worker().arg("--max-concurrency").arg("4"), |b| {
+        b.workers(1)
+    })
+    .await;
+    // The sweep is asleep until the long deadline; the short one must wake it.
+    let long = {
+        let pool = pool.clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        tokio::spawn(async move {
+            pool.call_with_deadline("test.sleep", Some(&raw(r#"{"ms":1500}"#)), deadline)
+                .await
+        })
+    };
+    eventually(Duration::from_secs(5), "the long call is in flight", || {
+        pool.stats().workers[0].in_flight == 1
+    })
+    .await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(200);
+    let err = pool
+        .call_with_deadline("test.sleep", Some(&raw(r#"{"seconds":10}"#)), deadline)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                stage: TimeoutStage::InFlight,
+                ..
+            }
+        ),
+        "got {err:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(190),
+        "not before its deadline: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(700),
+        "at its deadline, not at the long one: {took:?}"
+    );
+    long.await.unwrap().unwrap();
     pool.shutdown().await;
 }
