@@ -167,33 +167,42 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
             "cpu_per_call_us": cpu_per_call_us,
             "rss_peak_bytes": rss_peak_bytes(),
         });
-        println!("{report}");
+        crate::out::print(&format!("{report}\n"))?;
     } else {
-        println!("method       {}", args.method);
-        println!(
-            "requests     {requests} in {:.2?} with {} in flight",
-            elapsed, args.concurrency
-        );
-        println!("ok           {}", requests - failed);
-        println!("errors       {failed}");
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        writeln!(text, "method       {}", args.method)?;
+        writeln!(
+            text,
+            "requests     {requests} in {elapsed:.2?} with {} in flight",
+            args.concurrency
+        )?;
+        writeln!(text, "ok           {}", requests - failed)?;
+        writeln!(text, "errors       {failed}")?;
         for (kind, n) in &errors {
-            println!("  {kind:<12} {n}");
+            writeln!(text, "  {kind:<12} {n}")?;
         }
-        println!("throughput   {rps:.0} calls/s");
-        println!(
+        writeln!(text, "throughput   {rps:.0} calls/s")?;
+        writeln!(
+            text,
             "latency      p50 {} µs   p90 {} µs   p99 {} µs   max {} µs",
             pct(0.50),
             pct(0.90),
             pct(0.99),
             latencies.last().copied().unwrap_or(0)
-        );
-        println!("cpu          {cpu_per_call_us:.2} µs per call (this process, all threads)");
+        )?;
+        writeln!(
+            text,
+            "cpu          {cpu_per_call_us:.2} µs per call (this process, all threads)"
+        )?;
         if let Some(rss) = rss_peak_bytes() {
-            println!(
+            writeln!(
+                text,
                 "memory       {:.1} MiB peak resident (this process, workers excluded)",
                 rss as f64 / 1048576.0
-            );
+            )?;
         }
+        crate::out::print(&text)?;
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS

@@ -40,7 +40,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
         None => None,
         Some("-") => {
             let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::stdin(), &mut text)
+                .await
                 .context("reading params from stdin")?;
             Some(text)
         }
@@ -73,9 +74,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
         Ok(reply) => {
             if args.pretty {
                 let value: serde_json::Value = serde_json::from_str(reply.result.get())?;
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                crate::out::print(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
             } else {
-                println!("{}", reply.result.get());
+                crate::out::print(&format!("{}\n", reply.result.get()))?;
             }
             Ok(ExitCode::SUCCESS)
         }

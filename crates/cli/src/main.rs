@@ -5,14 +5,15 @@
 //! Framework worker; after `--`, any program and its arguments become the
 //! worker (never run through a shell).
 
-// Printing results and reports is this binary's job.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+// Reporting errors on stderr is this binary's job; results go through `out`.
+#![allow(clippy::print_stderr)]
 
 mod bench;
 mod call;
 mod embedded;
 mod logging;
 mod options;
+mod out;
 mod rpc;
 mod serve;
 

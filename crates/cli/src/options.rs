@@ -108,12 +108,17 @@ pub(crate) async fn start(config: Config) -> Result<Bridge> {
 
 pub(crate) fn print_config(global: &GlobalArgs, args: &ConfigArgs) -> Result<ExitCode> {
     let settings = Config::effective(&global.load_options(&[], &args.worker))?;
+    let mut text = String::new();
     for setting in settings {
         let source = match &setting.source {
             Source::Default => String::from("default"),
             other => other.to_string(),
         };
-        println!("{} = {}    # {}", setting.key, setting.value, source);
+        text.push_str(&format!(
+            "{} = {}    # {}\n",
+            setting.key, setting.value, source
+        ));
     }
+    crate::out::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -277,3 +277,36 @@ async fn logs_go_to_stderr_as_json_and_stdout_holds_only_the_result() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_ends_the_output_quietly() {
+    use tokio::io::AsyncReadExt;
+    let home = tempfile::tempdir().unwrap();
+    // Far more than a pipe holds, so the write meets the closed pipe.
+    let params = format!(r#"{{"data":"{}"}}"#, "x".repeat(512 * 1024));
+    let mut child = pybridge(&home)
+        .args(["call", "test.echo", "-", "--"])
+        .args(sdk_worker())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(params.as_bytes()).await.unwrap();
+    }
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 10];
+    stdout.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, br#"{"data":"x"#);
+    drop(stdout);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
