@@ -182,7 +182,15 @@ impl BridgeBuilder {
     /// without a worker command, [`Error::Build`] when the catalog, cache or
     /// policies cannot be built, and [`Error::Start`] when no worker starts.
     pub async fn build(self) -> Result<Bridge> {
-        let parts = Parts::new(self.config, self.worker)?;
+        // Reading catalog files and compiling schemas blocks; keep it off
+        // the runtime's threads.
+        let (config, worker) = (self.config, self.worker);
+        let parts = tokio::task::spawn_blocking(move || Parts::new(config, worker))
+            .await
+            .map_err(|err| Error::Build {
+                part: "bridge parts (the builder task failed)",
+                source: Box::new(err),
+            })??;
         let inner = parts.start().await?;
         Ok(Bridge {
             inner: Arc::new(inner),
