@@ -48,6 +48,19 @@ while True:
             data = data[os.write(out, data):]
 "#;
 
+/// [`ECHO_WORKER`] that spins for `burn_ns` of CPU after each read, before it
+/// answers: how much a worker's own CPU per call costs a caller waiting on it.
+pub fn burning_echo_worker(burn_ns: u64) -> String {
+    ECHO_WORKER.replacen(
+        "    if replies:\n",
+        &format!(
+            "    t0 = time.perf_counter_ns()\n    while time.perf_counter_ns() - t0 < {burn_ns}:\n        pass\n    if replies:\n"
+        ),
+        1,
+    )
+    .replacen("import json, os, sys", "import json, os, sys, time", 1)
+}
+
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Box<RawValue>>>>>;
 
 /// One raw worker process and its client.
@@ -57,6 +70,7 @@ pub struct RawWorker {
     frames: mpsc::Sender<Bytes>,
     waiters: Waiters,
     next_id: AtomicU64,
+    method: &'static str,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -69,8 +83,19 @@ struct Reply {
 impl RawWorker {
     /// Starts the echo worker and waits for its READY line.
     pub async fn spawn(python: &str) -> Result<RawWorker> {
-        let mut child = Command::new(python)
-            .args(["-c", ECHO_WORKER])
+        RawWorker::spawn_program(python, &["-c", ECHO_WORKER], "echo").await
+    }
+
+    /// Starts `program args` as the worker, which must print a READY line and
+    /// answer `method` by echoing its params (the worker SDK's demo worker
+    /// does, as `test.echo`), and waits for the READY line.
+    pub async fn spawn_program(
+        program: &str,
+        args: &[&str],
+        method: &'static str,
+    ) -> Result<RawWorker> {
+        let mut child = Command::new(program)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -123,6 +148,7 @@ impl RawWorker {
             frames,
             waiters,
             next_id: AtomicU64::new(1),
+            method,
             tasks: [writer, reader],
         })
     }
@@ -138,7 +164,9 @@ impl RawWorker {
         let mut frame = Vec::with_capacity(params.get().len() + 64);
         frame.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
         frame.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-        frame.extend_from_slice(b",\"method\":\"echo\",\"params\":");
+        frame.extend_from_slice(b",\"method\":\"");
+        frame.extend_from_slice(self.method.as_bytes());
+        frame.extend_from_slice(b"\",\"params\":");
         frame.extend_from_slice(params.get().as_bytes());
         frame.extend_from_slice(b"}\n");
         self.frames

@@ -321,7 +321,9 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          pipes: one writer task batching frames, one reader task routing answers by id, and a Python loop \
          that answers everything it read with one write.\n\
          - **throughput**: closed loop with 64 calls in flight; params of the given size (`{{\"data\":\"xx…\"}}`).\n\
-         - **sequential**: one call at a time; criterion's median of per-sample means.\n\
+         - **sequential**: one call at a time; criterion's median of per-sample means. Where the gap to the \
+         baseline comes from (the SDK worker, the pool, the bridge, and what extra worker CPU costs a waiting \
+         caller): `cargo run --release -p pybridge-benches --example sequential_gap`.\n\
          - **cache hit**: the same call answered from the memory tier: validation, key hashing, lookup.\n\
          - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n"
     )?;

@@ -1,0 +1,206 @@
+//! Where the sequential-latency gap between pybridge and the raw baseline comes
+//! from. Six set-ups answer one 100-byte echo at a time:
+//!
+//! - raw client + raw worker (the baseline of `BENCHMARKS.md`),
+//! - raw client + raw worker spinning `--burn-ns` of CPU per read,
+//! - raw client + the worker SDK's demo worker,
+//! - the pool + raw worker,
+//! - the pool + SDK worker,
+//! - the full bridge + SDK worker (what `BENCHMARKS.md` calls pybridge).
+//!
+//! They run in interleaved rounds, so drift on a shared machine hits all of
+//! them alike; each figure is the median over rounds of the round's p50.
+//!
+//! ```text
+//! cargo run --release -p pybridge-benches --example sequential_gap [-- --json --rounds 11 --calls 2000 --burn-ns 2000]
+//! ```
+
+// A diagnostic's report is its output.
+#![allow(clippy::print_stdout)]
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use pybridge::{Bridge, Config};
+use pybridge_benches::raw::{ECHO_WORKER, RawWorker, burning_echo_worker};
+use pybridge_benches::{fixtures, payload, python};
+use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+struct Options {
+    json: bool,
+    rounds: usize,
+    calls: usize,
+    burn_ns: u64,
+}
+
+fn options() -> Result<Options> {
+    let mut options = Options {
+        json: false,
+        rounds: 11,
+        calls: 2000,
+        burn_ns: 2000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| -> Result<u64> {
+            let text = args
+                .next()
+                .with_context(|| format!("{name} needs a value"))?;
+            text.parse()
+                .with_context(|| format!("{name}: {text:?} is not a whole number"))
+        };
+        match arg.as_str() {
+            "--json" => options.json = true,
+            "--rounds" => options.rounds = usize::try_from(value("--rounds")?)?.max(1),
+            "--calls" => options.calls = usize::try_from(value("--calls")?)?.max(1),
+            "--burn-ns" => options.burn_ns = value("--burn-ns")?,
+            "--bench" => {} // cargo passes it to examples run as benches
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    Ok(options)
+}
+
+enum Setup {
+    Raw(Box<RawWorker>),
+    Pool(Pool),
+    Bridge(Bridge),
+}
+
+impl Setup {
+    async fn call(&self, params: &RawValue) -> Result<()> {
+        match self {
+            Setup::Raw(worker) => {
+                worker.call(params).await?;
+            }
+            Setup::Pool(pool) => {
+                pool.call("test.echo", Some(params)).await?;
+            }
+            Setup::Bridge(bridge) => {
+                bridge.call_raw("test.echo", Some(params)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn pool_of(spec: WorkerSpec) -> Result<Pool> {
+    Ok(Pool::start(PoolConfig::builder(spec).workers(1).build()?).await?)
+}
+
+fn main() -> Result<()> {
+    let options = options()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let python = python();
+    let sdk = fixtures().join("worker/pybridge_worker.py");
+    let sdk = sdk.to_str().context("fixtures path is not UTF-8")?;
+    let burning = burning_echo_worker(options.burn_ns);
+    let burn_label = format!(
+        "raw client + raw worker spinning {:.1} µs per read",
+        options.burn_ns as f64 / 1000.0
+    );
+    let setups: Vec<(&str, Setup)> = runtime.block_on(async {
+        // As in the `bridge` benchmark: test.echo is not cacheable, so the
+        // cache is consulted and bypassed.
+        let mut bridge_config = Config::default();
+        bridge_config.worker.command = vec![python.clone(), sdk.to_owned()];
+        bridge_config.pool.min_workers = 1;
+        bridge_config.cache.disk = false;
+        anyhow::Ok(vec![
+            (
+                "raw client + raw worker",
+                Setup::Raw(Box::new(RawWorker::spawn(&python).await?)),
+            ),
+            (
+                burn_label.as_str(),
+                Setup::Raw(Box::new(
+                    RawWorker::spawn_program(&python, &["-c", &burning], "echo").await?,
+                )),
+            ),
+            (
+                "raw client + SDK worker",
+                Setup::Raw(Box::new(
+                    RawWorker::spawn_program(&python, &[sdk], "test.echo").await?,
+                )),
+            ),
+            (
+                "pool + raw worker",
+                Setup::Pool(pool_of(WorkerSpec::new(&python).args(["-c", ECHO_WORKER])).await?),
+            ),
+            (
+                "pool + SDK worker",
+                Setup::Pool(pool_of(WorkerSpec::new(&python).arg(sdk)).await?),
+            ),
+            (
+                "bridge + SDK worker",
+                Setup::Bridge(
+                    Bridge::from_config(bridge_config)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("bridge: {}", e.report()))?,
+                ),
+            ),
+        ])
+    })?;
+    let params = payload(100);
+    let mut p50s: Vec<Vec<f64>> = vec![Vec::with_capacity(options.rounds); setups.len()];
+    let mut latencies = Vec::with_capacity(options.calls);
+    for _ in 0..options.rounds {
+        for ((_, setup), p50) in setups.iter().zip(&mut p50s) {
+            latencies.clear();
+            runtime.block_on(async {
+                for _ in 0..options.calls {
+                    let started = Instant::now();
+                    setup.call(&params).await?;
+                    latencies.push(started.elapsed().as_secs_f64() * 1e6);
+                }
+                anyhow::Ok(())
+            })?;
+            p50.push(median(&mut latencies));
+        }
+    }
+    let rows: Vec<(&str, f64)> = setups
+        .iter()
+        .zip(&mut p50s)
+        .map(|((name, _), p50)| (*name, median(p50)))
+        .collect();
+    if options.json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(name, us)| json!({ "setup": name, "p50_us": us }))
+            .collect();
+        let out = json!({
+            "rounds": options.rounds,
+            "calls_per_round": options.calls,
+            "burn_ns": options.burn_ns,
+            "rows": rows,
+        });
+        println!("{out}");
+    } else {
+        let base = rows[0].1;
+        println!(
+            "{} rounds of {} sequential calls; median of the rounds' p50",
+            options.rounds, options.calls
+        );
+        for (name, us) in &rows {
+            println!("{name:48} {us:7.1} µs  {:+6.1} µs", us - base);
+        }
+    }
+    for (_, setup) in setups {
+        match setup {
+            Setup::Bridge(bridge) => drop(runtime.block_on(bridge.shutdown())),
+            Setup::Pool(pool) => drop(runtime.block_on(pool.shutdown())),
+            Setup::Raw(_) => {}
+        }
+    }
+    Ok(())
+}

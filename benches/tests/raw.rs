@@ -1,0 +1,44 @@
+//! The raw baseline's workers answer what they are sent, and the burning
+//! variant really spends its CPU before it answers.
+
+use std::time::{Duration, Instant};
+
+use pybridge_benches::raw::{RawWorker, burning_echo_worker};
+use pybridge_benches::{fixtures, payload, python};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_raw_worker_echoes_its_params() -> anyhow::Result<()> {
+    let params = payload(100);
+    let sdk = fixtures().join("worker/pybridge_worker.py");
+    let sdk = sdk
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("path not UTF-8"))?;
+    let burning = burning_echo_worker(1000);
+    let workers = [
+        RawWorker::spawn(&python()).await?,
+        RawWorker::spawn_program(&python(), &["-c", &burning], "echo").await?,
+        RawWorker::spawn_program(&python(), &[sdk], "test.echo").await?,
+    ];
+    for worker in &workers {
+        for _ in 0..3 {
+            assert_eq!(worker.call(&params).await?.get(), params.get());
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_burning_worker_spins_before_it_answers() -> anyhow::Result<()> {
+    // 50 ms of spinning per read: a lower bound no scheduler can shorten.
+    let script = burning_echo_worker(50_000_000);
+    let worker = RawWorker::spawn_program(&python(), &["-c", &script], "echo").await?;
+    let params = payload(10);
+    let started = Instant::now();
+    assert_eq!(worker.call(&params).await?.get(), params.get());
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
