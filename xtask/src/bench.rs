@@ -82,6 +82,21 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
     let ppe: Value = serde_json::from_slice(&ppe.stdout)?;
     let ppe_rate = ppe["tasks_per_sec"].as_f64().context("ppe tasks_per_sec")?;
 
+    // The worker SDK's own CPU per message against the minimal loop's: the
+    // Python half of the throughput gap, without round-trip noise.
+    let sdk = Command::new(&python)
+        .arg(root.join("benches/python/sdk_overhead.py"))
+        .arg("--json")
+        .output()
+        .context("running the SDK overhead benchmark")?;
+    if !sdk.status.success() {
+        bail!(
+            "sdk_overhead.py failed: {}",
+            String::from_utf8_lossy(&sdk.stderr)
+        );
+    }
+    let sdk: Value = serde_json::from_slice(&sdk.stdout)?;
+
     // 3. The bridge process's memory at full load: the CLI's own bench.
     let cli = target.join("release/pybridge");
     let load = Command::new(&cli)
@@ -214,6 +229,25 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
         }
     }
 
+    for (shape, label) in [
+        ("batched", "64 KiB reads"),
+        ("one_per_read", "one request per read"),
+    ] {
+        let figure = &sdk[shape];
+        let (ours, minimal) = (
+            figure["sdk_us"].as_f64().context("sdk_us")?,
+            figure["minimal_us"].as_f64().context("minimal_us")?,
+        );
+        rows.push(Row {
+            figure: format!("worker CPU per message, 100 B echo, {label} (SDK vs minimal loop)"),
+            pybridge: format!("{ours:.2} µs"),
+            baseline: format!("{minimal:.2} µs"),
+            ratio: format!("{:.2}×", ours / minimal),
+            goal: String::new(),
+            met: None,
+        });
+    }
+
     let report = render(root, &rows, &load, ppe_rate)?;
     println!("{report}");
     std::fs::write(root.join("BENCHMARKS.md"), report).context("writing BENCHMARKS.md")?;
@@ -281,7 +315,8 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
     writeln!(
         out,
         "Produced by `cargo xtask bench` in one session: criterion's `bridge` benchmark (the full \
-         bridge and the raw baseline, interleaved), then `benches/python/ppe_echo.py`, then \
+         bridge and the raw baseline, interleaved), then `benches/python/ppe_echo.py` and \
+         `benches/python/sdk_overhead.py`, then \
          `pybridge bench`. Every figure is the median of its run; ratios compare figures from \
          the same run. The machine is shared, so compare ratios, not absolute numbers.\n"
     )?;
@@ -325,7 +360,10 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          baseline comes from (the SDK worker, the pool, the bridge, and what extra worker CPU costs a waiting \
          caller): `cargo run --release -p pybridge-benches --example sequential_gap`.\n\
          - **cache hit**: the same call answered from the memory tier: validation, key hashing, lookup.\n\
-         - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n"
+         - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n\
+         - **worker CPU per message** (`benches/python/sdk_overhead.py`): the process CPU of the SDK's loop \
+         and of the baseline's Python loop answering the same requests from a file (64 KiB reads) or a \
+         SOCK_SEQPACKET socket (one request per read), writing to /dev/null.\n"
     )?;
     Ok(out)
 }

@@ -38,17 +38,20 @@ pub(crate) fn test(root: &Path) -> Result<()> {
     python_tests(root)
 }
 
-/// Runs `unittest` discovery in every folder under `fixtures/` that holds
-/// `test_*.py` files, each from its own folder so imports stay local.
+/// Runs `unittest` discovery in every folder under `fixtures/` and
+/// `benches/python/` that holds `test_*.py` files, each from its own folder
+/// so imports stay local.
 pub(crate) fn python_tests(root: &Path) -> Result<()> {
     let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let fixtures = root.join("fixtures");
     let mut dirs = Vec::new();
-    collect_test_dirs(&fixtures, &mut dirs)?;
-    dirs.sort();
-    if dirs.is_empty() {
-        bail!("no Python tests found under {}", fixtures.display());
+    for tree in ["fixtures", "benches/python"] {
+        let before = dirs.len();
+        collect_test_dirs(&root.join(tree), &mut dirs)?;
+        if dirs.len() == before {
+            bail!("no Python tests found under {}", root.join(tree).display());
+        }
     }
+    dirs.sort();
     for dir in dirs {
         run(Command::new(&python)
             .args(["-m", "unittest", "discover", "-v", "-p", "test_*.py"])
