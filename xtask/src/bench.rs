@@ -68,34 +68,20 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
     };
 
     // 2. What a Python user would reach for, in the same session.
-    let ppe = Command::new(&python)
-        .arg(root.join("benches/python/ppe_echo.py"))
-        .args(["--workers", "2", "--tasks", "20000"])
-        .output()
-        .context("running the ProcessPoolExecutor benchmark")?;
-    if !ppe.status.success() {
-        bail!(
-            "ppe_echo.py failed: {}",
-            String::from_utf8_lossy(&ppe.stderr)
-        );
-    }
-    let ppe: Value = serde_json::from_slice(&ppe.stdout)?;
+    let ppe = python_json(
+        &python,
+        &root.join("benches/python/ppe_echo.py"),
+        &["--workers", "2", "--tasks", "20000"],
+    )?;
     let ppe_rate = ppe["tasks_per_sec"].as_f64().context("ppe tasks_per_sec")?;
 
     // The worker SDK's own CPU per message against the minimal loop's: the
     // Python half of the throughput gap, without round-trip noise.
-    let sdk = Command::new(&python)
-        .arg(root.join("benches/python/sdk_overhead.py"))
-        .arg("--json")
-        .output()
-        .context("running the SDK overhead benchmark")?;
-    if !sdk.status.success() {
-        bail!(
-            "sdk_overhead.py failed: {}",
-            String::from_utf8_lossy(&sdk.stderr)
-        );
-    }
-    let sdk: Value = serde_json::from_slice(&sdk.stdout)?;
+    let sdk = python_json(
+        &python,
+        &root.join("benches/python/sdk_overhead.py"),
+        &["--json"],
+    )?;
 
     // 3. The bridge process's memory at full load: the CLI's own bench.
     let cli = target.join("release/pybridge");
@@ -253,6 +239,24 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
     std::fs::write(root.join("BENCHMARKS.md"), report).context("writing BENCHMARKS.md")?;
     eprintln!("xtask: wrote BENCHMARKS.md");
     Ok(())
+}
+
+/// Runs a Python benchmark script and parses the JSON line it prints.
+fn python_json(python: &str, script: &Path, args: &[&str]) -> Result<Value> {
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} printed no JSON", script.display()))
 }
 
 fn machine() -> String {
