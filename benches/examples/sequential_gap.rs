@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use pybridge::{Bridge, Config};
-use pybridge_benches::raw::{ECHO_WORKER, RawWorker, burning_echo_worker};
+use pybridge_benches::raw::{ECHO_WORKER, RawWorker, burning_echo_args};
 use pybridge_benches::{fixtures, payload, python};
 use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
 use serde_json::json;
@@ -104,7 +104,6 @@ fn main() -> Result<()> {
     let python = python();
     let sdk = fixtures().join("worker/pybridge_worker.py");
     let sdk = sdk.to_str().context("fixtures path is not UTF-8")?;
-    let burning = burning_echo_worker(options.burn_ns);
     let burn_label = format!(
         "raw client + raw worker spinning {:.1} µs per read",
         options.burn_ns as f64 / 1000.0
@@ -124,13 +123,14 @@ fn main() -> Result<()> {
             (
                 burn_label.as_str(),
                 Setup::Raw(Box::new(
-                    RawWorker::spawn_program(&python, &["-c", &burning], "echo").await?,
+                    RawWorker::spawn_program(&python, burning_echo_args(options.burn_ns), "echo")
+                        .await?,
                 )),
             ),
             (
                 "raw client + SDK worker",
                 Setup::Raw(Box::new(
-                    RawWorker::spawn_program(&python, &[sdk], "test.echo").await?,
+                    RawWorker::spawn_program(&python, [sdk], "test.echo").await?,
                 )),
             ),
             (

@@ -10,8 +10,8 @@ scheduling noise of a round trip. Two shapes:
 - one per read: each read returns one request (a SOCK_SEQPACKET socket fed by
   a child process), as for sequential calls.
 
-The minimal loop is the raw baseline of benches/src/raw.rs (the C JSON scanner
-and encoder called directly, no validation, no dispatch). Rounds alternate
+The minimal loop is the raw baseline's Python side (echo_loop.py, the C JSON
+scanner and encoder called directly, no validation, no dispatch). Rounds alternate
 between the two, and each figure is the median over rounds. Prints one JSON
 line, or a table without --json.
 
@@ -29,33 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures", "worker"))
 import pybridge_worker  # noqa: E402
-
-
-def minimal_loop(in_fd, out_fd):
-    """benches/src/raw.rs's ECHO_WORKER, as a function of its descriptors."""
-    from json.encoder import c_make_encoder, encode_basestring_ascii
-    from json.scanner import c_make_scanner
-
-    scan = c_make_scanner(json.JSONDecoder())
-    enc = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False, False)
-    os.write(out_fd, b"READY\n")
-    pending = b""
-    while True:
-        chunk = os.read(in_fd, 65536)
-        if not chunk:
-            break
-        pending += chunk
-        lines = pending.split(b"\n")
-        pending = lines.pop()
-        replies = []
-        for line in lines:
-            if line:
-                req = scan(line.decode(), 0)[0]
-                replies.append("".join(enc({"jsonrpc": "2.0", "id": req["id"], "result": req.get("params")}, 0)).encode())
-        if replies:
-            data = b"\n".join(replies) + b"\n"
-            while data:
-                data = data[os.write(out_fd, data):]
+from echo_loop import serve as minimal_loop  # noqa: E402
 
 
 def sdk_loop(in_fd, out_fd):

@@ -19,46 +19,16 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// The minimal batched-flush echo worker: the fastest JSON Python has (the C
+/// The minimal batched-flush echo worker (`benches/python/echo_loop.py`), to
+/// run as `python3 -c ECHO_WORKER`: the fastest JSON Python has (the C
 /// scanner and encoder, called directly), no validation, no dispatch.
-pub const ECHO_WORKER: &str = r#"
-import json, os, sys
-from json.encoder import c_make_encoder, encode_basestring_ascii
-from json.scanner import c_make_scanner
-scan = c_make_scanner(json.JSONDecoder())
-enc = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False, False)
-out = os.dup(1)
-os.write(out, b"READY\n")
-pending = b""
-while True:
-    chunk = os.read(0, 65536)
-    if not chunk:
-        break
-    pending += chunk
-    lines = pending.split(b"\n")
-    pending = lines.pop()
-    replies = []
-    for line in lines:
-        if line:
-            req = scan(line.decode(), 0)[0]
-            replies.append("".join(enc({"jsonrpc": "2.0", "id": req["id"], "result": req.get("params")}, 0)).encode())
-    if replies:
-        data = b"\n".join(replies) + b"\n"
-        while data:
-            data = data[os.write(out, data):]
-"#;
+pub const ECHO_WORKER: &str = include_str!("../python/echo_loop.py");
 
-/// [`ECHO_WORKER`] that spins for `burn_ns` of CPU after each read, before it
-/// answers: how much a worker's own CPU per call costs a caller waiting on it.
-pub fn burning_echo_worker(burn_ns: u64) -> String {
-    ECHO_WORKER.replacen(
-        "    if replies:\n",
-        &format!(
-            "    t0 = time.perf_counter_ns()\n    while time.perf_counter_ns() - t0 < {burn_ns}:\n        pass\n    if replies:\n"
-        ),
-        1,
-    )
-    .replacen("import json, os, sys", "import json, os, sys, time", 1)
+/// The arguments that run [`ECHO_WORKER`] spinning `burn_ns` of CPU after each
+/// read, before it answers: how much a worker's own CPU per call costs a
+/// caller waiting on it.
+pub fn burning_echo_args(burn_ns: u64) -> [String; 3] {
+    ["-c".into(), ECHO_WORKER.into(), burn_ns.to_string()]
 }
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Box<RawValue>>>>>;
@@ -89,11 +59,15 @@ impl RawWorker {
     /// Starts `program args` as the worker, which must print a READY line and
     /// answer `method` by echoing its params (the worker SDK's demo worker
     /// does, as `test.echo`), and waits for the READY line.
-    pub async fn spawn_program(
+    pub async fn spawn_program<I, S>(
         program: &str,
-        args: &[&str],
+        args: I,
         method: &'static str,
-    ) -> Result<RawWorker> {
+    ) -> Result<RawWorker>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::piped())

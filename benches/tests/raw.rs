@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pybridge_benches::raw::{RawWorker, burning_echo_worker};
+use pybridge_benches::raw::{RawWorker, burning_echo_args};
 use pybridge_benches::{fixtures, payload, python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,11 +13,10 @@ async fn each_raw_worker_echoes_its_params() -> anyhow::Result<()> {
     let sdk = sdk
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("path not UTF-8"))?;
-    let burning = burning_echo_worker(1000);
     let workers = [
         RawWorker::spawn(&python()).await?,
-        RawWorker::spawn_program(&python(), &["-c", &burning], "echo").await?,
-        RawWorker::spawn_program(&python(), &[sdk], "test.echo").await?,
+        RawWorker::spawn_program(&python(), burning_echo_args(1000), "echo").await?,
+        RawWorker::spawn_program(&python(), [sdk], "test.echo").await?,
     ];
     for worker in &workers {
         for _ in 0..3 {
@@ -30,8 +29,7 @@ async fn each_raw_worker_echoes_its_params() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_burning_worker_spins_before_it_answers() -> anyhow::Result<()> {
     // 50 ms of spinning per read: a lower bound no scheduler can shorten.
-    let script = burning_echo_worker(50_000_000);
-    let worker = RawWorker::spawn_program(&python(), &["-c", &script], "echo").await?;
+    let worker = RawWorker::spawn_program(&python(), burning_echo_args(50_000_000), "echo").await?;
     let params = payload(10);
     let started = Instant::now();
     assert_eq!(worker.call(&params).await?.get(), params.get());
