@@ -28,11 +28,7 @@ const IN_FLIGHT: usize = 64;
 const SIZES: [(&str, usize); 3] = [("100B", 100), ("4KiB", 4096), ("64KiB", 65536)];
 
 fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    pybridge_benches::runtime().expect("runtime")
 }
 
 fn config(workers: usize) -> Config {

@@ -23,11 +23,7 @@ use tokio::runtime::Runtime;
 const IN_FLIGHT: usize = 64;
 
 fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    pybridge_benches::runtime().expect("runtime")
 }
 
 async fn sdk_pool(workers: usize) -> Pool {

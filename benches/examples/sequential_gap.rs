@@ -97,10 +97,7 @@ async fn pool_of(spec: WorkerSpec) -> Result<Pool> {
 
 fn main() -> Result<()> {
     let options = options()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = pybridge_benches::runtime()?;
     let python = python();
     let sdk = fixtures().join("worker/pybridge_worker.py");
     let sdk = sdk.to_str().context("fixtures path is not UTF-8")?;

@@ -20,6 +20,16 @@ pub fn python() -> String {
     std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
+/// The runtime every benchmark that talks to workers uses (two worker
+/// threads, as many as this machine's cores), so pybridge and the raw
+/// baseline are measured on the same one.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// A JSON object of about `bytes` bytes: `{"data":"xxxx…"}`.
 pub fn payload(bytes: usize) -> Box<serde_json::value::RawValue> {
     let filler = "x".repeat(bytes.saturating_sub(11));
