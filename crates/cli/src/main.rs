@@ -10,6 +10,7 @@
 
 mod bench;
 mod call;
+mod conform;
 mod embedded;
 mod logging;
 mod options;
@@ -44,6 +45,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the effective configuration with the source of each value.
     Config(options::ConfigArgs),
+    /// Check that a worker program speaks the wire protocol (docs/protocol.md).
+    Conform(conform::ConformArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Bench(args) => bench::run(&cli.global, args).await,
             Command::Config(args) => options::print_config(&cli.global, &args),
+            Command::Conform(args) => conform::run(args).await,
         }
     });
     match outcome {
