@@ -98,16 +98,31 @@ pub(crate) async fn run(plan: &Plan) -> Vec<Report> {
     };
 
     let (handshake, manifest_outcome) = handshake_and_manifest(plan, &observations).await;
+    // Every other check starts a worker and waits for the same handshake:
+    // when it failed once, each would only wait out the startup timeout again.
+    let ready = handshake.0 != Status::Fail;
     push("handshake", handshake);
     push("manifest", manifest_outcome);
-    push("ping", guarded(plan, &observations, ping).await);
-    push("unknown-method", guarded(plan, &observations, unknown_method).await);
-    push("invalid-params", guarded(plan, &observations, invalid_params).await);
-    push("malformed-frame", guarded(plan, &observations, malformed_frame).await);
-    push("oversized-frame", guarded(plan, &observations, oversized_frame).await);
-    push("cancellation", guarded(plan, &observations, cancellation).await);
-    push("shutdown", guarded(plan, &observations, shutdown).await);
-    push("stdin-eof", guarded(plan, &observations, stdin_eof).await);
+    macro_rules! check {
+        ($name:literal, $check:ident) => {
+            push(
+                $name,
+                if ready {
+                    guarded(plan, &observations, $check).await
+                } else {
+                    fail("not run: the handshake failed")
+                },
+            )
+        };
+    }
+    check!("ping", ping);
+    check!("unknown-method", unknown_method);
+    check!("invalid-params", invalid_params);
+    check!("malformed-frame", malformed_frame);
+    check!("oversized-frame", oversized_frame);
+    check!("cancellation", cancellation);
+    check!("shutdown", shutdown);
+    check!("stdin-eof", stdin_eof);
     push("stdout-isolation", stdout_isolation(&observations));
     reports
 }

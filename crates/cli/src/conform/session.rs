@@ -367,7 +367,7 @@ async fn read_stdout(
             let frame = match oversized.take() {
                 Some((head, size)) => Frame::Invalid {
                     head: head_of(&head),
-                    why: format!("a line of {size} bytes or more, above the {MAX_FRAME}-byte frame limit"),
+                    why: format!("a line of {size} bytes, above the {MAX_FRAME}-byte frame limit"),
                 },
                 None => {
                     let bytes = std::mem::take(&mut line);
