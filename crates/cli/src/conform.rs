@@ -43,7 +43,12 @@ pub(crate) struct ConformArgs {
     slow_method: Option<String>,
     /// The params of the slow method: JSON, an object or an array; the call
     /// must run longer than --timeout.
-    #[arg(long, value_name = "JSON", requires = "slow_method", default_value = "{}")]
+    #[arg(
+        long,
+        value_name = "JSON",
+        requires = "slow_method",
+        default_value = "{}"
+    )]
     slow_params: String,
     /// The worker program and its arguments.
     #[arg(last = true, required = true, value_name = "WORKER")]
@@ -90,7 +95,12 @@ pub(crate) async fn run(args: ConformArgs) -> Result<ExitCode> {
 
 /// The report as a plain-text table, one check per line.
 fn table(reports: &[Report]) -> String {
-    let width = reports.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
+    let width = reports
+        .iter()
+        .map(|r| r.check.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let mut text = format!("{:<width$}  {:<6}  seen\n", "check", "result");
     for report in reports {
         text.push_str(&format!(
@@ -102,7 +112,10 @@ fn table(reports: &[Report]) -> String {
     }
     let failed = reports.iter().filter(|r| r.status == Status::Fail).count();
     if failed == 0 {
-        text.push_str(&format!("\nall {} checks passed (n/a counts as passed)\n", reports.len()));
+        text.push_str(&format!(
+            "\nall {} checks passed (n/a counts as passed)\n",
+            reports.len()
+        ));
     } else {
         text.push_str(&format!("\n{failed} of {} checks failed\n", reports.len()));
     }

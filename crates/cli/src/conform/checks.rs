@@ -144,6 +144,17 @@ where
 
 async fn start(plan: &Plan, observations: &Arc<Observations>) -> Result<(Session, Ready), String> {
     let mut session = Session::spawn(&plan.command, observations)?;
+    match handshake(plan, &mut session).await {
+        Ok(ready) => Ok((session, ready)),
+        Err(why) => {
+            // Reaped here, so no process of a failed start outlives the check.
+            session.finish().await;
+            Err(why)
+        }
+    }
+}
+
+async fn handshake(plan: &Plan, session: &mut Session) -> Result<Ready, String> {
     let deadline = Instant::now() + plan.startup_timeout;
     let ready = match plan.handshake {
         HandshakeMode::None => Ready::Silent,
@@ -152,7 +163,9 @@ async fn start(plan: &Plan, observations: &Arc<Observations>) -> Result<(Session
             match session.answer(id, deadline).await {
                 Ok(answer) if answer.response.get("result").is_some() => Ready::Silent,
                 Ok(answer) => return Err(format!("$/ping answered {}", answer.response)),
-                Err((wait, before)) => return Err(waited(&mut session, &wait, &before, plan.startup_timeout).await),
+                Err((wait, before)) => {
+                    return Err(waited(session, &wait, &before, plan.startup_timeout).await);
+                }
             }
         }
         HandshakeMode::Announce => loop {
@@ -179,11 +192,11 @@ async fn start(plan: &Plan, observations: &Arc<Observations>) -> Result<(Session
                 Ok(Frame::Invalid { head, why }) => {
                     return Err(format!("the first frame was {why}: {head}"));
                 }
-                Err(wait) => return Err(waited(&mut session, &wait, &[], plan.startup_timeout).await),
+                Err(wait) => return Err(waited(session, &wait, &[], plan.startup_timeout).await),
             }
         },
     };
-    Ok((session, ready))
+    Ok(ready)
 }
 
 fn is_notification(message: &Value, method: &str) -> bool {
@@ -195,7 +208,9 @@ async fn waited(session: &mut Session, wait: &Wait, before: &[Frame], within: Du
     let mut text = match wait {
         Wait::Timeout => format!("nothing within {within:?}"),
         Wait::Closed => {
-            let status = session.wait_exit(Instant::now() + Duration::from_secs(2)).await;
+            let status = session
+                .wait_exit(Instant::now() + Duration::from_secs(2))
+                .await;
             match status {
                 Some(status) => format!("stdout closed; the worker exited ({status})"),
                 None => "stdout closed".to_string(),
@@ -250,9 +265,14 @@ fn expect_error(answer: &Answer, code: i64) -> Result<String, String> {
     match error_code(&answer.response) {
         Some(c) if c == code => Ok(format!(
             "{code} {:?}",
-            answer.response["error"]["message"].as_str().unwrap_or_default()
+            answer.response["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
         )),
-        _ => Err(format!("expected error {code}, got {}", cut(&answer.response.to_string()))),
+        _ => Err(format!(
+            "expected error {code}, got {}",
+            cut(&answer.response.to_string())
+        )),
     }
 }
 
@@ -263,7 +283,8 @@ fn unexpected_responses(frames: &[Frame], codes: &[i64]) -> Vec<Frame> {
         .filter(|frame| match frame {
             Frame::Message(m) if m.get("method").is_some() => false,
             Frame::Message(m) => {
-                !(m.get("id") == Some(&Value::Null) && error_code(m).is_some_and(|c| codes.contains(&c)))
+                !(m.get("id") == Some(&Value::Null)
+                    && error_code(m).is_some_and(|c| codes.contains(&c)))
             }
             // Reported by the stdout isolation check.
             Frame::Invalid { .. } | Frame::Ready => false,
@@ -272,7 +293,10 @@ fn unexpected_responses(frames: &[Frame], codes: &[i64]) -> Vec<Frame> {
         .collect()
 }
 
-async fn handshake_and_manifest(plan: &Plan, observations: &Arc<Observations>) -> (Outcome, Outcome) {
+async fn handshake_and_manifest(
+    plan: &Plan,
+    observations: &Arc<Observations>,
+) -> (Outcome, Outcome) {
     let started = Instant::now();
     let (session, ready) = match start(plan, observations).await {
         Ok(started) => started,
@@ -281,7 +305,9 @@ async fn handshake_and_manifest(plan: &Plan, observations: &Arc<Observations>) -
     let took = started.elapsed();
     let handshake = match &ready {
         Ready::Line => pass(format!("READY line after {took:.0?}")),
-        Ready::Silent => pass(format!("handshake {:?}: ready after {took:.0?}", plan.handshake).to_lowercase()),
+        Ready::Silent => {
+            pass(format!("handshake {:?}: ready after {took:.0?}", plan.handshake).to_lowercase())
+        }
         Ready::Notification(params) => match params.get("pid") {
             Some(pid) if pid.as_u64().is_some_and(|p| p > 0) => {
                 let mut seen = format!("$/ready after {took:.0?}, pid {pid}");
@@ -290,7 +316,9 @@ async fn handshake_and_manifest(plan: &Plan, observations: &Arc<Observations>) -
                 }
                 pass(seen)
             }
-            Some(other) => fail(format!("$/ready: pid must be a positive integer, got {other}")),
+            Some(other) => fail(format!(
+                "$/ready: pid must be a positive integer, got {other}"
+            )),
             None => fail("$/ready without the required pid"),
         },
     };
@@ -331,7 +359,10 @@ async fn ping(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
     };
     let took = sent.elapsed();
     let Some(result) = answer.response.get("result") else {
-        return fail(format!("$/ping answered with {}", cut(&answer.response.to_string())));
+        return fail(format!(
+            "$/ping answered with {}",
+            cut(&answer.response.to_string())
+        ));
     };
     let pid = result.get("pid").and_then(Value::as_u64).filter(|p| *p > 0);
     let Some(pid) = pid else {
@@ -339,8 +370,12 @@ async fn ping(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
     };
     match result.get("rss_bytes") {
         None => pass(format!("pid {pid}, no rss_bytes, in {took:.0?}")),
-        Some(rss) if rss.as_u64().is_some() => pass(format!("pid {pid}, rss_bytes {rss}, in {took:.0?}")),
-        Some(rss) => fail(format!("rss_bytes must be a non-negative integer, got {rss}")),
+        Some(rss) if rss.as_u64().is_some() => {
+            pass(format!("pid {pid}, rss_bytes {rss}, in {took:.0?}"))
+        }
+        Some(rss) => fail(format!(
+            "rss_bytes must be a non-negative integer, got {rss}"
+        )),
     }
 }
 
@@ -350,20 +385,30 @@ async fn unknown_method(plan: &Plan, session: &mut Session, _: &Ready) -> Outcom
     // An unknown notification is ignored; unknown requests, application or
     // reserved, are answered -32601 with their own id.
     if let Err(err) = session
-        .notify("$/conform.unknownNotification", Some(json!({"x": 1})), plan.timeout)
+        .notify(
+            "$/conform.unknownNotification",
+            Some(json!({"x": 1})),
+            plan.timeout,
+        )
         .await
     {
         return fail(err);
     }
     for method in ["conform.no_such_method", "$/conform.noSuchMethod"] {
-        let id = match session.request(method, Some(json!({"x": 1})), plan.timeout).await {
+        let id = match session
+            .request(method, Some(json!({"x": 1})), plan.timeout)
+            .await
+        {
             Ok(id) => id,
             Err(err) => return fail(err),
         };
         let answer = match session.answer(id, deadline).await {
             Ok(answer) => answer,
             Err((wait, before)) => {
-                return fail(format!("{method}: {}", waited(session, &wait, &before, plan.timeout).await));
+                return fail(format!(
+                    "{method}: {}",
+                    waited(session, &wait, &before, plan.timeout).await
+                ));
             }
         };
         let stray = unexpected_responses(&answer.before, &[]);
@@ -401,7 +446,10 @@ async fn invalid_params(plan: &Plan, session: &mut Session, ready: &Ready) -> Ou
         });
     };
     let sent = Instant::now();
-    let id = match session.request(&method, Some(params.clone()), plan.timeout).await {
+    let id = match session
+        .request(&method, Some(params.clone()), plan.timeout)
+        .await
+    {
         Ok(id) => id,
         Err(err) => return fail(err),
     };
@@ -434,7 +482,10 @@ async fn still_answers(plan: &Plan, session: &mut Session, codes: &[i64]) -> Res
                 Err(format!("unexpected answers: {}", describe(&stray)))
             }
         }
-        Ok(answer) => Err(format!("$/ping answered {}", cut(&answer.response.to_string()))),
+        Ok(answer) => Err(format!(
+            "$/ping answered {}",
+            cut(&answer.response.to_string())
+        )),
         Err((wait, before)) => Err(format!(
             "$/ping afterwards: {}",
             waited(session, &wait, &before, plan.timeout).await
@@ -456,7 +507,9 @@ async fn malformed_frame(plan: &Plan, session: &mut Session, _: &Ready) -> Outco
 
 async fn oversized_frame(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
     let id = session.next_id();
-    let head = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"conform.oversized\",\"params\":{{\"pad\":\"");
+    let head = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"conform.oversized\",\"params\":{{\"pad\":\""
+    );
     let size = MAX_FRAME + 64 * 1024;
     let mut frame = Vec::with_capacity(size + 8);
     frame.extend_from_slice(head.as_bytes());
@@ -478,7 +531,11 @@ async fn oversized_frame(plan: &Plan, session: &mut Session, _: &Ready) -> Outco
     match still_answers(plan, session, &[-32600, -32700]).await {
         Ok(n) => pass(format!(
             "a {size}-byte line: {}; $/ping answered {:.0?} after it was sent",
-            if n == 0 { "skipped silently".to_string() } else { format!("{n} error(s) with id null") },
+            if n == 0 {
+                "skipped silently".to_string()
+            } else {
+                format!("{n} error(s) with id null")
+            },
             sent.elapsed()
         )),
         Err(why) => match session.wait_exit(Instant::now() + plan.timeout).await {
@@ -488,12 +545,19 @@ async fn oversized_frame(plan: &Plan, session: &mut Session, _: &Ready) -> Outco
     }
 }
 
-fn exited_on_oversized(session: &Session, status: std::process::ExitStatus, size: usize) -> Outcome {
+fn exited_on_oversized(
+    session: &Session,
+    status: std::process::ExitStatus,
+    size: usize,
+) -> Outcome {
     if status.code().is_some() {
         pass(format!("exited on a {size}-byte line ({status})"))
     } else {
         let tail = session.stderr_tail();
-        fail(format!("killed by a signal on a {size}-byte line ({status}); stderr: {}", cut(&tail)))
+        fail(format!(
+            "killed by a signal on a {size}-byte line ({status}); stderr: {}",
+            cut(&tail)
+        ))
     }
 }
 
@@ -501,12 +565,18 @@ async fn cancellation(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome 
     let Some((method, params)) = &plan.slow else {
         return not_applicable("no slow method to cancel (name one with --slow-method)");
     };
-    let id = match session.request(method, Some(params.clone()), plan.timeout).await {
+    let id = match session
+        .request(method, Some(params.clone()), plan.timeout)
+        .await
+    {
         Ok(id) => id,
         Err(err) => return fail(err),
     };
     // Give the call time to start, and make sure it is still running.
-    match session.answer(id, Instant::now() + Duration::from_millis(300)).await {
+    match session
+        .answer(id, Instant::now() + Duration::from_millis(300))
+        .await
+    {
         Ok(answer) => {
             return fail(format!(
                 "{method} answered before it could be cancelled: {}",
@@ -538,7 +608,9 @@ async fn cancellation(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome 
         return fail(format!("after $/cancelRequest: {why}"));
     }
     match still_answers(plan, session, &[]).await {
-        Ok(_) => pass(format!("{method}: -32800 {took:.0?} after $/cancelRequest; $/ping still answered")),
+        Ok(_) => pass(format!(
+            "{method}: -32800 {took:.0?} after $/cancelRequest; $/ping still answered"
+        )),
         Err(why) => fail(format!("cancelled, but then {why}")),
     }
 }
@@ -549,7 +621,9 @@ async fn shutdown(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
         return fail(err);
     }
     match session.wait_exit(sent + plan.timeout).await {
-        Some(status) if status.success() => pass(format!("exited 0 {:.0?} after $/shutdown", sent.elapsed())),
+        Some(status) if status.success() => {
+            pass(format!("exited 0 {:.0?} after $/shutdown", sent.elapsed()))
+        }
         Some(status) => fail(format!(
             "exited with {status} after $/shutdown; stderr: {}",
             cut(&session.stderr_tail())
@@ -562,7 +636,10 @@ async fn stdin_eof(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
     let mut context = "";
     if let Some((method, params)) = &plan.slow {
         // In-flight work must not keep a worker alive once its host is gone.
-        if let Err(err) = session.request(method, Some(params.clone()), plan.timeout).await {
+        if let Err(err) = session
+            .request(method, Some(params.clone()), plan.timeout)
+            .await
+        {
             return fail(err);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -571,14 +648,18 @@ async fn stdin_eof(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
     let closed = Instant::now();
     session.close_stdin();
     match session.wait_exit(closed + plan.timeout).await {
-        Some(status) if status.success() => {
-            pass(format!("exited 0 {:.0?} after stdin closed{context}", closed.elapsed()))
-        }
+        Some(status) if status.success() => pass(format!(
+            "exited 0 {:.0?} after stdin closed{context}",
+            closed.elapsed()
+        )),
         Some(status) => fail(format!(
             "exited with {status} after stdin closed{context}; stderr: {}",
             cut(&session.stderr_tail())
         )),
-        None => fail(format!("still running {:?} after stdin closed{context}", plan.timeout)),
+        None => fail(format!(
+            "still running {:?} after stdin closed{context}",
+            plan.timeout
+        )),
     }
 }
 

@@ -33,9 +33,11 @@ pub(crate) fn check(params: &Map<String, Value>) -> Result<Vec<MethodEntry>, Vec
         }
     }
     if let Some(n) = params.get("max_concurrency")
-        && !n.as_u64().is_some_and(|n| n > 0)
+        && n.as_u64().is_none_or(|n| n == 0)
     {
-        problems.push(format!("max_concurrency must be a positive integer, got {n}"));
+        problems.push(format!(
+            "max_concurrency must be a positive integer, got {n}"
+        ));
     }
     for key in ["name", "version"] {
         if let Some(value) = params.get(key)
@@ -92,7 +94,10 @@ fn check_method(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<M
             }
         },
         other => {
-            problems.push(format!("{at} must be a string or an object, got {}", kind(other)));
+            problems.push(format!(
+                "{at} must be a string or an object, got {}",
+                kind(other)
+            ));
             return None;
         }
     };
@@ -126,26 +131,40 @@ fn check_method(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<M
     if let Some(v) = object.get("cache_ttl_ms")
         && v.as_u64().is_none()
     {
-        problems.push(format!("{at}.cache_ttl_ms must be a non-negative integer, got {v}"));
+        problems.push(format!(
+            "{at}.cache_ttl_ms must be a non-negative integer, got {v}"
+        ));
     }
     if let Some(v) = object.get("timeout_ms")
-        && !v.as_u64().is_some_and(|n| n > 0)
+        && v.as_u64().is_none_or(|n| n == 0)
     {
-        problems.push(format!("{at}.timeout_ms must be a positive integer, got {v}"));
+        problems.push(format!(
+            "{at}.timeout_ms must be a positive integer, got {v}"
+        ));
     }
     let params_schema = object.get("params_schema");
     if let Some(schema) = params_schema {
         if !schema.is_object() {
-            problems.push(format!("{at}.params_schema must be a JSON Schema object, got {}", kind(schema)));
+            problems.push(format!(
+                "{at}.params_schema must be a JSON Schema object, got {}",
+                kind(schema)
+            ));
         } else if let Err(err) = jsonschema::meta::validate(schema) {
-            problems.push(format!("{at}.params_schema is not a valid JSON Schema: {err}"));
+            problems.push(format!(
+                "{at}.params_schema is not a valid JSON Schema: {err}"
+            ));
         }
     }
     if let Some(schema) = object.get("result_schema") {
         if !(schema.is_object() || schema.is_boolean()) {
-            problems.push(format!("{at}.result_schema must be a JSON Schema, got {}", kind(schema)));
+            problems.push(format!(
+                "{at}.result_schema must be a JSON Schema, got {}",
+                kind(schema)
+            ));
         } else if let Err(err) = jsonschema::meta::validate(schema) {
-            problems.push(format!("{at}.result_schema is not a valid JSON Schema: {err}"));
+            problems.push(format!(
+                "{at}.result_schema is not a valid JSON Schema: {err}"
+            ));
         }
     }
     if let Some(positional) = object.get("positional") {
@@ -164,7 +183,9 @@ fn check_method(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<M
                     }
                 }
             }
-            _ => problems.push(format!("{at}.positional must be an array of strings, got {positional}")),
+            _ => problems.push(format!(
+                "{at}.positional must be an array of strings, got {positional}"
+            )),
         }
     }
     (problems.len() == before).then(|| MethodEntry {

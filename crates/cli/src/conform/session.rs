@@ -103,7 +103,10 @@ pub(crate) struct Session {
 
 impl Session {
     /// Spawns `command` in its own process group with piped stdio.
-    pub(crate) fn spawn(command: &[String], observations: &Arc<Observations>) -> Result<Session, String> {
+    pub(crate) fn spawn(
+        command: &[String],
+        observations: &Arc<Observations>,
+    ) -> Result<Session, String> {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| "no worker command".to_string())?;
@@ -238,7 +241,11 @@ impl Session {
 
     /// Reads frames until the response carrying `id`, until `deadline`.
     /// `$/log` notifications are skipped; everything else is kept in `before`.
-    pub(crate) async fn answer(&mut self, id: i64, deadline: Instant) -> Result<Answer, (Wait, Vec<Frame>)> {
+    pub(crate) async fn answer(
+        &mut self,
+        id: i64,
+        deadline: Instant,
+    ) -> Result<Answer, (Wait, Vec<Frame>)> {
         let mut before = Vec::new();
         loop {
             let frame = match self.next_frame(deadline).await {
@@ -415,7 +422,9 @@ fn classify(bytes: &[u8], first: bool, sent: &Mutex<HashSet<String>>) -> Frame {
         Err(err) => return invalid(format!("not a JSON-RPC 2.0 message: {err}")),
         Ok(Message::Batch(entries)) => {
             if let Some(Err(err)) = entries.iter().find(|e| e.is_err()) {
-                return invalid(format!("a batch entry is not a JSON-RPC 2.0 message: {err}"));
+                return invalid(format!(
+                    "a batch entry is not a JSON-RPC 2.0 message: {err}"
+                ));
             }
         }
         Ok(_) => {}

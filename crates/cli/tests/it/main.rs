@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod call;
+mod conform;
 mod serve;
 mod support;
