@@ -1,5 +1,5 @@
 //! The bridge: builds the layers from a [`Config`] and runs every call along
-//! the path DESIGN.md describes: catalog, limits and validation, cache with
+//! the path ARCHITECTURE.md describes: catalog, limits and validation, cache with
 //! single-flight, the method's breaker inside each retry attempt, the pool,
 //! and the adapters.
 

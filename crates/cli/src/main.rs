@@ -1,5 +1,6 @@
 //! The `pybridge` command: `call`, `serve` (an HTTP gateway with `/rpc`,
-//! `/health` and `/metrics`), `bench` and `config`, over the bridge.
+//! `/health` and `/metrics`), `bench` and `config`, over the bridge, and
+//! `conform`, which checks any worker program against docs/protocol.md.
 //!
 //! Without a worker command it runs the embedded reference SQLite Extensions
 //! Framework worker; after `--`, any program and its arguments become the
