@@ -667,7 +667,7 @@ fn stdout_isolation(observations: &Observations) -> Outcome {
     let (frames, processes, problems) = observations.summary();
     if problems.is_empty() {
         pass(format!(
-            "{frames} frames from {processes} processes, each READY first or a JSON-RPC 2.0 message"
+            "{frames} frames from {processes} processes, each the READY line or a JSON-RPC 2.0 message"
         ))
     } else {
         let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();

@@ -347,6 +347,8 @@ async fn read_stdout(
     let mut line: Vec<u8> = Vec::new();
     let mut oversized: Option<(Vec<u8>, usize)> = None;
     let mut first = true;
+    // READY is valid once, before any other announcement (`$/log` may precede it).
+    let mut announced = false;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = match stdout.read(&mut chunk).await {
@@ -381,7 +383,13 @@ async fn read_stdout(
                     if bytes.trim_ascii().is_empty() {
                         continue;
                     }
-                    classify(&bytes, first, &sent)
+                    let frame = classify(&bytes, announced, &sent);
+                    announced |= match &frame {
+                        Frame::Ready => true,
+                        Frame::Message(m) => m.get("method") == Some(&json!("$/ready")),
+                        Frame::Invalid { .. } => false,
+                    };
+                    frame
                 }
             };
             record(&observations, &frame, first);
@@ -405,17 +413,17 @@ fn memchr(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|b| *b == b'\n')
 }
 
-fn classify(bytes: &[u8], first: bool, sent: &Mutex<HashSet<String>>) -> Frame {
+fn classify(bytes: &[u8], announced: bool, sent: &Mutex<HashSet<String>>) -> Frame {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     let invalid = |why: String| Frame::Invalid {
         head: head_of(bytes),
         why,
     };
     if bytes.trim_ascii() == b"READY" {
-        return if first {
-            Frame::Ready
+        return if announced {
+            invalid("READY after the worker had already announced itself".into())
         } else {
-            invalid("READY after the first frame".into())
+            Frame::Ready
         };
     }
     match Message::from_slice(bytes) {
