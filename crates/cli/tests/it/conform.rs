@@ -10,8 +10,16 @@ use serde_json::Value;
 use crate::support::*;
 
 /// The SDK's demo worker: the command and the environment it needs. The one
-/// place that knows where the SDK lives.
+/// place that knows where the SDK lives: the package under
+/// `python/pybridge-worker` (`python -m pybridge_worker`) once it is there,
+/// the single-file SDK run as a script before.
 fn demo_worker() -> (Vec<String>, Vec<(&'static str, String)>) {
+    let package =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/pybridge-worker/src");
+    if package.join("pybridge_worker").is_dir() {
+        let command = vec![python(), "-m".into(), "pybridge_worker".into()];
+        return (command, vec![("PYTHONPATH", package.display().to_string())]);
+    }
     (sdk_worker(), Vec::new())
 }
 
