@@ -11,6 +11,8 @@
 mod checks;
 mod manifest;
 mod session;
+#[cfg(test)]
+mod tests;
 
 use std::process::ExitCode;
 use std::time::Duration;
