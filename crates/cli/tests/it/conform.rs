@@ -382,12 +382,15 @@ async fn the_node_example_worker_passes_every_check() {
         .output()
         .await;
     if !matches!(&version, Ok(out) if out.status.success()) {
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! node is not installed: the Node.js example worker was NOT checked.\n\
-             !!! Install Node.js 18+ to run this test; PYBRIDGE_ALLOW_NO_NODE=1\n\
-             !!! lets it pass without node.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        // Straight to fd 2: the test harness captures eprintln!, and this
+        // must be seen even when the test passes.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+              !!! node is not installed: the Node.js example worker was NOT checked.\n\
+              !!! Install Node.js 18+ to run this test; PYBRIDGE_ALLOW_NO_NODE=1\n\
+              !!! lets it pass without node.\n\
+              !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
         );
         assert_eq!(
             std::env::var("PYBRIDGE_ALLOW_NO_NODE").as_deref(),
