@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod basic;
+mod dropped;
 mod faults;
 mod lifecycle;
 mod support;
