@@ -19,7 +19,8 @@ use crate::support::*;
 async fn drop_after_polls<F: Future>(call: F, polls: u32) -> Option<F::Output> {
     let mut call = std::pin::pin!(call);
     for _ in 0..polls {
-        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+        let polled =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
         if let std::task::Poll::Ready(output) = polled {
             return Some(output);
         }
@@ -142,7 +143,10 @@ async fn callers_dropped_at_random_points_leak_no_slot_and_kill_no_worker() {
         dropped.load(Ordering::Relaxed)
     );
     assert!(answered > 0, "the unrelated callers were served");
-    assert!(failed.is_empty(), "every unrelated call answered: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "every unrelated call answered: {failed:?}"
+    );
     assert_eq!(exits, 0, "no worker was killed");
     assert_eq!(stats.restarts, 0, "no worker was restarted");
     assert_eq!(worker_pids(&pool), pids, "the same workers serve");
