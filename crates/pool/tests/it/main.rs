@@ -5,5 +5,6 @@
 mod basic;
 mod dropped;
 mod faults;
+mod handshake;
 mod lifecycle;
 mod support;
