@@ -77,6 +77,7 @@ mod handshake;
 pub mod metrics;
 mod pool;
 mod process;
+mod shared;
 mod stats;
 mod supervisor;
 mod worker;
@@ -90,6 +91,7 @@ pub use config::{
 };
 pub use error::{ConfigError, Error, FailureReason, Result, TimeoutStage, WorkerFailure};
 pub use events::{ExitReason, PoolEvent, RecycleReason};
-pub use pool::{Pool, RequestId, ShutdownReport};
+pub use pool::{Pool, RequestId};
+pub use shared::ShutdownReport;
 pub use stats::{HealthStatus, PoolStats, WorkerState, WorkerStats};
 pub use worker::WorkerId;

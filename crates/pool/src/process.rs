@@ -24,9 +24,8 @@ use tracing::{debug, info, warn};
 use crate::admission::Settled;
 use crate::events::{ExitReason, PoolEvent};
 use crate::handshake::{Ready, manifest_difference};
-use crate::pool::Shared;
+use crate::shared::{Shared, SupervisorMsg};
 use crate::stats::WorkerState;
-use crate::supervisor::SupervisorMsg;
 use crate::worker::{Outgoing, Worker, WorkerParts, lock};
 use crate::{FailureReason, Handshake, WorkerFailure, WorkerId};
 
