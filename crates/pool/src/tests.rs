@@ -331,3 +331,13 @@ mod handshake {
         assert_eq!(manifest_difference(None, None), None);
     }
 }
+
+#[test]
+fn junk_is_quoted_by_its_first_80_bytes_escaped() {
+    use crate::process::quote_head;
+    assert_eq!(quote_head(b"hello"), "hello");
+    assert_eq!(quote_head(b"a\x01\xff\"b"), "a\\x01\\xff\\\"b");
+    let long = vec![b'x'; 200];
+    let quoted = quote_head(&long);
+    assert_eq!(quoted, format!("{}...", "x".repeat(80)));
+}
