@@ -233,6 +233,41 @@ mod admission {
         assert_eq!(f.held(), 0);
     }
 
+    /// The reader settling an answer and the caller dropping its call at the
+    /// same moment, on two threads released together, many times: whichever
+    /// wins, the slot ends free and nothing stays parked.
+    #[test]
+    fn an_answer_and_a_departure_racing_on_two_threads_always_free_the_slot() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let mut f = fixture();
+        let (mut delivered, mut late) = (0, 0);
+        for id in 0..15_000 {
+            let call = runtime.block_on(f.call(id, far(), true));
+            let start = Arc::new(std::sync::Barrier::new(2));
+            let caller = {
+                let start = Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    drop(call);
+                })
+            };
+            start.wait();
+            match f.answer(id) {
+                Settled::Delivered => delivered += 1,
+                Settled::Late => late += 1,
+                Settled::Unknown(_) => panic!("round {id}: the answer found no call"),
+            }
+            caller.join().expect("the caller thread");
+            assert_eq!(f.held(), 0, "round {id}: the slot is free");
+            assert!(!f.worker.lot.overdue(far()), "round {id}: nothing parked");
+            f.cancels();
+        }
+        assert_eq!(delivered + late, 15_000);
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn the_end_of_a_worker_frees_its_parked_and_held_slots() {
         let f = fixture();
