@@ -660,7 +660,10 @@ impl Config {
             ("call.timeout", self.call.timeout),
             ("breaker.break_duration", self.breaker.break_duration),
             ("gateway.request_timeout", self.gateway.request_timeout),
-            ("gateway.header_read_timeout", self.gateway.header_read_timeout),
+            (
+                "gateway.header_read_timeout",
+                self.gateway.header_read_timeout,
+            ),
             ("gateway.idle_timeout", self.gateway.idle_timeout),
         ];
         for (key, value) in positive {
@@ -796,8 +799,7 @@ impl Config {
         if g.allowed_hosts.iter().any(|h| h.trim().is_empty()) {
             return fail("gateway.allowed_hosts", "must not hold an empty name");
         }
-        if g
-            .allowed_origins
+        if g.allowed_origins
             .iter()
             .any(|o| !(o.starts_with("http://") || o.starts_with("https://")))
         {

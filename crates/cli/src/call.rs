@@ -61,8 +61,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
     crate::logging::init(&config.log);
     let bridge = match pybridge::Bridge::from_config(config).await {
         Ok(bridge) => bridge,
-        // A worker that cannot start is a failed call, not a usage error.
-        Err(err @ pybridge::Error::Start(_)) => return report(&err),
+        // A worker that cannot start is a failed call, not a usage error;
+        // a program that does not exist is a mistake on the command line.
+        Err(err)
+            if matches!(&err, pybridge::Error::Start(source)
+                if !matches!(source, pybridge::pool::Error::ProgramNotFound { .. })) =>
+        {
+            return report(&err);
+        }
         Err(err) => return Err(anyhow::anyhow!(err.report()).context("starting the bridge")),
     };
     let mut call_options = CallOptions::new();

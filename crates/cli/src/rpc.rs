@@ -58,7 +58,10 @@ async fn batch(cx: &Context, entries: Vec<Result<Message, pybridge::protocol::Er
                 cx.limits.max_batch
             ),
         );
-        let error = with_data(error, json!({"code": "batch_too_large", "retryable": false, "request_id": &*cx.request_id}));
+        let error = with_data(
+            error,
+            json!({"code": "batch_too_large", "retryable": false, "request_id": &*cx.request_id}),
+        );
         return Some(error_response(&Id::Null, &error));
     }
     let mut answers: Vec<Answer> = vec![None; count];

@@ -237,11 +237,7 @@ impl MakeRequestId for Counter {
     }
 }
 
-async fn rpc_endpoint(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn rpc_endpoint(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
     let body = match read_body(body, gateway.idle_timeout).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -269,7 +265,8 @@ async fn read_body(mut body: Body, idle: Duration) -> Result<Vec<u8>, Response> 
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => {
-                let mut response = guard::refuse(StatusCode::REQUEST_TIMEOUT, "the request body stalled");
+                let mut response =
+                    guard::refuse(StatusCode::REQUEST_TIMEOUT, "the request body stalled");
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -295,7 +292,10 @@ async fn read_body(mut body: Body, idle: Duration) -> Result<Vec<u8>, Response> 
                     found
                 };
                 return Err(if too_large {
-                    guard::refuse(StatusCode::PAYLOAD_TOO_LARGE, "the request body is over gateway.body_limit")
+                    guard::refuse(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the request body is over gateway.body_limit",
+                    )
                 } else {
                     guard::refuse(StatusCode::BAD_REQUEST, "cannot read the request body")
                 });
@@ -316,7 +316,11 @@ async fn health_endpoint(
     };
     // Without the token a prober learns whether the gateway is up, nothing more.
     if !authorized.is_some_and(|Extension(a)| a.0) {
-        return (status, axum::Json(json!({"status": health.status.as_str()}))).into_response();
+        return (
+            status,
+            axum::Json(json!({"status": health.status.as_str()})),
+        )
+            .into_response();
     }
     let workers: Vec<_> = health
         .pool

@@ -137,9 +137,10 @@ pub(crate) async fn check(
     // /health answers everyone, with details only for the token's holders.
     if !authorized && path != "/health" {
         let mut response = refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
         return response;
     }
     if request.method() == Method::POST && path == "/rpc" && !is_json(headers) {

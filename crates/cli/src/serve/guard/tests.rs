@@ -31,7 +31,14 @@ fn by_default_a_loopback_gateway_accepts_its_own_names_only() {
         ],
     );
     let g = guard("[::1]:9000", &[], &[], None);
-    check_hosts(&g, &[("[::1]:9000", true), ("localhost:9000", true), ("[::2]:9000", false)]);
+    check_hosts(
+        &g,
+        &[
+            ("[::1]:9000", true),
+            ("localhost:9000", true),
+            ("[::2]:9000", false),
+        ],
+    );
 }
 
 #[test]
@@ -51,7 +58,12 @@ fn an_unspecified_address_accepts_address_literals_but_no_dns_name() {
 
 #[test]
 fn configured_hosts_replace_the_default_and_may_omit_the_port() {
-    let g = guard("127.0.0.1:7878", &["api.internal", "gw.example:443"], &[], None);
+    let g = guard(
+        "127.0.0.1:7878",
+        &["api.internal", "gw.example:443"],
+        &[],
+        None,
+    );
     check_hosts(
         &g,
         &[
@@ -62,7 +74,10 @@ fn configured_hosts_replace_the_default_and_may_omit_the_port() {
             ("127.0.0.1:7878", false),
         ],
     );
-    check_hosts(&guard("127.0.0.1:1", &["*"], &[], None), &[("anything:9", true)]);
+    check_hosts(
+        &guard("127.0.0.1:1", &["*"], &[], None),
+        &[("anything:9", true)],
+    );
 }
 
 #[test]
