@@ -123,14 +123,13 @@ pub(crate) async fn check(
             "host not allowed (gateway.allowed_hosts)",
         );
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        if !origin.to_str().is_ok_and(|o| guard.origin_allowed(o)) {
-            tracing::debug!(?origin, "refused: origin not allowed");
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "origin not allowed (gateway.allowed_origins)",
-            );
-        }
+    let origin = headers.get(header::ORIGIN);
+    if origin.is_some_and(|o| !o.to_str().is_ok_and(|o| guard.origin_allowed(o))) {
+        tracing::debug!(?origin, "refused: origin not allowed");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "origin not allowed (gateway.allowed_origins)",
+        );
     }
     let authorized = guard.authorized(headers);
     let path = request.uri().path();
