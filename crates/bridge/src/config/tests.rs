@@ -264,10 +264,16 @@ fn the_gateway_limits_load_from_a_file_and_impossible_ones_are_named() {
         ("max_connections = 0", "gateway.max_connections"),
         ("batch_concurrency = 0", "gateway.batch_concurrency"),
         ("idle_timeout = \"0s\"", "gateway.idle_timeout"),
-        ("header_read_timeout = \"0s\"", "gateway.header_read_timeout"),
+        (
+            "header_read_timeout = \"0s\"",
+            "gateway.header_read_timeout",
+        ),
         ("max_response = \"10B\"", "gateway.max_response"),
         ("allowed_hosts = [\"\"]", "gateway.allowed_hosts"),
-        ("allowed_origins = [\"app.test\"]", "gateway.allowed_origins"),
+        (
+            "allowed_origins = [\"app.test\"]",
+            "gateway.allowed_origins",
+        ),
     ] {
         let f = file(&format!("[gateway]\n{line}\n"));
         let err = error(LoadOptions::new().file(f.path()));

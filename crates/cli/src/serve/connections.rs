@@ -231,16 +231,28 @@ async fn connection(
 }
 
 /// The open connections, for eviction and logs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Registry {
     next: AtomicU64,
     open: Arc<Mutex<HashMap<u64, Arc<ConnState>>>>,
+    /// One clock for every connection, so their last activities compare.
+    base: Instant,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            next: AtomicU64::new(0),
+            open: Arc::default(),
+            base: Instant::now(),
+        }
+    }
 }
 
 impl Registry {
     fn register(&self) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(ConnState::new());
+        let state = Arc::new(ConnState::new(self.base));
         self.lock().insert(id, Arc::clone(&state));
         Registration {
             id,
@@ -299,7 +311,8 @@ impl Drop for Registration {
 struct ConnState {
     /// Requests being served.
     active: AtomicUsize,
-    /// Milliseconds after `base` when a byte last moved or a request began or ended.
+    /// Milliseconds after `base` (the registry's) when the connection was
+    /// accepted, a byte last moved, or a request began or ended.
     last_activity: AtomicU64,
     base: Instant,
     /// Signalled when `active` changes.
@@ -310,15 +323,17 @@ struct ConnState {
 }
 
 impl ConnState {
-    fn new() -> ConnState {
-        ConnState {
+    fn new(base: Instant) -> ConnState {
+        let state = ConnState {
             active: AtomicUsize::new(0),
             last_activity: AtomicU64::new(0),
-            base: Instant::now(),
+            base,
             changed: Notify::new(),
             evict: Notify::new(),
             evicted: AtomicBool::new(false),
-        }
+        };
+        state.touch();
+        state
     }
 
     fn touch(&self) {
@@ -442,3 +457,6 @@ impl Backoff {
         self.failures = 0;
     }
 }
+
+#[cfg(test)]
+mod tests;
