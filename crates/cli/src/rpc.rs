@@ -10,6 +10,7 @@ use pybridge::{Bridge, CallOptions, Error};
 use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// The answer to a POST body: a JSON body, or nothing (only notifications).
 pub(crate) type Answer = Option<Vec<u8>>;
@@ -83,7 +84,9 @@ async fn batch(cx: &Context, entries: Vec<Result<Message, pybridge::protocol::Er
                 }
                 Ok(message) => {
                     let cx = cx.clone();
-                    calls.spawn(async move { (index, single(&cx, message).await) });
+                    calls.spawn(
+                        async move { (index, single(&cx, message).await) }.in_current_span(),
+                    );
                 }
             }
             if size > cx.limits.max_response {

@@ -28,6 +28,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::Service;
+use tracing::Instrument;
 
 /// The limits the accept loop and the connections enforce.
 #[derive(Debug, Clone, Copy)]
@@ -75,10 +76,10 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
                 exhausted.reset();
-                stream
+                accepted
             }
             Err(err) if out_of_descriptors(&err) => {
                 let delay = exhausted.next();
@@ -132,10 +133,14 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let registration = registry.register();
         let (router, stopped) = (router.clone(), stopped.clone());
-        connections.spawn(async move {
-            connection(stream, registration, router, limits, stopped).await;
-            drop(permit);
-        });
+        let span = tracing::debug_span!("connection", %peer);
+        connections.spawn(
+            async move {
+                connection(stream, registration, router, limits, stopped).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
     drop(listener);
     tracing::info!(
