@@ -573,9 +573,10 @@ pub struct GatewayConfig {
     /// `name:port`; `"*"` accepts any. Default (empty): the names of the
     /// listening address with its port, `localhost:PORT` too for a loopback
     /// address; for an unspecified address (`0.0.0.0`, `[::]`), any IP
-    /// address literal or `localhost` with the port, but no other name, so
-    /// that a DNS name pointing at the gateway (DNS rebinding) is refused
-    /// until it is listed here.
+    /// address literal or `localhost`, with any port (a published container
+    /// port differs from the listening one), but no other name, so that a
+    /// DNS name pointing at the gateway (DNS rebinding) is refused until it
+    /// is listed here.
     pub allowed_hosts: Vec<String>,
     /// Origins (`scheme://host[:port]`) whose requests are accepted besides
     /// those of an allowed host (default: none). A request carrying any

@@ -30,8 +30,8 @@ pub(crate) struct Authorized(pub(crate) bool);
 enum HostRule {
     /// `"*"`: any host.
     Any,
-    /// An IP address literal, with this port.
-    AnyIp { port: u16 },
+    /// An IP address literal, with any port.
+    AnyIp,
     /// A name or address literal (lower case, IPv6 in brackets) and a port, or any port.
     Name { name: String, port: Option<u16> },
 }
@@ -66,13 +66,11 @@ impl Guard {
         };
         self.hosts.iter().any(|rule| match rule {
             HostRule::Any => true,
-            HostRule::AnyIp { port: p } => {
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<IpAddr>()
-                    .is_ok()
-                    && port_matches(port, *p)
-            }
+            HostRule::AnyIp => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok(),
             HostRule::Name { name, port: p } => {
                 *name == host && p.is_none_or(|p| port_matches(port, p))
             }
@@ -175,8 +173,15 @@ fn default_hosts(local: SocketAddr) -> Vec<HostRule> {
     };
     if ip.is_unspecified() {
         // Reached by any address, but by no DNS name until one is listed:
-        // a rebinding attacker's page sends its own name as the host.
-        return vec![HostRule::AnyIp { port }, localhost];
+        // a rebinding attacker's page sends its own name as the host. Any
+        // port, because a published container port or a forward changes it.
+        return vec![
+            HostRule::AnyIp,
+            HostRule::Name {
+                name: "localhost".into(),
+                port: None,
+            },
+        ];
     }
     let literal = match ip {
         IpAddr::V4(v4) => v4.to_string(),

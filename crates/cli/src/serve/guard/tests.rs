@@ -50,8 +50,10 @@ fn an_unspecified_address_accepts_address_literals_but_no_dns_name() {
             ("10.1.2.3:8080", true),
             ("[fe80::1]:8080", true),
             ("localhost:8080", true),
-            ("10.1.2.3:8081", false),
+            ("10.1.2.3:18080", true),
+            ("localhost:18080", true),
             ("rebind.attacker.example:8080", false),
+            ("rebind.attacker.example", false),
         ],
     );
 }
