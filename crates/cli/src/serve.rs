@@ -279,18 +279,11 @@ async fn read_body(mut body: Body, idle: Duration) -> Result<Vec<u8>, Response> 
                 }
             }
             Ok(Some(Err(err))) => {
-                let too_large = {
-                    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-                    let mut found = false;
-                    while let Some(c) = cause {
-                        if c.is::<http_body_util::LengthLimitError>() {
-                            found = true;
-                            break;
-                        }
-                        cause = c.source();
-                    }
-                    found
-                };
+                let too_large =
+                    std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
+                        e.source()
+                    })
+                    .any(|e| e.is::<http_body_util::LengthLimitError>());
                 return Err(if too_large {
                     guard::refuse(
                         StatusCode::PAYLOAD_TOO_LARGE,

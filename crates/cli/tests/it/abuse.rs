@@ -268,7 +268,10 @@ async fn sigterm_finishes_accepted_calls_without_waiting_for_a_silent_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_batches_and_huge_answers_get_one_error() {
     let home = tempfile::tempdir().unwrap();
-    let file = config(&home, "[gateway]\nmax_response = \"16KiB\"\n");
+    let file = config(
+        &home,
+        "[gateway]\nmax_response = \"16KiB\"\nbody_limit = \"64KiB\"\n",
+    );
     let server = Server::start(
         &home,
         &["--workers", "1", "--config", file.to_str().unwrap()],
@@ -306,6 +309,16 @@ async fn huge_batches_and_huge_answers_get_one_error() {
         answer["error"]["data"]["code"], "response_too_large",
         "{answer}"
     );
+    // A body without a length is cut at the limit too.
+    let chunk = "x".repeat(32 * 1024);
+    let request = format!(
+        "POST /rpc HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n{:x}\r\n{chunk}\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        server.addr,
+        chunk.len(),
+        chunk.len(),
+        chunk.len()
+    );
+    assert_eq!(raw(server.addr, &request).await.status, 413);
     // Within the limits, a batch is answered in full.
     let response = server
         .post("/rpc", &format!("[{}]", calls[..20].join(",")))
