@@ -569,14 +569,15 @@ pub struct GatewayConfig {
     /// The largest response body (default 16 MiB); a batch whose answers
     /// would exceed it is answered with one error instead.
     pub max_response: ByteSize,
-    /// The `Host` header values accepted, as `name` (any port) or
-    /// `name:port`; `"*"` accepts any. Default (empty): the names of the
-    /// listening address with its port, `localhost:PORT` too for a loopback
-    /// address; for an unspecified address (`0.0.0.0`, `[::]`), any IP
-    /// address literal or `localhost`, with any port (a published container
-    /// port differs from the listening one), but no other name, so that a
-    /// DNS name pointing at the gateway (DNS rebinding) is refused until it
-    /// is listed here.
+    /// `Host` header values accepted besides the listening address's own
+    /// names, as `name` (any port) or `name:port`; `"*"` accepts any
+    /// (default: none). The listening address's names are its address with
+    /// its port, and `localhost:PORT` too for a loopback address; for an
+    /// unspecified address (`0.0.0.0`, `[::]`), any IP address literal or
+    /// `localhost`, with any port (a published container port differs from
+    /// the listening one). No other name passes until it is listed here, so
+    /// that a DNS name an attacker points at the gateway (DNS rebinding) is
+    /// refused.
     pub allowed_hosts: Vec<String>,
     /// Origins (`scheme://host[:port]`) whose requests are accepted besides
     /// those of an allowed host (default: none). A request carrying any

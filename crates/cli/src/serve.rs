@@ -65,8 +65,8 @@ pub(crate) struct ServeArgs {
     /// Send clients tracebacks and worker stderr in errors (development only).
     #[arg(long)]
     expose_error_details: bool,
-    /// A `Host` header value to accept (`name` or `name:port`, `*` for any);
-    /// repeat for more. Replaces the default: the listening address's names.
+    /// A `Host` header value to accept besides the listening address's names
+    /// (`name` or `name:port`, `*` for any); repeat for more.
     #[arg(long = "allowed-host", value_name = "HOST")]
     allowed_hosts: Vec<String>,
     /// An `Origin` to accept (`https://app.example.com`); repeat for more.

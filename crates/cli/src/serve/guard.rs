@@ -37,19 +37,16 @@ enum HostRule {
 }
 
 impl Guard {
-    /// The guard for a gateway bound to `local`; `allowed_hosts` empty means
-    /// the names of `local` (see `GatewayConfig::allowed_hosts`).
+    /// The guard for a gateway bound to `local`: the names of `local` and
+    /// `allowed_hosts` pass (see `GatewayConfig::allowed_hosts`).
     pub(crate) fn new(
         local: SocketAddr,
         allowed_hosts: &[String],
         allowed_origins: &[String],
         token: Option<&str>,
     ) -> Guard {
-        let hosts = if allowed_hosts.is_empty() {
-            default_hosts(local)
-        } else {
-            allowed_hosts.iter().map(|h| parse_rule(h)).collect()
-        };
+        let mut hosts = default_hosts(local);
+        hosts.extend(allowed_hosts.iter().map(|h| parse_rule(h)));
         Guard {
             hosts,
             origins: allowed_origins

@@ -59,7 +59,7 @@ fn an_unspecified_address_accepts_address_literals_but_no_dns_name() {
 }
 
 #[test]
-fn configured_hosts_replace_the_default_and_may_omit_the_port() {
+fn configured_hosts_add_to_the_default_and_may_omit_the_port() {
     let g = guard(
         "127.0.0.1:7878",
         &["api.internal", "gw.example:443"],
@@ -73,7 +73,8 @@ fn configured_hosts_replace_the_default_and_may_omit_the_port() {
             ("api.internal:1234", true),
             ("gw.example:443", true),
             ("gw.example", false),
-            ("127.0.0.1:7878", false),
+            ("127.0.0.1:7878", true),
+            ("other.example:7878", false),
         ],
     );
     check_hosts(
