@@ -11,6 +11,7 @@
 //! look at.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,7 +20,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -182,9 +185,15 @@ async fn connection(
             let mut router = router.clone();
             let response = router.call(request);
             async move {
-                let response = response.await;
-                drop(active);
-                response
+                let response = response.await?;
+                // The request is in progress until its body is sent: a
+                // streamed answer is neither idle nor cut short by shutdown.
+                Ok::<_, Infallible>(response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _in_progress: &Active = &active;
+                        frame
+                    }))
+                }))
             }
         })
     };
@@ -351,7 +360,7 @@ impl ConnState {
     }
 }
 
-/// A request in progress on a connection.
+/// A request in progress on a connection, from its head to the end of its response body.
 struct Active(Arc<ConnState>);
 
 impl Active {
