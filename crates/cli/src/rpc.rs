@@ -41,6 +41,11 @@ pub(crate) struct Context {
 
 /// Handles one body.
 pub(crate) async fn handle(cx: &Context, body: &[u8]) -> Answer {
+    // Counted before anything is built: a 2 MB body of a million tiny
+    // entries would otherwise become a million parsed messages first.
+    if let Some(count) = batch_len(body).filter(|&n| n > cx.limits.max_batch) {
+        return Some(batch_too_long(cx, count));
+    }
     match Message::from_slice(body) {
         Err(err) => Some(error_response(err.id(), &err.to_error_object())),
         Ok(Message::Batch(entries)) => batch(cx, entries).await,
@@ -51,19 +56,7 @@ pub(crate) async fn handle(cx: &Context, body: &[u8]) -> Answer {
 async fn batch(cx: &Context, entries: Vec<Result<Message, pybridge::protocol::Error>>) -> Answer {
     let count = entries.len();
     if count > cx.limits.max_batch {
-        tracing::debug!(request_id = %cx.request_id, count, "batch refused: too long");
-        let error = ErrorObject::new(
-            ErrorCode::INVALID_REQUEST,
-            format!(
-                "a batch of {count} entries is over the limit of {} (gateway.max_batch)",
-                cx.limits.max_batch
-            ),
-        );
-        let error = with_data(
-            error,
-            json!({"code": "batch_too_large", "retryable": false, "request_id": &*cx.request_id}),
-        );
-        return Some(error_response(&Id::Null, &error));
+        return Some(batch_too_long(cx, count));
     }
     let mut answers: Vec<Answer> = vec![None; count];
     let mut size = 0usize;
@@ -289,6 +282,51 @@ fn safe_message(err: &Error) -> String {
     }
 }
 
+fn batch_too_long(cx: &Context, count: usize) -> Vec<u8> {
+    tracing::debug!(request_id = %cx.request_id, count, "batch refused: too long");
+    let error = ErrorObject::new(
+        ErrorCode::INVALID_REQUEST,
+        format!(
+            "a batch of {count} entries is over the limit of {} (gateway.max_batch)",
+            cx.limits.max_batch
+        ),
+    );
+    let error = with_data(
+        error,
+        json!({"code": "batch_too_large", "retryable": false, "request_id": &*cx.request_id}),
+    );
+    error_response(&Id::Null, &error)
+}
+
+/// The number of entries when `body` is a JSON array, counted without
+/// building any of them; `None` for anything else, including broken JSON
+/// (the parser names that problem).
+fn batch_len(body: &[u8]) -> Option<usize> {
+    use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+
+    struct Count;
+    impl<'de> Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return None;
+    }
+    serde_json::Deserializer::from_slice(body)
+        .deserialize_seq(Count)
+        .ok()
+}
+
 fn with_data(object: ErrorObject, data: serde_json::Value) -> ErrorObject {
     // A `Value` always serializes.
     object.clone().with_data(&data).unwrap_or(object)
@@ -315,3 +353,6 @@ fn error_response(id: &Id, error: &ErrorObject) -> Vec<u8> {
     write_response(&mut out, id, Err(error));
     out
 }
+
+#[cfg(test)]
+mod tests;
