@@ -65,7 +65,7 @@ pub(crate) async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let registry = Arc::new(Registry::default());
+    let registry = Registry::default();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopped) = watch::channel(());
     let mut connections = JoinSet::new();
