@@ -96,17 +96,6 @@ pub struct Fetched {
     pub coalesced: bool,
 }
 
-/// How a leader's turn ended.
-enum Led<E> {
-    /// An outcome for every caller of the flight: a value, or the loader's
-    /// own failure.
-    Shared(Result<Fetched, Arc<E>>),
-    /// An end that belongs to the leader alone: its deadline passed. The
-    /// flight is handed over; the leader's caller gets the loader's error if
-    /// there is one, else [`LoadError::DeadlineExceeded`].
-    GaveUp(Option<LoadError<E>>),
-}
-
 /// A two-tier cache of byte values: moka in memory, cacache on disk.
 ///
 /// A cheap handle: clones share one cache. Build it with
@@ -134,6 +123,17 @@ struct Inner {
     /// The first subscriber gets this receiver, which has seen every event
     /// since the cache was built (start-up failures of the disk tier included).
     first_events: Mutex<Option<broadcast::Receiver<CacheEvent>>>,
+}
+
+/// How a leader's turn ended.
+enum Led<E> {
+    /// An outcome for every caller of the flight: a value, or the loader's
+    /// own failure.
+    Shared(Result<Fetched, Arc<E>>),
+    /// An end that belongs to the leader alone: its deadline passed. The
+    /// flight is handed over; the leader's caller gets the loader's error if
+    /// there is one, else [`LoadError::DeadlineExceeded`].
+    GaveUp(Option<LoadError<E>>),
 }
 
 impl std::fmt::Debug for Cache {
@@ -198,11 +198,11 @@ impl Cache {
     /// callers that miss while it runs wait for its outcome, each until its own
     /// `deadline`. Every caller that waited on one load gets its value or its
     /// error (the same `Arc`). An end that belongs to the leader alone is not
-    /// shared: when the leader's deadline passes (the cache knows it, so it
-    /// tells this apart itself: a loader error returned at or after the
-    /// leader's deadline counts as the deadline's doing), or the leader's
-    /// future is dropped, the waiters start over and one that still has time
-    /// runs its own `load`.
+    /// shared: its deadline passing while it reads the disk or runs its
+    /// loader, a loader error returned at or after that deadline, or its
+    /// future being dropped. The cache tells these apart by itself, from the
+    /// leader's deadline, never by reading the error. The waiters then start
+    /// over, and one that still has time runs its own `load`.
     ///
     /// A memory hit is returned even when `deadline` has passed; no disk read
     /// or load starts after it. A value loaded after its leader's deadline is
