@@ -27,9 +27,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures", "worker"))
-import pybridge_worker  # noqa: E402
-from echo_loop import serve as minimal_loop  # noqa: E402
+import pybridge_worker
+from echo_loop import serve as minimal_loop
 
 
 def sdk_loop(in_fd, out_fd):

@@ -38,13 +38,16 @@ pub(crate) fn test(root: &Path) -> Result<()> {
     python_tests(root)
 }
 
-/// Runs `unittest` discovery in every folder under `fixtures/` and
-/// `benches/python/` that holds `test_*.py` files, each from its own folder
-/// so imports stay local.
+/// Runs `unittest` discovery in every folder under `python/`, `fixtures/`
+/// and `benches/python/` that holds `test_*.py` files, each from its own
+/// folder so imports stay local. The packages under `python/` are found
+/// through `PYTHONPATH` (their `src` folders), as any user would without
+/// installing them.
 pub(crate) fn python_tests(root: &Path) -> Result<()> {
     let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = crate::python_path(root)?;
     let mut dirs = Vec::new();
-    for tree in ["fixtures", "benches/python"] {
+    for tree in ["python", "fixtures", "benches/python"] {
         let before = dirs.len();
         collect_test_dirs(&root.join(tree), &mut dirs)?;
         if dirs.len() == before {
@@ -56,6 +59,7 @@ pub(crate) fn python_tests(root: &Path) -> Result<()> {
         run(Command::new(&python)
             .args(["-m", "unittest", "discover", "-v", "-p", "test_*.py"])
             .current_dir(&dir)
+            .env("PYTHONPATH", &path)
             .env("PYTHONDONTWRITEBYTECODE", "1"))?;
     }
     Ok(())

@@ -25,7 +25,7 @@ commands:
   tidy     file headers, crate dependency edges, no anyhow in libraries
   bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
   chaos    workers killed, hung and spewing garbage under load, 30 s each; --soak [--minutes M] (10)
-  python   the Python unit tests under fixtures/
+  python   the Python tests under python/, fixtures/ and benches/python/
 ";
 
 fn main() -> Result<()> {
@@ -62,6 +62,24 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+/// The Python packages of the repository (`python/<package>/src`), as a
+/// `PYTHONPATH` value: how tests and benchmarks import them without
+/// installing them.
+pub(crate) fn python_path(root: &Path) -> Result<std::ffi::OsString> {
+    let mut dirs = Vec::new();
+    let packages = root.join("python");
+    for entry in
+        std::fs::read_dir(&packages).with_context(|| format!("reading {}", packages.display()))?
+    {
+        let src = entry?.path().join("src");
+        if src.is_dir() {
+            dirs.push(src);
+        }
+    }
+    dirs.sort();
+    std::env::join_paths(dirs).context("joining the Python package paths")
 }
 
 fn cargo(root: &Path) -> Command {
