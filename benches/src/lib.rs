@@ -26,7 +26,14 @@ pub fn python_path() -> PathBuf {
 /// loop, one flush per read) and advertise a deep window, so the pool keeps
 /// as many calls in flight as the benchmark asks for; the SDK's default
 /// (threads, 16 advertised) is for slow methods, not for echo throughput.
-pub const SDK_WORKER_ARGS: &[&str] = &["-m", "pybridge_worker"];
+pub const SDK_WORKER_ARGS: &[&str] = &[
+    "-m",
+    "pybridge_worker",
+    "--threads",
+    "0",
+    "--max-concurrency",
+    "64",
+];
 
 /// The demo worker's arguments for the raw client, which reads a `READY`
 /// line rather than the `$/ready` notification.

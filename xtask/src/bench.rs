@@ -22,7 +22,14 @@ struct Row {
 /// The demo worker's arguments after the interpreter: inline dispatch with a
 /// deep advertised window, so the pool pipelines calls to it as the
 /// benchmark intends (the SDK's default runs methods on threads).
-const DEMO_WORKER: &[&str] = &["-m", "pybridge_worker"];
+const DEMO_WORKER: &[&str] = &[
+    "-m",
+    "pybridge_worker",
+    "--threads",
+    "0",
+    "--max-concurrency",
+    "64",
+];
 
 pub(crate) fn bench(root: &Path) -> Result<()> {
     let target =

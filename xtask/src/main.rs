@@ -9,6 +9,7 @@
 mod bench;
 mod chaos;
 mod ci;
+mod setup;
 mod tidy;
 
 use std::path::{Path, PathBuf};

@@ -37,10 +37,14 @@ class Proc:
         self._err_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._out_thread.start()
         self._err_thread.start()
+        self.ready = None  # the $/ready notification's params, when one came
         if ready:
             first = self.recv_raw()
             if first != b"READY":
-                raise AssertionError("expected READY, got %r" % first)
+                note = json.loads(first)
+                if note.get("method") != "$/ready":
+                    raise AssertionError("expected READY or $/ready, got %r" % first)
+                self.ready = note["params"]
 
     def _read_stdout(self):
         buf = b""

@@ -1,6 +1,7 @@
 """What a running method knows about its call (``Context``), cancellation,
 and the module-level helpers that find the running request and worker."""
 
+import contextvars
 import threading
 
 from .codec import _NO_ID, _stderr
@@ -16,16 +17,18 @@ class Context:
 
     ``id`` (None for a notification), ``method``, ``cancelled`` (bool),
     ``cancel_event`` (a ``threading.Event`` set on cancellation),
-    ``check_cancelled()``, ``wait(seconds)`` and ``log(...)``.
+    ``check_cancelled()``, ``wait(seconds)``, ``await sleep(seconds)`` (in
+    ``async def`` methods) and ``log(...)``.
 
-    On the thread pool the flag is set as soon as ``$/cancelRequest`` arrives.
-    Inline (``max_concurrency=1``) the loop is busy running the method, so
+    On the thread pool and the event loop the flag is set as soon as
+    ``$/cancelRequest`` arrives (and an async method's task is cancelled).
+    Inline (``threads=0``) the loop is busy running the method, so
     ``cancelled`` and ``wait()`` look at stdin themselves: a method that checks
     either is cancellable inline too (and ``$/ping`` is answered meanwhile).
     """
 
     __slots__ = ("id", "method", "worker", "_rid", "_cancelled", "_event", "_inline",
-                 "_state", "_spec", "_params", "_batch")
+                 "_state", "_spec", "_params", "_batch", "_task")
 
     def __init__(self, worker, method, rid, inline):
         self.worker = worker
@@ -39,6 +42,7 @@ class Context:
         self._spec = None
         self._params = None
         self._batch = None
+        self._task = None  # the asyncio task running an async method
 
     def __repr__(self):
         return "Context(method=%r, id=%r, cancelled=%r)" % (self.method, self.id, self._cancelled)
@@ -82,6 +86,17 @@ class Context:
             return self.worker._inline_wait(self, seconds)
         return self.cancel_event.wait(seconds)
 
+    async def sleep(self, seconds):
+        """In an ``async def`` method: sleep ``seconds`` on the event loop.
+        Cancellation interrupts it with ``asyncio.CancelledError`` (let it
+        propagate: the worker answers -32800). ``wait()`` would block the
+        loop, and every async method with it."""
+        import asyncio  # loaded only by workers with async methods
+
+        if self._cancelled:
+            raise asyncio.CancelledError()
+        await asyncio.sleep(max(0.0, float(seconds)))
+
     def log(self, level, message, **fields):
         """``Worker.log`` with this request's id added as ``request_id``."""
         if self.id is not None:
@@ -89,18 +104,31 @@ class Context:
         self.worker.log(level, message, **fields)
 
     def _cancel(self):
-        # Called by the loop thread; with the pool, under _state_lock.
+        # Called by the loop thread; with the pool or the event loop, under
+        # _state_lock.
         self._cancelled = True
         if self._event is not None:
             self._event.set()
+        task = self._task
+        if task is not None:
+            try:
+                self.worker._loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the event loop is closed: the process is exiting
+                pass
 
 
 _tls = threading.local()
+# The request an asyncio task runs (each task has its own copy).
+_async_ctx = contextvars.ContextVar("pybridge_worker_context", default=None)
 _active_worker = None
 
 
 def current_context():
-    """The Context of the request running on this thread, or None."""
+    """The Context of the request running on this thread (or in this asyncio
+    task), or None."""
+    ctx = _async_ctx.get()
+    if ctx is not None:
+        return ctx
     ctx = getattr(_tls, "ctx", None)
     if ctx is not None:
         return ctx
