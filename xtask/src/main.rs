@@ -9,8 +9,10 @@
 mod bench;
 mod chaos;
 mod ci;
+mod links;
 mod setup;
 mod tidy;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +25,7 @@ usage: cargo xtask <command>
 commands:
   ci       fmt check, clippy -D warnings, tidy, every Rust and Python test, docs
   test     every Rust and Python test (no lints)
-  tidy     file headers, crate dependency edges, no anyhow in libraries
+  tidy     file headers, crate dependency edges, no anyhow in libraries, Markdown links, Python versions
   bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
   chaos    workers killed, hung and spewing garbage under load, 30 s each; --soak [--minutes M] (10)
   python   the Python tests under python/, fixtures/ and benches/python/

@@ -5,3 +5,4 @@
 mod call;
 mod serve;
 mod support;
+mod worker_stderr;
