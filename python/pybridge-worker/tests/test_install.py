@@ -76,9 +76,20 @@ class TestInstall(unittest.TestCase):
             self.assertTrue(location.startswith(venv), location)
             self.assertEqual(typed, "True")
 
-            request = b'{"jsonrpc":"2.0","id":1,"method":"calc.add","params":{"a":2,"b":3}}\n'
-            done = run([python, script], input=request, env=env, cwd=elsewhere)
-            ready, answer = [json.loads(line) for line in done.stdout.splitlines()]
+            # stdin stays open until the answer is read: EOF would cancel the
+            # call (its answer would go nowhere).
+            worker = subprocess.Popen([python, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, env=env, cwd=elsewhere)
+            try:
+                ready = json.loads(worker.stdout.readline())
+                worker.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"calc.add","params":{"a":2,"b":3}}\n')
+                worker.stdin.flush()
+                answer = json.loads(worker.stdout.readline())
+            finally:
+                worker.stdin.close()
+                self.assertEqual(worker.wait(timeout=TIMEOUT), 0)
+                worker.stdout.close()
+                worker.stderr.close()
             self.assertEqual(ready["method"], "$/ready")
             (add,) = ready["params"]["methods"]
             self.assertEqual(add["description"], "Add two numbers.")

@@ -5,6 +5,7 @@
 import os
 import sys
 import time
+from typing import Optional
 
 from .errors import InvalidParams, RequestCancelled, RetryableError, RpcError
 from . import _version
@@ -28,10 +29,12 @@ def demo_worker(**options):
 
     @worker.method("test.echo", raw=True)
     def echo(params):
+        """Return the params unchanged."""
         return params
 
     @worker.method("test.sleep", context=True)
-    def sleep(ctx, seconds=None, ms=None):
+    def sleep(ctx, seconds: Optional[float] = None, ms: Optional[float] = None):
+        """Sleep ``seconds`` (or ``ms``), cancellable; return how long."""
         if seconds is None and ms is None:
             raise InvalidParams("give seconds or ms")
         secs = seconds if seconds is not None else ms / 1000.0
@@ -43,7 +46,10 @@ def demo_worker(**options):
         return {"slept": secs}
 
     @worker.method("test.error")
-    def error(type="RuntimeError", message="test error", code=None, recoverable=None, retry_after_ms=None):
+    def error(type: str = "RuntimeError", message: str = "test error", code: Optional[int] = None,
+              recoverable: Optional[bool] = None, retry_after_ms: Optional[float] = None):
+        """Raise an exception of ``type`` (a builtin or an SDK error), or an
+        ``RpcError`` with ``code``."""
         if code is not None:
             raise RpcError(message, code, recoverable=recoverable, retry_after_ms=retry_after_ms)
         cls = _BUILTIN_ERRORS.get(type)
@@ -61,11 +67,14 @@ def demo_worker(**options):
         raise exc
 
     @worker.method("test.pid")
-    def pid():
+    def pid() -> int:
+        """The worker's process id."""
         return os.getpid()
 
     @worker.method("test.print")
-    def print_(text="hello from print()", child=False):
+    def print_(text: str = "hello from print()", child: bool = False):
+        """``print()`` ``text`` (and from a child process with ``child``):
+        it goes to stderr, never into the protocol stream."""
         print(text)
         sys.stdout.flush()
         if child:
@@ -75,7 +84,8 @@ def demo_worker(**options):
         return {"printed": text}
 
     @worker.method("test.log")
-    def log_(level="info", message="hello", fields=None):
+    def log_(level: str = "info", message: str = "hello", fields: Optional[dict] = None):
+        """Send a ``$/log`` notification."""
         worker.log(level, message, **(fields or {}))
         return None
 

@@ -6,7 +6,6 @@ cancelled error (-32800). Sync and async methods mix in one worker: the
 thread pool (or the I/O loop) runs the sync ones.
 """
 
-import asyncio
 import threading
 import time
 
@@ -21,6 +20,10 @@ class _AsyncMixin:
     ``_async_idle``, all guarded by ``_state_lock``)."""
 
     def _start_loop(self):
+        # asyncio is imported here, not at the top: it costs tens of
+        # milliseconds of start-up that workers without async methods skip.
+        import asyncio
+
         loop = asyncio.new_event_loop()
         started = threading.Event()
 
@@ -58,6 +61,8 @@ class _AsyncMixin:
             self._async_done(ctx)
 
     async def _run_async(self, ctx):
+        import asyncio  # already loaded by _start_loop
+
         spec, rid, params = ctx._spec, ctx._rid, ctx._params
         _context._async_ctx.set(ctx)  # the task's own copy of the context
         try:

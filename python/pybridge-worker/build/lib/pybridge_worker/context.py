@@ -1,7 +1,6 @@
 """What a running method knows about its call (``Context``), cancellation,
 and the module-level helpers that find the running request and worker."""
 
-import asyncio
 import contextvars
 import threading
 
@@ -92,6 +91,8 @@ class Context:
         Cancellation interrupts it with ``asyncio.CancelledError`` (let it
         propagate: the worker answers -32800). ``wait()`` would block the
         loop, and every async method with it."""
+        import asyncio  # loaded only by workers with async methods
+
         if self._cancelled:
             raise asyncio.CancelledError()
         await asyncio.sleep(max(0.0, float(seconds)))
