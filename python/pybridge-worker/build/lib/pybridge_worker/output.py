@@ -96,6 +96,11 @@ class _OutputMixin:
             self._broken = True
             self._stopping = True
             _stderr("stdout closed (%s); stopping" % exc)
+            if self._wake_w is not None:
+                try:
+                    os.write(self._wake_w, b"!")  # the I/O loop may be waiting on stdin
+                except OSError:
+                    pass
 
     def _wait_output_idle(self):
         with self._out_lock:

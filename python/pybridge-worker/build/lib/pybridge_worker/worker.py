@@ -137,6 +137,11 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
         self._loop_ident = None
         self._framer = None
         self._poller = None
+        # With threads or an event loop, output can break on another thread
+        # while the I/O loop waits on stdin: a byte on this pipe wakes it.
+        self._wake_r = None
+        self._wake_w = None
+        self._serve_poller = None
         self._last_poll = 0.0
         self._backlog = collections.deque()
         self._pending = []          # responses of the current read (loop thread)
@@ -334,6 +339,12 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
             self._start_loop()
         if self._slots is None and (self._jobs is not None or self._loop is not None):
             self._slots = threading.Semaphore(self.max_pending)
+            if hasattr(select, "poll"):
+                self._wake_r, self._wake_w = os.pipe()
+                os.set_blocking(self._wake_w, False)
+                self._serve_poller = select.poll()
+                self._serve_poller.register(in_fd, select.POLLIN)
+                self._serve_poller.register(self._wake_r, select.POLLIN)
         _context._active_worker = self
         try:
             self._announce()
@@ -378,6 +389,8 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
                 self._flush_pending()
                 if self._eof or self._stopping:
                     break
+                if self._serve_poller is not None and not self._wait_readable():
+                    continue  # woken: look at _stopping again
                 try:
                     chunk = read(fd, READ_SIZE)
                 except OSError as exc:
@@ -403,6 +416,26 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
                 self._refuse_backlog()
                 self._flush_pending()
                 break
+
+    def _wait_readable(self):
+        """Block until stdin is readable (True) or the wake pipe fires (False)."""
+        while True:
+            try:
+                events = self._serve_poller.poll()
+            except InterruptedError:  # pragma: no cover - retried by Python since 3.5
+                continue
+            woken = False
+            for fd, _ in events:
+                if fd == self._wake_r:
+                    woken = True
+                    try:
+                        os.read(self._wake_r, 64)
+                    except OSError:
+                        pass
+                else:
+                    return True
+            if woken:
+                return False
 
     def _ingest(self, chunk, polling):
         """Frame and parse a chunk into the backlog. ``$/cancelRequest`` takes
@@ -821,6 +854,10 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
             self._send([self._frame(self._result_body(self._shutdown_reply, None))])
             self._shutdown_reply = _NO_ID
         self._wait_output_idle()
+        for fd in (self._wake_r, self._wake_w):
+            if fd is not None:
+                os.close(fd)
+        self._wake_r = self._wake_w = self._serve_poller = None
 
 def _is_async(fn):
     """Whether calling ``fn`` returns a coroutine to await (``async def``,
