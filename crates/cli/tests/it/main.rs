@@ -7,3 +7,4 @@ mod call;
 mod conform;
 mod serve;
 mod support;
+mod worker_stderr;
