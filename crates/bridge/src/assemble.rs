@@ -59,7 +59,7 @@ impl Parts {
             Some(spec) => spec,
             None => worker_spec(&config)?,
         };
-        let service = Service::new(catalog(&config)?, service_config(&config)?);
+        let service = service(&config)?;
         let breakers = breakers(&config)?;
         let retry = retry_policy(&config)?;
         let pool = pool_config(&config, worker.clone())?;
@@ -162,6 +162,9 @@ fn worker_spec(config: &Config) -> Result<WorkerSpec> {
 }
 
 fn catalog(config: &Config) -> Result<Catalog> {
+    #[cfg(feature = "framework")]
+    let mut builder = pybridge_framework::catalog_builder();
+    #[cfg(not(feature = "framework"))]
     let mut builder = Catalog::builder();
     for file in &config.service.catalog_files {
         builder = builder.file(file);
@@ -195,6 +198,26 @@ fn catalog(config: &Config) -> Result<Catalog> {
         .map_err(|e| build_error("catalog")(boxed(e)))
 }
 
+fn service(config: &Config) -> Result<Service> {
+    let catalog = catalog(config)?;
+    let service_config = service_config(config)?;
+    if !config.service.fixiplug_results {
+        return Ok(Service::new(catalog, service_config));
+    }
+    #[cfg(feature = "framework")]
+    return Ok(Service::with_reshape(
+        catalog,
+        service_config,
+        Arc::new(pybridge_framework::Fixiplug),
+    ));
+    #[cfg(not(feature = "framework"))]
+    Err(Error::Config(crate::config::ConfigError {
+        key: Some("service.fixiplug_results".into()),
+        origin: None,
+        problem: "FixiPlug shapes need the `framework` feature of pybridge".into(),
+    }))
+}
+
 fn service_config(config: &Config) -> Result<ServiceConfig> {
     let s = &config.service;
     let max_params =
@@ -216,7 +239,7 @@ fn service_config(config: &Config) -> Result<ServiceConfig> {
             Defaults::Off
         })
         .result_shape(if s.fixiplug_results {
-            ResultShape::Fixiplug
+            ResultShape::Reshaped
         } else {
             ResultShape::Public
         })

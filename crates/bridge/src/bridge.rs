@@ -10,7 +10,7 @@ use std::time::Duration;
 use pybridge_pool::{Pool, RequestId, ShutdownReport, WorkerSpec};
 use pybridge_resilience::{BreakerRegistry, Classify, Outcome, RetryHint, RetryPolicy, StopReason};
 use pybridge_service::telemetry::{self, CallGuard};
-use pybridge_service::{Framework, MethodSpec, Service};
+use pybridge_service::{MethodSpec, Service};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -686,8 +686,9 @@ impl Bridge {
     }
 
     /// The typed API of the SQLite Extensions Framework, over this bridge.
-    pub fn framework(&self) -> Framework<Bridge> {
-        Framework::new(self.clone())
+    #[cfg(feature = "framework")]
+    pub fn framework(&self) -> pybridge_framework::Framework<Bridge> {
+        pybridge_framework::Framework::new(self.clone())
     }
 
     /// The pool, breakers and cache, and an overall status.

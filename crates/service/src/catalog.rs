@@ -1,7 +1,6 @@
 //! The method catalog: every method pybridge knows, loaded from catalog files
 //! (built in, and the user's own), with schemas compiled once.
 
-mod builtin;
 mod reader;
 
 use std::collections::HashMap;
@@ -93,16 +92,29 @@ impl fmt::Debug for Catalog {
     }
 }
 
-impl Catalog {
-    /// The built-in catalog, with no user files and no overrides.
-    ///
-    /// # Errors
-    /// Only if a built-in file is broken, which the crate's tests rule out.
-    pub fn builtin() -> Result<Self> {
-        Self::builder().build()
-    }
+/// Catalog files and schemas compiled into a crate (the framework crate's
+/// catalog, for one): catalog files as (source name, text), and the schema
+/// files their `params_schema`/`result_schema` paths name, as (path, text).
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinCatalog {
+    /// Catalog files: (source name such as `builtin:weather.json`, text).
+    pub files: &'static [(&'static str, &'static str)],
+    /// Schema files, by the path the catalog files use: (path, text).
+    pub schemas: &'static [(&'static str, &'static str)],
+}
 
-    /// A builder, starting from the built-in catalog.
+impl BuiltinCatalog {
+    fn schema(&self, path: &str) -> Option<&'static str> {
+        self.schemas
+            .iter()
+            .find(|(name, _)| *name == path)
+            .map(|(_, text)| *text)
+    }
+}
+
+impl Catalog {
+    /// An empty builder: add compiled-in catalogs with
+    /// [`CatalogBuilder::builtin`] and files with [`CatalogBuilder::file`].
     pub fn builder() -> CatalogBuilder {
         CatalogBuilder::default()
     }
@@ -198,9 +210,9 @@ impl MethodOverride {
 
 /// Builds a [`Catalog`]: the built-in files (unless left out), user files,
 /// and per-method overrides.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CatalogBuilder {
-    builtin: bool,
+    builtin: Vec<BuiltinCatalog>,
     sources: Vec<Source>,
     overrides: Vec<(String, MethodOverride)>,
 }
@@ -211,20 +223,10 @@ enum Source {
     Text { name: String, text: String },
 }
 
-impl Default for CatalogBuilder {
-    fn default() -> Self {
-        Self {
-            builtin: true,
-            sources: Vec::new(),
-            overrides: Vec::new(),
-        }
-    }
-}
-
 impl CatalogBuilder {
-    /// Leaves the built-in files out (by default they are in).
-    pub fn without_builtin(mut self) -> Self {
-        self.builtin = false;
+    /// Adds a compiled-in catalog; its files come before every user file.
+    pub fn builtin(mut self, catalog: BuiltinCatalog) -> Self {
+        self.builtin.push(catalog);
         self
     }
 
@@ -265,13 +267,14 @@ impl CatalogBuilder {
     /// invalid value.
     pub fn build(self) -> Result<Catalog> {
         let mut fingerprint = Fingerprint::new();
-        let mut defs: Vec<(String, Option<PathBuf>, bool, MethodDef)> = Vec::new();
-        if self.builtin {
-            for (name, text) in builtin::CATALOG_FILES {
+        let mut defs: Vec<(String, Option<PathBuf>, Option<BuiltinCatalog>, MethodDef)> =
+            Vec::new();
+        for builtin in &self.builtin {
+            for (name, text) in builtin.files {
                 fingerprint.add(name);
                 fingerprint.add(text);
                 for def in (Reader { file: name }).parse(text)?.methods {
-                    defs.push(((*name).to_owned(), None, true, def));
+                    defs.push(((*name).to_owned(), None, Some(*builtin), def));
                 }
             }
         }
@@ -291,7 +294,7 @@ impl CatalogBuilder {
             fingerprint.add(&name);
             fingerprint.add(&text);
             for def in (Reader { file: &name }).parse(&text)?.methods {
-                defs.push((name.clone(), dir.clone(), false, def));
+                defs.push((name.clone(), dir.clone(), None, def));
             }
         }
 
@@ -360,7 +363,7 @@ impl CatalogBuilder {
 fn compile(
     file: &str,
     dir: Option<&Path>,
-    builtin: bool,
+    builtin: Option<BuiltinCatalog>,
     def: MethodDef,
     changes: MethodOverride,
 ) -> Result<MethodSpec> {
@@ -473,7 +476,7 @@ fn compile(
         param_renames,
         legacy_params,
         result_renames,
-        fixiplug_shape: def.fixiplug_shape,
+        fixiplug_shape: def.fixiplug_shape.map(String::into_boxed_str),
         source: file.into(),
         in_catalog: true,
     })
@@ -483,11 +486,12 @@ fn load_schema(
     reader: &Reader<'_>,
     key: &str,
     dir: Option<&Path>,
-    builtin: bool,
+    builtin: Option<BuiltinCatalog>,
     path: &str,
 ) -> Result<Value> {
-    let text = if builtin {
-        builtin::schema(path)
+    let text = if let Some(builtin) = builtin {
+        builtin
+            .schema(path)
             .ok_or_else(|| {
                 reader.error(
                     key,

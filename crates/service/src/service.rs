@@ -13,7 +13,7 @@ use crate::coerce::{apply_defaults, coerce};
 use crate::config::{Mode, ParamsValidation, ResultShape, ResultValidation, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::spec::MethodSpec;
-use crate::{Coercion, Defaults, Violation, envelope, fixiplug, limits, telemetry};
+use crate::{Coercion, Defaults, Violation, envelope, limits, telemetry};
 
 /// The service layer: looks methods up, checks and adapts params, adapts
 /// results. Cheap to clone (an `Arc` inside).
@@ -25,6 +25,16 @@ pub struct Service {
 struct Inner {
     catalog: Catalog,
     config: ServiceConfig,
+    reshape: Option<Arc<dyn Reshape>>,
+}
+
+/// Gives adapted results another shape in [`ResultShape::Reshaped`] mode,
+/// for callers of an older API. The framework crate implements it for the
+/// FixiPlug shapes; the service only calls it.
+pub trait Reshape: Send + Sync + fmt::Debug {
+    /// Reshapes `value`, the result of `spec` after envelope unwrapping and
+    /// renames; `metadata` is the envelope's metadata, when there was one.
+    fn reshape(&self, spec: &MethodSpec, value: Value, metadata: Option<&Value>) -> Value;
 }
 
 impl fmt::Debug for Service {
@@ -103,7 +113,27 @@ impl Service {
     /// A service over `catalog` with `config`.
     pub fn new(catalog: Catalog, config: ServiceConfig) -> Self {
         Self {
-            inner: Arc::new(Inner { catalog, config }),
+            inner: Arc::new(Inner {
+                catalog,
+                config,
+                reshape: None,
+            }),
+        }
+    }
+
+    /// A service whose results are reshaped by `reshape` when the config's
+    /// result shape is [`ResultShape::Reshaped`].
+    pub fn with_reshape(
+        catalog: Catalog,
+        config: ServiceConfig,
+        reshape: Arc<dyn Reshape>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                catalog,
+                config,
+                reshape: Some(reshape),
+            }),
         }
     }
 
@@ -283,8 +313,12 @@ impl Service {
 
         let validate =
             config.result_validation != ResultValidation::Off && spec.result_schema.is_some();
-        let fixiplug = config.result_shape == ResultShape::Fixiplug;
-        if spec.result_renames.is_empty() && !validate && !fixiplug {
+        let reshape = self
+            .inner
+            .reshape
+            .as_ref()
+            .filter(|_| config.result_shape == ResultShape::Reshaped);
+        if spec.result_renames.is_empty() && !validate && reshape.is_none() {
             return Ok(Adapted {
                 result: data,
                 metadata,
@@ -312,11 +346,11 @@ impl Service {
                 "result does not match its schema"
             );
         }
-        if fixiplug {
+        if let Some(reshape) = reshape {
             let meta: Option<Value> = metadata
                 .as_ref()
                 .and_then(|m| serde_json::from_str(m.get()).ok());
-            value = fixiplug::reshape(spec.fixiplug_shape, value, meta.as_ref());
+            value = reshape.reshape(spec, value, meta.as_ref());
         }
         let result = serde_json::value::to_raw_value(&value)
             .map_err(|e| invalid(vec![Violation::new("", "json", e.to_string())]))?;

@@ -5,7 +5,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::Violation;
-use crate::fixiplug::FixiplugShape;
 use crate::rename::RenameTree;
 use crate::schema::CompiledSchema;
 
@@ -65,7 +64,7 @@ pub struct MethodSpec {
     pub(crate) param_renames: RenameTree,
     pub(crate) legacy_params: RenameTree,
     pub(crate) result_renames: RenameTree,
-    pub(crate) fixiplug_shape: Option<FixiplugShape>,
+    pub(crate) fixiplug_shape: Option<Box<str>>,
     pub(crate) source: Box<str>,
     pub(crate) in_catalog: bool,
 }
@@ -144,9 +143,10 @@ impl MethodSpec {
         self.envelope
     }
 
-    /// The FixiPlug result shape, for compatibility mode.
-    pub fn fixiplug_shape(&self) -> Option<FixiplugShape> {
-        self.fixiplug_shape
+    /// The catalog's `fixiplug_shape` tag: which shape a [`Reshape`](crate::Reshape)
+    /// gives the result in compatibility mode.
+    pub fn fixiplug_shape(&self) -> Option<&str> {
+        self.fixiplug_shape.as_deref()
     }
 
     /// Whether the method is in the catalog (false for pass-through methods).

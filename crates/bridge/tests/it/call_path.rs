@@ -476,7 +476,7 @@ async fn a_write_drops_the_cached_reads_of_its_family() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typed_framework_api_runs_over_the_bridge() {
-    use pybridge::service::framework::{Domain, GetRecommendationsRequest, RecordPatternRequest};
+    use pybridge::framework::api::{Domain, GetRecommendationsRequest, RecordPatternRequest};
     let mut config = sdk_config();
     config.worker.command = vec![
         python(),

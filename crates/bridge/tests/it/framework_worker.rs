@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pybridge_pool::{Error as PoolError, Pool, PoolConfig, WorkerSpec};
 use pybridge_protocol::{ErrorCode, ErrorObject};
-use pybridge_service::{Catalog, Service, ServiceConfig};
+use pybridge_service::{Service, ServiceConfig};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -357,7 +357,7 @@ async fn start(workers: usize, extra: &[&std::ffi::OsStr]) -> Pool {
 
 fn service() -> Service {
     Service::new(
-        Catalog::builtin().expect("built-in catalog"),
+        pybridge_framework::catalog().expect("built-in catalog"),
         ServiceConfig::default(),
     )
 }

@@ -1,4 +1,5 @@
-//! Integration tests of pybridge-service, through its public API only.
+//! Integration tests of pybridge-framework and of the service over its catalog,
+//! through the public APIs only.
 
 mod adapters;
 mod catalog;
@@ -26,7 +27,7 @@ fn raw(text: &str) -> Box<RawValue> {
 fn builtin() -> Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
     CATALOG
-        .get_or_init(|| Catalog::builtin().expect("built-in catalog"))
+        .get_or_init(|| pybridge_framework::catalog().expect("built-in catalog"))
         .clone()
 }
 

@@ -1,7 +1,7 @@
 //! Adapters: declared renames only, legacy names through aliases, user
 //! payloads untouched, zero-copy pass-through, envelopes.
 
-use pybridge_service::{Catalog, Error, ResultValidation, Service, ServiceConfig};
+use pybridge_service::{Error, ResultValidation, Service, ServiceConfig};
 use serde_json::{Value, json};
 
 use crate::{raw, service, service_with, v, violations, wire};
@@ -266,7 +266,7 @@ fn user_payloads_are_never_rewritten() {
 
 /// A service whose catalog has a user method with nested and array renames.
 fn renaming_service(config: ServiceConfig) -> Service {
-    let catalog = Catalog::builder()
+    let catalog = pybridge_framework::catalog_builder()
         .source(
             "inventory.json",
             r#"{
