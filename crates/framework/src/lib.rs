@@ -62,6 +62,7 @@ pub fn builtin() -> BuiltinCatalog {
     BuiltinCatalog {
         files: builtin::CATALOG_FILES,
         schemas: builtin::SCHEMA_FILES,
+        unavailable_families: UNAVAILABLE_FAMILIES,
     }
 }
 

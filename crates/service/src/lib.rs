@@ -73,6 +73,7 @@ mod config;
 mod envelope;
 mod error;
 mod limits;
+mod manifest;
 mod rename;
 mod schema;
 mod service;
@@ -91,6 +92,7 @@ pub use config::{
 };
 pub use error::{CatalogProblem, Error, Result};
 pub use limits::{FORBIDDEN_KEYS, Limits, ProtoKeys};
+pub use manifest::{Manifest, ManifestMethod};
 pub use service::{Adapted, Prepared, Reshape, Service};
-pub use spec::{CachePolicy, MethodSpec};
+pub use spec::{CachePolicy, FieldSource, FieldSources, MethodSpec};
 pub use violation::Violation;

@@ -181,6 +181,8 @@ impl Service {
                 );
                 return Err(Error::UnknownMethod {
                     method: method.to_owned(),
+                    suggestions: self.inner.catalog.suggest(method),
+                    unavailable: false,
                 });
             }
             None => (
@@ -188,6 +190,14 @@ impl Service {
                 Resolution::PassThrough,
             ),
         };
+        if !spec.available() {
+            telemetry::count_rejection(spec.metric_label(), telemetry::Rejection::UnknownMethod);
+            return Err(Error::UnknownMethod {
+                method: spec.name().to_owned(),
+                suggestions: Vec::new(),
+                unavailable: true,
+            });
+        }
         let params = params.filter(|raw| raw.get().trim() != "null");
         match self.wire_params(&spec, resolution, params) {
             Ok(params) => {
@@ -246,6 +256,34 @@ impl Service {
             None => return Ok(None),
         };
 
+        if let (Value::Array(items), Some(names), Some(schema)) =
+            (&tree, spec.positional.as_ref(), schema)
+        {
+            // By position: element i is the param named names[i]. The mapped
+            // object is validated; the worker still gets the array.
+            let mut violations = Vec::new();
+            if items.len() > names.len() {
+                violations.push(Violation::new(
+                    "",
+                    "maxItems",
+                    format!(
+                        "{} params given by position; the method takes at most {}",
+                        items.len(),
+                        names.len()
+                    ),
+                ));
+            }
+            let object: serde_json::Map<String, Value> = names
+                .iter()
+                .zip(items)
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect();
+            violations.extend(schema.violations(&Value::Object(object)));
+            if !violations.is_empty() {
+                return Err((telemetry::Rejection::Schema, violations));
+            }
+            return Ok(params.map(Cow::Borrowed));
+        }
         let mut changed = false;
         if legacy {
             changed |= spec

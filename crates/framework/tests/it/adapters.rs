@@ -252,7 +252,20 @@ fn user_payloads_are_never_rewritten() {
         .expect("valid");
     assert_eq!(prepared.params().map(|p| p.get()), Some(text));
 
-    // Schema-less methods: declared legacy names only.
+    // Schema-less methods: declared legacy names only. Their family has no
+    // implementation in the reference framework, so the catalog is taken with
+    // every family available, as a deployment whose worker has them would.
+    let every_family = pybridge_service::BuiltinCatalog {
+        unavailable_families: &[],
+        ..pybridge_framework::builtin()
+    };
+    let service = Service::new(
+        pybridge_service::Catalog::builder()
+            .builtin(every_family)
+            .build()
+            .expect("catalog"),
+        ServiceConfig::default(),
+    );
     let (_, sent) = wire(
         &service,
         "designExperiment",

@@ -787,3 +787,39 @@ fn handles_are_cheap_clone_send_sync() {
         clone.catalog().get("test.echo").expect("echo").as_ref()
     ));
 }
+
+#[test]
+fn families_without_an_implementation_are_listed_but_unavailable() {
+    let service = Service::new(crate::builtin(), ServiceConfig::default());
+    for family in pybridge_framework::UNAVAILABLE_FAMILIES {
+        let methods: Vec<_> = service
+            .catalog()
+            .methods()
+            .filter(|m| m.family() == *family)
+            .collect();
+        assert!(!methods.is_empty(), "{family}");
+        for spec in methods {
+            assert!(!spec.available(), "{}", spec.name());
+            // By alias too: the error names the public name, never the wire name.
+            let alias = spec.aliases().next().unwrap_or(spec.name());
+            match service.prepare(alias, None) {
+                Err(
+                    error @ Error::UnknownMethod {
+                        unavailable: true, ..
+                    },
+                ) => {
+                    let text = error.to_string();
+                    assert!(text.contains(spec.name()), "{text}");
+                    assert!(!text.contains(spec.wire_name()), "{text}");
+                }
+                other => panic!("{}: {other:?}", spec.name()),
+            }
+        }
+    }
+    assert!(
+        service
+            .catalog()
+            .get("pattern_learning.get_statistics")
+            .is_some_and(|m| m.available())
+    );
+}
