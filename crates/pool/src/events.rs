@@ -74,6 +74,14 @@ pub enum PoolEvent {
         /// The worker that sent it.
         worker: WorkerId,
     },
+    /// A worker announced a manifest other than the pool's (the first ready
+    /// worker's) and is not used; its start fails.
+    ManifestMismatch {
+        /// The worker.
+        worker: WorkerId,
+        /// Its process id.
+        pid: u32,
+    },
     /// The pool started shutting down.
     ShuttingDown,
 }

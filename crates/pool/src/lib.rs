@@ -62,9 +62,11 @@
 
 #![warn(missing_docs)]
 
+mod admission;
 mod config;
 mod error;
 mod events;
+mod handshake;
 pub mod metrics;
 mod pool;
 mod process;

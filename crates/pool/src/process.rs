@@ -21,10 +21,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
+use crate::admission::Settled;
 use crate::events::{ExitReason, PoolEvent};
+use crate::handshake::{Ready, manifest_difference};
 use crate::pool::Shared;
+use crate::stats::WorkerState;
 use crate::supervisor::SupervisorMsg;
-use crate::worker::{HeldFailure, Outgoing, Worker, WorkerParts, lock};
+use crate::worker::{Outgoing, Worker, WorkerParts, lock};
 use crate::{FailureReason, Handshake, WorkerFailure, WorkerId};
 
 /// How much the reader asks the pipe for at a time.
@@ -133,6 +136,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         pid,
         restarts,
         recycle_after,
+        cap,
         outbox,
         stderr_tail: Arc::clone(&tail),
     }));
@@ -146,29 +150,28 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         shared.config.stderr_tail_lines,
     )));
     let (ready_tx, ready_rx) = oneshot::channel();
+    let junk = Arc::new(Mutex::new(None));
     let mut reader = AbortOnDropHandle::new(tokio::spawn(read_loop(
         stdout,
         Arc::clone(&worker),
         Arc::clone(&shared),
         shared.codec.clone(),
         ready_tx,
+        Arc::clone(&junk),
     )));
-    shared
-        .workers
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Arc::clone(&worker));
+    shared.admission.join(Arc::clone(&worker));
 
     let handshake = async {
-        match spec.handshake {
+        let announced = match spec.handshake {
             Handshake::Announce => ready_rx
                 .await
-                .map_err(|_| "stdout closed before ready".to_string()),
+                .map_err(|_| "stdout closed before ready".to_string())??,
             Handshake::Ping => ping(&shared, &worker, spec.startup_timeout)
                 .await
-                .map(|_| ()),
-            Handshake::None => Ok(()),
-        }
+                .map(|_| Ready::default())?,
+            Handshake::None => Ready::default(),
+        };
+        admit(&shared, &worker, announced)
     };
     let ready = tokio::select! {
         r = timeout(spec.startup_timeout, handshake) => match r {
@@ -198,6 +201,9 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         if let Some(status) = status.filter(|_| !reason.contains("exited")) {
             reason.push_str(&format!(" ({status})"));
         }
+        if let Some(junk) = lock(&junk).as_deref() {
+            reason.push_str(&format!("; stdout before the handshake: {junk}"));
+        }
         if let Some(last) = tail.last() {
             reason.push_str(&format!("; stderr: {last}"));
         }
@@ -209,8 +215,8 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
             status: status.map(|s| s.to_string()),
             stderr_tail: tail,
         });
-        worker.pending.close(&HeldFailure::worker(&failure, false));
-        remove_worker(&shared, id);
+        worker.lot.close(&failure, &[]);
+        shared.admission.leave(id);
         start_failed(&shared, id, slot, reason).await;
         return;
     }
@@ -227,7 +233,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         .supervisor
         .send(SupervisorMsg::Ready { worker: id })
         .await;
-    shared.dispatch();
+    shared.admission.dispatch();
 
     let end = tokio::select! {
         status = child.wait() => End::Exited(status.ok()),
@@ -299,14 +305,8 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         status: status.map(|s| s.to_string()),
         stderr_tail: worker.stderr_tail(),
     });
-    for request in unwritten {
-        worker
-            .pending
-            .fail(&Id::Number(request), HeldFailure::worker(&failure, false));
-    }
-    let failed_calls = worker.pending.close(&HeldFailure::worker(&failure, true));
-    worker.clear_abandoned();
-    remove_worker(&shared, id);
+    let failed_calls = worker.lot.close(&failure, &unwritten);
+    shared.admission.leave(id);
     shared
         .retired_served
         .fetch_add(worker.served.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -339,12 +339,29 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         .await;
 }
 
-fn remove_worker(shared: &Shared, id: WorkerId) {
-    shared
-        .workers
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|w| w.id != id);
+/// Decides whether the pool uses a worker that announced `ready`: its
+/// protocol major must be the pool's and its manifest the pool's (the first
+/// ready worker's). Lowers the worker's cap to its `max_concurrency`.
+fn admit(shared: &Shared, worker: &Worker, ready: Ready) -> Result<(), String> {
+    ready.check_version()?;
+    let pool_manifest = shared.manifest.get_or_init(|| ready.manifest.clone());
+    if let Some(difference) =
+        manifest_difference(pool_manifest.as_deref(), ready.manifest.as_deref())
+    {
+        warn!(worker = %worker.id, pid = worker.pid, difference = %difference, "worker not used: its manifest differs from the pool's");
+        shared.emit(PoolEvent::ManifestMismatch {
+            worker: worker.id,
+            pid: worker.pid,
+        });
+        return Err(difference);
+    }
+    if let Some(n) = ready.max_concurrency {
+        worker.lot.limit(n);
+    }
+    if let Some(version) = ready.protocol_version {
+        let _ = worker.protocol_version.set(version);
+    }
+    Ok(())
 }
 
 async fn start_failed(shared: &Shared, worker: WorkerId, slot: usize, reason: String) {
@@ -377,7 +394,7 @@ async fn stop_gracefully(
     child: &mut Child,
     writer_stop: &CancellationToken,
 ) -> Option<ExitStatus> {
-    let drain = if shared.closing.load(Ordering::Acquire) {
+    let drain = if shared.admission.is_closing() {
         shared.config.shutdown.drain_timeout
     } else {
         shared.config.recycle.drain_timeout
@@ -421,8 +438,8 @@ pub(crate) async fn ping(
         .frame_with(|buf| pybridge_protocol::write_request(buf, &Id::Number(id), "$/ping", None))
         .map_err(|e| e.to_string())?;
     let pending = worker
-        .pending
-        .register(Id::Number(id))
+        .lot
+        .register_unslotted(id)
         .map_err(|e| e.to_string())?;
     worker
         .outbox
@@ -520,7 +537,8 @@ async fn read_loop(
     worker: Arc<Worker>,
     shared: Arc<Shared>,
     mut codec: Codec,
-    ready: oneshot::Sender<()>,
+    ready: oneshot::Sender<Result<Ready, String>>,
+    junk: Arc<Mutex<Option<String>>>,
 ) {
     use tokio_util::codec::Decoder;
     let mut router = Router {
@@ -528,6 +546,7 @@ async fn read_loop(
         shared,
         ready: Some(ready),
         bad_frames: 0,
+        junk,
     };
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -599,8 +618,23 @@ pub(crate) fn id_in_head(head: &[u8]) -> Option<i64> {
 struct Router {
     worker: Arc<Worker>,
     shared: Arc<Shared>,
-    ready: Option<oneshot::Sender<()>>,
+    ready: Option<oneshot::Sender<Result<Ready, String>>>,
     bad_frames: u64,
+    /// The last junk line seen before the handshake, for the start failure.
+    junk: Arc<Mutex<Option<String>>>,
+}
+
+/// The most bytes of a junk line quoted in logs and errors.
+const JUNK_QUOTED: usize = 80;
+
+/// The first bytes of a line, escaped so that any byte prints as text.
+pub(crate) fn quote_head(line: &[u8]) -> String {
+    let head = &line[..line.len().min(JUNK_QUOTED)];
+    let mut quoted = head.escape_ascii().to_string();
+    if line.len() > JUNK_QUOTED {
+        quoted.push_str("...");
+    }
+    quoted
 }
 
 #[derive(Deserialize)]
@@ -636,7 +670,7 @@ impl Router {
         };
         if frame.trim_ascii() == b"READY" {
             if let Some(ready) = self.ready.take() {
-                let _ = ready.send(());
+                let _ = ready.send(Ok(Ready::default()));
             }
             return;
         }
@@ -647,7 +681,11 @@ impl Router {
                     pybridge_protocol::Error::Parse { .. } => "invalid_json",
                     _ => "invalid_message",
                 };
-                self.bad_frame(kind, &err);
+                if self.worker.state() == WorkerState::Starting {
+                    self.junk_before_handshake(kind, &frame);
+                } else {
+                    self.bad_frame(kind, &err);
+                }
             }
         }
     }
@@ -657,10 +695,25 @@ impl Router {
     fn too_large(&mut self, id: i64) {
         let limit = self.shared.config.spec.max_frame;
         let held = crate::worker::HeldFailure::too_large(self.worker.id, limit);
-        if !self.worker.pending.fail(&Id::Number(id), held) {
-            // A call already given up on: its answer came, too large or not.
-            self.worker.claim_abandoned(id);
+        // A call already given up on is settled too: its answer came, too
+        // large or not, and its slot is free.
+        self.worker.lot.fail_one(id, held);
+    }
+
+    /// A line on stdout before the handshake that is no message: a `print()`
+    /// at import time, say. Reported with its first bytes, loudly, because
+    /// it usually explains why the worker never became ready.
+    fn junk_before_handshake(&mut self, kind: &'static str, line: &[u8]) {
+        metrics::counter!(crate::metrics::BAD_FRAMES, crate::metrics::LABEL_KIND => kind)
+            .increment(1);
+        self.bad_frames += 1;
+        let first_bytes = quote_head(line);
+        if self.bad_frames <= LOUD_BAD_FRAMES {
+            warn!(worker = %self.worker.id, kind, first_bytes = %first_bytes, "worker wrote junk on stdout before its handshake; skipped");
+        } else {
+            debug!(worker = %self.worker.id, kind, first_bytes = %first_bytes, "worker wrote junk on stdout before its handshake; skipped");
         }
+        *lock(&self.junk) = Some(first_bytes);
     }
 
     fn bad_frame(&mut self, kind: &'static str, err: &pybridge_protocol::Error) {
@@ -680,7 +733,7 @@ impl Router {
             Message::Notification(n) => match n.method.as_str() {
                 "$/ready" => {
                     if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(());
+                        let _ = ready.send(Ready::from_params(n.params.as_deref()));
                     }
                 }
                 "$/log" => self.log(n.params.as_deref()),
@@ -717,19 +770,18 @@ impl Router {
         {
             response.id = Id::Number(n);
         }
-        // The pending table first: the deadline sweep moves an expired call
-        // from it to the parking lot under the lot's lock, so an answer that
-        // misses the table finds its call parked.
-        let Err(response) = self.worker.pending.complete(response) else {
-            return;
+        // Settled under the lot's lock: an answer that misses the pending
+        // table finds its call parked, whoever (sweep or departing caller)
+        // took it out.
+        let response = match self.worker.lot.settle_answer(response) {
+            Settled::Delivered => return,
+            Settled::Late => {
+                metrics::counter!(crate::metrics::LATE_RESPONSES).increment(1);
+                debug!(worker = %self.worker.id, "late response to an abandoned call");
+                return;
+            }
+            Settled::Unknown(response) => response,
         };
-        if let Id::Number(n) = response.id
-            && self.worker.claim_abandoned(n)
-        {
-            metrics::counter!(crate::metrics::LATE_RESPONSES).increment(1);
-            debug!(worker = %self.worker.id, id = n, "late response to an abandoned call");
-            return;
-        }
         metrics::counter!(crate::metrics::UNROUTABLE).increment(1);
         warn!(worker = %self.worker.id, id = %response.id, "response matches no call; dropped");
         self.shared.emit(PoolEvent::UnroutableResponse {

@@ -63,6 +63,12 @@ pub struct WorkerStats {
     pub rss_bytes: Option<u64>,
     /// Time since it was spawned.
     pub age: Duration,
+    /// The most calls the pool puts in flight on it at once: the pool's
+    /// `max_in_flight`, or the worker's advertised `max_concurrency` if lower.
+    pub max_in_flight: usize,
+    /// The protocol version it announced in its `$/ready` handshake ("1.0"
+    /// when it announced none), once ready; `None` for other handshakes.
+    pub protocol_version: Option<std::sync::Arc<str>>,
 }
 
 /// Overall health of the pool.

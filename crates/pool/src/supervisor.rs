@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::events::{PoolEvent, RecycleReason};
 use crate::pool::{Shared, ShutdownReport};
 use crate::stats::WorkerState;
-use crate::worker::{Worker, lock};
+use crate::worker::Worker;
 use crate::{FailureReason, WorkerId, process};
 
 /// How often the supervisor looks at timers: backoff, cool-down, pings,
@@ -140,20 +140,11 @@ pub(crate) async fn run(
 
 impl Supervisor {
     fn worker(&self, id: WorkerId) -> Option<Arc<Worker>> {
-        let workers = self
-            .shared
-            .workers
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        workers.iter().find(|w| w.id == id).cloned()
+        self.shared.admission.worker(id)
     }
 
     fn live_workers(&self) -> Vec<Arc<Worker>> {
-        self.shared
-            .workers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.admission.workers()
     }
 
     fn start_one(&mut self) {
@@ -217,7 +208,7 @@ impl Supervisor {
             self.cooldown_until = None;
             self.shared.emit(PoolEvent::Recovered);
         }
-        *lock(&self.shared.unavailable) = None;
+        self.shared.admission.set_unavailable(None);
         if let Some(initial) = &mut self.initial {
             initial.waiting -= 1;
             initial.ready += 1;
@@ -292,8 +283,7 @@ impl Supervisor {
             if !self.members.values().any(|m| m.phase == Phase::Ready) {
                 // Nobody can serve for a while: fail queued calls now rather
                 // than at their deadlines, and new calls at once.
-                *lock(&self.shared.unavailable) = Some(reason);
-                self.shared.queue.clear();
+                self.shared.admission.set_unavailable(Some(reason));
             }
         }
     }
@@ -307,7 +297,7 @@ impl Supervisor {
             // It served, so this is no crash loop: replace it at once.
             self.slot_restarts[member.slot] += 1;
             self.shared.restarts.fetch_add(1, Ordering::Relaxed);
-            if !self.shared.closing.load(Ordering::Acquire) {
+            if !self.shared.admission.is_closing() {
                 self.shared
                     .emit(PoolEvent::WorkerRestarting { replacing: worker });
             }
@@ -346,7 +336,7 @@ impl Supervisor {
     /// Starts workers until the active count meets the target, within the
     /// backoff and the crash-loop cool-down.
     fn reconcile(&mut self) {
-        if self.shared.closing.load(Ordering::Acquire) {
+        if self.shared.admission.is_closing() {
             return;
         }
         let target = self.shared.target.load(Ordering::Relaxed);
@@ -382,9 +372,7 @@ impl Supervisor {
         let read_rss = self.ticks.is_multiple_of(RSS_EVERY);
         for w in &workers {
             let state = w.state();
-            if matches!(state, WorkerState::Ready | WorkerState::Draining)
-                && w.overdue_abandoned(now)
-            {
+            if matches!(state, WorkerState::Ready | WorkerState::Draining) && w.lot.overdue(now) {
                 warn!(worker = %w.id, pid = w.pid, "worker kept a cancelled call past the grace period; killing it");
                 w.kill_with(FailureReason::Hung);
                 continue;
@@ -459,8 +447,8 @@ impl Supervisor {
     fn scale(&mut self) {
         let config = &self.shared.config;
         let target = self.shared.target.load(Ordering::Relaxed);
-        let queued = self.shared.queue.len();
-        let waited = self.shared.queue.oldest_wait();
+        let queued = self.shared.admission.queued();
+        let waited = self.shared.admission.oldest_wait();
         let none_active = self.active() == 0;
         let starved =
             queued > 0 && (none_active || waited.is_some_and(|w| w >= config.scale.grow_after));
@@ -476,7 +464,8 @@ impl Supervisor {
                 return None;
             }
             let w = self.worker(*id)?;
-            w.idle_for()
+            w.lot
+                .idle_for()
                 .is_some_and(|d| d >= config.scale.idle_timeout)
                 .then_some(w)
         });
@@ -509,7 +498,7 @@ async fn read_rss_bytes(pid: u32) -> Option<u64> {
 
 /// The shutdown sequence; see [`crate::Pool::shutdown`].
 pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
-    if shared.closing.swap(true, Ordering::AcqRel) {
+    if shared.admission.close() {
         let mut done = shared.shutdown_done().subscribe();
         return match done.wait_for(Option::is_some).await {
             Ok(report) => report.unwrap_or(ShutdownReport {
@@ -524,11 +513,7 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
     }
     info!("pool shutting down");
     shared.emit(PoolEvent::ShuttingDown);
-    shared.queue.clear();
-    let in_flight = || -> usize {
-        let workers = shared.workers.read().unwrap_or_else(|e| e.into_inner());
-        workers.iter().map(|w| w.in_flight()).sum()
-    };
+    let in_flight = || shared.admission.in_flight();
     let until = Instant::now() + shared.config.shutdown.drain_timeout;
     let drained = loop {
         if in_flight() == 0 {
@@ -537,10 +522,7 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
         if Instant::now() >= until {
             break false;
         }
-        tokio::select! {
-            () = shared.released.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
+        shared.admission.released(Duration::from_millis(20)).await;
     };
     let abandoned_calls = in_flight();
     shared.supervise.cancel();

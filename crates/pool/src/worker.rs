@@ -1,18 +1,18 @@
 //! The state one worker shares between its I/O tasks, its callers and the supervisor.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use bytes::Bytes;
-use pybridge_protocol::{Id, PendingTable};
+use bytes::{BufMut, Bytes, BytesMut};
+use pybridge_protocol::{Codec, Framing};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::pool::SlotGuard;
+use crate::admission::Lot;
 use crate::stats::{WorkerState, WorkerStats};
 use crate::{FailureReason, WorkerFailure};
 
@@ -71,16 +71,6 @@ pub(crate) struct Outgoing {
     pub(crate) frame: Bytes,
 }
 
-/// A call whose deadline passed (or whose caller went away) while the worker
-/// still held it. Its slot stays taken until the worker answers or dies, so a
-/// worker is never handed more work than its cap. The deadline sweep parks
-/// the call first; its caller hands over the slot when it wakes.
-#[derive(Debug)]
-pub(crate) struct Abandoned {
-    pub(crate) grace_until: Instant,
-    pub(crate) slot: Option<SlotGuard>,
-}
-
 const STARTING: u8 = 0;
 const READY: u8 = 1;
 const DRAINING: u8 = 2;
@@ -95,17 +85,16 @@ pub(crate) struct Worker {
     /// How many workers died in this slot before this one.
     pub(crate) restarts: u64,
     state: AtomicU8,
-    in_flight: AtomicUsize,
+    /// Its slots, pending calls and parked calls; only `admission` changes them.
+    pub(crate) lot: Lot,
+    /// The protocol version it announced, once ready.
+    pub(crate) protocol_version: OnceLock<Arc<str>>,
     pub(crate) served: AtomicU64,
     pub(crate) rss_bytes: AtomicU64,
     pub(crate) missed_pings: AtomicU32,
-    /// When the worker last went idle, in milliseconds since it spawned.
-    idle_since_ms: AtomicU64,
     /// The request count after which it is recycled, drawn with jitter at spawn.
     pub(crate) recycle_after: Option<u64>,
-    pub(crate) pending: PendingTable<HeldFailure>,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
-    pub(crate) abandoned: Mutex<HashMap<i64, Abandoned>>,
     pub(crate) stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Cancelled to kill the worker at once; the reason is set first.
     pub(crate) kill: CancellationToken,
@@ -118,7 +107,6 @@ pub(crate) struct Worker {
 #[derive(Debug)]
 pub(crate) struct WorkerMetrics {
     pub(crate) requests: metrics::Counter,
-    pub(crate) in_flight: metrics::Gauge,
     pub(crate) duration: metrics::Histogram,
 }
 
@@ -128,7 +116,6 @@ impl WorkerMetrics {
         let slot = slot.to_string();
         WorkerMetrics {
             requests: metrics::counter!(REQUESTS, LABEL_SLOT => slot.clone()),
-            in_flight: metrics::gauge!(IN_FLIGHT, LABEL_SLOT => slot.clone()),
             duration: metrics::histogram!(REQUEST_DURATION, LABEL_SLOT => slot),
         }
     }
@@ -149,28 +136,29 @@ pub(crate) struct WorkerParts {
     pub(crate) pid: u32,
     pub(crate) restarts: u64,
     pub(crate) recycle_after: Option<u64>,
+    /// The pool's `max_in_flight`, until the worker advertises less.
+    pub(crate) cap: usize,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
     pub(crate) stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Worker {
     pub(crate) fn new(parts: WorkerParts) -> Worker {
+        let spawned_at = Instant::now();
         Worker {
             id: parts.id,
             slot: parts.slot,
             pid: parts.pid,
-            spawned_at: Instant::now(),
+            spawned_at,
             restarts: parts.restarts,
             state: AtomicU8::new(STARTING),
-            in_flight: AtomicUsize::new(0),
+            lot: Lot::new(parts.cap, parts.slot, spawned_at),
+            protocol_version: OnceLock::new(),
             served: AtomicU64::new(0),
             rss_bytes: AtomicU64::new(0),
             missed_pings: AtomicU32::new(0),
-            idle_since_ms: AtomicU64::new(0),
             recycle_after: parts.recycle_after,
-            pending: PendingTable::new(),
             outbox: parts.outbox,
-            abandoned: Mutex::new(HashMap::new()),
             stderr_tail: parts.stderr_tail,
             kill: CancellationToken::new(),
             stop: CancellationToken::new(),
@@ -201,47 +189,7 @@ impl Worker {
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
-    }
-
-    /// Takes one of the worker's in-flight slots if it is ready and below `cap`.
-    pub(crate) fn try_reserve(&self, cap: usize) -> bool {
-        let mut current = self.in_flight.load(Ordering::Relaxed);
-        loop {
-            if current >= cap || self.state.load(Ordering::Acquire) != READY {
-                return false;
-            }
-            match self.in_flight.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    self.metrics.in_flight.increment(1.0);
-                    return true;
-                }
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
-    pub(crate) fn release(&self) {
-        let before = self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.metrics.in_flight.decrement(1.0);
-        if before == 1 {
-            let ms = u64::try_from(self.spawned_at.elapsed().as_millis()).unwrap_or(u64::MAX);
-            self.idle_since_ms.store(ms, Ordering::Relaxed);
-        }
-    }
-
-    /// How long the worker has had nothing in flight.
-    pub(crate) fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight() > 0 {
-            return None;
-        }
-        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
-        Some(self.spawned_at.elapsed().saturating_sub(since))
+        self.lot.in_flight()
     }
 
     /// Marks the worker for killing with `reason` (the first reason wins).
@@ -260,70 +208,6 @@ impl Worker {
         lock(&self.stderr_tail).iter().cloned().collect()
     }
 
-    /// Parks a call whose caller stopped waiting, with its slot.
-    pub(crate) fn abandon(&self, id: i64, entry: Abandoned) {
-        let mut map = lock(&self.abandoned);
-        map.insert(id, entry);
-    }
-
-    /// Fails the calls whose deadline has passed and parks them, in one step
-    /// under the parking lot's lock: a late answer that finds its call gone
-    /// from the pending table then always finds it parked. Returns their ids.
-    pub(crate) fn expire_due(&self, now: Instant, grace: Duration) -> Vec<i64> {
-        let mut map = lock(&self.abandoned);
-        let due = self.pending.expire_ids(now.into_std());
-        let ids: Vec<i64> = due.iter().filter_map(Id::as_number).collect();
-        for id in &ids {
-            // A caller that went away at the same moment may have parked it
-            // already, with its slot; keep that entry.
-            map.entry(*id).or_insert(Abandoned {
-                grace_until: now + grace,
-                slot: None,
-            });
-        }
-        ids
-    }
-
-    /// Hands an expired call's slot to its parked entry; frees it at once if
-    /// the late answer already claimed the entry.
-    pub(crate) fn park_slot(&self, id: i64, slot: SlotGuard) {
-        let unparked = {
-            let mut map = lock(&self.abandoned);
-            match map.get_mut(&id) {
-                Some(entry) => {
-                    entry.slot = Some(slot);
-                    None
-                }
-                None => Some(slot),
-            }
-        };
-        // Dropped outside the lock: freeing the slot may dispatch queued calls.
-        drop(unparked);
-    }
-
-    /// Removes a parked call (its late answer arrived); returns whether it was
-    /// parked. Always takes the lock: a call being expired right now is only
-    /// visible under it.
-    pub(crate) fn claim_abandoned(&self, id: i64) -> bool {
-        // The entry (and the slot it frees) drops after the lock is released.
-        let entry = lock(&self.abandoned).remove(&id);
-        entry.is_some()
-    }
-
-    /// Frees every parked call's slot (the worker is gone).
-    pub(crate) fn clear_abandoned(&self) -> usize {
-        let entries: Vec<Abandoned> = {
-            let mut map = lock(&self.abandoned);
-            map.drain().map(|(_, entry)| entry).collect()
-        };
-        entries.len()
-    }
-
-    /// Calls kept past their deadline for longer than the grace period.
-    pub(crate) fn overdue_abandoned(&self, now: Instant) -> bool {
-        lock(&self.abandoned).values().any(|a| a.grace_until <= now)
-    }
-
     pub(crate) fn stats(&self) -> WorkerStats {
         let rss = self.rss_bytes.load(Ordering::Relaxed);
         WorkerStats {
@@ -336,6 +220,51 @@ impl Worker {
             restarts: self.restarts,
             rss_bytes: (rss > 0).then_some(rss),
             age: self.spawned_at.elapsed(),
+            max_in_flight: self.lot.cap(),
+            protocol_version: self.protocol_version.get().cloned(),
+        }
+    }
+}
+
+/// Encodes one message, framed for the wire, in one buffer. NDJSON frames are
+/// written in place; raw params are copied once, never re-serialized.
+pub(crate) fn encode_frame(
+    codec: &Codec,
+    write: impl FnOnce(&mut BytesMut),
+) -> crate::Result<Bytes> {
+    let too_large = |len: usize| {
+        crate::Error::Encode(Arc::new(pybridge_protocol::Error::FrameTooLarge {
+            limit: codec.max_frame(),
+            declared: Some(len as u64),
+        }))
+    };
+    match codec.framing() {
+        Framing::Ndjson => {
+            let mut buf = BytesMut::with_capacity(256);
+            write(&mut buf);
+            if buf.len() > codec.max_frame() {
+                return Err(too_large(buf.len()));
+            }
+            // Raw params may be pretty-printed; a raw newline can only be
+            // whitespace between JSON tokens, so a space replaces it.
+            if buf.iter().any(|&b| b == b'\n' || b == b'\r') {
+                for b in buf.iter_mut() {
+                    if *b == b'\n' || *b == b'\r' {
+                        *b = b' ';
+                    }
+                }
+            }
+            buf.put_u8(b'\n');
+            Ok(buf.freeze())
+        }
+        _ => {
+            let mut payload = BytesMut::with_capacity(256);
+            write(&mut payload);
+            let mut out = BytesMut::with_capacity(payload.len() + 32);
+            codec
+                .encode_frame(&payload, &mut out)
+                .map_err(|err| crate::Error::Encode(Arc::new(err)))?;
+            Ok(out.freeze())
         }
     }
 }

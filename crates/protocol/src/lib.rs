@@ -89,3 +89,9 @@ pub use message::{
     Response, to_raw,
 };
 pub use pending::{Pending, PendingError, PendingResult, PendingTable};
+
+/// The version of the pybridge worker protocol this crate speaks, as
+/// "MAJOR.MINOR". A worker announces its own in the `$/ready` handshake
+/// (`protocol_version`, "1.0" when absent); a host refuses a worker whose
+/// major version differs from this one's.
+pub const PROTOCOL_VERSION: &str = "1.0";

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod basic;
+mod dropped;
 mod faults;
+mod handshake;
 mod lifecycle;
 mod support;
