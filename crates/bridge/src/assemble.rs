@@ -12,7 +12,7 @@ use pybridge_resilience::{
     Backoff, BreakerConfig, BreakerRegistry, Jitter, RetryBudget, RetryPolicy,
 };
 use pybridge_service::{
-    Catalog, Coercion, Defaults, MethodOverride, Mode, ParamsValidation, ResultShape,
+    Catalog, Coercion, Defaults, Manifest, MethodOverride, Mode, ParamsValidation, ResultShape,
     ResultValidation, Service, ServiceConfig,
 };
 use tokio::sync::broadcast;
@@ -28,7 +28,11 @@ use crate::{Error, Result};
 /// Everything that can be built before the workers start.
 pub(crate) struct Parts {
     config: Config,
+    /// The service over the catalogs alone: it checks the configuration
+    /// before any worker starts. [`Parts::start`] rebuilds it with the
+    /// worker's manifest and the `[methods]` overrides.
     service: Service,
+    worker: WorkerSpec,
     breakers: Option<BreakerRegistry>,
     retry: Option<RetryPolicy>,
     pool: PoolConfig,
@@ -59,13 +63,14 @@ impl Parts {
             Some(spec) => spec,
             None => worker_spec(&config)?,
         };
-        let service = service(&config)?;
+        let service = service(&config, None, false)?;
         let breakers = breakers(&config)?;
         let retry = retry_policy(&config)?;
         let pool = pool_config(&config, worker.clone())?;
         Ok(Parts {
             config,
             service,
+            worker,
             breakers,
             retry,
             pool,
@@ -76,13 +81,44 @@ impl Parts {
         let Parts {
             config,
             service,
+            worker,
             breakers,
             retry,
             pool,
         } = self;
-        #[cfg(feature = "cache")]
-        let cache = cache(&config, &service)?;
         let pool = Pool::start(pool).await.map_err(Error::Start)?;
+        // The registry takes the worker's manifest, known once a worker is
+        // ready; building it reads files and compiles schemas, so it runs on
+        // a blocking thread. A failure stops the workers just started.
+        let manifest = pool.manifest();
+        let rebuilt = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || registry(&config, manifest.as_deref()))
+                .await
+                .map_err(|err| Error::Build {
+                    part: "method registry (the builder task failed)",
+                    source: Box::new(err),
+                })
+                .and_then(|built| built)
+        };
+        let service = match rebuilt {
+            Ok(Some(service)) => service,
+            Ok(None) => service,
+            Err(err) => {
+                pool.shutdown().await;
+                return Err(err);
+            }
+        };
+        #[cfg(feature = "cache")]
+        let cache = match cache(&config, &service, &worker) {
+            Ok(cache) => cache,
+            Err(err) => {
+                pool.shutdown().await;
+                return Err(err);
+            }
+        };
+        #[cfg(not(feature = "cache"))]
+        let _ = worker;
         let (events, _) = broadcast::channel(1024);
         let events = Arc::new(events);
         let mut forwarders = vec![events::forward(
@@ -161,7 +197,21 @@ fn worker_spec(config: &Config) -> Result<WorkerSpec> {
     Ok(spec)
 }
 
-fn catalog(config: &Config) -> Result<Catalog> {
+/// The full registry: catalogs, the worker's manifest (`None` when it sent
+/// none) and the overrides. `Ok(None)` when there is nothing to add to the
+/// service built before the workers started.
+fn registry(config: &Config, manifest: Option<&serde_json::Value>) -> Result<Option<Service>> {
+    let manifest = manifest
+        .map(Manifest::from_value)
+        .transpose()
+        .map_err(|e| build_error("worker manifest")(boxed(e)))?;
+    if manifest.is_none() && config.methods.is_empty() {
+        return Ok(None);
+    }
+    service(config, manifest, true).map(Some)
+}
+
+fn catalog(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Result<Catalog> {
     #[cfg(feature = "framework")]
     let mut builder = pybridge_framework::catalog_builder();
     #[cfg(not(feature = "framework"))]
@@ -169,7 +219,13 @@ fn catalog(config: &Config) -> Result<Catalog> {
     for file in &config.service.catalog_files {
         builder = builder.file(file);
     }
-    for (name, m) in &config.methods {
+    if let Some(manifest) = manifest {
+        builder = builder.manifest(manifest);
+    }
+    // Overrides may name methods only the worker declares: they are applied
+    // once its manifest is known.
+    let methods = config.methods.iter().filter(|_| overrides);
+    for (name, m) in methods {
         let mut changes = MethodOverride::new();
         if let Some(wire) = &m.wire_name {
             changes = changes.wire_name(wire);
@@ -198,8 +254,8 @@ fn catalog(config: &Config) -> Result<Catalog> {
         .map_err(|e| build_error("catalog")(boxed(e)))
 }
 
-fn service(config: &Config) -> Result<Service> {
-    let catalog = catalog(config)?;
+fn service(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Result<Service> {
+    let catalog = catalog(config, manifest, overrides)?;
     let service_config = service_config(config)?;
     if !config.service.fixiplug_results {
         return Ok(Service::new(catalog, service_config));
@@ -368,14 +424,30 @@ fn pool_config(config: &Config, worker: WorkerSpec) -> Result<PoolConfig> {
 }
 
 #[cfg(feature = "cache")]
-fn cache(config: &Config, service: &Service) -> Result<Option<pybridge_cache::Cache>> {
+fn cache(
+    config: &Config,
+    service: &Service,
+    worker: &WorkerSpec,
+) -> Result<Option<pybridge_cache::Cache>> {
     let c = &config.cache;
     if !c.enabled {
         return Ok(None);
     }
     // The catalog's version is part of every key: a changed catalog or
     // override can never be answered from entries cached under the old one.
-    let namespace = format!("{}|{}", c.namespace, service.catalog().version());
+    // So is the producer: the worker's manifest, or its command without one,
+    // so that two different workers never share an entry.
+    let producer = match service.catalog().manifest() {
+        Some(manifest) => pybridge_cache::ProducerId::from_manifest(manifest.canonical()),
+        None => {
+            let command: Vec<&[u8]> = std::iter::once(worker.program.as_os_str())
+                .chain(worker.args.iter().map(|a| a.as_os_str()))
+                .map(|part| part.as_encoded_bytes())
+                .collect();
+            pybridge_cache::ProducerId::from_command(&command)
+        }
+    };
+    let namespace = producer.namespace(&format!("{}|{}", c.namespace, service.catalog().version()));
     let mut builder = pybridge_cache::CacheBuilder::new().namespace(namespace);
     if let Some(bytes) = std::num::NonZeroU64::new(c.memory.as_u64()) {
         builder = builder.l1_max_bytes(bytes);

@@ -423,6 +423,7 @@ impl Bridge {
             }
             .instrument(span.clone())
             .await;
+        let call = call.map_err(|err| self.with_suggestions(method, err));
         let outcome = match &call {
             Ok(_) => telemetry::Outcome::Ok,
             Err(e) => outcome_of(e),
@@ -430,6 +431,42 @@ impl Bridge {
         span.record(telemetry::fields::OUTCOME, outcome.as_str());
         guard.finish(outcome);
         call
+    }
+
+    /// A worker that does not know the method (its -32601) keeps its
+    /// message and data; the registry's closest names join the data, as
+    /// `suggestions`, when the data is an object or absent.
+    fn with_suggestions(&self, method: &str, err: Error) -> Error {
+        use pybridge_pool::Error as P;
+        use pybridge_protocol::ErrorCode;
+        let Error::Pool {
+            method: called,
+            source: P::Remote { worker, error },
+        } = err
+        else {
+            return err;
+        };
+        let suggestions = if error.code == ErrorCode::METHOD_NOT_FOUND {
+            self.inner.service.catalog().suggest(method)
+        } else {
+            Vec::new()
+        };
+        let mut data = match error.data_as::<serde_json::Value>() {
+            None => Some(serde_json::Map::new()),
+            Some(Ok(serde_json::Value::Object(map))) => Some(map),
+            Some(_) => None,
+        };
+        let error = match data.as_mut() {
+            Some(map) if !suggestions.is_empty() => {
+                map.insert("suggestions".into(), suggestions.into());
+                error.clone().with_data(map).unwrap_or(error)
+            }
+            _ => error,
+        };
+        Error::Pool {
+            method: called,
+            source: P::Remote { worker, error },
+        }
     }
 
     /// The catalog, the limits and the schema: a bad request ends here.
