@@ -81,6 +81,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
+            // A human line first (the JSON error stays the last line): an
+            // unknown method says which names are close.
+            if err.code() == "method_not_found" {
+                eprintln!("pybridge: {}", err.report());
+            }
             let object = err.to_error_object();
             eprintln!("{}", serde_json::to_string(&object)?);
             Ok(ExitCode::from(1))

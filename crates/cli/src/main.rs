@@ -1,5 +1,6 @@
 //! The `pybridge` command: `call`, `serve` (an HTTP gateway with `/rpc`,
-//! `/health` and `/metrics`), `bench` and `config`, over the bridge.
+//! `/health` and `/metrics`), `bench`, `config`, and `methods`/`describe`
+//! (the method registry, also as OpenRPC), over the bridge.
 //!
 //! Without a worker command it runs the embedded reference SQLite Extensions
 //! Framework worker; after `--`, any program and its arguments become the
@@ -10,8 +11,11 @@
 
 mod bench;
 mod call;
+mod describe;
 mod embedded;
 mod logging;
+mod methods;
+mod openrpc;
 mod options;
 mod out;
 mod rpc;
@@ -44,6 +48,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the effective configuration with the source of each value.
     Config(options::ConfigArgs),
+    /// List every method: source, description, policy, schemas.
+    Methods(methods::MethodsArgs),
+    /// Show one method: schemas, policy and example params.
+    Describe(describe::DescribeArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +72,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Bench(args) => bench::run(&cli.global, args).await,
             Command::Config(args) => options::print_config(&cli.global, &args),
+            Command::Methods(args) => methods::run(&cli.global, args).await,
+            Command::Describe(args) => describe::run(&cli.global, args).await,
         }
     });
     match outcome {

@@ -84,6 +84,14 @@ async fn single(bridge: &Bridge, message: Message, deadline: Instant) -> Answer 
 }
 
 async fn request_answer(bridge: &Bridge, request: Request, deadline: Instant) -> Vec<u8> {
+    if request.method == "rpc.discover" {
+        let document = crate::openrpc::document(bridge.service().catalog());
+        let result =
+            serde_json::value::to_raw_value(&document).expect("a JSON value always serializes");
+        let mut out = Vec::with_capacity(result.get().len() + 48);
+        write_response(&mut out, &request.id, Ok(&result));
+        return out;
+    }
     if request.method_kind() != MethodKind::Application {
         let error = ErrorObject::new(
             ErrorCode::METHOD_NOT_FOUND,
