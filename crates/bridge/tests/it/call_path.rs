@@ -417,11 +417,8 @@ async fn a_hung_worker_costs_one_attempt_not_the_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_drops_the_cached_reads_of_its_family() {
     let mut config = sdk_config();
-    config.worker.command = vec![
-        python(),
-        fixtures().join("framework/server.py").display().to_string(),
-        "--memory".into(),
-    ];
+    config.worker.command = framework_command();
+    config.worker.command.push("--memory".into());
     let bridge = bridge(config).await;
     let question =
         json!({"domain": "text", "description": "zebra stripe tokenizer for quokka glyphs"});
@@ -478,11 +475,8 @@ async fn a_write_drops_the_cached_reads_of_its_family() {
 async fn the_typed_framework_api_runs_over_the_bridge() {
     use pybridge::framework::api::{Domain, GetRecommendationsRequest, RecordPatternRequest};
     let mut config = sdk_config();
-    config.worker.command = vec![
-        python(),
-        fixtures().join("framework/server.py").display().to_string(),
-        "--memory".into(),
-    ];
+    config.worker.command = framework_command();
+    config.worker.command.push("--memory".into());
     let bridge = bridge(config).await;
     let framework = bridge.framework();
     let request = GetRecommendationsRequest {

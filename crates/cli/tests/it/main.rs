@@ -6,3 +6,4 @@ mod call;
 mod methods;
 mod serve;
 mod support;
+mod worker_stderr;
