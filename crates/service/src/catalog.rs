@@ -277,14 +277,14 @@ impl CatalogBuilder {
 
     /// Merges a worker's manifest: above the catalogs, below the overrides.
     ///
-    /// A manifest method is matched to a catalog method by the catalog's
-    /// wire name (what the worker serves), or else by the catalog's public
-    /// name, in which case the worker's name becomes the wire name. For a
-    /// matched method the manifest sets the policy (idempotent, cache TTL,
-    /// timeout) and fills a description or schema the catalog lacks, but a
-    /// curated schema always wins: the result is never looser than the
-    /// catalog (and the catalog's schema describes public names, which its
-    /// renames may map to other wire names). A manifest method no catalog
+    /// A manifest method is matched to the catalog methods with its name as
+    /// their wire name (what the worker serves), or else to the catalog
+    /// method with its name as public name, whose wire name becomes the
+    /// worker's. For a matched method the manifest sets the cache TTL and
+    /// the timeout and fills a description or schema the catalog lacks, but
+    /// the result is never looser than the catalog: a curated schema always
+    /// wins (it describes public names, which renames may map to other wire
+    /// names), and the manifest may withdraw idempotence, never grant it. A manifest method no catalog
     /// has becomes a method of its own (source `manifest:<worker>`). Catalog
     /// methods the manifest does not declare are marked unavailable, since
     /// the worker said what it serves (unless it declared no methods at all).
@@ -639,16 +639,20 @@ fn merge_manifest(defs: &mut Vec<Entry>, manifest: &Manifest) -> Result<()> {
             key: format!("methods[{i}].name"),
             reason,
         })?;
-        let found = defs
-            .iter()
-            .position(|e| e.def.wire_name == method.name)
-            .or_else(|| defs.iter().position(|e| e.def.name == method.name));
-        match found {
-            Some(index) => {
-                matched[index] = true;
-                refine(&mut defs[index], method);
-            }
-            None => defs.push(from_manifest(&file, i, method)),
+        // Several catalog methods may share a wire name (a user file can
+        // give a served method another public name): each is refined.
+        let mut found: Vec<usize> = (0..matched.len())
+            .filter(|&j| defs[j].def.wire_name == method.name)
+            .collect();
+        if found.is_empty() {
+            found.extend((0..matched.len()).filter(|&j| defs[j].def.name == method.name));
+        }
+        if found.is_empty() {
+            defs.push(from_manifest(&file, i, method));
+        }
+        for index in found {
+            matched[index] = true;
+            refine(&mut defs[index], method);
         }
     }
     if !manifest.methods.is_empty() {
@@ -690,8 +694,10 @@ fn refine(entry: &mut Entry, method: &ManifestMethod) {
         def.result_schema = Some(SchemaRef::Inline(schema.clone()));
         sources.result_schema = FieldSource::Manifest;
     }
-    if let Some(idempotent) = method.idempotent {
-        def.idempotent = idempotent;
+    // Idempotence lets a written call run twice: the worker may withdraw
+    // it, but never grant it over a catalog that says no.
+    if method.idempotent == Some(false) && def.idempotent {
+        def.idempotent = false;
         sources.idempotent = FieldSource::Manifest;
     }
     if let Some(ttl) = method.cache_ttl {

@@ -57,6 +57,10 @@ async fn calls_round_trip_in_every_form() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_params_never_reach_a_worker_and_never_trip_a_breaker() {
     let mut config = sdk_config();
+    // The framework's worker: its manifest declares the method, so the
+    // registry lists it as available and checks its params.
+    config.worker.command = framework_command();
+    config.worker.command.push("--memory".into());
     config.breaker.mode = pybridge::config::BreakerMode::Consecutive;
     config.breaker.failure_threshold = 2;
     let bridge = bridge(config).await;

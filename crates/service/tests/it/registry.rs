@@ -114,8 +114,9 @@ fn a_curated_schema_wins_over_the_manifest_and_the_manifest_sets_the_policy() {
     assert_eq!(add.wire_name(), "calc_add");
     assert_eq!(add.description(), Some("Curated add."));
     assert_eq!(add.sources().params_schema, FieldSource::CatalogFile);
-    assert!(add.idempotent());
-    assert_eq!(add.sources().idempotent, FieldSource::Manifest);
+    // The worker says idempotent; the catalog says no, and no wins.
+    assert!(!add.idempotent());
+    assert_eq!(add.sources().idempotent, FieldSource::CatalogFile);
     assert_eq!(add.cache().l1_ttl, Some(Duration::from_secs(60)));
     assert_eq!(add.timeout(), Some(Duration::from_secs(5)));
     assert_eq!(add.sources().timeout, FieldSource::Manifest);
@@ -123,6 +124,27 @@ fn a_curated_schema_wins_over_the_manifest_and_the_manifest_sets_the_policy() {
     let service = service(catalog);
     let err = prepare(&service, "calc.add", r#"{"a":101,"b":1,"c":0}"#).unwrap_err();
     assert_eq!(err.violations().len(), 2, "{err}");
+}
+
+#[test]
+fn a_worker_may_withdraw_idempotence_and_every_method_with_its_wire_name_is_matched() {
+    let catalog = Catalog::builder()
+        .source("calc.json", CATALOG)
+        .source(
+            "mine.json",
+            r#"{"family":"mine","methods":[{"name":"mine.legacy","wire_name":"calc_legacy","idempotent":true}]}"#,
+        )
+        .manifest(manifest(json!({"methods": [{"name": "calc_legacy", "idempotent": false, "timeout_ms": 700}]})))
+        .build()
+        .expect("builds");
+    for name in ["calc.legacy", "mine.legacy"] {
+        let spec = catalog.get(name).expect(name);
+        assert!(spec.available(), "{name}");
+        assert!(!spec.idempotent(), "{name}");
+        assert_eq!(spec.sources().idempotent, FieldSource::Manifest);
+        assert_eq!(spec.timeout(), Some(Duration::from_millis(700)));
+    }
+    assert!(!catalog.get("calc.add").expect("listed").available());
 }
 
 #[test]
