@@ -288,3 +288,50 @@ async fn cached_values_are_keyed_by_the_worker_that_produced_them() {
     assert_eq!(reply.source, ResultSource::CacheDisk);
     again.shutdown().await;
 }
+
+/// A worker on the SDK: the manifest comes from type hints and the
+/// decorator's policy, and the bridge enforces both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_workers_type_hints_become_the_registrys_schema_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let mut config = crate::support::sdk_config();
+    config.worker.command = vec![
+        python(),
+        fixtures()
+            .join("registry/typed_worker.py")
+            .display()
+            .to_string(),
+        "--log".into(),
+        log.display().to_string(),
+    ];
+    let bridge = bridge(config).await;
+    let spec = bridge.service().catalog().get("geo.scale").unwrap().clone();
+    assert_eq!(spec.source(), "manifest:typed-worker");
+    assert!(spec.idempotent());
+    assert_eq!(spec.timeout(), Some(Duration::from_secs(5)));
+    assert_eq!(spec.cache().l1_ttl, Some(Duration::from_secs(600)));
+    assert_eq!(
+        spec.description(),
+        Some("Scale a length by an integer factor.")
+    );
+    for params in [
+        json!({}),
+        json!({"x": "far"}),
+        json!({"x": 1.5, "factor": 1.5}),
+        json!({"x": 1, "unit": "mile"}),
+        json!({"x": 1, "mode": "sideways"}),
+        json!({"x": 1, "extra": true}),
+    ] {
+        let err = bridge.call("geo.scale", params.clone()).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_params", "{params}: {}", err.report());
+    }
+    assert!(calls(&log).is_empty(), "the worker saw {:?}", calls(&log));
+    let value = bridge
+        .call("geo.scale", json!({"x": 1.5, "unit": "ft", "note": null}))
+        .await
+        .unwrap();
+    assert_eq!(value, json!(3.0));
+    assert_eq!(calls(&log), ["geo.scale"]);
+    bridge.shutdown().await;
+}
