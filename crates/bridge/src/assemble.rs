@@ -208,7 +208,24 @@ fn registry(config: &Config, manifest: Option<&serde_json::Value>) -> Result<Opt
     if manifest.is_none() && config.methods.is_empty() {
         return Ok(None);
     }
-    service(config, manifest, true).map(Some)
+    let catalog = catalog(config, manifest, true).map_err(|err| {
+        // An override of a method nobody declares: name the key as the
+        // configuration file spells it, and the file.
+        if let Error::Build { source, .. } = &err
+            && let Some(pybridge_service::Error::Config { key, reason }) =
+                source.downcast_ref::<pybridge_service::Error>()
+            && let Some(name) = key.strip_prefix("methods.")
+            && let Some(method) = config.methods.get(name)
+        {
+            return Error::Config(crate::config::ConfigError {
+                key: Some(format!("methods.\"{name}\"")),
+                origin: method.origin.clone(),
+                problem: reason.clone(),
+            });
+        }
+        err
+    })?;
+    finish_service(config, catalog).map(Some)
 }
 
 fn catalog(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Result<Catalog> {
@@ -255,7 +272,10 @@ fn catalog(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Resu
 }
 
 fn service(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Result<Service> {
-    let catalog = catalog(config, manifest, overrides)?;
+    finish_service(config, catalog(config, manifest, overrides)?)
+}
+
+fn finish_service(config: &Config, catalog: Catalog) -> Result<Service> {
     let service_config = service_config(config)?;
     if !config.service.fixiplug_results {
         return Ok(Service::new(catalog, service_config));

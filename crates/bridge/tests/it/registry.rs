@@ -189,7 +189,7 @@ async fn method_overrides_apply_to_worker_methods_and_unknown_names_are_refused(
     );
     let err = Bridge::from_config(config).await.unwrap_err();
     let report = err.report();
-    assert!(report.contains("methods.calc.slwo"), "{report}");
+    assert!(report.contains("methods.\"calc.slwo\""), "{report}");
     assert!(report.contains("did you mean calc.slow"), "{report}");
 }
 

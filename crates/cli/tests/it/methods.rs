@@ -251,3 +251,39 @@ async fn another_worker_never_gets_the_framework_s_cached_answer() {
     let again = run(&home, &["call", "pattern_learning.get_statistics", "{}"]).await;
     assert_eq!(json(&again.stdout), framework);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_sections_apply_to_worker_methods_and_unknown_ones_name_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let worker = calc_worker(&[]);
+    let file = home.path().join("pybridge.toml");
+    std::fs::write(&file, "[methods.\"calc.slow\"]\ntimeout = \"200ms\"\n").unwrap();
+    let config = file.to_str().unwrap();
+    let out = run(
+        &home,
+        &with_worker(
+            &["--config", config, "call", "calc.slow", r#"{"seconds": 5}"#],
+            &worker,
+        ),
+    )
+    .await;
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(
+        json(out.stderr.lines().last().unwrap())["data"]["code"],
+        "timeout"
+    );
+
+    std::fs::write(&file, "[methods.\"calc.slwo\"]\ntimeout = \"1s\"\n").unwrap();
+    let out = run(
+        &home,
+        &with_worker(
+            &["--config", config, "call", "calc.add", r#"{"a": 1}"#],
+            &worker,
+        ),
+    )
+    .await;
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    for part in [config, "methods.\"calc.slwo\"", "did you mean calc.slow"] {
+        assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
+    }
+}
