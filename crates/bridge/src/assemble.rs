@@ -277,15 +277,16 @@ fn service(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Resu
 
 fn finish_service(config: &Config, catalog: Catalog) -> Result<Service> {
     let service_config = service_config(config)?;
+    #[cfg(feature = "framework")]
+    return Ok(Service::with_hooks(
+        catalog,
+        service_config,
+        pybridge_framework::hooks(config.service.fixiplug_results),
+    ));
+    #[cfg(not(feature = "framework"))]
     if !config.service.fixiplug_results {
         return Ok(Service::new(catalog, service_config));
     }
-    #[cfg(feature = "framework")]
-    return Ok(Service::with_reshape(
-        catalog,
-        service_config,
-        Arc::new(pybridge_framework::Fixiplug),
-    ));
     #[cfg(not(feature = "framework"))]
     Err(Error::Config(crate::config::ConfigError {
         key: Some("service.fixiplug_results".into()),

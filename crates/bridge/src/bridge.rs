@@ -561,17 +561,13 @@ impl Bridge {
         Ok((raw, source))
     }
 
-    /// A write to a method family makes the family's cached reads stale (a
-    /// recorded pattern must show in the next recommendations), so a
-    /// successful call of a method that is not idempotent drops them.
+    /// A successful write (a method that is not idempotent) drops the
+    /// cached reads the service's invalidation rules say it made stale (the
+    /// framework's: its family's reads).
     async fn invalidate_family(&self, spec: &MethodSpec) {
         #[cfg(feature = "cache")]
         if let Some(cache) = &self.inner.cache {
-            let catalog = self.inner.service.catalog();
-            let reads = catalog
-                .methods()
-                .filter(|m| m.family() == spec.family() && m.cache().enabled);
-            for read in reads {
+            for read in self.inner.service.stale_after(spec) {
                 cache.invalidate_method(read.wire_name()).await;
             }
         }

@@ -51,7 +51,11 @@ pub mod api;
 mod builtin;
 mod fixiplug;
 
-use pybridge_service::{BuiltinCatalog, Catalog, CatalogBuilder};
+use std::sync::Arc;
+
+use pybridge_service::{
+    BuiltinCatalog, Catalog, CatalogBuilder, FieldSource, Hooks, Invalidation, MethodSpec,
+};
 
 pub use api::Framework;
 pub use fixiplug::{Fixiplug, FixiplugShape};
@@ -77,6 +81,41 @@ pub fn catalog_builder() -> CatalogBuilder {
 /// Only if a built-in file is broken, which the crate's tests rule out.
 pub fn catalog() -> pybridge_service::Result<Catalog> {
     catalog_builder().build()
+}
+
+/// The framework's rule for stale reads: a successful write (a method that
+/// is not idempotent) of one of its families makes every cacheable method of
+/// that family stale, since they read what the write changed. It applies to
+/// the framework's built-in methods only, never to a user's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FamilyInvalidation;
+
+impl Invalidation for FamilyInvalidation {
+    fn stale_after(&self, catalog: &Catalog, write: &MethodSpec) -> Vec<Arc<MethodSpec>> {
+        if write.sources().method != FieldSource::Builtin {
+            return Vec::new();
+        }
+        catalog
+            .methods()
+            .filter(|m| {
+                m.sources().method == FieldSource::Builtin
+                    && m.family() == write.family()
+                    && m.cache().enabled
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The framework's hooks for a service: its invalidation rules, and the
+/// FixiPlug shapes when `fixiplug` is true.
+pub fn hooks(fixiplug: bool) -> Hooks {
+    let hooks = Hooks::new().invalidation(Arc::new(FamilyInvalidation));
+    if fixiplug {
+        hooks.reshape(Arc::new(Fixiplug))
+    } else {
+        hooks
+    }
 }
 
 /// Method families of the catalog that the reference framework does not

@@ -93,6 +93,6 @@ pub use config::{
 pub use error::{CatalogProblem, Error, Result};
 pub use limits::{FORBIDDEN_KEYS, Limits, ProtoKeys};
 pub use manifest::{Manifest, ManifestMethod};
-pub use service::{Adapted, Prepared, Reshape, Service};
+pub use service::{Adapted, Hooks, Invalidation, Prepared, Reshape, Service};
 pub use spec::{CachePolicy, FieldSource, FieldSources, MethodSpec};
 pub use violation::Violation;

@@ -25,7 +25,45 @@ pub struct Service {
 struct Inner {
     catalog: Catalog,
     config: ServiceConfig,
-    reshape: Option<Arc<dyn Reshape>>,
+    hooks: Hooks,
+}
+
+/// Worker-specific adapters a service can carry (the framework crate
+/// supplies both for its worker); without them the service is generic.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Hooks {
+    /// Reshapes results in [`ResultShape::Reshaped`] mode.
+    pub reshape: Option<Arc<dyn Reshape>>,
+    /// Says which cached reads a successful write makes stale.
+    pub invalidation: Option<Arc<dyn Invalidation>>,
+}
+
+impl Hooks {
+    /// No hooks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the result reshape.
+    pub fn reshape(mut self, reshape: Arc<dyn Reshape>) -> Self {
+        self.reshape = Some(reshape);
+        self
+    }
+
+    /// Sets the invalidation rules.
+    pub fn invalidation(mut self, invalidation: Arc<dyn Invalidation>) -> Self {
+        self.invalidation = Some(invalidation);
+        self
+    }
+}
+
+/// Which cached results a successful call of a method that is not
+/// idempotent makes stale (a recorded pattern must show in the next
+/// recommendations). Without rules, a write invalidates nothing.
+pub trait Invalidation: Send + Sync + fmt::Debug {
+    /// The methods whose cached results `write` makes stale.
+    fn stale_after(&self, catalog: &Catalog, write: &MethodSpec) -> Vec<Arc<MethodSpec>>;
 }
 
 /// Gives adapted results another shape in [`ResultShape::Reshaped`] mode,
@@ -116,7 +154,7 @@ impl Service {
             inner: Arc::new(Inner {
                 catalog,
                 config,
-                reshape: None,
+                hooks: Hooks::default(),
             }),
         }
     }
@@ -128,12 +166,26 @@ impl Service {
         config: ServiceConfig,
         reshape: Arc<dyn Reshape>,
     ) -> Self {
+        Self::with_hooks(catalog, config, Hooks::new().reshape(reshape))
+    }
+
+    /// A service with worker-specific [`Hooks`].
+    pub fn with_hooks(catalog: Catalog, config: ServiceConfig, hooks: Hooks) -> Self {
         Self {
             inner: Arc::new(Inner {
                 catalog,
                 config,
-                reshape: Some(reshape),
+                hooks,
             }),
+        }
+    }
+
+    /// The methods whose cached results a successful call of `write` makes
+    /// stale, by the service's [`Invalidation`] rules (none without them).
+    pub fn stale_after(&self, write: &MethodSpec) -> Vec<Arc<MethodSpec>> {
+        match &self.inner.hooks.invalidation {
+            Some(rules) => rules.stale_after(&self.inner.catalog, write),
+            None => Vec::new(),
         }
     }
 
@@ -353,6 +405,7 @@ impl Service {
             config.result_validation != ResultValidation::Off && spec.result_schema.is_some();
         let reshape = self
             .inner
+            .hooks
             .reshape
             .as_ref()
             .filter(|_| config.result_shape == ResultShape::Reshaped);

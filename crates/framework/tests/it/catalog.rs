@@ -823,3 +823,50 @@ fn families_without_an_implementation_are_listed_but_unavailable() {
             .is_some_and(|m| m.available())
     );
 }
+
+#[test]
+fn a_framework_write_makes_its_familys_cached_reads_stale_and_nothing_else() {
+    let service = Service::with_hooks(
+        crate::builtin(),
+        ServiceConfig::default(),
+        pybridge_framework::hooks(false),
+    );
+    let write = service
+        .catalog()
+        .get("pattern_learning.record_pattern")
+        .unwrap()
+        .clone();
+    let mut stale: Vec<&str> = Vec::new();
+    let found = service.stale_after(&write);
+    stale.extend(found.iter().map(|m| m.name()));
+    stale.sort_unstable();
+    assert_eq!(
+        stale,
+        [
+            "pattern_learning.find_similar",
+            "pattern_learning.get_recommendations",
+            "pattern_learning.get_statistics"
+        ]
+    );
+    // A user's method (not built in) has no such rule.
+    let user = pybridge_framework::catalog_builder()
+        .source(
+            "mine.json",
+            r#"{"family":"pattern_learning","methods":[{"name":"pattern_learning.mine","wire_name":"m","idempotent":false}]}"#,
+        )
+        .build()
+        .unwrap();
+    let service = Service::with_hooks(
+        user,
+        ServiceConfig::default(),
+        pybridge_framework::hooks(false),
+    );
+    let mine = service
+        .catalog()
+        .get("pattern_learning.mine")
+        .unwrap()
+        .clone();
+    assert!(service.stale_after(&mine).is_empty());
+    // Without the framework's hooks, nothing is stale.
+    assert!(crate::service().stale_after(&write).is_empty());
+}
