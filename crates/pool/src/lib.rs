@@ -7,13 +7,20 @@
 //! typed [`Error`] by its deadline, whatever the worker does.
 //!
 //! - **Pipelined and multiplexed**: up to `max_in_flight` (64) calls per worker
-//!   at once, correlated by id. A writer task batches queued frames into one
+//!   at once, or fewer if the worker's `$/ready` handshake advertises a lower
+//!   `max_concurrency`, correlated by id. A writer task batches queued frames into one
 //!   system call; a reader task routes answers through the protocol's pending
 //!   table.
 //! - **Least-loaded routing** with a bounded FIFO queue when every worker is at
-//!   its cap ([`Error::QueueFull`] past it).
-//! - **Deadlines**: a call whose deadline passes sends `$/cancelRequest`; a
-//!   worker that still holds it after a grace period is killed as hung.
+//!   its cap ([`Error::QueueFull`] past it). A call whose deadline passes in
+//!   the queue fails there and is never sent.
+//! - **Handshake checks**: a worker announcing another protocol major than
+//!   [`pybridge_protocol::PROTOCOL_VERSION`]'s, or a manifest other than the
+//!   pool's ([`Pool::manifest`]), fails to start.
+//! - **Deadlines and departures**: a call whose deadline passes, or whose
+//!   caller drops it, sends `$/cancelRequest` and keeps its slot until the
+//!   late answer; a worker that still holds it after a grace period is killed
+//!   as hung.
 //! - **Failure isolation**: a worker that dies fails every call it held at once
 //!   with [`Error::WorkerFailed`] (its exit status and last stderr lines), and
 //!   says which calls it never received, so they are safe to resend.
@@ -70,6 +77,7 @@ mod handshake;
 pub mod metrics;
 mod pool;
 mod process;
+mod shared;
 mod stats;
 mod supervisor;
 mod worker;
@@ -83,6 +91,7 @@ pub use config::{
 };
 pub use error::{ConfigError, Error, FailureReason, Result, TimeoutStage, WorkerFailure};
 pub use events::{ExitReason, PoolEvent, RecycleReason};
-pub use pool::{Pool, RequestId, ShutdownReport};
+pub use pool::{Pool, RequestId};
+pub use shared::ShutdownReport;
 pub use stats::{HealthStatus, PoolStats, WorkerState, WorkerStats};
 pub use worker::WorkerId;

@@ -1,23 +1,20 @@
 //! The pool handle and the call path: encode, take a slot on the least-loaded
 //! worker (or wait for one in a bounded FIFO queue), send, await the answer.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
-use pybridge_protocol::{Codec, Id, PendingError, write_notification, write_request};
+use pybridge_protocol::{PendingError, write_notification};
 use serde_json::value::RawValue;
-use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::{AbortOnDropHandle, TaskTracker};
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::admission::Admission;
 use crate::events::{PoolEvent, RecycleReason};
-use crate::stats::{HealthStatus, PoolStats, WorkerState};
-use crate::supervisor::{self, SupervisorMsg};
-use crate::worker::{Outgoing, Worker, encode_frame};
+use crate::shared::{Shared, ShutdownReport, SupervisorMsg, sweep_deadlines};
+use crate::stats::{PoolStats, WorkerState};
+use crate::supervisor;
+use crate::worker::{Outgoing, Worker};
 use crate::{Error, FailureReason, PoolConfig, Result, TimeoutStage, WorkerFailure, WorkerId};
 
 /// A pool of worker processes. Cheap to clone; all clones share the pool.
@@ -56,51 +53,6 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-/// What [`Pool::shutdown`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ShutdownReport {
-    /// Whether every in-flight call finished within the drain timeout.
-    pub drained: bool,
-    /// Calls that were still in flight when workers were stopped, and failed.
-    pub abandoned_calls: usize,
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: PoolConfig,
-    pub(crate) program: PathBuf,
-    pub(crate) codec: Codec,
-    /// Workers, their slots and parked calls, and the wait queue.
-    pub(crate) admission: Arc<Admission>,
-    /// The manifest of the first ready worker (`None` inside when it
-    /// announced none); every later worker must announce the same.
-    pub(crate) manifest: OnceLock<Option<Arc<serde_json::Value>>>,
-    next_id: AtomicI64,
-    pub(crate) next_worker: AtomicU64,
-    pub(crate) events: broadcast::Sender<PoolEvent>,
-    pub(crate) supervisor: mpsc::Sender<SupervisorMsg>,
-    /// Cancelled when the pool is dropped or finally shut down: every task stops.
-    pub(crate) token: CancellationToken,
-    /// Cancelled when shutdown begins: the supervisor stops restarting workers.
-    pub(crate) supervise: CancellationToken,
-    /// Cancelled when shutdown has drained: every worker, including one that
-    /// is still starting, stops gracefully.
-    pub(crate) stop_all: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-    /// Answers served by workers that are gone.
-    pub(crate) retired_served: AtomicU64,
-    pub(crate) restarts: AtomicU64,
-    pub(crate) target: AtomicUsize,
-    pub(crate) crash_loop: AtomicBool,
-    shutdown_done: tokio::sync::watch::Sender<Option<ShutdownReport>>,
-    /// When the deadline sweep will next run, as nanoseconds since `epoch`.
-    sweep_at: AtomicU64,
-    /// Wakes the sweep for a deadline earlier than `sweep_at`.
-    sweep_sooner: Notify,
-    epoch: Instant,
-}
-
 impl Pool {
     /// Starts the pool: spawns the minimum number of workers and waits until
     /// each is ready or has failed to start.
@@ -119,34 +71,7 @@ impl Pool {
         crate::metrics::describe();
         let (events, _) = broadcast::channel(1024);
         let (supervisor_tx, supervisor_rx) = mpsc::channel(1024);
-        let token = CancellationToken::new();
-        let shared = Arc::new(Shared {
-            codec: Codec::new(config.spec.framing, config.spec.max_frame),
-            admission: Arc::new(Admission::new(
-                config.queue_capacity,
-                config.health.cancel_grace,
-                Codec::new(config.spec.framing, config.spec.max_frame),
-            )),
-            manifest: OnceLock::new(),
-            target: AtomicUsize::new(config.min_workers),
-            config,
-            program,
-            next_id: AtomicI64::new(1),
-            next_worker: AtomicU64::new(1),
-            events,
-            supervisor: supervisor_tx,
-            supervise: token.child_token(),
-            stop_all: token.child_token(),
-            token,
-            tracker: TaskTracker::new(),
-            retired_served: AtomicU64::new(0),
-            restarts: AtomicU64::new(0),
-            crash_loop: AtomicBool::new(false),
-            shutdown_done: tokio::sync::watch::Sender::new(None),
-            sweep_at: AtomicU64::new(u64::MAX),
-            sweep_sooner: Notify::new(),
-            epoch: Instant::now(),
-        });
+        let shared = Arc::new(Shared::new(config, program, events, supervisor_tx));
         let pool = Pool {
             handle: Arc::new(Handle {
                 _sweep: AbortOnDropHandle::new(tokio::spawn(sweep_deadlines(Arc::clone(&shared)))),
@@ -373,37 +298,6 @@ impl Drop for Handle {
     }
 }
 
-/// The longest the deadline sweep sleeps when no call has a deadline.
-const SWEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Fails the calls whose deadline passed, on every worker. One timer for the
-/// pool, set to the earliest deadline of any call, instead of one per call:
-/// every timer the runtime must keep near changes how its threads park, and
-/// a timer per call (or a frequent tick) measurably slows each round trip.
-/// Calls mostly share one timeout, so a new call's deadline is rarely the
-/// earliest and rarely wakes the sweep.
-async fn sweep_deadlines(shared: Arc<Shared>) {
-    loop {
-        // While the sweep scans, every new deadline counts as earlier than
-        // the next run, so its call leaves a wake-up permit behind.
-        shared.sweep_at.store(u64::MAX, Ordering::Release);
-        let now = Instant::now();
-        let mut next = now + SWEEP_IDLE;
-        for worker in shared.admission.workers() {
-            if let Some(at) = shared.admission.expire_due(&worker, now) {
-                next = next.min(at);
-            }
-        }
-        shared.sweep_at.store(shared.nanos(next), Ordering::Release);
-        // A call registered during the scan left a permit, so the sweep
-        // scans again at once; one registered after it sees the new time.
-        tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
-            () = shared.sweep_sooner.notified() => {}
-        }
-    }
-}
-
 pub(crate) fn failure_now(worker: &Worker, reason: FailureReason) -> WorkerFailure {
     WorkerFailure {
         worker: worker.id,
@@ -411,72 +305,5 @@ pub(crate) fn failure_now(worker: &Worker, reason: FailureReason) -> WorkerFailu
         reason,
         status: None,
         stderr_tail: worker.stderr_tail(),
-    }
-}
-
-impl Shared {
-    /// Encodes a request, framed for the wire, in one buffer. NDJSON frames are
-    /// written in place; raw params are copied once, never re-serialized.
-    fn frame_request(&self, id: i64, method: &str, params: Option<&RawValue>) -> Result<Bytes> {
-        self.frame_with(|buf| write_request(buf, &Id::Number(id), method, params))
-    }
-
-    pub(crate) fn frame_with(&self, write: impl FnOnce(&mut BytesMut)) -> Result<Bytes> {
-        encode_frame(&self.codec, write)
-    }
-
-    pub(crate) fn stats(&self) -> PoolStats {
-        let workers: Vec<_> = self.admission.workers().iter().map(|w| w.stats()).collect();
-        let ready = workers
-            .iter()
-            .filter(|w| w.state == WorkerState::Ready)
-            .count();
-        let target = self.target.load(Ordering::Relaxed);
-        let crash_loop = self.crash_loop.load(Ordering::Relaxed);
-        let status = if self.admission.is_closing() || ready == 0 && target > 0 {
-            HealthStatus::Unhealthy
-        } else if ready < target || crash_loop {
-            HealthStatus::Degraded
-        } else {
-            HealthStatus::Healthy
-        };
-        let live: u64 = workers.iter().map(|w| w.served).sum();
-        PoolStats {
-            status,
-            target_workers: target,
-            ready_workers: ready,
-            queued: self.admission.queued(),
-            queue_capacity: self.admission.queue_capacity(),
-            served: live + self.retired_served.load(Ordering::Relaxed),
-            restarts: self.restarts.load(Ordering::Relaxed),
-            crash_loop,
-            workers,
-        }
-    }
-
-    fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    /// Makes sure the deadline sweep runs by `deadline`.
-    fn sweep_by(&self, deadline: Instant) {
-        let at = self.nanos(deadline);
-        if at < self.sweep_at.load(Ordering::Acquire) {
-            self.sweep_at.fetch_min(at, Ordering::AcqRel);
-            self.sweep_sooner.notify_one();
-        }
-    }
-
-    pub(crate) fn next_request_id(&self) -> i64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn emit(&self, event: PoolEvent) {
-        // No subscriber is not an error.
-        let _ = self.events.send(event);
-    }
-
-    pub(crate) fn shutdown_done(&self) -> &tokio::sync::watch::Sender<Option<ShutdownReport>> {
-        &self.shutdown_done
     }
 }

@@ -24,9 +24,8 @@ use tracing::{debug, info, warn};
 use crate::admission::Settled;
 use crate::events::{ExitReason, PoolEvent};
 use crate::handshake::{Ready, manifest_difference};
-use crate::pool::Shared;
+use crate::shared::{Shared, SupervisorMsg};
 use crate::stats::WorkerState;
-use crate::supervisor::SupervisorMsg;
 use crate::worker::{Outgoing, Worker, WorkerParts, lock};
 use crate::{FailureReason, Handshake, WorkerFailure, WorkerId};
 
@@ -684,7 +683,7 @@ impl Router {
                 if self.worker.state() == WorkerState::Starting {
                     self.junk_before_handshake(kind, &frame);
                 } else {
-                    self.bad_frame(kind, &err);
+                    self.bad_line(kind, &err, &frame);
                 }
             }
         }
@@ -724,6 +723,20 @@ impl Router {
             warn!(worker = %self.worker.id, kind, error = %err, "worker sent a bad frame; skipped");
         } else {
             debug!(worker = %self.worker.id, kind, error = %err, "worker sent a bad frame; skipped");
+        }
+    }
+
+    /// A line that is no message after the handshake (a stray `print()`, say):
+    /// logged like any bad frame, with its first bytes.
+    fn bad_line(&mut self, kind: &'static str, err: &pybridge_protocol::Error, line: &[u8]) {
+        metrics::counter!(crate::metrics::BAD_FRAMES, crate::metrics::LABEL_KIND => kind)
+            .increment(1);
+        self.bad_frames += 1;
+        let first_bytes = quote_head(line);
+        if self.bad_frames <= LOUD_BAD_FRAMES {
+            warn!(worker = %self.worker.id, kind, error = %err, first_bytes = %first_bytes, "worker sent a bad frame; skipped");
+        } else {
+            debug!(worker = %self.worker.id, kind, error = %err, first_bytes = %first_bytes, "worker sent a bad frame; skipped");
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
 use crate::events::{PoolEvent, RecycleReason};
-use crate::pool::{Shared, ShutdownReport};
+use crate::shared::{Shared, ShutdownReport, SupervisorMsg};
 use crate::stats::WorkerState;
 use crate::worker::Worker;
 use crate::{FailureReason, WorkerId, process};
@@ -23,25 +23,6 @@ use crate::{FailureReason, WorkerId, process};
 const TICK: Duration = Duration::from_millis(100);
 /// Memory is read every this many ticks.
 const RSS_EVERY: u32 = 10;
-
-#[derive(Debug)]
-pub(crate) enum SupervisorMsg {
-    Ready {
-        worker: WorkerId,
-    },
-    StartFailed {
-        worker: WorkerId,
-        reason: Arc<str>,
-    },
-    Exited {
-        worker: WorkerId,
-        crashed: bool,
-    },
-    Recycle {
-        worker: WorkerId,
-        reason: RecycleReason,
-    },
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

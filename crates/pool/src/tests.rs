@@ -63,3 +63,316 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The slot and parking protocol of `admission`, step by step in every order
+/// the reader, the deadline sweep, the caller and the worker's end can take
+/// it, with no process: each order must end with every slot free.
+mod admission {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use pybridge_protocol::{Codec, Framing, Id, PendingError, Response};
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use crate::admission::{Admission, Call, Settled};
+    use crate::worker::{Outgoing, Worker, WorkerParts};
+    use crate::{FailureReason, WorkerFailure, WorkerId};
+
+    const GRACE: Duration = Duration::from_millis(50);
+
+    struct Fixture {
+        admission: Arc<Admission>,
+        worker: Arc<Worker>,
+        inbox: mpsc::Receiver<Outgoing>,
+    }
+
+    fn fixture() -> Fixture {
+        let codec = Codec::new(Framing::Ndjson, 1 << 20);
+        let admission = Arc::new(Admission::new(16, GRACE, codec));
+        let (outbox, inbox) = mpsc::channel(64);
+        let worker = Arc::new(Worker::new(WorkerParts {
+            id: WorkerId(1),
+            slot: 0,
+            pid: 0,
+            restarts: 0,
+            recycle_after: None,
+            cap: 4,
+            outbox,
+            stderr_tail: Arc::new(Mutex::new(Default::default())),
+        }));
+        assert!(worker.set_ready());
+        admission.join(Arc::clone(&worker));
+        Fixture {
+            admission,
+            worker,
+            inbox,
+        }
+    }
+
+    impl Fixture {
+        /// A call holding a slot, registered to expire at `deadline`, sent or not.
+        async fn call(&self, id: i64, deadline: Instant, send: bool) -> Call {
+            let far = Instant::now() + Duration::from_secs(60);
+            let slot = self
+                .admission
+                .acquire(far, Instant::now())
+                .await
+                .expect("a free slot");
+            let mut call = slot.register(id, deadline).expect("a new id");
+            if send {
+                call.send(&self.worker.outbox, Bytes::from_static(b"{}\n"))
+                    .await
+                    .expect("the outbox is open");
+            }
+            call
+        }
+
+        fn held(&self) -> usize {
+            self.worker.lot.in_flight()
+        }
+
+        fn answer(&self, id: i64) -> Settled {
+            let response = Response::success(Id::Number(id), &1).expect("a response");
+            self.worker.lot.settle_answer(response)
+        }
+
+        /// The `$/cancelRequest` notifications sent so far.
+        fn cancels(&mut self) -> usize {
+            let mut n = 0;
+            while let Ok(message) = self.inbox.try_recv() {
+                n += usize::from(message.id.is_none());
+            }
+            n
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_answer_settled_before_the_caller_leaves_frees_the_slot_at_once() {
+        let mut f = fixture();
+        let call = f.call(1, far(), true).await;
+        assert!(matches!(f.answer(1), Settled::Delivered));
+        assert_eq!(f.held(), 1, "the caller still holds it");
+        drop(call);
+        assert_eq!(f.held(), 0);
+        assert_eq!(f.cancels(), 0, "nothing to cancel");
+        assert!(matches!(f.answer(1), Settled::Unknown(_)));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_caller_that_leaves_first_parks_the_call_until_its_late_answer() {
+        let mut f = fixture();
+        drop(f.call(1, far(), true).await);
+        assert_eq!(f.held(), 1, "parked with its slot");
+        assert_eq!(f.cancels(), 1);
+        assert!(!f.worker.lot.overdue(Instant::now()));
+        assert!(f.worker.lot.overdue(Instant::now() + GRACE));
+        assert!(matches!(f.answer(1), Settled::Late));
+        assert_eq!(f.held(), 0);
+        assert!(!f.worker.lot.overdue(Instant::now() + GRACE));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_never_handed_to_the_writer_is_not_parked() {
+        let mut f = fixture();
+        drop(f.call(1, far(), false).await);
+        assert_eq!(f.held(), 0);
+        assert_eq!(f.cancels(), 0);
+        assert!(!f.worker.lot.overdue(Instant::now() + GRACE * 10));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_expired_call_answered_before_its_caller_wakes_frees_the_slot_then() {
+        let mut f = fixture();
+        let mut call = f.call(1, Instant::now(), true).await;
+        f.admission
+            .expire_due(&f.worker, Instant::now() + Duration::from_millis(1));
+        assert!(matches!(f.answer(1), Settled::Late));
+        assert_eq!(f.held(), 1, "the caller has not handed its slot over yet");
+        assert!(matches!(
+            call.outcome().await,
+            Err(PendingError::DeadlineExceeded)
+        ));
+        drop(call);
+        assert_eq!(f.held(), 0);
+        assert_eq!(f.cancels(), 0, "answered already");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_expired_call_whose_caller_wakes_first_keeps_its_slot_parked() {
+        let mut f = fixture();
+        let mut call = f.call(1, Instant::now(), true).await;
+        f.admission
+            .expire_due(&f.worker, Instant::now() + Duration::from_millis(1));
+        assert!(matches!(
+            call.outcome().await,
+            Err(PendingError::DeadlineExceeded)
+        ));
+        drop(call);
+        assert_eq!(f.held(), 1);
+        assert_eq!(f.cancels(), 1);
+        assert!(matches!(f.answer(1), Settled::Late));
+        assert_eq!(f.held(), 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_expired_call_dropped_without_waking_keeps_its_slot_parked() {
+        let mut f = fixture();
+        let call = f.call(1, Instant::now(), true).await;
+        f.admission
+            .expire_due(&f.worker, Instant::now() + Duration::from_millis(1));
+        drop(call);
+        assert_eq!(f.held(), 1);
+        assert_eq!(f.cancels(), 1);
+        assert!(matches!(f.answer(1), Settled::Late));
+        assert_eq!(f.held(), 0);
+    }
+
+    /// The reader settling an answer and the caller dropping its call at the
+    /// same moment, on two threads released together, many times: whichever
+    /// wins, the slot ends free and nothing stays parked.
+    #[test]
+    fn an_answer_and_a_departure_racing_on_two_threads_always_free_the_slot() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let mut f = fixture();
+        let (mut delivered, mut late) = (0, 0);
+        for id in 0..15_000 {
+            let call = runtime.block_on(f.call(id, far(), true));
+            let start = Arc::new(std::sync::Barrier::new(2));
+            let caller = {
+                let start = Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    drop(call);
+                })
+            };
+            start.wait();
+            match f.answer(id) {
+                Settled::Delivered => delivered += 1,
+                Settled::Late => late += 1,
+                Settled::Unknown(_) => panic!("round {id}: the answer found no call"),
+            }
+            caller.join().expect("the caller thread");
+            assert_eq!(f.held(), 0, "round {id}: the slot is free");
+            assert!(!f.worker.lot.overdue(far()), "round {id}: nothing parked");
+            f.cancels();
+        }
+        assert_eq!(delivered + late, 15_000);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_end_of_a_worker_frees_its_parked_and_held_slots() {
+        let f = fixture();
+        drop(f.call(1, far(), true).await);
+        let mut held = f.call(2, far(), true).await;
+        assert_eq!(f.held(), 2);
+        let failure = Arc::new(WorkerFailure {
+            worker: WorkerId(1),
+            pid: None,
+            reason: FailureReason::Exited,
+            status: None,
+            stderr_tail: Vec::new(),
+        });
+        assert_eq!(f.worker.lot.close(&failure, &[]), 1, "one call was waiting");
+        assert_eq!(
+            f.held(),
+            1,
+            "the parked slot is free; the caller's is its own"
+        );
+        assert!(matches!(held.outcome().await, Err(PendingError::Failed(_))));
+        drop(held);
+        assert_eq!(f.held(), 0);
+        // A call dropped after the end finds it failed, and does not park.
+        let late = f.call(3, far(), true).await;
+        drop(late);
+        assert_eq!(f.held(), 0);
+    }
+}
+
+/// Reading and checking the `$/ready` announcement.
+mod handshake {
+    use pybridge_protocol::PROTOCOL_VERSION;
+    use serde_json::value::RawValue;
+
+    use crate::handshake::{Ready, manifest_difference};
+
+    fn ready(params: &str) -> Result<Ready, String> {
+        let raw = RawValue::from_string(params.to_string()).expect("JSON");
+        Ready::from_params(Some(&raw))
+    }
+
+    #[test]
+    fn the_manifest_is_the_params_minus_the_pid() {
+        let r = ready(r#"{"pid":7,"name":"w","max_concurrency":3,"methods":["a"]}"#).unwrap();
+        assert_eq!(r.protocol_version.as_deref(), Some("1.0"));
+        assert_eq!(r.max_concurrency, Some(3));
+        assert_eq!(
+            r.manifest.as_deref(),
+            Some(&serde_json::json!({"name":"w","max_concurrency":3,"methods":["a"]}))
+        );
+        assert_eq!(ready(r#"{"pid":7}"#).unwrap().manifest, None);
+    }
+
+    #[test]
+    fn bad_announcements_are_refused_with_what_was_seen() {
+        for bad in [
+            r#"{"pid":1,"max_concurrency":0}"#,
+            r#"{"pid":1,"max_concurrency":"4"}"#,
+            r#"{"pid":1,"protocol_version":1}"#,
+            r#"[1]"#,
+        ] {
+            assert!(ready(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn another_major_version_is_refused_naming_both() {
+        let ok = ready(r#"{"pid":1,"protocol_version":"1.7"}"#).unwrap();
+        assert_eq!(ok.check_version(), Ok(()));
+        let err = ready(r#"{"pid":1,"protocol_version":"2.0"}"#)
+            .unwrap()
+            .check_version()
+            .unwrap_err();
+        assert!(
+            err.contains("2.0") && err.contains(PROTOCOL_VERSION),
+            "{err}"
+        );
+        assert!(
+            ready(r#"{"pid":1,"protocol_version":"one"}"#)
+                .unwrap()
+                .check_version()
+                .is_err()
+        );
+        assert_eq!(Ready::default().check_version(), Ok(()));
+    }
+
+    #[test]
+    fn manifests_are_compared_as_values() {
+        let a = serde_json::json!({"name":"w","methods":["x"],"version":"1"});
+        let b = serde_json::json!({"version":"1","methods":["x"],"name":"w"});
+        assert_eq!(manifest_difference(Some(&a), Some(&b)), None);
+        let c = serde_json::json!({"name":"w","methods":["y"],"version":"1"});
+        let diff = manifest_difference(Some(&a), Some(&c)).unwrap();
+        assert!(diff.contains("methods") && !diff.contains("name"), "{diff}");
+        assert!(manifest_difference(Some(&a), None).is_some());
+        assert_eq!(manifest_difference(None, None), None);
+    }
+}
+
+#[test]
+fn junk_is_quoted_by_its_first_80_bytes_escaped() {
+    use crate::process::quote_head;
+    assert_eq!(quote_head(b"hello"), "hello");
+    assert_eq!(quote_head(b"a\x01\xff\"b"), "a\\x01\\xff\\\"b");
+    let long = vec![b'x'; 200];
+    let quoted = quote_head(&long);
+    assert_eq!(quoted, format!("{}...", "x".repeat(80)));
+}

@@ -1,11 +1,17 @@
 //! Chaos and soak (issue 9): workers SIGKILLed, hung or spewing garbage under
-//! load, the host itself SIGKILLed, and a steady soak with recycling.
+//! load, the host itself SIGKILLed, and a steady soak with recycling. In the
+//! chaos scenarios one caller in sixteen also goes away at a random moment
+//! (issue 15): its call's future is dropped after a random number of
+//! scheduler turns or a random time, as a `select!` or a client that
+//! disconnects does.
 //!
-//! The invariants are exact: every call ends with the right result or a typed
-//! error before its deadline (an outer timeout a little above the deadline
-//! fails the test if it ever fires), every idempotent call succeeds through
-//! retries, the pool is back to full size within a second of each loss, and
-//! the counts add up, in the test's own tally and in [`Bridge::stats`].
+//! The invariants are exact: every call that is not dropped ends with the
+//! right result or a typed error before its deadline (an outer timeout a
+//! little above the deadline fails the test if it ever fires), every
+//! idempotent call succeeds through retries, the pool is back to full size
+//! within a second of each loss, no worker dies but those the test kills or
+//! hangs on purpose, every slot is free once the load stops, and the counts
+//! add up, in the test's own tally and in [`Bridge::stats`].
 //!
 //! The scenarios run for `PYBRIDGE_CHAOS_SECS` seconds (default 8) and the
 //! soak for `PYBRIDGE_SOAK_SECS` (default 6); `cargo xtask chaos` runs them
@@ -101,6 +107,9 @@ async fn killed_workers_lose_no_call() {
     );
     check_no_call_lost(&bridge, &tally);
     check_recovery(&bridge, &recovery, &kills, secs, workers);
+    assert!(tally.dropped > 0, "callers went away: {}", tally.summary());
+    // A slot left held by a dropped call would get its healthy worker killed
+    // as hung after the cancel grace, and `settle` saw every slot free.
     assert_eq!(
         recovery.exits_by_reason.get("sigkilled").copied(),
         Some(recovery.losses.len()),
@@ -148,6 +157,14 @@ async fn hung_and_garbage_workers_lose_no_call() {
     );
     check_no_call_lost(&bridge, &tally);
     check_recovery(&bridge, &recovery, &kills, secs, workers);
+    assert!(tally.dropped > 0, "callers went away: {}", tally.summary());
+    for pid in &recovery.hung_pids {
+        assert_eq!(
+            launcher.mode_of(*pid).as_deref(),
+            Some("hang"),
+            "worker {pid} was killed as hung, but it was launched healthy"
+        );
+    }
     let hung = recovery.exits_by_reason.get("hung").copied().unwrap_or(0);
     assert!(
         hung >= 1,
@@ -463,15 +480,55 @@ async fn a_method_that_keeps_killing_its_workers_still_opens_its_breaker() {
 struct Shape {
     /// Calls per second, or `None` to keep `IN_FLIGHT` calls in flight.
     rate: Option<u64>,
+    /// One caller in this many drops its call at a random moment.
+    drop_one_in: Option<u64>,
 }
 
 impl Shape {
     fn closed() -> Shape {
-        Shape { rate: None }
+        Shape {
+            rate: None,
+            drop_one_in: Some(16),
+        }
     }
 
     fn paced(rate: u64) -> Shape {
-        Shape { rate: Some(rate) }
+        Shape {
+            rate: Some(rate),
+            drop_one_in: None,
+        }
+    }
+}
+
+/// When a caller that goes away drops its call.
+#[derive(Debug, Clone, Copy)]
+enum DropPoint {
+    /// After this many turns of the scheduler: finer than a timer, so it
+    /// lands anywhere from admission to the moment the answer is read.
+    Turns(u64),
+    /// After this long: around the answer of a short call, or while a long
+    /// one runs or waits for a slot.
+    After(Duration),
+}
+
+impl DropPoint {
+    fn random(rng: &mut Rng) -> DropPoint {
+        match rng.below(3) {
+            0 => DropPoint::Turns(rng.below(64)),
+            1 => DropPoint::After(Duration::from_micros(rng.below(2_000))),
+            _ => DropPoint::After(Duration::from_millis(rng.below(35))),
+        }
+    }
+
+    async fn reached(self) {
+        match self {
+            DropPoint::Turns(n) => {
+                for _ in 0..n {
+                    tokio::task::yield_now().await;
+                }
+            }
+            DropPoint::After(after) => tokio::time::sleep(after).await,
+        }
     }
 }
 
@@ -480,6 +537,8 @@ impl Shape {
 struct Tally {
     sent: u64,
     ok: u64,
+    /// Calls whose caller went away before they ended.
+    dropped: u64,
     errors: BTreeMap<&'static str, u64>,
     first_errors: Vec<String>,
     wrong: Vec<String>,
@@ -490,6 +549,7 @@ struct Tally {
 #[derive(Debug)]
 enum Outcome {
     Ok,
+    Dropped,
     Wrong(String),
     Failed(&'static str, String),
     Hung(String),
@@ -504,6 +564,7 @@ impl Tally {
         self.slowest = self.slowest.max(took);
         match outcome {
             Outcome::Ok => self.ok += 1,
+            Outcome::Dropped => self.dropped += 1,
             Outcome::Wrong(what) => self.wrong.push(what),
             Outcome::Failed(code, report) => {
                 *self.errors.entry(code).or_default() += 1;
@@ -517,9 +578,10 @@ impl Tally {
 
     fn summary(&self) -> String {
         format!(
-            "sent {}, ok {}, errors {:?}, wrong {}, hung {}, slowest call {:.0?}",
+            "sent {}, ok {}, dropped by their callers {}, errors {:?}, wrong {}, hung {}, slowest call {:.0?}",
             self.sent,
             self.ok,
+            self.dropped,
             self.errors,
             self.wrong.len(),
             self.hung.len(),
@@ -555,8 +617,12 @@ async fn drive(bridge: &Bridge, until: Instant, mut rng: Rng, shape: Shape) -> T
                 tally.record(joined.expect("a call task never panics"));
             }
             let (method, params, expected) = next_call(&mut rng, tally.sent);
+            let drop_at = shape
+                .drop_one_in
+                .filter(|n| rng.below(*n) == 0)
+                .map(|_| DropPoint::random(&mut rng));
             tally.sent += 1;
-            calls.spawn(one_call(bridge.clone(), method, params, expected));
+            calls.spawn(one_call(bridge.clone(), method, params, expected, drop_at));
         }
         while let Some(joined) = calls.try_join_next() {
             tally.record(joined.expect("a call task never panics"));
@@ -591,11 +657,25 @@ async fn one_call(
     method: &'static str,
     params: Box<RawValue>,
     expected: Value,
+    drop_at: Option<DropPoint>,
 ) -> (Outcome, Duration) {
     let started = Instant::now();
     let options = CallOptions::new().timeout(DEADLINE);
-    let call = bridge.call_with(method, Some(&params), &options);
-    let outcome = match tokio::time::timeout(DEADLINE + OUTER_SLACK, call).await {
+    let call = tokio::time::timeout(
+        DEADLINE + OUTER_SLACK,
+        bridge.call_with(method, Some(&params), &options),
+    );
+    let ended = match drop_at {
+        None => call.await,
+        // The call is polled first at every turn: one that ends before the
+        // drop point counts like any other.
+        Some(point) => tokio::select! {
+            biased;
+            ended = call => ended,
+            () = point.reached() => return (Outcome::Dropped, started.elapsed()),
+        },
+    };
+    let outcome = match ended {
         Err(_) => Outcome::Hung(format!("{method} {}", params.get())),
         Ok(Err(err)) => Outcome::Failed(err.code(), err.report()),
         Ok(Ok(reply)) => match serde_json::from_str::<Value>(reply.result.get()) {
@@ -748,6 +828,8 @@ struct Recovery {
     losses: Vec<Instant>,
     exits_by_reason: BTreeMap<&'static str, usize>,
     exited_pids: Vec<u32>,
+    /// Workers the pool killed as hung.
+    hung_pids: Vec<u32>,
     readies: Vec<Instant>,
     /// Loss `k` to ready `k`: the time the pool took to be back to the size
     /// it had before that loss.
@@ -782,6 +864,9 @@ impl Recovery {
                             (None, _) => "other",
                         };
                         *r.exits_by_reason.entry(label).or_default() += 1;
+                        if label == "hung" {
+                            r.hung_pids.push(*pid);
+                        }
                         r.exited_pids.push(*pid);
                         r.failed_calls += failed_calls;
                     }
@@ -850,7 +935,11 @@ fn check_no_call_lost(bridge: &Bridge, tally: &Tally) {
         tally.errors,
         tally.first_errors
     );
-    assert_eq!(tally.sent, tally.ok + tally.failed(), "sent = ok + errors");
+    assert_eq!(
+        tally.sent,
+        tally.ok + tally.failed() + tally.dropped,
+        "sent = ok + errors + dropped"
+    );
     assert!(
         tally.slowest < DEADLINE + OUTER_SLACK,
         "every call ended within its deadline"
@@ -859,7 +948,7 @@ fn check_no_call_lost(bridge: &Bridge, tally: &Tally) {
     assert_eq!(
         (stats.calls, stats.succeeded, stats.failed),
         (tally.sent, tally.ok, tally.failed()),
-        "the bridge counted what the load saw"
+        "the bridge counted what the load saw (a dropped call is made, never ended)"
     );
 }
 
