@@ -29,6 +29,7 @@ commands:
   bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
   chaos    workers killed, hung and spewing garbage under load, 30 s each; --soak [--minutes M] (10)
   python   the Python tests under python/, fixtures/ and benches/python/
+  setup    install what the tests need (ci and test do it themselves)
 ";
 
 fn main() -> Result<()> {
@@ -41,6 +42,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::bench(&root),
         Some("chaos") => chaos::chaos(&root, &args[1..]),
         Some("python") => ci::python_tests(&root),
+        Some("setup") => setup::all(&root),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -28,6 +28,18 @@ const DEBIAN: &[DebianNeed] = &[DebianNeed {
 /// What the Python build environment must import to build a wheel offline.
 const PYTHON_BUILD_REQUIREMENTS: &[&str] = &["setuptools>=61", "wheel"];
 
+/// Everything: the Debian packages, then the Python build environment.
+pub(crate) fn all(root: &Path) -> Result<()> {
+    debian_packages()?;
+    let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let interpreter = python_build_env(root, &python)?;
+    eprintln!(
+        "xtask: setup done (Python build environment: {})",
+        interpreter.display()
+    );
+    Ok(())
+}
+
 /// Installs the missing Debian packages when running as root; otherwise
 /// fails at once with the command that installs them.
 pub(crate) fn debian_packages() -> Result<()> {

@@ -11,7 +11,7 @@ import threading
 import time
 
 from . import context as _context
-from .cli import DEFAULT_MAX_PENDING, FRAMINGS, HANDSHAKES, LOG_LEVELS, build_arg_parser
+from .cli import DEFAULT_MAX_PENDING, FRAMINGS, HANDSHAKES, build_arg_parser
 from .codec import (
     _ENCODE_ERRORS,
     _ID_TYPES,
@@ -22,13 +22,12 @@ from .codec import (
     _encode,
     _error_body,
     _format_traceback,
-    _lenient_encoder,
     _rss_bytes,
     _same_id,
     _scan,
     _stderr,
 )
-from .context import _DONE, _QUEUED, _RUNNING, Context, _tls
+from .context import Context
 from .errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -43,6 +42,8 @@ from .framing import DEFAULT_MAX_FRAME, _Bad, _ContentLengthFramer, _NdjsonFrame
 from .schema import PROTOCOL_VERSION, describe_method
 from .stdio import isolate_stdio
 from .aio import _AsyncMixin
+from .output import _Batch, _OutputMixin
+from .threads import _ThreadsMixin
 
 __all__ = ["Worker", "DEFAULT_CONCURRENCY"]
 
@@ -89,32 +90,7 @@ class _Method:
         return None
 
 
-class _Batch:
-    """Collects the responses of one batch whose elements run on the pool."""
-
-    __slots__ = ("worker", "bodies", "outstanding", "sealed")
-
-    def __init__(self, worker):
-        self.worker = worker
-        self.bodies = []
-        self.outstanding = 0
-        self.sealed = False
-
-    def complete(self, body):
-        with self.worker._state_lock:
-            if body is not None:
-                self.bodies.append(body)
-            self.outstanding -= 1
-            done = self.sealed and self.outstanding == 0
-        if done:
-            self._emit()
-
-    def _emit(self):
-        if self.bodies:
-            self.worker._send([self.worker._frame("[" + ",".join(self.bodies) + "]")])
-
-
-class Worker(_AsyncMixin):
+class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
     """A JSON-RPC worker: register methods, then ``run()`` or ``main()``.
 
     Options (all keyword-only, each with a command-line flag in ``main()``):
@@ -161,6 +137,11 @@ class Worker(_AsyncMixin):
         self._loop_ident = None
         self._framer = None
         self._poller = None
+        # With threads or an event loop, output can break on another thread
+        # while the I/O loop waits on stdin: a byte on this pipe wakes it.
+        self._wake_r = None
+        self._wake_w = None
+        self._serve_poller = None
         self._last_poll = 0.0
         self._backlog = collections.deque()
         self._pending = []          # responses of the current read (loop thread)
@@ -358,6 +339,12 @@ class Worker(_AsyncMixin):
             self._start_loop()
         if self._slots is None and (self._jobs is not None or self._loop is not None):
             self._slots = threading.Semaphore(self.max_pending)
+            if hasattr(select, "poll"):
+                self._wake_r, self._wake_w = os.pipe()
+                os.set_blocking(self._wake_w, False)
+                self._serve_poller = select.poll()
+                self._serve_poller.register(in_fd, select.POLLIN)
+                self._serve_poller.register(self._wake_r, select.POLLIN)
         _context._active_worker = self
         try:
             self._announce()
@@ -402,6 +389,8 @@ class Worker(_AsyncMixin):
                 self._flush_pending()
                 if self._eof or self._stopping:
                     break
+                if self._serve_poller is not None and not self._wait_readable():
+                    continue  # woken: look at _stopping again
                 try:
                     chunk = read(fd, READ_SIZE)
                 except OSError as exc:
@@ -427,6 +416,26 @@ class Worker(_AsyncMixin):
                 self._refuse_backlog()
                 self._flush_pending()
                 break
+
+    def _wait_readable(self):
+        """Block until stdin is readable (True) or the wake pipe fires (False)."""
+        while True:
+            try:
+                events = self._serve_poller.poll()
+            except InterruptedError:  # pragma: no cover - retried by Python since 3.5
+                continue
+            woken = False
+            for fd, _ in events:
+                if fd == self._wake_r:
+                    woken = True
+                    try:
+                        os.read(self._wake_r, 64)
+                    except OSError:
+                        pass
+                else:
+                    return True
+            if woken:
+                return False
 
     def _ingest(self, chunk, polling):
         """Frame and parse a chunk into the backlog. ``$/cancelRequest`` takes
@@ -754,26 +763,6 @@ class Worker(_AsyncMixin):
         return _error_body(rid, METHOD_NOT_FOUND, "Method not found",
                            {"type": "MethodNotFound", "message": "no reserved method %r" % method, "method": method})
 
-    def _cancel_request(self, rid):
-        # Requests earlier in the stream that were already answered -32800 at
-        # their turn are done; forget the id so the set stays small.
-        self._cancel_ahead.discard(rid)
-        if self._slots is None:
-            return
-        with self._state_lock:
-            ctx = self._active.get(rid)
-            if ctx is None:
-                return
-            if ctx._state == _QUEUED:
-                ctx._state = _DONE  # the pool thread will skip it
-                del self._active[rid]
-                answer = True
-            else:
-                ctx._cancel()
-                answer = False
-        if answer:
-            self._deliver(ctx, _cancelled_body(ctx.id, False))
-
     def _refuse_backlog(self):
         """After $/shutdown, answer what was sent after it instead of running it."""
         backlog = self._backlog
@@ -841,148 +830,6 @@ class Worker(_AsyncMixin):
                 ctx._cancel()
         return True
 
-    # -- thread pool ---------------------------------------------------------
-
-    def _start_pool(self, threads):
-        import queue
-
-        self._jobs = queue.SimpleQueue()
-        for i in range(threads):
-            t = threading.Thread(target=self._pool_thread, name="pybridge-worker-%d" % i, daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _submit(self, spec, rid, params, batch, put):
-        if not self._slots.acquire(blocking=False):
-            # Full: send what we have, then stop reading until a job finishes.
-            self._flush_pending()
-            self._slots.acquire()
-        ctx = Context(self, spec.name, rid, False)
-        ctx._spec = spec
-        ctx._params = params
-        ctx._batch = batch
-        if batch is not None:
-            with self._state_lock:
-                batch.outstanding += 1
-        if rid is not _NO_ID:
-            with self._state_lock:
-                self._active[rid] = ctx
-        put(ctx)
-
-    def _pool_thread(self):
-        jobs = self._jobs
-        while True:
-            ctx = jobs.get()
-            if ctx is None:
-                return
-            try:
-                with self._state_lock:
-                    skip = ctx._state != _QUEUED
-                    ctx._state = _RUNNING
-                if skip:
-                    continue  # cancelled while queued: already answered
-                spec, rid = ctx._spec, ctx._rid
-                _tls.ctx = ctx
-                try:
-                    result = self._invoke(spec, ctx._params, ctx if spec.context else None)
-                except BaseException as exc:  # noqa: B036 - every failure becomes a response
-                    body = self._exception_body(rid, exc, spec, ctx._params, ctx)
-                else:
-                    body = None if rid is _NO_ID else self._result_body(rid, result)
-                finally:
-                    _tls.ctx = None
-                with self._state_lock:
-                    ctx._state = _DONE
-                    if rid is not _NO_ID and self._active.get(rid) is ctx:
-                        del self._active[rid]
-                self._deliver(ctx, body)
-            finally:
-                self._slots.release()
-
-    def _deliver(self, ctx, body):
-        if ctx._batch is not None:
-            ctx._batch.complete(body)
-        elif body is not None:
-            self._send([self._frame(body)])
-
-    # -- output ----------------------------------------------------------------
-
-    def _flush_pending(self):
-        pending = self._pending
-        if pending:
-            self._pending = []
-            self._send(pending)
-
-    def _send(self, frames):
-        """Queue frames for stdout from any thread. The first thread to find no
-        writer active becomes the writer and drains the queue, so frames from
-        many threads leave in few writes and no thread waits on another."""
-        lock = self._out_lock
-        with lock:
-            if self._writing:
-                self._outbox += frames
-                return
-            self._writing = True
-        # This thread is the writer. It runs once per read: in the common
-        # case (one thread, nothing queued meanwhile) it costs one write and
-        # two uncontended lock acquisitions, with no notify nobody waits for.
-        data = frames[0] if len(frames) == 1 else b"".join(frames)
-        while True:
-            try:
-                self._write_all(data)
-            except OSError as exc:
-                self._on_broken_output(exc)
-            with lock:
-                box = self._outbox
-                if not box:
-                    self._writing = False
-                    if self._idle_waiters:
-                        self._out_idle.notify_all()
-                    return
-                self._outbox = []
-            data = box[0] if len(box) == 1 else b"".join(box)
-
-    def _write_all(self, data):
-        if self._broken:
-            return
-        fd = self._out_fd
-        n = os.write(fd, data)
-        if n == len(data):
-            return
-        view = memoryview(data)[n:]
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-
-    def _on_broken_output(self, exc):
-        if not self._broken:
-            self._broken = True
-            self._stopping = True
-            _stderr("stdout closed (%s); stopping" % exc)
-
-    def _wait_output_idle(self):
-        with self._out_lock:
-            self._idle_waiters += 1
-            try:
-                while self._writing:
-                    self._out_idle.wait()
-            finally:
-                self._idle_waiters -= 1
-
-    def _cancel_all(self):
-        """stdin closed: the host is gone, so no answer will be read. Running
-        work is told it is cancelled (async tasks are cancelled), queued work
-        is dropped."""
-        if self._slots is None:
-            return
-        with self._state_lock:
-            for rid, ctx in list(self._active.items()):
-                if ctx._state == _QUEUED:
-                    ctx._state = _DONE
-                    del self._active[rid]
-                else:
-                    ctx._cancel()
-
     def _finish(self):
         """Let in-flight work finish, send everything, answer $/shutdown.
 
@@ -1007,27 +854,10 @@ class Worker(_AsyncMixin):
             self._send([self._frame(self._result_body(self._shutdown_reply, None))])
             self._shutdown_reply = _NO_ID
         self._wait_output_idle()
-
-    # -- logging -----------------------------------------------------------------
-
-    def log(self, level, message, **fields):
-        """Send the notification ``$/log`` ``{level, message, fields?}`` (any
-        thread). Before ``run()`` it goes to stderr."""
-        level = str(level).lower()
-        if level not in LOG_LEVELS:
-            level = "info"
-        params = {"level": level, "message": str(message)}
-        if fields:
-            params["fields"] = fields
-        if self._out_fd is None:
-            _stderr("%s: %s %s" % (level, message, fields if fields else ""))
-            return
-        try:
-            body = _encode({"jsonrpc": "2.0", "method": "$/log", "params": params})
-        except _ENCODE_ERRORS:
-            body = _lenient_encoder.encode({"jsonrpc": "2.0", "method": "$/log", "params": params})
-        self._send([self._frame(body)])
-
+        for fd in (self._wake_r, self._wake_w):
+            if fd is not None:
+                os.close(fd)
+        self._wake_r = self._wake_w = self._serve_poller = None
 
 def _is_async(fn):
     """Whether calling ``fn`` returns a coroutine to await (``async def``,
