@@ -335,3 +335,50 @@ async fn an_sdk_workers_type_hints_become_the_registrys_schema_and_policy() {
     assert_eq!(calls(&log), ["geo.scale"]);
     bridge.shutdown().await;
 }
+
+/// An answer too large for either side's frame limit says which two
+/// settings bound it, whichever side refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_too_large_names_both_frame_settings() {
+    // The bridge's limit: the pool drops the frame.
+    let mut config = calc_config(&[]);
+    // Above the manifest (one frame too), below the answer.
+    config.worker.max_frame = bytesize::ByteSize::kib(4);
+    let first = bridge(config).await;
+    let err = first
+        .call("calc.big", json!({"n": 10000}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "response_too_large", "{}", err.report());
+    let text = err.to_string();
+    assert!(
+        text.contains("`worker.max_frame`") && text.contains("`max_frame`"),
+        "{text}"
+    );
+    first.shutdown().await;
+
+    // The SDK's limit: the worker answers with an error instead.
+    let mut config = crate::support::sdk_config();
+    config.worker.command = vec![
+        python(),
+        fixtures()
+            .join("registry/typed_worker.py")
+            .display()
+            .to_string(),
+        "--max-frame".into(),
+        "4096".into(),
+    ];
+    let bridge = bridge(config).await;
+    let err = bridge
+        .call("geo.big", json!({"n": 10000}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "response_too_large", "{}", err.report());
+    let text = err.to_string();
+    assert!(text.contains("response too large"), "{text}");
+    assert!(
+        text.contains("`worker.max_frame`") && text.contains("Worker(max_frame"),
+        "{text}"
+    );
+    bridge.shutdown().await;
+}
