@@ -91,6 +91,13 @@ impl Parts {
         // ready; building it reads files and compiles schemas, so it runs on
         // a blocking thread. A failure stops the workers just started.
         let manifest = pool.manifest();
+        if manifest.is_none() && config.pool.min_workers == 0 {
+            // Nothing started, so nothing declared: the registry holds the
+            // catalogs alone, and a worker's own methods pass through.
+            tracing::warn!(
+                "pool.min_workers = 0: no worker started, so the method registry has no worker manifest"
+            );
+        }
         let rebuilt = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || registry(&config, manifest.as_deref()))
