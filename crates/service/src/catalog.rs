@@ -360,7 +360,7 @@ impl CatalogBuilder {
             }
         }
         if let Some(manifest) = &self.manifest {
-            fingerprint.add(manifest.canonical());
+            fingerprint.add(manifest.identity());
             merge_manifest(&mut defs, manifest)?;
         }
 

@@ -79,6 +79,14 @@ fn a_manifest_is_read_with_every_field_and_without_its_pid() {
         manifest(json!({"version": "1.0.0", "name": "calc-worker", "pid": 7, "methods": []}));
     let same = manifest(json!({"name": "calc-worker", "methods": [], "version": "1.0.0"}));
     assert_eq!(reordered.canonical(), same.canonical());
+    // The identity leaves out the concurrency knob; the canonical text keeps it.
+    let busier = manifest(
+        json!({"name": "calc-worker", "methods": [], "version": "1.0.0", "max_concurrency": 64}),
+    );
+    assert_eq!(busier.identity(), same.identity());
+    assert_ne!(busier.canonical(), same.canonical());
+    let newer = manifest(json!({"name": "calc-worker", "methods": [], "version": "1.0.1"}));
+    assert_ne!(newer.identity(), same.identity());
 }
 
 #[test]
