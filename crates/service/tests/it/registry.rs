@@ -263,3 +263,20 @@ fn unknown_methods_in_strict_mode_come_with_the_closest_names() {
         vec!["calc.mul".to_owned()]
     );
 }
+
+#[test]
+fn a_worker_serving_a_catalog_alias_refines_that_method() {
+    let catalog = Catalog::builder()
+        .source(
+            "calc.json",
+            r#"{"family":"calc","methods":[{"name":"calc.sum","aliases":["sumAll"],"wire_name":"old_sum","idempotent":true}]}"#,
+        )
+        .manifest(manifest(json!({"methods": [{"name": "sumAll", "timeout_ms": 900}]})))
+        .build()
+        .expect("an alias is a match, not a duplicate");
+    let sum = catalog.get("calc.sum").expect("calc.sum");
+    assert_eq!(sum.wire_name(), "sumAll");
+    assert_eq!(sum.sources().wire_name, FieldSource::Manifest);
+    assert_eq!(sum.timeout(), Some(Duration::from_millis(900)));
+    assert!(sum.available());
+}
