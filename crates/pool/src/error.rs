@@ -81,6 +81,20 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid pool configuration: {0}")]
     Config(ConfigError),
+    /// A remote worker URL that cannot be parsed.
+    #[error("invalid remote worker url {url:?}: it {problem}")]
+    InvalidEndpoint {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The shared secret cannot be used.
+    #[error("invalid worker secret: {problem}")]
+    InvalidSecret {
+        /// What is wrong with it (never the secret itself).
+        problem: Arc<str>,
+    },
 }
 
 /// A pool result.
@@ -153,6 +167,8 @@ pub enum FailureReason {
     Shutdown,
     /// It was recycled and did not finish in time.
     Recycled,
+    /// Its connection (a remote worker's) was closed or broke.
+    Disconnected,
 }
 
 impl fmt::Display for FailureReason {
@@ -164,6 +180,7 @@ impl fmt::Display for FailureReason {
             FailureReason::Unresponsive => "the worker stopped answering pings and was killed",
             FailureReason::Shutdown => "the pool shut down before the worker answered",
             FailureReason::Recycled => "the worker was recycled before it answered",
+            FailureReason::Disconnected => "the connection to the remote worker was lost",
         })
     }
 }
@@ -196,7 +213,9 @@ impl Error {
             | Error::Unavailable { .. }
             | Error::StartFailed { .. }
             | Error::ProgramNotFound { .. }
-            | Error::Config(_) => true,
+            | Error::Config(_)
+            | Error::InvalidEndpoint { .. }
+            | Error::InvalidSecret { .. } => true,
             Error::Timeout { stage, .. } => *stage == TimeoutStage::Queued,
             Error::WorkerFailed { written, .. } => !written,
             Error::Remote { .. } | Error::ResponseTooLarge { .. } => false,
@@ -218,7 +237,9 @@ impl Error {
             | Error::Encode(_)
             | Error::StartFailed { .. }
             | Error::ProgramNotFound { .. }
-            | Error::Config(_) => false,
+            | Error::Config(_)
+            | Error::InvalidEndpoint { .. }
+            | Error::InvalidSecret { .. } => false,
         }
     }
 
