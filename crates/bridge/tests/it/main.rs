@@ -5,4 +5,5 @@
 mod call_path;
 mod chaos;
 mod framework_worker;
+mod remote;
 mod support;
