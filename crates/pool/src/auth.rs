@@ -25,6 +25,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::Secret;
 
+#[cfg(test)]
+mod tests;
+
 /// What the bridge's proof is computed over, before the nonces.
 pub(crate) const BRIDGE_LABEL: &[u8] = b"pybridge-auth-v1 bridge";
 /// What the worker's proof is computed over, before the nonces.

@@ -9,16 +9,24 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::{bridge, eventually, fixtures, python, sdk_config};
+use crate::support::{bridge, eventually, python, python_env, sdk_config};
 
-/// Starts `fixtures/worker/pybridge_listen.py` on `url` with the secret in
+/// Starts the SDK's demo worker listening on `url` with the secret in
 /// `secret_file`; returns it and the URL it listens on.
 async fn listen(url: &str, secret_file: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(python())
-        .arg(fixtures().join("worker/pybridge_listen.py"))
-        .args(["--listen", url, "--max-concurrency", "4", "--secret-file"])
+        .args([
+            "-m",
+            "pybridge_worker",
+            "--listen",
+            url,
+            "--max-concurrency",
+            "4",
+            "--secret-file",
+        ])
         .arg(secret_file)
         .env_remove("PYBRIDGE_WORKER_SECRET")
+        .envs(python_env())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

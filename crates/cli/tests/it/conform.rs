@@ -469,7 +469,7 @@ async fn usage_errors_exit_2_and_a_missing_program_fails_the_handshake() {
     assert!(seen.contains("cannot spawn"), "{seen}");
 }
 
-/// Starts the SDK's demo worker listening on `url` (`fixtures/worker/pybridge_listen.py`);
+/// Starts the SDK's demo worker listening on `url` (`python3 -m pybridge_worker --listen`);
 /// returns it and the URL it listens on.
 async fn listener(
     url: &str,
@@ -478,8 +478,8 @@ async fn listener(
 ) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(python())
-        .arg(fixtures().join("worker/pybridge_listen.py"))
-        .args(["--listen", url])
+        .args(["-m", "pybridge_worker", "--listen", url])
+        .env("PYTHONPATH", python_path())
         .args(flags)
         .env_remove("PYBRIDGE_WORKER_SECRET")
         .envs(env.iter().copied())

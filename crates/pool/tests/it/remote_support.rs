@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::support::{fixtures, python};
+use crate::support::{python, python_path};
 
 pub(crate) const SECRET: &str = "correct horse battery staple";
 
@@ -28,7 +28,7 @@ pub(crate) fn local_worker() -> pybridge_pool::WorkerSpec {
     crate::support::sdk_worker().args(MANIFEST_FLAGS)
 }
 
-/// A worker process listening on a socket (`fixtures/worker/pybridge_listen.py`).
+/// The SDK's demo worker listening on a socket (`python3 -m pybridge_worker --listen URL`).
 pub(crate) struct Listener {
     pub(crate) child: Child,
     /// The URL it listens on (with the real port when started on port 0).
@@ -44,9 +44,9 @@ impl Listener {
     pub(crate) async fn start(url: &str, secret: Option<&str>, flags: &[&str]) -> Listener {
         let mut command = Command::new(python());
         command
-            .arg(fixtures().join("worker/pybridge_listen.py"))
-            .args(["--listen", url])
+            .args(["-m", "pybridge_worker", "--listen", url])
             .args(MANIFEST_FLAGS)
+            .env("PYTHONPATH", python_path())
             .args(flags)
             .env_remove("PYBRIDGE_WORKER_SECRET")
             .stdin(Stdio::null())
@@ -107,8 +107,8 @@ impl Listener {
 pub(crate) async fn run_listener(url: &str, env: &[(&str, &str)], flags: &[&str]) -> (i32, String) {
     let mut command = Command::new(python());
     command
-        .arg(fixtures().join("worker/pybridge_listen.py"))
-        .args(["--listen", url])
+        .args(["-m", "pybridge_worker", "--listen", url])
+        .env("PYTHONPATH", python_path())
         .args(flags)
         .env_remove("PYBRIDGE_WORKER_SECRET")
         .envs(env.iter().copied())
