@@ -1048,7 +1048,8 @@ rng = random.Random("%s-%d" % (seed, os.getpid()))
 after = str(rng.randint(50, 300))
 roll = rng.random()
 if roll < 0.60:
-    mode, argv = "ok", ["-m", worker, "--max-concurrency", "16"]
+    # READY, as the fault workers announce: one pool, one manifest (none).
+    mode, argv = "ok", ["-m", worker, "--max-concurrency", "16", "--handshake", "ready-line"]
 elif roll < 0.85:
     mode, argv = "garbage", [faults, "--mode", "garbage", "--after", after, "--max-concurrency", "16", "--max-life", "120"]
 else:
