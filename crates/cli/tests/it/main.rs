@@ -5,6 +5,7 @@
 mod abuse;
 mod call;
 mod conform;
+mod methods;
 mod serve;
 mod support;
 mod worker_stderr;
