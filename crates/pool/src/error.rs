@@ -159,9 +159,11 @@ pub enum FailureReason {
     Exited,
     /// It closed its stdout or the pipe broke while it still ran.
     ProtocolBroken,
-    /// It kept a call past its deadline and the cancel grace period; the pool killed it.
+    /// It kept a call past its deadline and the cancel grace period; the pool
+    /// killed it (a remote worker: disconnected it).
     Hung,
-    /// It missed too many pings; the pool killed it.
+    /// It missed too many pings; the pool killed it (a remote worker:
+    /// disconnected it).
     Unresponsive,
     /// It was stopped by pool shutdown before answering.
     Shutdown,
@@ -176,8 +178,10 @@ impl fmt::Display for FailureReason {
         f.write_str(match self {
             FailureReason::Exited => "the process exited",
             FailureReason::ProtocolBroken => "the worker broke the protocol (stdout closed)",
-            FailureReason::Hung => "the worker hung and was killed",
-            FailureReason::Unresponsive => "the worker stopped answering pings and was killed",
+            FailureReason::Hung => "the worker hung and was killed (a remote one: disconnected)",
+            FailureReason::Unresponsive => {
+                "the worker stopped answering pings and was killed (a remote one: disconnected)"
+            }
             FailureReason::Shutdown => "the pool shut down before the worker answered",
             FailureReason::Recycled => "the worker was recycled before it answered",
             FailureReason::Disconnected => "the connection to the remote worker was lost",
