@@ -129,6 +129,22 @@ class TestParsingAndSecrets(unittest.TestCase):
         self.assertEqual(proof.hex(), KNOWN_BRIDGE_PROOF)
 
 
+    def test_a_bridge_that_never_answers_the_challenge_is_given_up_on(self):
+        worker_end, bridge_end = socket.socketpair()
+        saved, listen.AUTH_TIMEOUT = listen.AUTH_TIMEOUT, 0.3
+        try:
+            started = time.monotonic()
+            with self.assertRaises(listen.AuthError):
+                listen.server_handshake(worker_end, SECRET)
+            self.assertLess(time.monotonic() - started, 5)
+            hello = json.loads(bridge_end.recv(4096).split(b"\n")[0])
+            self.assertEqual(hello["params"]["auth"], "hmac-sha256")
+        finally:
+            listen.AUTH_TIMEOUT = saved
+            worker_end.close()
+            bridge_end.close()
+
+
 KNOWN_BRIDGE_PROOF = "d034cba148025b244c0570d72a33741549542339059ab0b771a9b96ad0edf154"
 
 

@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import stat
+import time
 
 from .codec import _stderr
 
@@ -99,12 +100,21 @@ def _send_line(conn, message):
     conn.sendall(json.dumps(message, separators=(",", ":")).encode("utf-8") + b"\n")
 
 
-def _read_line(conn):
+def _read_line(conn, deadline):
     # Byte by byte: nothing after the line may be consumed here, because the
     # protocol loop reads the socket from where this stops. The lines are short.
+    # The deadline bounds the whole line, so a peer trickling bytes cannot
+    # hold the listener (which serves one connection at a time) for long.
     data = bytearray()
     while True:
-        b = conn.recv(1)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AuthError("the bridge did not authenticate within %.1f s" % AUTH_TIMEOUT)
+        conn.settimeout(left)
+        try:
+            b = conn.recv(1)
+        except socket.timeout:
+            raise AuthError("the bridge did not authenticate within %.1f s" % AUTH_TIMEOUT) from None
         if not b:
             raise AuthError("the bridge closed the connection during authentication")
         if b == b"\n":
@@ -128,10 +138,11 @@ def server_handshake(conn, secret):
     if secret is None:
         _send_line(conn, {"jsonrpc": "2.0", "method": "$/hello", "params": {"auth": "none"}})
         return
+    deadline = time.monotonic() + AUTH_TIMEOUT
     worker_nonce = os.urandom(NONCE_BYTES)
     _send_line(conn, {"jsonrpc": "2.0", "method": "$/hello",
                       "params": {"auth": "hmac-sha256", "nonce": worker_nonce.hex()}})
-    message = _read_line(conn)
+    message = _read_line(conn, deadline)
     params = message.get("params") if isinstance(message.get("params"), dict) else {}
     if message.get("method") == "$/authFailed":
         raise AuthError("the bridge refused this worker: %s" % params.get("message", "no reason given"))
