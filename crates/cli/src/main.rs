@@ -1,6 +1,7 @@
 //! The `pybridge` command: `call`, `serve` (an HTTP gateway with `/rpc`,
-//! `/health` and `/metrics`), `bench`, `config`, and `methods`/`describe`
-//! (the method registry, also as OpenRPC), over the bridge.
+//! `/health` and `/metrics`), `bench`, `config`, `methods`/`describe`
+//! (the method registry, also as OpenRPC), over the bridge, and `conform`,
+//! which checks any worker program against docs/protocol.md.
 //!
 //! Without a worker command it runs the embedded reference SQLite Extensions
 //! Framework worker; after `--`, any program and its arguments become the
@@ -11,6 +12,7 @@
 
 mod bench;
 mod call;
+mod conform;
 mod describe;
 mod embedded;
 mod logging;
@@ -52,6 +54,8 @@ enum Command {
     Methods(methods::MethodsArgs),
     /// Show one method: schemas, policy and example params.
     Describe(describe::DescribeArgs),
+    /// Check that a worker program speaks the wire protocol (docs/protocol.md).
+    Conform(conform::ConformArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             Command::Config(args) => options::print_config(&cli.global, &args),
             Command::Methods(args) => methods::run(&cli.global, args).await,
             Command::Describe(args) => describe::run(&cli.global, args).await,
+            Command::Conform(args) => conform::run(args).await,
         }
     });
     match outcome {

@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod call;
+mod conform;
 mod methods;
 mod serve;
 mod support;
