@@ -38,7 +38,10 @@ const FAMILIES: [FamilyPrompt; 4] = [
         family: "pattern_learning",
         title: "Reuse what worked before (pattern learning)",
         description: "Find proven patterns for a task before designing one, and record the outcome afterwards.",
-        argument: ("task", "What you are about to build or solve, in a sentence or two."),
+        argument: (
+            "task",
+            "What you are about to build or solve, in a sentence or two.",
+        ),
         text: "Goal: {goal}\n\n\
 Before designing a solution, consult the pattern library:\n\
 1. Call `pattern_learning.get_recommendations` with a `description` of the goal (and a `domain` \
@@ -48,8 +51,8 @@ measured performance: prefer patterns with a high success rate and many uses.\n\
 search; `pattern_learning.get_statistics` shows which domains the library knows well.\n\
 3. Build on the best pattern, saying which one you used and why.\n\
 4. When the work is done and its outcome is known, call `pattern_learning.record_pattern` with \
-what you did, the domain, the success rate you observed and the performance, so the next agent \
-starts from your result. Record failures too: a low success rate is useful knowledge.\n\n\
+a `pattern_name`, the `domain`, the `success_rate` you observed (0 to 1), a `description` and \
+the `performance` you measured, so the next agent starts from your result. Record failures too: a low success rate is useful knowledge.\n\n\
 Reads are cached for a minute and safe to repeat; recording a pattern is a write and clears them.",
     },
     FamilyPrompt {
@@ -61,10 +64,11 @@ Reads are cached for a minute and safe to repeat; recording a pattern is a write
 Work in steps and show the result of each:\n\
 1. Call `extension_generator.analyze_requirements` with the description. Read the requirements \
 and the recommended path back to the user and resolve anything ambiguous before generating.\n\
-2. Call `extension_generator.recommend_path` with the requirements when you need to compare \
-paths (performance, portability, effort).\n\
-3. Call `extension_generator.generate` with the requirements and the chosen path. It writes the \
-extension, its tests and documentation and runs the tests; it may take a minute or two. \
+2. Call `extension_generator.recommend_path` with those `requirements` (and any \
+`constraints`) when you need to compare paths: performance, portability, effort.\n\
+3. Call `extension_generator.generate` with the `description` and the chosen `backend` and \
+`performance_level`. It writes the extension, its tests and documentation and runs the tests; \
+it may take a minute or two. \
 `extension_generator.quick_generate` does all of this from the description alone when the \
 user wants a draft quickly.\n\
 4. Report the files written and the test results. If tests failed, explain why and propose a \
@@ -76,33 +80,39 @@ with a timeout before checking what it produced.",
         family: "agent_amplification",
         title: "Learn from decisions and peers (agent amplification)",
         description: "Record decisions and outcomes, consult peer agents, and track a capability over time.",
-        argument: ("decision", "The decision in front of you, or the capability you want to improve."),
+        argument: (
+            "decision",
+            "The decision in front of you, or the capability you want to improve.",
+        ),
         text: "Situation: {goal}\n\n\
 Use the amplification tools to make this decision better than a single attempt would:\n\
-1. Call `agent_amplification.consult_peers` with the question and the expertise it needs; weigh \
-their answers by their stated confidence.\n\
-2. Decide, and call `agent_amplification.record_decision` with the decision, the options you \
-rejected, your reasoning and, once known, the outcome. Decisions recorded with outcomes are how \
-later agents learn.\n\
+1. Call `agent_amplification.consult_peers` with the `question` and the `expertise_area` it \
+needs; weigh their answers by their stated confidence.\n\
+2. Decide, and call `agent_amplification.record_decision` with the `decision`, its `outcome` \
+once known, your `confidence`, and the `context` (the options you rejected and why). Decisions \
+recorded with outcomes are how later agents learn.\n\
 3. When you find yourself repeating a procedure, call `agent_amplification.create_tool` to \
 save it as a tool for later.\n\
-4. To show progress on a capability, call `agent_amplification.track_evolution` with its name \
-and the metrics you measured.\n\n\
+4. To show progress on a capability, call `agent_amplification.track_evolution` with its \
+`capability_id` and the `metrics` you measured.\n\n\
 Consulting peers is safe to repeat; the other calls record something each time.",
     },
     FamilyPrompt {
         family: "agent_context",
         title: "Fit the answer to the agent (agent context)",
         description: "Detect the calling agent, respect its token budget, and format content for it.",
-        argument: ("content", "The content you are going to hand to another agent or model."),
+        argument: (
+            "content",
+            "The content you are going to hand to another agent or model.",
+        ),
         text: "Content to deliver: {goal}\n\n\
 Before handing content to another agent or model:\n\
-1. Call `agent_context.detect_type` with what you know of the agent (its name or user agent) to \
-learn its type, tier and features.\n\
-2. Call `agent_context.get_capabilities` for its limits, and `agent_context.get_token_budget` \
-with the conversation so far to learn how much room is left.\n\
-3. Call `agent_context.format_for_agent` with the content and the agent, and deliver what it \
-returns: it trims and restructures the content to fit the budget and the agent's features.\n\n\
+1. Call `agent_context.detect_type` with `hints` about the agent (its name, user agent, \
+environment) to learn its type, tier and features.\n\
+2. Call `agent_context.get_capabilities` with its `agent_type` for its limits, and \
+`agent_context.get_token_budget` with the `conversation` so far to learn how much room is left.\n\
+3. Call `agent_context.format_for_agent` with the `content` and the `agent_type`, and deliver \
+what it returns: it trims and restructures the content to fit the budget and the agent's features.\n\n\
 These calls only read and are cached briefly; repeat them whenever the agent or the \
 conversation changes.",
     },
@@ -123,7 +133,10 @@ pub(crate) fn list(tools: &Tools) -> Vec<Prompt> {
 }
 
 /// One prompt, its argument filled in.
-pub(crate) fn get(tools: &Tools, request: &GetPromptRequestParams) -> Result<GetPromptResult, ErrorData> {
+pub(crate) fn get(
+    tools: &Tools,
+    request: &GetPromptRequestParams,
+) -> Result<GetPromptResult, ErrorData> {
     let Some(family) = FAMILIES
         .iter()
         .find(|f| f.family == request.name && tools.has_family(f.family))
@@ -152,8 +165,10 @@ pub(crate) fn get(tools: &Tools, request: &GetPromptRequestParams) -> Result<Get
             )
         })?;
     let text = family.text.replace("{goal}", goal.trim());
-    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
-        .with_description(family.description))
+    Ok(
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description(family.description),
+    )
 }
 
 /// The catalog resources.
@@ -176,7 +191,12 @@ pub(crate) fn resources() -> Vec<Resource> {
 /// The text of a resource.
 pub(crate) fn read(catalog: &Catalog, uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let document = match uri {
-        METHODS_URI => Value::Array(catalog.methods().map(|s| crate::methods::describe(s)).collect()),
+        METHODS_URI => Value::Array(
+            catalog
+                .methods()
+                .map(|s| crate::methods::describe(s))
+                .collect(),
+        ),
         OPENRPC_URI => crate::openrpc::document(catalog),
         _ => {
             return Err(ErrorData::resource_not_found(

@@ -44,7 +44,11 @@ struct Inner {
 }
 
 impl Server {
-    pub(crate) fn new(bridge: Bridge, config: &pybridge::Config, closing: CancellationToken) -> Server {
+    pub(crate) fn new(
+        bridge: Bridge,
+        config: &pybridge::Config,
+        closing: CancellationToken,
+    ) -> Server {
         let tools = Tools::build(bridge.service().catalog(), &config.mcp);
         Server {
             inner: Arc::new(Inner {
@@ -126,18 +130,23 @@ impl Server {
         } else {
             tracing::debug!(request_id, method = %entry.method, code = err.code(), error = %err.report(), "tool call failed");
         }
-        // Invalid params: the model needs every violation to fix its call.
-        let message = if err.code() == "invalid_params" {
-            err.report()
-        } else {
-            object.message.clone()
-        };
-        let data = object
+        let mut data = object
             .data
             .as_deref()
             .and_then(|d| serde_json::from_str::<Value>(d.get()).ok())
             .unwrap_or_else(|| json!({"code": err.code()}));
-        tool_error(message, data)
+        // Invalid params: the model needs every violation to fix its call.
+        if let Error::Rejected { method, source } = err
+            && !source.violations().is_empty()
+        {
+            let lines: Vec<String> = source.violations().iter().map(|v| v.to_string()).collect();
+            if let Value::Object(map) = &mut data {
+                map.insert("violations".into(), json!(lines));
+            }
+            let message = format!("invalid params for `{method}`:\n- {}", lines.join("\n- "));
+            return tool_error(message, data);
+        }
+        tool_error(object.message.clone(), data)
     }
 }
 
@@ -155,7 +164,11 @@ fn params(
             Some(_) if !arguments.is_empty() => {
                 return Err(format!(
                     "invalid params: only `{ARGS}` is expected, not {}",
-                    arguments.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    arguments
+                        .keys()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             Some(_) => return Err(format!("invalid params: `{ARGS}` must be an array")),

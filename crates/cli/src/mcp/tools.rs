@@ -75,9 +75,10 @@ impl Tools {
         for (spec, name) in specs.into_iter().zip(names) {
             let (input_schema, args) = input_schema(spec.params_schema());
             let (output_schema, output) = output_schema(spec.result_schema());
-            let mut description = spec
-                .description()
-                .map_or_else(|| format!("Calls the method `{}`.", spec.name()), str::to_owned);
+            let mut description = spec.description().map_or_else(
+                || format!("Calls the method `{}`.", spec.name()),
+                str::to_owned,
+            );
             if args == ArgsShape::Positional {
                 description.push_str(
                     "\n\nThe method takes its params by position: pass them, in order, as the array `args`.",
@@ -272,7 +273,8 @@ fn wrap(schema: &Value, member: &str, description: &str) -> JsonObject {
                 hoisted.insert(key, defs);
             }
         }
-        map.entry("description").or_insert_with(|| description.into());
+        map.entry("description")
+            .or_insert_with(|| description.into());
     }
     let mut root = object(json!({
         "type": "object",

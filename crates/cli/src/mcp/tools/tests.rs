@@ -12,7 +12,14 @@ fn names(methods: &[&str]) -> Vec<String> {
 #[test]
 fn names_that_fit_are_kept_and_others_are_mapped_to_valid_distinct_names() {
     let long = "x".repeat(200);
-    let methods = ["geo.scale", "geo/scale", "geo:scale", "géo.scale", long.as_str(), "a b"];
+    let methods = [
+        "geo.scale",
+        "geo/scale",
+        "geo:scale",
+        "géo.scale",
+        long.as_str(),
+        "a b",
+    ];
     let tools = names(&methods);
     assert_eq!(tools[0], "geo.scale");
     for (method, tool) in methods.iter().zip(&tools) {
@@ -38,7 +45,8 @@ fn a_mapped_name_never_takes_a_name_a_method_already_has() {
 
 #[test]
 fn object_schemas_are_kept_and_array_schemas_are_wrapped_as_args() {
-    let object = json!({"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]});
+    let object =
+        json!({"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]});
     let (schema, shape) = input_schema(Some(&object));
     assert_eq!(Value::Object(schema), object);
     assert_eq!(shape, ArgsShape::Object);
