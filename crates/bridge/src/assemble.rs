@@ -466,7 +466,7 @@ fn cache(
     // So is the producer: the worker's manifest, or its command without one,
     // so that two different workers never share an entry.
     let producer = match service.catalog().manifest() {
-        Some(manifest) => pybridge_cache::ProducerId::from_manifest(manifest.canonical()),
+        Some(manifest) => pybridge_cache::ProducerId::from_manifest(manifest.identity()),
         None => {
             let command: Vec<&[u8]> = std::iter::once(worker.program.as_os_str())
                 .chain(worker.args.iter().map(|a| a.as_os_str()))

@@ -191,7 +191,8 @@ impl JsonText for bytes::Bytes {
 }
 
 /// The identity of whatever produced cached values: blake3 of a worker's
-/// canonical manifest, or of its command when it declares none. Mixed into
+/// manifest identity (its canonical JSON without pid or concurrency), or of
+/// its command when it declares none. Mixed into
 /// every key (through [`ProducerId::namespace`]), it makes two different
 /// workers never share an entry, while the same worker across restarts and
 /// processes (same manifest, or same command) finds its own entries again,

@@ -98,6 +98,11 @@ pub(crate) fn describe(spec: &MethodSpec) -> Value {
 
 fn table(catalog: &Catalog) -> String {
     let width = catalog.methods().map(|m| m.name().len()).max().unwrap_or(0);
+    let source_width = catalog
+        .methods()
+        .map(|m| m.source().len())
+        .max()
+        .unwrap_or(0);
     let mut text = String::new();
     for spec in catalog.methods() {
         let mut facts = Vec::new();
@@ -126,7 +131,7 @@ fn table(catalog: &Catalog) -> String {
             .to_owned(),
         );
         text.push_str(&format!(
-            "{:width$}  {}  [{}]  {}\n",
+            "{:width$}  {:source_width$}  [{}]  {}\n",
             spec.name(),
             spec.source(),
             facts.join(", "),

@@ -36,7 +36,13 @@ fn method(spec: &MethodSpec) -> Value {
         object.insert("description".into(), description.into());
     }
     object.insert("params".into(), Value::Array(params(spec.params_schema())));
-    object.insert("paramStructure".into(), "by-name".into());
+    // A method with positional names takes an array too (mapped onto them).
+    let structure = if spec.positional().is_some() {
+        "either"
+    } else {
+        "by-name"
+    };
+    object.insert("paramStructure".into(), structure.into());
     object.insert(
         "result".into(),
         json!({

@@ -279,8 +279,8 @@ impl CatalogBuilder {
     ///
     /// A manifest method is matched to the catalog methods with its name as
     /// their wire name (what the worker serves), or else to the catalog
-    /// method with its name as public name, whose wire name becomes the
-    /// worker's. For a matched method the manifest sets the cache TTL and
+    /// method with its name as public name or alias, whose wire name becomes
+    /// the worker's. For a matched method the manifest sets the cache TTL and
     /// the timeout and fills a description or schema the catalog lacks, but
     /// the result is never looser than the catalog: a curated schema always
     /// wins (it describes public names, which renames may map to other wire
@@ -360,7 +360,7 @@ impl CatalogBuilder {
             }
         }
         if let Some(manifest) = &self.manifest {
-            fingerprint.add(manifest.canonical());
+            fingerprint.add(manifest.identity());
             merge_manifest(&mut defs, manifest)?;
         }
 
@@ -645,7 +645,10 @@ fn merge_manifest(defs: &mut Vec<Entry>, manifest: &Manifest) -> Result<()> {
             .filter(|&j| defs[j].def.wire_name == method.name)
             .collect();
         if found.is_empty() {
-            found.extend((0..matched.len()).filter(|&j| defs[j].def.name == method.name));
+            // A public name or an alias: the worker serves it under that name.
+            found.extend((0..matched.len()).filter(|&j| {
+                defs[j].def.name == method.name || defs[j].def.aliases.contains(&method.name)
+            }));
         }
         if found.is_empty() {
             defs.push(from_manifest(&file, i, method));

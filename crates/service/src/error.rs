@@ -15,7 +15,7 @@ use crate::Violation;
 pub enum Error {
     /// The method is not in the registry and strict mode is on, or it is
     /// listed but unavailable (no worker implements it) (JSON-RPC `-32601`).
-    #[error("{} `{method}`{}", if *unavailable { "unavailable method" } else { "unknown method" }, DidYouMean(suggestions))]
+    #[error("{}{}", Unknown { method, unavailable: *unavailable }, DidYouMean(suggestions))]
     UnknownMethod {
         /// The name the caller used (the public name, never a wire name).
         method: String,
@@ -244,6 +244,26 @@ impl Error {
         match object.clone().with_data(&data) {
             Ok(with_data) => with_data,
             Err(_) => object,
+        }
+    }
+}
+
+/// The first words of [`Error::UnknownMethod`].
+struct Unknown<'a> {
+    method: &'a str,
+    unavailable: bool,
+}
+
+impl fmt::Display for Unknown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unavailable {
+            write!(
+                f,
+                "method `{}` is listed, but no worker implements it",
+                self.method
+            )
+        } else {
+            write!(f, "unknown method `{}`", self.method)
         }
     }
 }

@@ -29,6 +29,7 @@ pub struct Manifest {
     /// The methods, in the worker's order.
     pub methods: Vec<ManifestMethod>,
     canonical: String,
+    identity: String,
 }
 
 /// One method a worker declares.
@@ -95,7 +96,10 @@ impl Manifest {
         // serde_json's map is sorted by key (the workspace never enables
         // `preserve_order`), so this text is canonical: equal manifests give
         // equal text whatever order the worker wrote its keys in.
-        let canonical = Value::Object(without_pid).to_string();
+        let canonical = Value::Object(without_pid.clone()).to_string();
+        // What produces values: a concurrency knob does not change them.
+        without_pid.remove("max_concurrency");
+        let identity = Value::Object(without_pid).to_string();
         Ok(Manifest {
             name,
             version,
@@ -103,13 +107,21 @@ impl Manifest {
             max_concurrency,
             methods,
             canonical,
+            identity,
         })
     }
 
-    /// The manifest as canonical JSON (sorted keys, no `pid`): what a cache
-    /// key hashes to name the producer of a value.
+    /// The manifest as canonical JSON (sorted keys, no `pid`).
     pub fn canonical(&self) -> &str {
         &self.canonical
+    }
+
+    /// The canonical JSON of what decides the worker's answers: name,
+    /// version, protocol version and methods (without `pid` and
+    /// `max_concurrency`). A cache key hashes it to name the producer, so the
+    /// same worker run with another concurrency keeps its entries.
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// The declared method with this (wire) name.

@@ -49,6 +49,10 @@ def sync_sleep(ctx, seconds: float):
         raise RequestCancelled()
     return {"slept": seconds, "thread": threading.current_thread().name}
 
+@w.method("sync.threads")
+def pool_threads():
+    return sum(1 for t in threading.enumerate() if t.name.startswith("pybridge-worker-"))
+
 async def _helper():
     return 1
 
@@ -201,6 +205,17 @@ class TestDefaultConcurrency(unittest.TestCase):
             self.assertEqual(first["id"], fast["id"])
             self.assertLess(took, 0.4, "the fast call waited for slow ones")
             self.assertEqual({w.recv()["id"] for _ in slow}, {m["id"] for m in slow})
+        finally:
+            w.close()
+
+    def test_threads_start_on_demand(self):
+        w = start()
+        try:
+            self.assertEqual(result(self, w.call("sync.threads")), 1, "one call, one thread")
+            slow = [w.req("sync.sleep", {"seconds": 0.3}) for _ in range(5)]
+            w.send(*slow)
+            self.assertEqual({w.recv()["id"] for _ in slow}, {m["id"] for m in slow})
+            self.assertGreaterEqual(result(self, w.call("sync.threads")), 5)
         finally:
             w.close()
 

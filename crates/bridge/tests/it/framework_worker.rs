@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{python, python_path};
+use crate::support::{python, python_env};
 
 const MAIN_FAMILIES: [&str; 4] = [
     "pattern_learning",
@@ -343,9 +343,10 @@ fn cases() -> Vec<Case> {
 
 /// A pool of framework workers; `extra` are server flags.
 async fn start(workers: usize, extra: &[&std::ffi::OsStr]) -> Pool {
-    let spec = WorkerSpec::new(python())
+    let spec = python_env()
+        .into_iter()
+        .fold(WorkerSpec::new(python()), |spec, (k, v)| spec.env(k, v))
         .args(["-m", "sqlite_framework"])
-        .env("PYTHONPATH", python_path())
         .args(extra.iter().copied())
         .startup_timeout(Duration::from_secs(30));
     let config = PoolConfig::builder(spec)

@@ -26,6 +26,21 @@ pub(crate) fn python_path() -> String {
     .into_owned()
 }
 
+/// Environment variables for Python workers: the packages on `PYTHONPATH`, and
+/// bytecode cached under the target directory even where the environment
+/// sets `PYTHONDONTWRITEBYTECODE` (recompiling the SDK at every start would
+/// slow the replacement of killed workers, which the chaos tests time).
+pub(crate) fn python_env() -> [(String, String); 3] {
+    [
+        ("PYTHONPATH".into(), python_path()),
+        ("PYTHONDONTWRITEBYTECODE".into(), String::new()),
+        (
+            "PYTHONPYCACHEPREFIX".into(),
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/pycache").into(),
+        ),
+    ]
+}
+
 /// The SDK's demo worker: `python3 -m pybridge_worker`.
 pub(crate) fn sdk_command() -> Vec<String> {
     vec![python(), "-m".into(), "pybridge_worker".into()]
@@ -43,7 +58,7 @@ pub(crate) fn framework_command() -> Vec<String> {
 pub(crate) fn sdk_config() -> Config {
     let mut config = Config::default();
     config.worker.command = sdk_command();
-    config.worker.env.insert("PYTHONPATH".into(), python_path());
+    config.worker.env.extend(python_env());
     config.pool.min_workers = 1;
     config.cache.disk = false;
     config.retry.initial_delay = Duration::from_millis(5);

@@ -199,6 +199,17 @@ async fn the_openrpc_document_is_valid_and_rpc_discover_serves_it() {
         .filter_map(|m| m["name"].as_str())
         .collect();
     assert!(names.contains(&"calc.add"), "{names:?}");
+    let add = document["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "calc.add")
+        .unwrap();
+    assert_eq!(add["paramStructure"], "either");
+    assert_eq!(
+        add["params"][0],
+        json!({"name": "a", "schema": {"type": "integer"}, "required": true})
+    );
     let printed = run(&home, &with_worker(&["methods", "--openrpc"], &worker)).await;
     assert_eq!(
         json(&printed.stdout),

@@ -53,6 +53,13 @@ fn isolated(mut cmd: Command, home: &tempfile::TempDir) -> Command {
         .env("PYBRIDGE_DATA_DIR", home.path().join("data"))
         .env("HOME", home.path())
         .env("PYTHONPATH", python_path())
+        // Bytecode cached under target/ even where the environment turns
+        // caching off: recompiling the SDK at every worker start is slow.
+        .env("PYTHONDONTWRITEBYTECODE", "")
+        .env(
+            "PYTHONPYCACHEPREFIX",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/pycache"),
+        )
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     cmd

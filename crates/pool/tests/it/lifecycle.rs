@@ -154,9 +154,7 @@ runpy.run_module("pybridge_worker", run_name="__main__", alter_sys=True)
 "#,
         flag = flag.to_str().unwrap(),
     );
-    WorkerSpec::new(python())
-        .args(["-c", &script])
-        .env("PYTHONPATH", python_path())
+    python_env(WorkerSpec::new(python()).args(["-c", &script]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,6 +79,14 @@ fn a_manifest_is_read_with_every_field_and_without_its_pid() {
         manifest(json!({"version": "1.0.0", "name": "calc-worker", "pid": 7, "methods": []}));
     let same = manifest(json!({"name": "calc-worker", "methods": [], "version": "1.0.0"}));
     assert_eq!(reordered.canonical(), same.canonical());
+    // The identity leaves out the concurrency knob; the canonical text keeps it.
+    let busier = manifest(
+        json!({"name": "calc-worker", "methods": [], "version": "1.0.0", "max_concurrency": 64}),
+    );
+    assert_eq!(busier.identity(), same.identity());
+    assert_ne!(busier.canonical(), same.canonical());
+    let newer = manifest(json!({"name": "calc-worker", "methods": [], "version": "1.0.1"}));
+    assert_ne!(newer.identity(), same.identity());
 }
 
 #[test]
@@ -254,4 +262,21 @@ fn unknown_methods_in_strict_mode_come_with_the_closest_names() {
         service.catalog().suggest("mul"),
         vec!["calc.mul".to_owned()]
     );
+}
+
+#[test]
+fn a_worker_serving_a_catalog_alias_refines_that_method() {
+    let catalog = Catalog::builder()
+        .source(
+            "calc.json",
+            r#"{"family":"calc","methods":[{"name":"calc.sum","aliases":["sumAll"],"wire_name":"old_sum","idempotent":true}]}"#,
+        )
+        .manifest(manifest(json!({"methods": [{"name": "sumAll", "timeout_ms": 900}]})))
+        .build()
+        .expect("an alias is a match, not a duplicate");
+    let sum = catalog.get("calc.sum").expect("calc.sum");
+    assert_eq!(sum.wire_name(), "sumAll");
+    assert_eq!(sum.sources().wire_name, FieldSource::Manifest);
+    assert_eq!(sum.timeout(), Some(Duration::from_millis(900)));
+    assert!(sum.available());
 }

@@ -36,10 +36,27 @@ class _ThreadsMixin:
         import queue
 
         self._jobs = queue.SimpleQueue()
-        for i in range(threads):
-            t = threading.Thread(target=self._pool_thread, name="pybridge-worker-%d" % i, daemon=True)
-            t.start()
+        self._max_threads = threads
+        # Threads start on demand: a worker is ready without waiting for
+        # all of them to be scheduled (Thread.start() waits for each), which
+        # matters when a loaded machine replaces crashed workers.
+        self._waiting = 0  # threads free to take a job (or starting to)
+        self._queued_jobs = 0  # jobs put and not taken yet
+
+    def _pool_put(self, ctx):
+        """Queue a job; start a thread when none is free, up to ``threads``."""
+        with self._state_lock:
+            self._queued_jobs += 1
+            grow = self._queued_jobs > self._waiting and len(self._threads) < self._max_threads
+            if grow:
+                self._waiting += 1
+        self._jobs.put(ctx)
+        if grow:
+            # Only the I/O loop thread touches _threads.
+            t = threading.Thread(target=self._pool_thread, name="pybridge-worker-%d" % len(self._threads),
+                                 daemon=True)
             self._threads.append(t)
+            t.start()
 
     def _submit(self, spec, rid, params, batch, put):
         if not self._slots.acquire(blocking=False):
@@ -66,6 +83,8 @@ class _ThreadsMixin:
                 return
             try:
                 with self._state_lock:
+                    self._waiting -= 1
+                    self._queued_jobs -= 1
                     skip = ctx._state != _QUEUED
                     ctx._state = _RUNNING
                 if skip:
@@ -87,6 +106,8 @@ class _ThreadsMixin:
                 self._deliver(ctx, body)
             finally:
                 self._slots.release()
+                with self._state_lock:
+                    self._waiting += 1
 
     def _cancel_all(self):
         """stdin closed: the host is gone, so no answer will be read. Running

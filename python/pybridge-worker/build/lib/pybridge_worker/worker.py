@@ -169,6 +169,9 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
         self._jobs = None
         self._threads = []
         self._slots = None
+        self._max_threads = 0
+        self._waiting = 0
+        self._queued_jobs = 0
 
         # Event loop state (async methods).
         self._loop = None
@@ -586,7 +589,7 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
             return None
         if self._jobs is None or spec.inline:
             return self._run_inline(spec, rid, params)
-        self._submit(spec, rid, params, batch, self._jobs.put)
+        self._submit(spec, rid, params, batch, self._pool_put)
         return None
 
     def _run_inline(self, spec, rid, params):
