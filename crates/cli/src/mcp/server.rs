@@ -80,7 +80,7 @@ impl Server {
                 None,
             ));
         };
-        let params = match params(entry, request.arguments) {
+        let params = match params_of(entry.args, request.arguments) {
             Ok(params) => params,
             Err(message) => return Ok(tool_error(message, json!({"code": "invalid_params"}))),
         };
@@ -151,11 +151,11 @@ impl Server {
 }
 
 /// The tool's arguments as the method's params.
-fn params(
-    entry: &Entry,
+fn params_of(
+    shape: ArgsShape,
     arguments: Option<rmcp::model::JsonObject>,
 ) -> Result<Option<Box<serde_json::value::RawValue>>, String> {
-    let value = match (entry.args, arguments) {
+    let value = match (shape, arguments) {
         (_, None) => return Ok(None),
         (ArgsShape::Object, Some(arguments)) => Value::Object(arguments),
         (ArgsShape::Positional, Some(mut arguments)) => match arguments.remove(ARGS) {
@@ -297,3 +297,6 @@ impl ServerHandler for Server {
             .map(ReadResourceResponse::from)
     }
 }
+
+#[cfg(test)]
+mod tests;

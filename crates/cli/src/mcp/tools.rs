@@ -41,6 +41,8 @@ pub(crate) struct Entry {
     pub(crate) args: ArgsShape,
     pub(crate) output: OutputShape,
     pub(crate) spec: Arc<MethodSpec>,
+    /// The tool's place in the list.
+    index: usize,
 }
 
 /// How tool arguments become params.
@@ -98,16 +100,15 @@ impl Tools {
             if let Some(schema) = output_schema {
                 tool = tool.with_raw_output_schema(Arc::new(schema));
             }
+            let entry = Entry {
+                method: spec.name().to_owned(),
+                args,
+                output,
+                spec: Arc::clone(spec),
+                index: tools.list.len(),
+            };
             tools.list.push(tool);
-            tools.by_name.insert(
-                name,
-                Arc::new(Entry {
-                    method: spec.name().to_owned(),
-                    args,
-                    output,
-                    spec: Arc::clone(spec),
-                }),
-            );
+            tools.by_name.insert(name, Arc::new(entry));
         }
         tools
     }
@@ -121,7 +122,7 @@ impl Tools {
     }
 
     pub(crate) fn tool(&self, name: &str) -> Option<&Tool> {
-        self.list.iter().find(|t| t.name == name)
+        self.by_name.get(name).and_then(|e| self.list.get(e.index))
     }
 
     pub(crate) fn len(&self) -> usize {
