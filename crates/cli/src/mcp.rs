@@ -6,13 +6,15 @@
 //! through the whole bridge (validation, cache, breaker, retry, pool), and a
 //! client's cancellation drops the call, which the pool turns into
 //! `$/cancelRequest` (`server.rs`). The framework's four families are also
-//! prompts, and the catalog a resource (`prompts.rs`).
+//! prompts, and the catalog a resource (`prompts.rs`). A method's `$/log`
+//! lines reach a client that asked for log messages (`logs.rs`).
 //!
 //! Over stdio, stdout carries only MCP messages and logs go to stderr; stdin
 //! EOF (or SIGINT/SIGTERM) ends the server, and the workers are drained within
 //! a second or two, because MCP clients kill a server 2 s after closing its
 //! stdin.
 
+mod logs;
 mod prompts;
 mod server;
 mod tools;
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::options::{self, GlobalArgs};
 
+pub(crate) use logs::layer as log_layer;
 pub(crate) use server::Server;
 
 /// The longest the workers may take to finish after the client leaves.
@@ -46,7 +49,7 @@ pub(crate) struct McpArgs {
 
 pub(crate) async fn run(global: &GlobalArgs, args: McpArgs) -> Result<ExitCode> {
     let mut config = options::load(global, &[], &args.worker)?;
-    crate::logging::init(&config.log);
+    crate::logging::init_with(&config.log, Some(Box::new(logs::layer())));
     // The client kills the server 2 s after closing its stdin: stopping must
     // fit in that, whatever the configuration says for a long-lived gateway.
     config.pool.drain_timeout = config.pool.drain_timeout.min(MAX_DRAIN);
@@ -100,13 +103,14 @@ pub(crate) fn http_service(
     options: HttpOptions,
 ) -> StreamableHttpService<Server, LocalSessionManager> {
     let server = Server::new(bridge, config, options.closing.clone());
+    // One handler per session: each keeps its own `logging/setLevel`.
     let http = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .disable_allowed_origins()
         .with_max_request_body_bytes(options.body_limit)
         .with_cancellation_token(options.closing);
     StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(server.session()),
         LocalSessionManager::default().into(),
         http,
     )

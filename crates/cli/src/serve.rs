@@ -129,7 +129,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
         ));
     }
     let config = options::load(global, &extra, &args.worker)?;
-    crate::logging::init(&config.log);
+    // The MCP tool calls at /mcp route worker `$/log` lines through it.
+    crate::logging::init_with(&config.log, Some(Box::new(crate::mcp::log_layer())));
     // The recorder comes first: layers register their metrics as they are built.
     let metrics = install_metrics()?;
     let g = config.gateway.clone();

@@ -2,20 +2,27 @@
 //! registry at run time, whose calls go through the bridge, and whose
 //! prompts and resource describe the methods.
 
-use std::sync::Arc;
+// MCP logging is deprecated (SEP-2577) but still what clients show.
+#![allow(deprecated)]
+
+use std::sync::{Arc, Mutex};
 
 use pybridge::{Bridge, CallOptions, Error};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, Tool,
+    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
+use super::logs;
 use super::prompts;
 use super::tools::{ARGS, ArgsShape, Entry, OutputShape, Tools, structured};
 
@@ -30,6 +37,9 @@ The resource pybridge://methods lists every method with its policy and schemas."
 #[derive(Debug, Clone)]
 pub(crate) struct Server {
     inner: Arc<Inner>,
+    /// The session's `logging/setLevel` (2025-11-25 and earlier); a
+    /// 2026-07-28 request carries its own in `_meta`.
+    log_level: Arc<Mutex<Option<LoggingLevel>>>,
 }
 
 #[derive(Debug)]
@@ -59,7 +69,26 @@ impl Server {
                 expose_error_details: config.gateway.expose_error_details,
                 closing,
             }),
+            log_level: Arc::default(),
         }
+    }
+
+    /// A handler for another session: the same tools, its own log level.
+    pub(crate) fn session(&self) -> Server {
+        Server {
+            inner: Arc::clone(&self.inner),
+            log_level: Arc::default(),
+        }
+    }
+
+    /// The level a call's `$/log` lines are sent from, if any.
+    fn log_threshold(&self, cx: &RequestContext<RoleServer>) -> Option<LoggingLevel> {
+        cx.meta.log_level().or_else(|| {
+            *self
+                .log_level
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
     }
 
     pub(crate) fn tool_count(&self) -> usize {
@@ -85,21 +114,40 @@ impl Server {
             Err(message) => return Ok(tool_error(message, json!({"code": "invalid_params"}))),
         };
         let options = CallOptions::new();
+        let threshold = self.log_threshold(&cx);
+        let mut route = threshold.map(|_| logs::route());
+        let span = match &route {
+            Some(route) => tracing::info_span!("mcp.tool_call", route = route.key),
+            None => tracing::Span::none(),
+        };
         let call = inner
             .bridge
-            .call_with(&entry.method, params.as_deref(), &options);
+            .call_with(&entry.method, params.as_deref(), &options)
+            .instrument(span);
+        tokio::pin!(call);
         // Dropping the call future is the cancellation: the pool sends the
         // worker `$/cancelRequest` for a request dropped before its answer.
-        let outcome = tokio::select! {
-            outcome = call => outcome,
-            () = cx.ct.cancelled() => {
-                tracing::debug!(method = %entry.method, id = %cx.id, "call cancelled by the client");
-                return Ok(tool_error("the call was cancelled".into(), json!({"code": "cancelled"})));
-            }
-            () = inner.closing.cancelled() => {
-                return Ok(tool_error("the server is shutting down".into(), json!({"code": "shutting_down"})));
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut call => break outcome,
+                Some(line) = next_line(&mut route) => {
+                    send_log(&cx, threshold, line).await;
+                }
+                () = cx.ct.cancelled() => {
+                    tracing::debug!(method = %entry.method, id = %cx.id, "call cancelled by the client");
+                    return Ok(tool_error("the call was cancelled".into(), json!({"code": "cancelled"})));
+                }
+                () = inner.closing.cancelled() => {
+                    return Ok(tool_error("the server is shutting down".into(), json!({"code": "shutting_down"})));
+                }
             }
         };
+        // Lines the worker wrote just before its answer.
+        if let Some(route) = &mut route {
+            while let Ok(line) = route.lines.try_recv() {
+                send_log(&cx, threshold, line).await;
+            }
+        }
         match outcome {
             Ok(reply) if reply.result.get().len() > inner.max_result => Ok(tool_error(
                 format!(
@@ -147,6 +195,54 @@ impl Server {
             return tool_error(message, data);
         }
         tool_error(object.message.clone(), data)
+    }
+}
+
+/// The next `$/log` line of a routed call; never, without a route.
+async fn next_line(route: &mut Option<logs::Route>) -> Option<logs::Line> {
+    match route {
+        Some(route) => route.lines.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends a `$/log` line as an MCP log message when it is at or above the
+/// threshold; a client that went away just misses it.
+async fn send_log(
+    cx: &RequestContext<RoleServer>,
+    threshold: Option<LoggingLevel>,
+    line: logs::Line,
+) {
+    let level = match line.level {
+        tracing::Level::ERROR => LoggingLevel::Error,
+        tracing::Level::WARN => LoggingLevel::Warning,
+        tracing::Level::INFO => LoggingLevel::Info,
+        _ => LoggingLevel::Debug,
+    };
+    if threshold.is_none_or(|t| rank(level) < rank(t)) {
+        return;
+    }
+    let mut data = json!({"message": line.message});
+    if let Some(fields) = line.fields {
+        data["fields"] = fields;
+    }
+    let param = LoggingMessageNotificationParam::new(level, data).with_logger("worker");
+    if let Err(err) = cx.peer.notify_logging_message(param).await {
+        tracing::debug!(error = %err, "log message not delivered");
+    }
+}
+
+/// Severity order (`LoggingLevel` has none of its own).
+fn rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
     }
 }
 
@@ -238,6 +334,18 @@ impl ServerHandler for Server {
                     .with_title("pybridge: Python methods as tools"),
             )
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *self
+            .log_level
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(request.level);
+        Ok(())
     }
 
     async fn list_tools(

@@ -300,6 +300,39 @@ async fn a_cancelled_call_stops_its_python_method_over_stdio() {
     }
 }
 
+/// A method's `$/log` line at info reaches the client that asked for info
+/// (`logging/setLevel`, or the 2026-07-28 per-request opt-in); its debug
+/// line, under that level, does not.
+fn check_log(seen: &Value, mode: &str) {
+    assert_eq!(seen["call"]["structured"], json!({"result": "logged"}));
+    assert_eq!(
+        seen["messages"],
+        json!([{
+            "level": "info",
+            "logger": "worker",
+            "data": {"message": "hello from python", "fields": {"request_id": seen["messages"][0]["data"]["fields"]["request_id"], "step": 1}}
+        }]),
+        "{mode}"
+    );
+    assert!(seen["messages"][0]["data"]["fields"]["request_id"].is_i64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_methods_log_lines_reach_the_client_that_asked_for_them() {
+    let home = tempfile::tempdir().unwrap();
+    let worker = tools_worker();
+    for mode in MODES {
+        let seen = client(
+            &home,
+            &Target::Stdio(&worker_args(&worker)),
+            mode,
+            &["--scenario", "log"],
+        )
+        .await;
+        check_log(&seen, mode);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_serves_the_same_tools_behind_the_token_and_cancels_calls() {
     let home = tempfile::tempdir().unwrap();
@@ -326,6 +359,14 @@ async fn http_serves_the_same_tools_behind_the_token_and_cancels_calls() {
         let args = ["--scenario", "cancel", "--marker", marker.to_str().unwrap()];
         let seen = client(&home, &Target::Http(&server, token), mode, &args).await;
         check_cancel(&seen, mode);
+        let seen = client(
+            &home,
+            &Target::Http(&server, token),
+            mode,
+            &["--scenario", "log"],
+        )
+        .await;
+        check_log(&seen, mode);
     }
     let (status, stderr) = server.terminate().await;
     assert_eq!(status, 0, "{stderr}");
@@ -337,7 +378,7 @@ async fn the_allow_and_deny_lists_choose_the_tools() {
     let config = home.path().join("pybridge.toml");
     std::fs::write(
         &config,
-        "[mcp]\nallow = [\"geo.*\", \"notes.*\"]\ndeny = [\"notes.fail\"]\n",
+        "[mcp]\nallow = [\"geo.*\", \"notes.*\"]\ndeny = [\"notes.fail\", \"*.log\"]\n",
     )
     .unwrap();
     let mut args = vec!["--config".to_owned(), config.display().to_string()];
