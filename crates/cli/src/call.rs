@@ -92,18 +92,19 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) => report(&err),
+        Err(err) => {
+            // A human line first (the JSON error stays the last line): an
+            // unknown method says which names are close.
+            if err.code() == "method_not_found" {
+                eprintln!("pybridge: {}", err.report());
+            }
+            report(&err)
+        }
     }
 }
 
-/// Prints the whole error object on stderr (after a hint for a misspelt
-/// method); exit status 1.
+/// Prints the whole error object on stderr; exit status 1.
 fn report(err: &pybridge::Error) -> Result<ExitCode> {
-    // A human line first (the JSON error stays the last line): an unknown
-    // method says which names are close.
-    if err.code() == "method_not_found" {
-        eprintln!("pybridge: {}", err.report());
-    }
     let object = err.to_error_object();
     eprintln!("{}", serde_json::to_string(&object)?);
     Ok(ExitCode::from(1))

@@ -1,8 +1,8 @@
 //! The `pybridge` command: `call`, `serve` (an HTTP gateway with `/rpc`,
-//! `/health` and `/metrics`), `bench`, `config`, `methods`/`describe`
-//! (the method registry, also as OpenRPC), over the bridge, and `conform`,
-//! which checks any worker program against docs/protocol.md; `mcp` serves
-//! the methods as MCP tools over stdio (and `serve` at `/mcp`).
+//! `/health` and `/metrics`), `bench`, `config`, `methods`/`describe` (the
+//! method registry, also as OpenRPC), over the bridge, and `conform`, which
+//! checks any worker program against docs/protocol.md; `mcp` serves the
+//! methods as MCP tools over stdio (and `serve` at `/mcp`).
 //!
 //! Without a worker command it runs the embedded reference SQLite Extensions
 //! Framework worker; after `--`, any program and its arguments become the
@@ -52,14 +52,14 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the effective configuration with the source of each value.
     Config(options::ConfigArgs),
+    /// Check that a worker program speaks the wire protocol (docs/protocol.md).
+    Conform(conform::ConformArgs),
     /// List every method: source, description, policy, schemas.
     Methods(methods::MethodsArgs),
     /// Show one method: schemas, policy and example params.
     Describe(describe::DescribeArgs),
     /// Serve the methods as MCP tools over stdio (for AI agents).
     Mcp(mcp::McpArgs),
-    /// Check that a worker program speaks the wire protocol (docs/protocol.md).
-    Conform(conform::ConformArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,9 +80,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Bench(args) => bench::run(&cli.global, args).await,
             Command::Config(args) => options::print_config(&cli.global, &args),
+            Command::Conform(args) => conform::run(args).await,
             Command::Methods(args) => methods::run(&cli.global, args).await,
             Command::Describe(args) => describe::run(&cli.global, args).await,
-            Command::Conform(args) => conform::run(args).await,
             Command::Mcp(args) => mcp::run(&cli.global, args).await,
         }
     });
