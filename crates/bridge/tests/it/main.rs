@@ -10,4 +10,5 @@ mod chaos;
 #[cfg(feature = "framework")]
 mod framework_worker;
 mod registry;
+mod remote;
 mod support;
