@@ -37,7 +37,12 @@ pub(crate) fn ci(root: &Path) -> Result<()> {
 /// smoke test) and every Python test.
 pub(crate) fn test(root: &Path) -> Result<()> {
     crate::setup::debian_packages()?;
-    run(cargo(root).args(["test", "--workspace", "--all-targets", "--all-features"]))?;
+    let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    // The CLI's MCP tests drive the server with the official Python client.
+    let mcp_python = crate::setup::mcp_client_env(root, &python)?;
+    run(cargo(root)
+        .args(["test", "--workspace", "--all-targets", "--all-features"])
+        .env("PYBRIDGE_MCP_PYTHON", &mcp_python))?;
     run(cargo(root).args(["test", "--workspace", "--doc", "--all-features"]))?;
     python_tests(root)
 }

@@ -1,8 +1,10 @@
 //! What the tests need from outside the repository, set up by the test
 //! commands themselves so `cargo xtask ci` works on a fresh machine:
 //! Debian packages (installed when running as root, otherwise a stop at once
-//! with the exact command to run) and a Python build environment under
-//! `target/` (for the test that installs the worker SDK with pip).
+//! with the exact command to run), a Python build environment under
+//! `target/` (for the test that installs the worker SDK with pip), and the
+//! official Python MCP client in its own environment under `target/` (for
+//! the CLI's MCP tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,16 +30,73 @@ const DEBIAN: &[DebianNeed] = &[DebianNeed {
 /// What the Python build environment must import to build a wheel offline.
 const PYTHON_BUILD_REQUIREMENTS: &[&str] = &["setuptools>=61", "wheel"];
 
-/// Everything: the Debian packages, then the Python build environment.
+/// The MCP client the CLI's MCP tests drive `pybridge mcp` with (Python 3.10+).
+const MCP_CLIENT_REQUIREMENT: &str = "mcp>=2.3,<2.4";
+
+/// Everything: the Debian packages, then the Python environments.
 pub(crate) fn all(root: &Path) -> Result<()> {
     debian_packages()?;
     let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
     let interpreter = python_build_env(root, &python)?;
+    let mcp = mcp_client_env(root, &python)?;
     eprintln!(
-        "xtask: setup done (Python build environment: {})",
-        interpreter.display()
+        "xtask: setup done (Python build environment: {}; MCP client: {})",
+        interpreter.display(),
+        mcp.display()
     );
     Ok(())
+}
+
+/// A virtual environment under `target/python/mcp-venv` with the official
+/// MCP client from the package index, created the first time only. Returns
+/// its interpreter; the tests find it there or through `PYBRIDGE_MCP_PYTHON`.
+pub(crate) fn mcp_client_env(root: &Path, python: &str) -> Result<PathBuf> {
+    let venv = target_dir(root).join("python").join("mcp-venv");
+    let interpreter = venv.join("bin").join("python");
+    let ready = |interpreter: &Path| {
+        Command::new(interpreter)
+            .args(["-c", "import mcp.client.streamable_http, httpx2"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if interpreter.exists() && ready(&interpreter) {
+        return Ok(interpreter);
+    }
+    let version = Command::new(python)
+        .args(["-c", "import sys; print(sys.version_info >= (3, 10))"])
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    if String::from_utf8_lossy(&version.stdout).trim() != "True" {
+        bail!(
+            "the MCP client ({MCP_CLIENT_REQUIREMENT}) needs Python 3.10 or later; \
+             set PYBRIDGE_PYTHON to such an interpreter"
+        );
+    }
+    if !interpreter.exists() {
+        std::fs::create_dir_all(venv.parent().unwrap_or(&venv))
+            .with_context(|| format!("creating {}", venv.display()))?;
+        run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(&interpreter).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        MCP_CLIENT_REQUIREMENT,
+    ]))
+    .context("installing the Python MCP client into its environment")?;
+    if !ready(&interpreter) {
+        bail!(
+            "{} still cannot import the MCP client",
+            interpreter.display()
+        );
+    }
+    Ok(interpreter)
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 /// Installs the missing Debian packages when running as root; otherwise
@@ -82,8 +141,7 @@ pub(crate) fn debian_packages() -> Result<()> {
 /// created, and given setuptools and wheel from the package index, the first
 /// time only. Returns its interpreter.
 pub(crate) fn python_build_env(root: &Path, python: &str) -> Result<PathBuf> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = target_dir(root);
     let venv = target.join("python").join("build-venv");
     let interpreter = venv.join("bin").join("python");
     let ready = |interpreter: &Path| {

@@ -81,6 +81,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The HTTP gateway of `pybridge serve`.
     pub gateway: GatewayConfig,
+    /// The MCP server of `pybridge mcp` and `/mcp`.
+    pub mcp: McpConfig,
 }
 
 /// What to run as a worker (`[worker]`).
@@ -635,6 +637,22 @@ impl Default for GatewayConfig {
     }
 }
 
+/// The MCP server (`[mcp]`): which registry methods become tools.
+///
+/// Patterns are public method names, where `*` matches any run of
+/// characters (`pattern_learning.*`, `*.get_*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct McpConfig {
+    /// Only methods matching one of these become tools (default: none
+    /// listed, every available method).
+    pub allow: Vec<String>,
+    /// Methods matching one of these never become tools, even when allowed
+    /// (default: none).
+    pub deny: Vec<String>,
+}
+
 impl Config {
     /// Loads the configuration from its layers; see [`LoadOptions`].
     ///
@@ -840,6 +858,11 @@ impl Config {
         }
         if g.max_response.as_u64() < 1024 {
             return fail("gateway.max_response", "must be at least 1 KiB");
+        }
+        for (key, patterns) in [("mcp.allow", &self.mcp.allow), ("mcp.deny", &self.mcp.deny)] {
+            if patterns.iter().any(|p| p.trim().is_empty()) {
+                return fail(key, "must not hold an empty pattern");
+            }
         }
         if g.allowed_hosts.iter().any(|h| h.trim().is_empty()) {
             return fail("gateway.allowed_hosts", "must not hold an empty name");

@@ -21,6 +21,15 @@ const WORKER_STDERR: &str = "pybridge_pool::worker_stderr";
 /// them). In text format they are printed as `[worker N] line`; in JSON
 /// format they are JSON events like every other.
 pub(crate) fn init(config: &LogConfig) {
+    init_with(config, None);
+}
+
+/// A layer besides the log output, with its own filter (`pybridge mcp`
+/// routes worker `$/log` lines to MCP clients through one).
+pub(crate) type Extra = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+
+/// [`init`], plus `extra`.
+pub(crate) fn init_with(config: &LogConfig, extra: Option<Extra>) {
     let directives = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| EnvFilter::try_new(v).is_ok())
@@ -41,6 +50,7 @@ pub(crate) fn init(config: &LogConfig) {
                 )
             };
             Registry::default()
+                .with(extra)
                 .with(
                     tracing_subscriber::fmt::layer()
                         .json()
@@ -55,11 +65,13 @@ pub(crate) fn init(config: &LogConfig) {
                 .with_filter(filter().and(is_worker_line().not()));
             if user_decides {
                 Registry::default()
+                    .with(extra)
                     .with(main)
                     .with(WorkerLines.with_filter(filter().and(is_worker_line())))
                     .try_init()
             } else {
                 Registry::default()
+                    .with(extra)
                     .with(main)
                     .with(WorkerLines.with_filter(is_worker_line()))
                     .try_init()

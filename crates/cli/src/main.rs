@@ -1,7 +1,8 @@
 //! The `pybridge` command: `call`, `serve` (an HTTP gateway with `/rpc`,
 //! `/health` and `/metrics`), `bench`, `config`, `methods`/`describe` (the
 //! method registry, also as OpenRPC), over the bridge, and `conform`, which
-//! checks any worker program against docs/protocol.md.
+//! checks any worker program against docs/protocol.md; `mcp` serves the
+//! methods as MCP tools over stdio (and `serve` at `/mcp`).
 //!
 //! Without a worker command it runs the embedded reference SQLite Extensions
 //! Framework worker; after `--`, any program and its arguments become the
@@ -16,6 +17,7 @@ mod conform;
 mod describe;
 mod embedded;
 mod logging;
+mod mcp;
 mod methods;
 mod openrpc;
 mod options;
@@ -56,6 +58,8 @@ enum Command {
     Methods(methods::MethodsArgs),
     /// Show one method: schemas, policy and example params.
     Describe(describe::DescribeArgs),
+    /// Serve the methods as MCP tools over stdio (for AI agents).
+    Mcp(mcp::McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             Command::Conform(args) => conform::run(&cli.global, args).await,
             Command::Methods(args) => methods::run(&cli.global, args).await,
             Command::Describe(args) => describe::run(&cli.global, args).await,
+            Command::Mcp(args) => mcp::run(&cli.global, args).await,
         }
     });
     match outcome {

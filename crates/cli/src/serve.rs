@@ -5,6 +5,7 @@
 //! - `GET /health`: the overall status and every worker; 503 when unhealthy.
 //!   With a token set, callers without it see the overall status only.
 //! - `GET /metrics`: Prometheus text.
+//! - `/mcp`: the methods as MCP tools over streamable HTTP (`mcp.rs`).
 //!
 //! Every request passes the `Host` allow-list, the `Origin` check, the token
 //! (when set) and, for `/rpc`, the content type before its body is read
@@ -128,12 +129,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
         ));
     }
     let config = options::load(global, &extra, &args.worker)?;
-    crate::logging::init(&config.log);
+    // The MCP tool calls at /mcp route worker `$/log` lines through it.
+    crate::logging::init_with(&config.log, Some(Box::new(crate::mcp::log_layer())));
     // The recorder comes first: layers register their metrics as they are built.
     let metrics = install_metrics()?;
     let g = config.gateway.clone();
     let addr: SocketAddr = g.listen.parse().context("gateway.listen")?;
-    let bridge = options::start(config).await?;
+    let bridge = options::start(config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -161,8 +163,19 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
         },
     };
     let body_limit = usize::try_from(g.body_limit.as_u64()).unwrap_or(usize::MAX);
+    // Cancelled when the gateway stops, so MCP sessions and streams end.
+    let mcp_closing = tokio_util::sync::CancellationToken::new();
+    let mcp = crate::mcp::http_service(
+        bridge.clone(),
+        &config,
+        crate::mcp::HttpOptions {
+            body_limit,
+            closing: mcp_closing.clone(),
+        },
+    );
     let app = Router::new()
         .route("/rpc", post(rpc_endpoint))
+        .nest_service("/mcp", mcp)
         .route("/health", get(health_endpoint))
         .route("/metrics", get(metrics_endpoint))
         .with_state(gateway)
@@ -191,7 +204,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
         max_connections: g.max_connections,
         drain_timeout: g.request_timeout + Duration::from_secs(5),
     };
-    connections::serve(listener, app, limits, shutdown_signal()).await;
+    let stop = async move {
+        shutdown_signal().await;
+        mcp_closing.cancel();
+    };
+    connections::serve(listener, app, limits, stop).await;
     upkeep.abort();
     tracing::info!("gateway stopped; shutting the workers down");
     let report = bridge.shutdown().await;
@@ -208,7 +225,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
     Ok(handle)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,

@@ -282,6 +282,25 @@ fn the_gateway_limits_load_from_a_file_and_impossible_ones_are_named() {
 }
 
 #[test]
+fn the_mcp_lists_load_from_a_file_and_an_empty_pattern_is_named() {
+    let f = file("[mcp]\nallow = [\"pattern_learning.*\"]\ndeny = [\"*.record_*\"]\n");
+    let m = load(LoadOptions::new().file(f.path())).mcp;
+    assert_eq!(m.allow, ["pattern_learning.*"]);
+    assert_eq!(m.deny, ["*.record_*"]);
+    for (line, key) in [
+        ("allow = [\" \"]", "mcp.allow"),
+        ("deny = [\"\"]", "mcp.deny"),
+    ] {
+        let f = file(&format!("[mcp]\n{line}\n"));
+        let err = error(LoadOptions::new().file(f.path()));
+        assert_eq!(err.key.as_deref(), Some(key), "{line}: {err}");
+    }
+    let f = file("[mcp]\nexpose = true\n");
+    let err = error(LoadOptions::new().file(f.path()));
+    assert!(err.to_string().contains("expose"), "{err}");
+}
+
+#[test]
 fn remote_workers_come_from_a_list_or_one_string_and_allow_no_local_worker() {
     let config = load(LoadOptions::new().env_vars([
         ("PYBRIDGE_WORKER__CONNECT", "tcp://127.0.0.1:7001"),

@@ -5,6 +5,7 @@
 mod abuse;
 mod call;
 mod conform;
+mod mcp;
 mod methods;
 mod serve;
 mod support;
