@@ -90,6 +90,7 @@ mod l1;
 pub mod metrics;
 mod policy;
 mod shared;
+mod shared_tier;
 mod stats;
 
 pub use cache::{Cache, Fetched, Load, Source};
@@ -98,6 +99,7 @@ pub use error::{Error, ParamsProblem, Result};
 pub use event::{CacheEvent, Corruption, DiskFault, DiskOperation, L2Status, SweepReport};
 pub use key::{CacheKey, JsonText, KeyDigest};
 pub use policy::{CachePolicy, Tiers};
+pub use shared_tier::{SharedTierConfig, SharedTierEvent, SharedTierStats, SharedTierStatus};
 pub use stats::CacheStats;
 
 #[cfg(test)]
