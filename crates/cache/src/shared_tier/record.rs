@@ -3,7 +3,8 @@
 //! whole and belongs to its key from anything else.
 //!
 //! Layout: `PBR1` | flags (1 byte: bit 0 = negative) | expiry (8 bytes, unix
-//! ms, big-endian) | key digest (32) | blake3 of the value (32) | value.
+//! ms, big-endian) | key digest (32) | check (32) | value, where the check is
+//! blake3 over flags, expiry, digest and value: no byte goes unchecked.
 //! Redis expires the entry by its own TTL; the expiry in the record lets a
 //! reader cap the memory copy's TTL at what is left.
 
@@ -28,9 +29,17 @@ pub(crate) fn encode(digest: &KeyDigest, negative: bool, expires_ms: u64, value:
     out.push(u8::from(negative));
     out.extend_from_slice(&expires_ms.to_be_bytes());
     out.extend_from_slice(digest.as_bytes());
-    out.extend_from_slice(blake3::hash(value).as_bytes());
+    let check = checksum(&out[4..45], value);
+    out.extend_from_slice(check.as_bytes());
     out.extend_from_slice(value);
     out
+}
+
+fn checksum(header: &[u8], value: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(header);
+    hasher.update(value);
+    hasher.finalize()
 }
 
 /// The record's value if it is whole and belongs to `digest`; `None` if it is
@@ -48,7 +57,7 @@ pub(crate) fn decode(record: Bytes, digest: &KeyDigest) -> Option<Record> {
         return None;
     }
     let value = record.slice(HEADER..);
-    if blake3::hash(&value).as_bytes() != &record[45..77] {
+    if checksum(&record[4..45], &value).as_bytes() != &record[45..77] {
         return None;
     }
     Some(Record {
