@@ -26,6 +26,10 @@ pub(crate) struct GlobalArgs {
     /// Log level or `tracing` filter directives (default from the configuration: warn).
     #[arg(long, global = true, value_name = "FILTER")]
     pub(crate) log_level: Option<String>,
+    /// The shared cache tier on Redis, e.g. `redis://127.0.0.1:6379/0`
+    /// (`cache.redis_url`; env `PYBRIDGE_CACHE__REDIS_URL`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) redis_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,6 +73,9 @@ impl GlobalArgs {
         }
         if let Some(level) = &self.log_level {
             options = options.flag("log.level", level.as_str(), "--log-level");
+        }
+        if let Some(url) = &self.redis_url {
+            options = options.flag("cache.redis_url", url.as_str(), "--redis-url");
         }
         for (key, value, flag) in extra {
             options = options.flag(key, value.clone(), flag);

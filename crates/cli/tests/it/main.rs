@@ -4,5 +4,7 @@
 
 mod call;
 mod conform;
+mod redis_server;
 mod serve;
+mod shared_cache;
 mod support;
