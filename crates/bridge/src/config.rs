@@ -533,19 +533,67 @@ pub enum LogFormat {
 }
 
 /// The HTTP gateway (`[gateway]`).
+///
+/// The defaults suit a gateway on loopback that a browser on the same
+/// machine must not be able to drive: see `allowed_hosts` and
+/// `allowed_origins`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct GatewayConfig {
     /// The address to listen on (default `127.0.0.1:7878`: loopback only).
     pub listen: String,
-    /// A bearer token required on `/rpc` (default: none).
+    /// A bearer token required on `/rpc` and `/metrics`, and for the
+    /// details of `/health` (default: none).
     pub token: Option<String>,
     /// The largest request body (default 2 MiB).
     pub body_limit: ByteSize,
     /// The longest a request may take (default 60 s).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Send clients the full error of a failed call: the worker's own
+    /// `error.data` (a traceback), a crashed worker's stderr tail and exit
+    /// status (default `false`: clients get the code, the message, the
+    /// error kind, whether a retry may help and the request id; the details
+    /// go to the log under that request id). For development only.
+    pub expose_error_details: bool,
+    /// The longest a client may take to send a request's head, counted from
+    /// when the connection is ready for one: accepted, or its previous
+    /// response sent (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// The longest a connection may stay silent: open with no request in
+    /// progress and no byte received, or in the middle of a request body
+    /// (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// The most connections open at once (default 512). At the cap, and when
+    /// the process runs out of file descriptors, the connection that has
+    /// been idle the longest is closed to make room.
+    pub max_connections: usize,
+    /// The most entries in one batch (default 2000); a longer batch is
+    /// answered with one `Invalid Request` error.
+    pub max_batch: usize,
+    /// How many calls of one batch run at once (default 32), so that one
+    /// batch cannot fill the pool while other clients wait.
+    pub batch_concurrency: usize,
+    /// The largest response body (default 16 MiB); a batch whose answers
+    /// would exceed it is answered with one error instead.
+    pub max_response: ByteSize,
+    /// `Host` header values accepted besides the listening address's own
+    /// names, as `name` (any port) or `name:port`; `"*"` accepts any
+    /// (default: none). The listening address's names are its address with
+    /// its port, and `localhost:PORT` too for a loopback address; for an
+    /// unspecified address (`0.0.0.0`, `[::]`), any IP address literal or
+    /// `localhost`, with any port (a published container port differs from
+    /// the listening one). No other name passes until it is listed here, so
+    /// that a DNS name an attacker points at the gateway (DNS rebinding) is
+    /// refused.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) whose requests are accepted besides
+    /// those of an allowed host (default: none). A request carrying any
+    /// other `Origin` header, as browsers send, is refused with 403.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -555,6 +603,15 @@ impl Default for GatewayConfig {
             token: None,
             body_limit: ByteSize::mib(2),
             request_timeout: Duration::from_secs(60),
+            expose_error_details: false,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            max_connections: 512,
+            max_batch: 2000,
+            batch_concurrency: 32,
+            max_response: ByteSize::mib(16),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -616,6 +673,11 @@ impl Config {
             ("call.timeout", self.call.timeout),
             ("breaker.break_duration", self.breaker.break_duration),
             ("gateway.request_timeout", self.gateway.request_timeout),
+            (
+                "gateway.header_read_timeout",
+                self.gateway.header_read_timeout,
+            ),
+            ("gateway.idle_timeout", self.gateway.idle_timeout),
         ];
         for (key, value) in positive {
             if value.is_zero() {
@@ -750,6 +812,32 @@ impl Config {
             return fail(
                 "gateway.token",
                 "must not be empty (leave it out for no token)",
+            );
+        }
+        let g = &self.gateway;
+        let at_least_one = [
+            ("gateway.max_connections", g.max_connections),
+            ("gateway.max_batch", g.max_batch),
+            ("gateway.batch_concurrency", g.batch_concurrency),
+        ];
+        for (key, value) in at_least_one {
+            if value == 0 {
+                return fail(key, "must be at least 1");
+            }
+        }
+        if g.max_response.as_u64() < 1024 {
+            return fail("gateway.max_response", "must be at least 1 KiB");
+        }
+        if g.allowed_hosts.iter().any(|h| h.trim().is_empty()) {
+            return fail("gateway.allowed_hosts", "must not hold an empty name");
+        }
+        if g.allowed_origins
+            .iter()
+            .any(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return fail(
+                "gateway.allowed_origins",
+                "each must be an origin such as https://app.example.com",
             );
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! `pybridge call METHOD [PARAMS]`: one call, the result on stdout.
 //!
 //! Exit status: 0 with the result on stdout; 1 with the error (code, message,
-//! data) as JSON on stderr; 2 for usage errors.
+//! data, in full: this is the caller's own machine) as JSON on stderr, also
+//! when no worker can start; 2 for usage errors (flags, params, configuration).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -58,7 +59,18 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
     }
     let config = options::load(global, &extra, &args.worker)?;
     crate::logging::init(&config.log);
-    let bridge = options::start(config).await?;
+    let bridge = match pybridge::Bridge::from_config(config).await {
+        Ok(bridge) => bridge,
+        // A worker that cannot start is a failed call, not a usage error;
+        // a program that does not exist is a mistake on the command line.
+        Err(err)
+            if matches!(&err, pybridge::Error::Start(source)
+                if !matches!(source, pybridge::pool::Error::ProgramNotFound { .. })) =>
+        {
+            return report(&err);
+        }
+        Err(err) => return Err(anyhow::anyhow!(err.report()).context("starting the bridge")),
+    };
     let mut call_options = CallOptions::new();
     if let Some(timeout) = args.timeout {
         call_options = call_options.timeout(timeout);
@@ -80,10 +92,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) => {
-            let object = err.to_error_object();
-            eprintln!("{}", serde_json::to_string(&object)?);
-            Ok(ExitCode::from(1))
-        }
+        Err(err) => report(&err),
     }
+}
+
+/// Prints the whole error object on stderr; exit status 1.
+fn report(err: &pybridge::Error) -> Result<ExitCode> {
+    let object = err.to_error_object();
+    eprintln!("{}", serde_json::to_string(&object)?);
+    Ok(ExitCode::from(1))
 }

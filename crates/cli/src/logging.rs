@@ -1,21 +1,111 @@
-//! Logs go to stderr, never stdout (stdout carries results).
+//! Logs go to stderr, never stdout (stdout carries results). What workers
+//! write to their stderr (including a redirected `print()`) reaches the
+//! operator by default, one `[worker N] line` per line.
+
+use std::io::Write as _;
 
 use pybridge::config::{LogConfig, LogFormat};
-use tracing_subscriber::EnvFilter;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+/// The target of the pool's events carrying one line of a worker's stderr.
+const WORKER_STDERR: &str = "pybridge_pool::worker_stderr";
 
 /// Installs the subscriber: `RUST_LOG` if set, else the configured level.
+///
+/// Worker stderr lines are shown whatever the level, unless the filter
+/// names their target itself (`pybridge_pool::worker_stderr=off` hides
+/// them). In text format they are printed as `[worker N] line`; in JSON
+/// format they are JSON events like every other.
 pub(crate) fn init(config: &LogConfig) {
-    let filter = std::env::var("RUST_LOG")
+    let directives = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .or_else(|| EnvFilter::try_new(&config.level).ok())
-        .unwrap_or_else(|| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| config.level.clone());
+    let filter = || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let user_decides = directives.contains(WORKER_STDERR);
+    let is_worker_line = || filter_fn(|meta| meta.target() == WORKER_STDERR);
     // A second install (tests run commands in one process) is harmless.
     let _ = match config.format {
-        LogFormat::Json => builder.json().try_init(),
-        _ => builder.try_init(),
+        LogFormat::Json => {
+            let main = if user_decides {
+                filter()
+            } else {
+                filter().add_directive(
+                    format!("{WORKER_STDERR}=info")
+                        .parse()
+                        .expect("a valid directive"),
+                )
+            };
+            Registry::default()
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_writer(std::io::stderr)
+                        .with_filter(main),
+                )
+                .try_init()
+        }
+        _ => {
+            let main = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter().and(is_worker_line().not()));
+            if user_decides {
+                Registry::default()
+                    .with(main)
+                    .with(WorkerLines.with_filter(filter().and(is_worker_line())))
+                    .try_init()
+            } else {
+                Registry::default()
+                    .with(main)
+                    .with(WorkerLines.with_filter(is_worker_line()))
+                    .try_init()
+            }
+        }
     };
+}
+
+/// Prints the pool's worker stderr events as `[worker N] line`.
+#[derive(Debug)]
+struct WorkerLines;
+
+impl<S: tracing::Subscriber> Layer<S> for WorkerLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = LineFields::default();
+        event.record(&mut fields);
+        let worker = fields.worker.trim_start_matches('w');
+        let mut err = std::io::stderr().lock();
+        // Nowhere to report a failed write to stderr.
+        let _ = writeln!(err, "[worker {worker}] {}", fields.line);
+    }
+}
+
+/// The `worker` and `line` fields of a worker stderr event.
+#[derive(Debug, Default)]
+struct LineFields {
+    worker: String,
+    line: String,
+}
+
+impl Visit for LineFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record(field, value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.record(field, format!("{value:?}"));
+    }
+}
+
+impl LineFields {
+    fn record(&mut self, field: &Field, value: String) {
+        match field.name() {
+            "worker" => self.worker = value,
+            "line" => self.line = value,
+            _ => {}
+        }
+    }
 }

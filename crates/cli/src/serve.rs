@@ -3,12 +3,22 @@
 //! - `POST /rpc`: a JSON-RPC 2.0 request, notification or batch; 200 with the
 //!   answer, 204 when there is none (notifications only).
 //! - `GET /health`: the overall status and every worker; 503 when unhealthy.
+//!   With a token set, callers without it see the overall status only.
 //! - `GET /metrics`: Prometheus text.
 //!
-//! Bodies are limited in size, requests in time, every response carries an
-//! `x-request-id`, and a bearer token guards `/rpc` and `/metrics` when set.
-//! It binds loopback unless told otherwise. SIGINT or SIGTERM stop it
-//! gracefully: accepted requests finish, workers exit, the process exits 0.
+//! Every request passes the `Host` allow-list, the `Origin` check, the token
+//! (when set) and, for `/rpc`, the content type before its body is read
+//! (`guard.rs`). Connections are capped and timed out (`connections.rs`).
+//! Bodies are limited in size and in how long they may stall, requests in
+//! time, batches in length, share of the pool and answer size; every
+//! response carries an `x-request-id`, which failed calls' log lines name.
+//! Clients see failures without tracebacks or worker stderr unless
+//! `gateway.expose_error_details` is on. It binds loopback unless told
+//! otherwise. SIGINT or SIGTERM stop it gracefully: accepted requests
+//! finish, connections without one close, workers exit, the process exits 0.
+
+mod connections;
+mod guard;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -18,12 +28,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Args;
+use http_body_util::BodyExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::time::Instant;
@@ -35,7 +46,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::options::{self, GlobalArgs};
-use crate::rpc::{self, Gateway};
+use crate::rpc;
 
 /// `pybridge serve`.
 #[derive(Debug, Args)]
@@ -51,9 +62,29 @@ pub(crate) struct ServeArgs {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+    /// Send clients tracebacks and worker stderr in errors (development only).
+    #[arg(long)]
+    expose_error_details: bool,
+    /// A `Host` header value to accept besides the listening address's names
+    /// (`name` or `name:port`, `*` for any); repeat for more.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+    /// An `Origin` to accept (`https://app.example.com`); repeat for more.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
     /// The worker program and its arguments (default: the embedded framework).
     #[arg(last = true, value_name = "WORKER")]
     worker: Vec<String>,
+}
+
+/// Shared state of the gateway's handlers.
+#[derive(Debug, Clone)]
+struct Gateway {
+    bridge: pybridge::Bridge,
+    metrics: PrometheusHandle,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+    limits: rpc::Limits,
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
@@ -72,12 +103,36 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
             "--token",
         ));
     }
+    if args.expose_error_details {
+        extra.push((
+            "gateway.expose_error_details",
+            toml::Value::Boolean(true),
+            "--expose-error-details",
+        ));
+    }
+    let list = |items: &[String]| {
+        toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect())
+    };
+    if !args.allowed_hosts.is_empty() {
+        extra.push((
+            "gateway.allowed_hosts",
+            list(&args.allowed_hosts),
+            "--allowed-host",
+        ));
+    }
+    if !args.allowed_origins.is_empty() {
+        extra.push((
+            "gateway.allowed_origins",
+            list(&args.allowed_origins),
+            "--allowed-origin",
+        ));
+    }
     let config = options::load(global, &extra, &args.worker)?;
     crate::logging::init(&config.log);
     // The recorder comes first: layers register their metrics as they are built.
     let metrics = install_metrics()?;
-    let gateway_config = config.gateway.clone();
-    let addr: SocketAddr = gateway_config.listen.parse().context("gateway.listen")?;
+    let g = config.gateway.clone();
+    let addr: SocketAddr = g.listen.parse().context("gateway.listen")?;
     let bridge = options::start(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -87,23 +142,37 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
     eprintln!("pybridge: listening on http://{local}");
     tracing::info!(%local, "gateway listening");
 
+    let guard = Arc::new(guard::Guard::new(
+        local,
+        &g.allowed_hosts,
+        &g.allowed_origins,
+        g.token.as_deref(),
+    ));
     let gateway = Gateway {
         bridge: bridge.clone(),
-        token: gateway_config.token.as_deref().map(Arc::from),
-        metrics: Some(metrics.clone()),
-        request_timeout: gateway_config.request_timeout,
+        metrics: metrics.clone(),
+        request_timeout: g.request_timeout,
+        idle_timeout: g.idle_timeout,
+        limits: rpc::Limits {
+            max_batch: g.max_batch,
+            batch_concurrency: g.batch_concurrency,
+            max_response: usize::try_from(g.max_response.as_u64()).unwrap_or(usize::MAX),
+            expose_error_details: g.expose_error_details,
+        },
     };
-    let body_limit = usize::try_from(gateway_config.body_limit.as_u64()).unwrap_or(usize::MAX);
+    let body_limit = usize::try_from(g.body_limit.as_u64()).unwrap_or(usize::MAX);
     let app = Router::new()
         .route("/rpc", post(rpc_endpoint))
         .route("/health", get(health_endpoint))
         .route("/metrics", get(metrics_endpoint))
         .with_state(gateway)
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // Before any body is read: host, origin, token, content type.
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             // Calls end at their own deadline; this bounds everything else.
-            gateway_config.request_timeout + Duration::from_secs(1),
+            g.request_timeout + Duration::from_secs(1),
         ))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -116,14 +185,17 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
             metrics.run_upkeep();
         }
     });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let limits = connections::Limits {
+        header_read_timeout: g.header_read_timeout,
+        idle_timeout: g.idle_timeout,
+        max_connections: g.max_connections,
+        drain_timeout: g.request_timeout + Duration::from_secs(5),
+    };
+    connections::serve(listener, app, limits, shutdown_signal()).await;
     upkeep.abort();
-    tracing::info!("gateway stopped accepting; shutting the workers down");
+    tracing::info!("gateway stopped; shutting the workers down");
     let report = bridge.shutdown().await;
     tracing::info!(drained = report.drained, "shut down");
-    served.context("serving HTTP")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -165,47 +237,84 @@ impl MakeRequestId for Counter {
     }
 }
 
-fn authorized(gateway: &Gateway, headers: &HeaderMap) -> bool {
-    let Some(token) = &gateway.token else {
-        return true;
+async fn rpc_endpoint(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(body, gateway.idle_timeout).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
+    let request_id: Arc<str> = headers
+        .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Compared without an early exit, so the time taken says nothing about the token.
-    presented.is_some_and(|p| {
-        p.len() == token.len()
-            && p.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
-}
-
-fn unauthorized() -> Response {
-    let body = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "missing or wrong bearer token"}, "id": null});
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(body),
-    )
-        .into_response()
-}
-
-async fn rpc_endpoint(State(gateway): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&gateway, &headers) {
-        return unauthorized();
-    }
-    let deadline = Instant::now() + gateway.request_timeout;
-    match rpc::handle(&gateway.bridge, &body, deadline).await {
+        .unwrap_or("-")
+        .into();
+    let cx = rpc::Context {
+        bridge: gateway.bridge,
+        limits: gateway.limits,
+        deadline: Instant::now() + gateway.request_timeout,
+        request_id,
+    };
+    match rpc::handle(&cx, &body).await {
         Some(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
 }
 
-async fn health_endpoint(State(gateway): State<Gateway>) -> Response {
+/// Reads the body; a body that stalls for `idle` ends the request (408).
+async fn read_body(mut body: Body, idle: Duration) -> Result<Vec<u8>, Response> {
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                let mut response =
+                    guard::refuse(StatusCode::REQUEST_TIMEOUT, "the request body stalled");
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Err(response);
+            }
+            Ok(None) => return Ok(out),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(err))) => {
+                let too_large =
+                    std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
+                        e.source()
+                    })
+                    .any(|e| e.is::<http_body_util::LengthLimitError>());
+                return Err(if too_large {
+                    guard::refuse(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the request body is over gateway.body_limit",
+                    )
+                } else {
+                    guard::refuse(StatusCode::BAD_REQUEST, "cannot read the request body")
+                });
+            }
+        }
+    }
+}
+
+async fn health_endpoint(
+    State(gateway): State<Gateway>,
+    authorized: Option<Extension<guard::Authorized>>,
+) -> Response {
     let health = gateway.bridge.health();
+    let status = if health.status == pybridge::HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    // Without the token a prober learns whether the gateway is up, nothing more.
+    if !authorized.is_some_and(|Extension(a)| a.0) {
+        return (
+            status,
+            axum::Json(json!({"status": health.status.as_str()})),
+        )
+            .into_response();
+    }
     let workers: Vec<_> = health
         .pool
         .workers
@@ -240,11 +349,6 @@ async fn health_endpoint(State(gateway): State<Gateway>) -> Response {
         "cache_disk_ok": health.cache_disk_ok,
         "cache_shared": shared_tier_json(&gateway.bridge, health.cache_shared_tier),
     });
-    let status = if health.status == pybridge::HealthStatus::Unhealthy {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
     (status, axum::Json(body)).into_response()
 }
 
@@ -269,19 +373,13 @@ fn shared_tier_json(
     })
 }
 
-async fn metrics_endpoint(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if !authorized(&gateway, &headers) {
-        return unauthorized();
-    }
-    let Some(handle) = &gateway.metrics else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+async fn metrics_endpoint(State(gateway): State<Gateway>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        handle.render(),
+        gateway.metrics.render(),
     )
         .into_response()
 }

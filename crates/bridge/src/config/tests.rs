@@ -238,3 +238,45 @@ fn a_broken_file_is_named() {
     let err = error(LoadOptions::new().file("/nonexistent/pybridge.toml"));
     assert!(err.problem.contains("cannot read"), "{err}");
 }
+
+#[test]
+fn the_gateway_limits_load_from_a_file_and_impossible_ones_are_named() {
+    let f = file(
+        "[gateway]\nheader_read_timeout = \"2s\"\nidle_timeout = \"1s\"\nmax_connections = 64\n\
+         max_batch = 10\nbatch_concurrency = 4\nmax_response = \"1MiB\"\nexpose_error_details = true\n\
+         allowed_hosts = [\"api.test\", \"*\"]\nallowed_origins = [\"https://app.test\"]\n",
+    );
+    let g = load(LoadOptions::new().file(f.path())).gateway;
+    assert_eq!(
+        (g.header_read_timeout, g.idle_timeout),
+        (Duration::from_secs(2), Duration::from_secs(1))
+    );
+    assert_eq!(
+        (g.max_connections, g.max_batch, g.batch_concurrency),
+        (64, 10, 4)
+    );
+    assert_eq!(g.max_response.as_u64(), 1024 * 1024);
+    assert!(g.expose_error_details);
+    assert_eq!(g.allowed_hosts, ["api.test", "*"]);
+    assert_eq!(g.allowed_origins, ["https://app.test"]);
+    for (line, key) in [
+        ("max_batch = 0", "gateway.max_batch"),
+        ("max_connections = 0", "gateway.max_connections"),
+        ("batch_concurrency = 0", "gateway.batch_concurrency"),
+        ("idle_timeout = \"0s\"", "gateway.idle_timeout"),
+        (
+            "header_read_timeout = \"0s\"",
+            "gateway.header_read_timeout",
+        ),
+        ("max_response = \"10B\"", "gateway.max_response"),
+        ("allowed_hosts = [\"\"]", "gateway.allowed_hosts"),
+        (
+            "allowed_origins = [\"app.test\"]",
+            "gateway.allowed_origins",
+        ),
+    ] {
+        let f = file(&format!("[gateway]\n{line}\n"));
+        let err = error(LoadOptions::new().file(f.path()));
+        assert_eq!(err.key.as_deref(), Some(key), "{line}: {err}");
+    }
+}

@@ -183,7 +183,7 @@ impl Inner {
         key: &CacheKey,
         policy: &CachePolicy,
         epoch: u64,
-        deadline: Option<Instant>,
+        deadline: Instant,
     ) -> Option<Fetched> {
         #[cfg(feature = "redis")]
         {

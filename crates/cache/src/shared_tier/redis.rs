@@ -171,13 +171,13 @@ impl SharedTier {
         &self,
         digest: &KeyDigest,
         method_tag: u64,
-        deadline: Option<Instant>,
+        deadline: Instant,
     ) -> Option<Record> {
         let tier = &self.tier;
-        let mut wait = tier.settings.max_read_timeout;
-        if let Some(deadline) = deadline {
-            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
-        }
+        let wait = tier
+            .settings
+            .max_read_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         if tier.state.load(Ordering::Acquire) != ACTIVE || wait.is_zero() {
             tier.counters.incr(TierStat::Skipped);
             return None;

@@ -13,7 +13,7 @@ use pybridge_cache::{
 use tokio::time::Instant;
 
 use crate::redis_server::RedisServer;
-use crate::support::{Boom, Runs, get, key, next_event};
+use crate::support::{Boom, Runs, far, get, key, next_event};
 
 fn tier(server_url: &str) -> SharedTierConfig {
     SharedTierConfig::new(server_url)
@@ -257,7 +257,7 @@ async fn an_invalidation_reaches_the_other_cache_memory_and_disk_and_redis() {
         let started = Instant::now();
         loop {
             let probe = cache
-                .get_or_load(k, &policy(), || async {
+                .get_or_load(k, &policy(), far(), || async {
                     Ok::<_, Boom>(Load::Negative(Bytes::from_static(b"probe")))
                 })
                 .await
@@ -368,6 +368,34 @@ async fn a_frozen_redis_costs_a_call_at_most_the_read_timeout() {
     assert_eq!(cache.shared_tier_status(), SharedTierStatus::Off);
     server.thaw();
     wait_for(&cache, SharedTierStatus::Active).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waits_no_longer_than_the_callers_remaining_time() {
+    let server = RedisServer::start();
+    // A configured maximum far above the caller's time left.
+    let cache = build(
+        tier(&server.url()).max_read_timeout(Duration::from_millis(900)),
+        None,
+    );
+    wait_for(&cache, SharedTierStatus::Active).await;
+    server.freeze();
+    let started = Instant::now();
+    let fetched = cache
+        .get_or_load(
+            &key("m", "1"),
+            &policy(),
+            started + Duration::from_millis(60),
+            || async { Ok::<_, Boom>(Load::Value(Bytes::from_static(b"v"))) },
+        )
+        .await;
+    let took = started.elapsed();
+    server.thaw();
+    // The read gave up at the deadline; the loader, started after it, is cut
+    // off too: either way the call ends near 60 ms, far from 900.
+    assert!(took < Duration::from_millis(600), "took {took:?}");
+    assert!(fetched.is_err() || fetched.is_ok_and(|f| f.source == Source::Loader));
+    assert_eq!(cache.shared_tier_stats().errors, 1);
 }
 
 #[tokio::test]

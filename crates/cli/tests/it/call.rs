@@ -310,3 +310,64 @@ async fn a_reader_that_stops_reading_ends_the_output_quietly() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_cannot_start_exits_1_with_the_error_as_json() {
+    let home = tempfile::tempdir().unwrap();
+    let fault = fixtures()
+        .join("faults/fault_worker.py")
+        .display()
+        .to_string();
+    let python = python();
+    let out = run(
+        &home,
+        &[
+            "call",
+            "test.echo",
+            "{}",
+            "--",
+            &python,
+            &fault,
+            "--mode",
+            "exit-before-ready",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    let error = json(out.stderr.lines().last().unwrap());
+    assert_eq!(error["data"]["code"], "start_failed", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("start"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_exits_1_when_calls_fail_unless_errors_are_allowed() {
+    let home = tempfile::tempdir().unwrap();
+    let worker = sdk_worker();
+    let args = vec![
+        "bench",
+        "--method",
+        "test.error",
+        "--params",
+        "{}",
+        "--requests",
+        "20",
+        "--json",
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut all: Vec<&str> = args.clone();
+        all.extend_from_slice(extra);
+        all.push("--");
+        all.extend(worker.iter().map(String::as_str));
+        all
+    };
+    let out = run(&home, &with(&[])).await;
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(json(&out.stdout)["errors"], 20);
+    let out = run(&home, &with(&["--allow-errors"])).await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(json(&out.stdout)["errors"], 20);
+}

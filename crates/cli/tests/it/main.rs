@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod call;
 mod conform;
 mod redis_server;
 mod serve;
 mod shared_cache;
 mod support;
+mod worker_stderr;

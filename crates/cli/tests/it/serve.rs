@@ -416,3 +416,101 @@ async fn a_request_longer_than_the_gateway_allows_gets_a_timeout_error() {
     assert_eq!(next.json()["result"], json!([1]));
     server.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_see_no_traceback_or_worker_stderr_unless_details_are_exposed() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pybridge.toml");
+    std::fs::write(&file, "[retry]\nmax_retries = 0\n").unwrap();
+    let config = file.to_str().unwrap();
+    let error = r#"{"jsonrpc":"2.0","method":"test.error","params":{"type":"ValueError","message":"bad value"},"id":1}"#;
+    let safe_data = |answer: &Value, response: &Response| {
+        let data = &answer["error"]["data"];
+        let keys: Vec<&str> = data
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["code", "request_id", "retryable"], "{answer}");
+        assert_eq!(data["request_id"].as_str(), response.header("x-request-id"));
+        assert!(data["retryable"].is_boolean());
+    };
+
+    let server = Server::start(
+        &home,
+        &["--workers", "1", "--config", config],
+        &sdk_worker(),
+    )
+    .await;
+    let response = server.post("/rpc", error).await;
+    let answer = response.json();
+    assert_eq!(
+        answer["error"]["message"], "ValueError: bad value",
+        "{answer}"
+    );
+    assert_eq!(answer["error"]["data"]["code"], "remote_error");
+    safe_data(&answer, &response);
+    assert!(
+        !response.body.contains("Traceback") && !response.body.contains(".py"),
+        "{}",
+        response.body
+    );
+    let request_id = response.header("x-request-id").unwrap().to_string();
+    let (_, log) = server.terminate().await;
+    let line = log
+        .lines()
+        .find(|l| l.contains("call failed") && l.contains(&request_id))
+        .unwrap_or_else(|| panic!("no log line for request {request_id}:\n{log}"));
+    assert!(
+        line.contains("Traceback") || line.contains("traceback"),
+        "{line}"
+    );
+
+    // A worker that writes to stderr and dies on its first call.
+    let crash = vec![
+        python(),
+        fixtures()
+            .join("faults/fault_worker.py")
+            .display()
+            .to_string(),
+        "--mode".into(),
+        "crash".into(),
+    ];
+    let server = Server::start(&home, &["--workers", "1", "--config", config], &crash).await;
+    let response = server
+        .post(
+            "/rpc",
+            r#"{"jsonrpc":"2.0","method":"test.echo","params":[1],"id":2}"#,
+        )
+        .await;
+    let answer = response.json();
+    assert_eq!(answer["error"]["data"]["code"], "worker_failed", "{answer}");
+    safe_data(&answer, &response);
+    assert!(
+        !response.body.contains("fault_worker"),
+        "stderr reached the client: {}",
+        response.body
+    );
+    server.terminate().await;
+
+    let server = Server::start(
+        &home,
+        &[
+            "--workers",
+            "1",
+            "--config",
+            config,
+            "--expose-error-details",
+        ],
+        &sdk_worker(),
+    )
+    .await;
+    let response = server.post("/rpc", error).await;
+    assert!(response.body.contains("Traceback"), "{}", response.body);
+    assert_eq!(
+        response.json()["error"]["data"]["request_id"].as_str(),
+        response.header("x-request-id")
+    );
+    server.terminate().await;
+}

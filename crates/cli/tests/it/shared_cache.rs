@@ -19,8 +19,6 @@ fn config(home: &tempfile::TempDir, tag: &str) -> String {
         r#"
 [worker]
 command = [{python:?}, {script:?}, {tag:?}]
-[worker.env]
-PYTHONPATH = {path:?}
 [service]
 catalog_files = [{catalog:?}]
 [cache]
@@ -28,7 +26,6 @@ namespace = "it"
 "#,
         python = python(),
         script = worker.join("counting_worker.py").display().to_string(),
-        path = worker.display().to_string(),
         catalog = worker.join("counting_catalog.json").display().to_string(),
     );
     let file = home.path().join("pybridge.toml");

@@ -26,20 +26,24 @@ pub(crate) fn spec_worker() -> Vec<String> {
     ]
 }
 
+/// The SDK's demo worker: `python3 -m pybridge_worker`.
 pub(crate) fn sdk_worker() -> Vec<String> {
-    vec![
-        python(),
-        fixtures()
-            .join("worker/pybridge_worker.py")
-            .display()
-            .to_string(),
-    ]
+    vec![python(), "-m".into(), "pybridge_worker".into()]
+}
+
+/// The `PYTHONPATH` under which the worker SDK (`python/pybridge-worker`)
+/// imports without being installed; the binary's workers inherit it.
+pub(crate) fn python_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/pybridge-worker/src")
 }
 
 /// The binary with its caches and data in `home`, and no settings inherited
 /// from the environment.
 pub(crate) fn pybridge(home: &tempfile::TempDir) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pybridge"));
+    isolated(Command::new(env!("CARGO_BIN_EXE_pybridge")), home)
+}
+
+fn isolated(mut cmd: Command, home: &tempfile::TempDir) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("PYBRIDGE_") && key != "PYBRIDGE_PYTHON" {
             cmd.env_remove(key);
@@ -48,6 +52,14 @@ pub(crate) fn pybridge(home: &tempfile::TempDir) -> Command {
     cmd.env("XDG_CACHE_HOME", home.path().join("cache"))
         .env("PYBRIDGE_DATA_DIR", home.path().join("data"))
         .env("HOME", home.path())
+        .env("PYTHONPATH", python_path())
+        // Bytecode cached under target/ even where the environment turns
+        // caching off: recompiling the SDK at every worker start is slow.
+        .env("PYTHONDONTWRITEBYTECODE", "")
+        .env(
+            "PYTHONPYCACHEPREFIX",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/pycache"),
+        )
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     cmd
@@ -84,7 +96,27 @@ impl Server {
         args: &[&str],
         worker: &[String],
     ) -> Server {
-        let mut cmd = pybridge(home);
+        Server::start_limited(home, args, worker, None).await
+    }
+
+    /// Starts the server, with at most `max_files` open descriptors when given
+    /// (through the shell's `ulimit`, as an operator would).
+    pub(crate) async fn start_limited(
+        home: &tempfile::TempDir,
+        args: &[&str],
+        worker: &[String],
+        max_files: Option<u32>,
+    ) -> Server {
+        let mut cmd = match max_files {
+            None => pybridge(home),
+            Some(n) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.args(["-c", "ulimit -n \"$0\" && exec \"$@\""])
+                    .arg(n.to_string())
+                    .arg(env!("CARGO_BIN_EXE_pybridge"));
+                isolated(sh, home)
+            }
+        };
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args);
@@ -176,7 +208,6 @@ pub(crate) async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
@@ -186,6 +217,13 @@ pub(crate) async fn http(
     }
     request.push_str("\r\n");
     request.push_str(body);
+    raw(addr, &request).await
+}
+
+/// Sends `request` as it is on a fresh connection and reads the response
+/// until the server closes the connection.
+pub(crate) async fn raw(addr: SocketAddr, request: &str) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
