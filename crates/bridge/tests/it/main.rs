@@ -5,4 +5,8 @@
 mod call_path;
 mod chaos;
 mod framework_worker;
+#[cfg(feature = "redis")]
+mod redis_server;
+#[cfg(feature = "redis")]
+mod shared_cache;
 mod support;
