@@ -105,6 +105,34 @@ async fn a_value_loaded_by_one_cache_is_a_shared_hit_in_another_and_fills_its_me
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_of_different_producers_never_read_each_others_entries() {
+    let server = RedisServer::start();
+    // The key namespace carries the producer's identity (the bridge puts the
+    // worker's manifest or command in it); the deployment is the same.
+    let for_producer = |producer: &str| {
+        CacheBuilder::new()
+            .namespace(producer)
+            .memory_only()
+            .shared_tier(tier(&server.url()))
+            .build()
+            .expect("valid settings")
+    };
+    let (a, b) = (for_producer("worker-a"), for_producer("worker-b"));
+    wait_for(&a, SharedTierStatus::Active).await;
+    wait_for(&b, SharedTierStatus::Active).await;
+    let (ka, kb) = (a.key("m", "1").expect("key"), b.key("m", "1").expect("key"));
+    get(&a, &ka, &policy(), &Runs::default(), "from a").await;
+    wait_writes(&a, 1).await;
+    let runs = Runs::default();
+    let fetched = get(&b, &kb, &policy(), &runs, "from b").await;
+    assert_eq!(
+        (fetched.source, &fetched.value[..]),
+        (Source::Loader, &b"from b"[..])
+    );
+    assert_eq!(runs.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_carry_the_policy_ttl_and_entries_over_the_cap_are_not_written() {
     let server = RedisServer::start();
     let cache = build(tier(&server.url()), None);
