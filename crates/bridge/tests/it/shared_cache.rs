@@ -22,6 +22,8 @@ fn counting(redis: &RedisServer) -> Config {
     config.service.catalog_files = vec![worker.join("counting_catalog.json")];
     config.cache.namespace = "bridge-it".into();
     config.cache.redis_url = Some(redis.url());
+    // Long enough that a loaded test machine does not turn the tier off.
+    config.cache.redis_read_timeout = Duration::from_millis(250);
     config
 }
 

@@ -15,10 +15,15 @@ use tokio::time::Instant;
 use crate::redis_server::RedisServer;
 use crate::support::{Boom, Runs, far, get, key, next_event};
 
+/// Settings for tests that are not about timeouts: reads and writes wait
+/// long enough that a loaded machine does not turn the tier off by itself.
+/// The fault tests set the timeouts they are about.
 fn tier(server_url: &str) -> SharedTierConfig {
     SharedTierConfig::new(server_url)
         .deployment("it")
         .probe_interval(Duration::from_millis(100))
+        .max_read_timeout(Duration::from_millis(500))
+        .write_timeout(Duration::from_secs(2))
 }
 
 fn build(tier: SharedTierConfig, dir: Option<&std::path::Path>) -> Cache {
@@ -239,7 +244,8 @@ async fn a_full_write_queue_drops_writes_and_counts_them() {
         tier(&server.url())
             .write_queue_capacity(NonZeroUsize::new(1).expect("nonzero"))
             .failure_threshold(NonZeroU32::new(1000).expect("nonzero"))
-            .write_timeout(Duration::from_secs(3)),
+            .write_timeout(Duration::from_secs(3))
+            .max_read_timeout(Duration::from_millis(20)),
         None,
     );
     wait_for(&cache, SharedTierStatus::Active).await;
@@ -322,6 +328,51 @@ async fn an_invalidation_reaches_the_other_cache_memory_and_disk_and_redis() {
     );
     assert_eq!(b.shared_tier_stats().received, 3);
     assert_eq!(a.shared_tier_stats().published, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_made_while_redis_is_unreachable_is_sent_when_it_comes_back() {
+    let server = RedisServer::start();
+    let fast = |t: SharedTierConfig| t.write_timeout(Duration::from_millis(200));
+    let (a, b) = (
+        build(fast(tier(&server.url())), None),
+        build(fast(tier(&server.url())), None),
+    );
+    wait_for(&a, SharedTierStatus::Active).await;
+    wait_for(&b, SharedTierStatus::Active).await;
+    let k = key("m", "1");
+    get(&a, &k, &policy(), &Runs::default(), "old").await;
+    wait_writes(&a, 1).await;
+    assert_eq!(
+        get(&b, &k, &policy(), &Runs::default(), "x").await.source,
+        Source::Shared
+    );
+
+    server.freeze();
+    a.invalidate(&k).await;
+    wait_for(&a, SharedTierStatus::Off).await;
+    // b did nothing meanwhile: its tier and subscription never noticed.
+    assert_eq!(b.shared_tier_status(), SharedTierStatus::Active);
+    server.thaw();
+    wait_for(&a, SharedTierStatus::Active).await;
+
+    // b's memory copy goes only if a's kept invalidation reached it.
+    let started = Instant::now();
+    loop {
+        let runs = Runs::default();
+        get(&b, &k, &policy(), &runs, "new").await;
+        if runs.count() == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the kept invalidation never arrived: a {:?} b {:?}",
+            a.shared_tier_stats(),
+            b.shared_tier_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.shared_tier_stats().published, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

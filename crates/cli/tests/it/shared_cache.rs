@@ -23,6 +23,9 @@ command = [{python:?}, {script:?}, {tag:?}]
 catalog_files = [{catalog:?}]
 [cache]
 namespace = "it"
+# Long enough that a loaded test machine does not turn the tier off by
+# itself; the frozen-Redis test shows a call still meets its deadline.
+redis_read_timeout = "250ms"
 "#,
         python = python(),
         script = worker.join("counting_worker.py").display().to_string(),
