@@ -25,6 +25,11 @@
 //! - `cache` (default): the two-tier result cache (`pybridge-cache`).
 //! - `validation` (default): JSON Schema validation of params. Without it,
 //!   only the limits and declared renames apply.
+//! - `framework` (default): the SQLite Extensions Framework
+//!   (`pybridge-framework`): its catalog in the method registry, the typed
+//!   API ([`Bridge::framework`]) and FixiPlug result shapes. With default
+//!   features off (`features = ["cache", "validation"]`), the registry holds
+//!   only your catalog files, your workers' manifests and `[methods]`.
 //!
 //! # Example
 //!
@@ -73,7 +78,9 @@ pub use health::{Health, Stats};
 
 #[cfg(feature = "cache")]
 pub use pybridge_cache as cache;
+#[cfg(feature = "framework")]
+pub use pybridge_framework::{self as framework, Framework};
 pub use pybridge_pool::{self as pool, HealthStatus, ShutdownReport, WorkerSpec};
 pub use pybridge_protocol as protocol;
 pub use pybridge_resilience as resilience;
-pub use pybridge_service::{self as service, Framework};
+pub use pybridge_service as service;

@@ -123,7 +123,7 @@ pub use cache::{Cache, Fetched, Load, Source};
 pub use config::{CacheBuilder, DiskLocation, platform_cache_dir};
 pub use error::{Error, LoadError, ParamsProblem, Result};
 pub use event::{CacheEvent, Corruption, DiskFault, DiskOperation, L2Status, SweepReport};
-pub use key::{CacheKey, JsonText, KeyDigest};
+pub use key::{CacheKey, JsonText, KeyDigest, ProducerId};
 pub use policy::{CachePolicy, Tiers};
 pub use shared_tier::{SharedTierConfig, SharedTierEvent, SharedTierStats, SharedTierStatus};
 pub use stats::CacheStats;

@@ -5,6 +5,7 @@
 mod abuse;
 mod call;
 mod conform;
+mod methods;
 mod redis_server;
 mod serve;
 mod shared_cache;
