@@ -164,9 +164,9 @@ impl Cache {
         tier: tier::Parts,
     ) -> Self {
         let first_events = Mutex::new(Some(shared.subscribe()));
-        Cache {
-            inner: Arc::new_cyclic(|weak| Inner {
-                tier: tier::attach(tier, weak),
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                tier: tier::attach(tier),
                 l1,
                 l1_capacity,
                 flights: Flights::default(),
@@ -177,7 +177,11 @@ impl Cache {
                 namespace,
                 first_events,
             }),
-        }
+        };
+        // Only once the cache exists: the applier holds it weakly, and a
+        // weak reference taken while it is built does not upgrade yet.
+        tier::start(&cache.inner);
+        cache
     }
 
     /// A key in this cache's namespace (see [`CacheKey::new`]).

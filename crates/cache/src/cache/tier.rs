@@ -4,9 +4,9 @@
 //! Without the `redis` feature every hook here is empty and the tier reports
 //! [`SharedTierStatus::NotConfigured`].
 
-#[cfg(feature = "redis")]
 use std::sync::Arc;
-use std::sync::Weak;
+#[cfg(feature = "redis")]
+use std::sync::{Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,36 +33,63 @@ pub(crate) type Parts = ();
 pub(crate) struct Attached {
     #[cfg(feature = "redis")]
     tier: Option<crate::shared_tier::SharedTier>,
+    /// The receiver until [`start`] hands it to the applier.
     #[cfg(feature = "redis")]
-    applier: Option<tokio::task::JoinHandle<()>>,
+    remote: Mutex<Option<tokio::sync::mpsc::Receiver<crate::shared_tier::Remote>>>,
+    #[cfg(feature = "redis")]
+    applier: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Attached {
     fn drop(&mut self) {
         #[cfg(feature = "redis")]
-        if let Some(applier) = &self.applier {
+        if let Some(applier) = self
+            .applier
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             applier.abort();
         }
     }
 }
 
 #[cfg(not(feature = "redis"))]
-pub(crate) fn attach(_parts: Parts, _cache: &Weak<Inner>) -> Attached {
+pub(crate) fn attach(_parts: Parts) -> Attached {
     Attached::default()
+}
+
+#[cfg(not(feature = "redis"))]
+pub(crate) fn start(_cache: &Arc<Inner>) {}
+
+#[cfg(feature = "redis")]
+pub(crate) fn attach(parts: Parts) -> Attached {
+    let Some((tier, remote)) = parts else {
+        return Attached::default();
+    };
+    Attached {
+        tier: Some(tier),
+        remote: Mutex::new(Some(remote)),
+        applier: Mutex::new(None),
+    }
 }
 
 /// Starts the applier. It holds the cache weakly, so it never keeps it alive.
 #[cfg(feature = "redis")]
-pub(crate) fn attach(parts: Parts, cache: &Weak<Inner>) -> Attached {
-    let Some((tier, remote)) = parts else {
-        return Attached::default();
-    };
-    let applier = tokio::runtime::Handle::try_current()
-        .ok()
-        .map(|runtime| runtime.spawn(apply(Weak::clone(cache), remote)));
-    Attached {
-        tier: Some(tier),
-        applier,
+pub(crate) fn start(cache: &Arc<Inner>) {
+    let remote = cache
+        .tier
+        .remote
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let (Some(remote), Ok(runtime)) = (remote, tokio::runtime::Handle::try_current()) {
+        let task = runtime.spawn(apply(Arc::downgrade(cache), remote));
+        *cache
+            .tier
+            .applier
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
     }
 }
 
@@ -78,12 +105,18 @@ async fn apply(
             return;
         };
         let target = match message {
-            Remote::FlushMemory => {
-                // Only memory: the disk tier is this host's, and every
-                // invalidation that reaches this process is applied to it.
-                inner.bump_epoch().await;
-                inner.l1.invalidate_all();
-                tracing::debug!("memory tier flushed: invalidations may have been missed");
+            Remote::Flush { disk } => {
+                if disk {
+                    inner.invalidate_local(&Target::All).await;
+                    tracing::info!("memory and disk tiers flushed: invalidations were missed");
+                } else {
+                    inner.bump_epoch().await;
+                    inner.l1.invalidate_all();
+                    tracing::debug!("memory tier flushed: invalidations may have been missed");
+                }
+                if let Some(tier) = &inner.tier.tier {
+                    tier.count(crate::shared_tier::TierStat::MemoryFlushes);
+                }
                 continue;
             }
             Remote::Invalidate(Invalidation::Key { digest, .. }) => Target::Key(digest),

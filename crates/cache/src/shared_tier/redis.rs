@@ -51,8 +51,10 @@ const REMOTE_QUEUE: usize = 1024;
 pub(crate) enum Remote {
     /// Another process invalidated this; apply it to memory and disk.
     Invalidate(Invalidation),
-    /// Invalidations may have been missed: drop the memory tier.
-    FlushMemory,
+    /// Invalidations may have been missed: drop the memory tier, and the
+    /// disk tier too when `disk` (a subscription that was lost and is back:
+    /// whatever was published meanwhile never reached this process).
+    Flush { disk: bool },
 }
 
 /// One entry to write.
@@ -293,9 +295,12 @@ fn manager(client: &redis::Client, s: &TierSettings) -> redis::RedisResult<Conne
 }
 
 /// A random-enough nonce without a random-number dependency: the process id,
-/// the time and an address, hashed.
+/// the time, an address and a per-process count (two caches built in one
+/// process at once must still tell each other's messages apart), hashed.
 fn nonce() -> u64 {
+    static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut hasher = blake3::Hasher::new();
+    hasher.update(&BUILT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     hasher.update(&std::process::id().to_le_bytes());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -499,7 +504,7 @@ impl Tier {
                 self.succeeded();
                 let was_off = self.state.load(Ordering::Acquire) == OFF;
                 if was_off {
-                    self.flush_memory().await;
+                    self.flush(false).await;
                 }
                 self.transition(SharedTierStatus::Active, "redis answered");
                 true
@@ -523,12 +528,12 @@ impl Tier {
         }
     }
 
-    /// Asks the cache to drop its memory tier. Waits only for the cache's
-    /// applier, which never waits on Redis.
-    async fn flush_memory(&self) {
-        self.counters.incr(TierStat::MemoryFlushes);
+    /// Asks the cache to drop its memory tier (and its disk tier when
+    /// `disk`). Waits only for the cache's applier, which never waits on Redis.
+    /// The cache counts the flush once it is applied.
+    async fn flush(&self, disk: bool) {
         // An error only means the cache is gone.
-        let _ = self.remote.send(Remote::FlushMemory).await;
+        let _ = self.remote.send(Remote::Flush { disk }).await;
     }
 
     /// Runs one command with the write timeout; counts success or failure.
@@ -729,6 +734,7 @@ impl Tier {
     /// processes' invalidations to the cache.
     async fn subscribe(self: Arc<Self>) {
         let wait = self.settings.connect_timeout + self.settings.write_timeout;
+        let mut first = true;
         loop {
             if self.state.load(Ordering::Acquire) == CLOSED {
                 return;
@@ -752,7 +758,11 @@ impl Tier {
                     continue;
                 }
             };
-            self.flush_memory().await;
+            // The first subscription flushes memory only (what is on disk
+            // from before this process is as it was without a shared tier);
+            // every later one flushes disk too: messages were lost.
+            self.flush(!first).await;
+            first = false;
             tracing::info!(
                 channel = self.channel,
                 "shared cache invalidations subscribed"

@@ -48,6 +48,20 @@ async fn wait_for(cache: &Cache, status: SharedTierStatus) {
     }
 }
 
+/// Waits (bounded) until the tier is active and subscribed to invalidations
+/// (its first subscription flushes memory once).
+async fn ready(cache: &Cache) {
+    wait_for(cache, SharedTierStatus::Active).await;
+    let started = Instant::now();
+    while cache.shared_tier_stats().memory_flushes == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Waits (bounded) until the tier's write counter reaches `n`.
 async fn wait_writes(cache: &Cache, n: u64) {
     let started = Instant::now();
@@ -273,8 +287,8 @@ async fn an_invalidation_reaches_the_other_cache_memory_and_disk_and_redis() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = build(tier(&server.url()), None);
     let b = build(tier(&server.url()), Some(dir.path()));
-    wait_for(&a, SharedTierStatus::Active).await;
-    wait_for(&b, SharedTierStatus::Active).await;
+    ready(&a).await;
+    ready(&b).await;
     let (k1, k2, other) = (key("m", "1"), key("m", "2"), key("n", "1"));
     for k in [&k1, &k2, &other] {
         get(&b, k, &policy(), &Runs::default(), "old").await;
@@ -338,8 +352,8 @@ async fn an_invalidation_made_while_redis_is_unreachable_is_sent_when_it_comes_b
         build(fast(tier(&server.url())), None),
         build(fast(tier(&server.url())), None),
     );
-    wait_for(&a, SharedTierStatus::Active).await;
-    wait_for(&b, SharedTierStatus::Active).await;
+    ready(&a).await;
+    ready(&b).await;
     let k = key("m", "1");
     get(&a, &k, &policy(), &Runs::default(), "old").await;
     wait_writes(&a, 1).await;
