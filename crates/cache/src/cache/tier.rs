@@ -123,8 +123,11 @@ async fn apply(
             Remote::Invalidate(Invalidation::Method(method)) => Target::Method(method),
             Remote::Invalidate(Invalidation::All) => Target::All,
         };
-        tracing::debug!(?target, "invalidation from another process applied");
         inner.invalidate_local(&target).await;
+        tracing::debug!(?target, "invalidation from another process applied");
+        if let Some(tier) = &inner.tier.tier {
+            tier.count(crate::shared_tier::TierStat::Received);
+        }
     }
 }
 

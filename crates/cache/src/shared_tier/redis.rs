@@ -776,8 +776,8 @@ impl Tier {
                 };
                 match message::decode(text) {
                     Some((sender, _)) if sender == self.sender => {}
+                    // The cache counts it once applied.
                     Some((_, target)) => {
-                        self.counters.incr(TierStat::Received);
                         if self.remote.send(Remote::Invalidate(target)).await.is_err() {
                             // The cache is gone.
                             return;
