@@ -16,38 +16,58 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one on a free port and waits until it answers PING.
+    /// Starts one on a free port and waits until it answers.
     pub fn start() -> Self {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        Self::start_on(port)
+        loop {
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            if let Some(server) = Self::try_start_on(port) {
+                return server;
+            }
+        }
     }
 
     /// Starts one on `port` (to restart a killed one where clients expect it).
     pub fn start_on(port: u16) -> Self {
+        Self::try_start_on(port)
+            .unwrap_or_else(|| panic!("redis-server did not start on port {port}"))
+    }
+
+    /// Another test may take the same free port at the same moment (it is
+    /// free until a server binds it): the server answering must report the
+    /// pid of the one started here, or this one gives up.
+    fn try_start_on(port: u16) -> Option<Self> {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
-        let server = RedisServer {
+        let pid = child.id();
+        let mut server = RedisServer {
             child: Some(child),
             port,
         };
         let started = Instant::now();
-        while !server.answers() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not answer on port {port}"
-            );
+        loop {
+            match server.answering_pid() {
+                Some(answering) if answering == pid => return Some(server),
+                Some(_) => {
+                    server.kill();
+                    return None;
+                }
+                None => {}
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                server.kill();
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
 
     pub fn port(&self) -> u16 {
@@ -63,15 +83,25 @@ impl RedisServer {
         Pid::from_raw(i32::try_from(child.id()).expect("pid fits")).expect("nonzero pid")
     }
 
-    fn answers(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut reply = [0_u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+    /// The pid of the server answering on the port, if one answers.
+    fn answering_pid(&self) -> Option<u32> {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .ok()?;
+        stream.write_all(b"INFO server\r\n").ok()?;
+        let mut reply = Vec::new();
+        let mut chunk = [0_u8; 4096];
+        while !reply.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&reply);
+        let line = text.lines().find(|l| l.starts_with("process_id:"))?;
+        line["process_id:".len()..].trim().parse().ok()
     }
 
     /// SIGSTOP: the server keeps its sockets but answers nothing.

@@ -103,8 +103,8 @@ async fn a_value_loaded_by_one_cache_is_a_shared_hit_in_another_and_fills_its_me
         build(tier(&server.url()), None),
         build(tier(&server.url()), None),
     );
-    wait_for(&a, SharedTierStatus::Active).await;
-    wait_for(&b, SharedTierStatus::Active).await;
+    ready(&a).await;
+    ready(&b).await;
     let k = key("m", r#"{"q":1}"#);
     let runs = Runs::default();
 
@@ -137,8 +137,8 @@ async fn caches_of_different_producers_never_read_each_others_entries() {
             .expect("valid settings")
     };
     let (a, b) = (for_producer("worker-a"), for_producer("worker-b"));
-    wait_for(&a, SharedTierStatus::Active).await;
-    wait_for(&b, SharedTierStatus::Active).await;
+    ready(&a).await;
+    ready(&b).await;
     let (ka, kb) = (a.key("m", "1").expect("key"), b.key("m", "1").expect("key"));
     get(&a, &ka, &policy(), &Runs::default(), "from a").await;
     wait_writes(&a, 1).await;
@@ -155,7 +155,7 @@ async fn caches_of_different_producers_never_read_each_others_entries() {
 async fn writes_carry_the_policy_ttl_and_entries_over_the_cap_are_not_written() {
     let server = RedisServer::start();
     let cache = build(tier(&server.url()), None);
-    wait_for(&cache, SharedTierStatus::Active).await;
+    ready(&cache).await;
     let mut conn = redis(&server).await;
 
     let mut short = CachePolicy::with_ttl(Duration::from_secs(7));
@@ -206,8 +206,8 @@ async fn a_corrupt_entry_is_a_miss_is_never_served_and_is_deleted() {
         build(tier(&server.url()), None),
         build(tier(&server.url()), None),
     );
-    wait_for(&a, SharedTierStatus::Active).await;
-    wait_for(&b, SharedTierStatus::Active).await;
+    ready(&a).await;
+    ready(&b).await;
     let mut events = b.subscribe();
     let k = key("m", "1");
     get(&a, &k, &policy(), &Runs::default(), "genuine").await;
@@ -262,7 +262,8 @@ async fn a_full_write_queue_drops_writes_and_counts_them() {
             .max_read_timeout(Duration::from_millis(20)),
         None,
     );
-    wait_for(&cache, SharedTierStatus::Active).await;
+    // Subscribed: its first flush cannot cancel one of the stores below.
+    ready(&cache).await;
     server.freeze();
     for n in 0..10 {
         get(
@@ -315,7 +316,10 @@ async fn an_invalidation_reaches_the_other_cache_memory_and_disk_and_redis() {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(5),
-                "never invalidated"
+                "never invalidated: {:?} from {:?}, {:?}",
+                k.digest(),
+                probe.source,
+                cache.shared_tier_stats()
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -368,7 +372,7 @@ async fn an_invalidation_made_while_redis_is_unreachable_is_sent_when_it_comes_b
     // b did nothing meanwhile: its tier and subscription never noticed.
     assert_eq!(b.shared_tier_status(), SharedTierStatus::Active);
     server.thaw();
-    wait_for(&a, SharedTierStatus::Active).await;
+    ready(&a).await;
 
     // b's memory copy goes only if a's kept invalidation reached it.
     let started = Instant::now();
@@ -394,7 +398,7 @@ async fn a_dead_redis_turns_the_tier_off_without_failing_calls_and_it_comes_back
     let mut server = RedisServer::start();
     let port = server.port();
     let cache = build(tier(&server.url()), None);
-    wait_for(&cache, SharedTierStatus::Active).await;
+    ready(&cache).await;
     let mut events = cache.subscribe();
     server.kill();
 
@@ -425,7 +429,7 @@ async fn a_dead_redis_turns_the_tier_off_without_failing_calls_and_it_comes_back
     let flushes = cache.shared_tier_stats().memory_flushes;
 
     let _server = RedisServer::start_on(port);
-    wait_for(&cache, SharedTierStatus::Active).await;
+    ready(&cache).await;
     let stats = cache.shared_tier_stats();
     assert!(stats.errors >= 3, "{stats:?}");
     assert!(
@@ -441,7 +445,7 @@ async fn a_frozen_redis_costs_a_call_at_most_the_read_timeout() {
     let server = RedisServer::start();
     let read_timeout = Duration::from_millis(30);
     let cache = build(tier(&server.url()).max_read_timeout(read_timeout), None);
-    wait_for(&cache, SharedTierStatus::Active).await;
+    ready(&cache).await;
     server.freeze();
     let mut slowest = Duration::ZERO;
     for n in 0..20 {
@@ -460,7 +464,7 @@ async fn a_frozen_redis_costs_a_call_at_most_the_read_timeout() {
     assert!(slowest < read_timeout * 10, "slowest call {slowest:?}");
     assert_eq!(cache.shared_tier_status(), SharedTierStatus::Off);
     server.thaw();
-    wait_for(&cache, SharedTierStatus::Active).await;
+    ready(&cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,7 +475,7 @@ async fn a_read_waits_no_longer_than_the_callers_remaining_time() {
         tier(&server.url()).max_read_timeout(Duration::from_millis(900)),
         None,
     );
-    wait_for(&cache, SharedTierStatus::Active).await;
+    ready(&cache).await;
     server.freeze();
     let started = Instant::now();
     let fetched = cache
