@@ -26,6 +26,11 @@ pub(crate) struct GlobalArgs {
     /// Log level or `tracing` filter directives (default from the configuration: warn).
     #[arg(long, global = true, value_name = "FILTER")]
     pub(crate) log_level: Option<String>,
+    /// A remote worker to dial, `tcp://HOST:PORT` or `unix:/path/to.sock`
+    /// (repeatable; sets `worker.connect`). For `conform`: the one listening
+    /// worker to check instead of spawning one.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) connect: Vec<String>,
     /// The shared cache tier on Redis, e.g. `redis://127.0.0.1:6379/0`
     /// (`cache.redis_url`; env `PYBRIDGE_CACHE__REDIS_URL`).
     #[arg(long, global = true, value_name = "URL")]
@@ -73,6 +78,14 @@ impl GlobalArgs {
         }
         if let Some(level) = &self.log_level {
             options = options.flag("log.level", level.as_str(), "--log-level");
+        }
+        if !self.connect.is_empty() {
+            let urls: Vec<toml::Value> = self
+                .connect
+                .iter()
+                .map(|u| toml::Value::String(u.clone()))
+                .collect();
+            options = options.flag("worker.connect", toml::Value::Array(urls), "--connect");
         }
         if let Some(url) = &self.redis_url {
             options = options.flag("cache.redis_url", url.as_str(), "--redis-url");

@@ -12,6 +12,7 @@ mod framework_worker;
 #[cfg(feature = "redis")]
 mod redis_server;
 mod registry;
+mod remote;
 #[cfg(feature = "redis")]
 mod shared_cache;
 mod support;
