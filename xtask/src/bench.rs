@@ -99,6 +99,18 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
         })
     };
 
+    // 1b. The shared cache tier: a hit from Redis on loopback against a
+    // memory hit and a worker round trip, interleaved in one run.
+    run(cargo(root).args([
+        "bench",
+        "-p",
+        "pybridge-benches",
+        "--bench",
+        "shared_tier",
+        "--",
+        "--noplot",
+    ]))?;
+
     // 2. What a Python user would reach for, in the same session.
     let ppe = python_json(
         &python,
@@ -240,6 +252,23 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
         ratio: String::new(),
         goal: "< 2 µs".into(),
         met: Some(hit < 2000.0),
+    });
+    let (memory, shared, worker) = (
+        median("shared-tier", "memory-hit", "")?,
+        median("shared-tier", "shared-hit", "")?,
+        median("shared-tier", "worker", "")?,
+    );
+    rows.push(Row {
+        figure: "shared-tier hit (Redis on loopback, median), 100 B; baseline: memory hit / worker round trip".into(),
+        pybridge: format!("{:.1} µs", shared / 1e3),
+        baseline: format!("{:.2} µs / {:.1} µs", memory / 1e3, worker / 1e3),
+        ratio: format!(
+            "{:.0}× a memory hit; {:.2}× a worker round trip",
+            shared / memory,
+            shared / worker
+        ),
+        goal: String::new(),
+        met: None,
     });
     let ours_2w = rate(median("bridge-throughput", "bridge", "100B-2w")?);
     rows.push(Row {

@@ -21,11 +21,18 @@ struct DebianNeed {
 }
 
 /// Every program the tests need from Debian. Add a line to need another.
-const DEBIAN: &[DebianNeed] = &[DebianNeed {
-    program: "promtool",
-    package: "prometheus",
-    why: "the gateway test checks /metrics with promtool",
-}];
+const DEBIAN: &[DebianNeed] = &[
+    DebianNeed {
+        program: "promtool",
+        package: "prometheus",
+        why: "the gateway test checks /metrics with promtool",
+    },
+    DebianNeed {
+        program: "redis-server",
+        package: "redis-server",
+        why: "the shared cache tier's tests start their own Redis on a loopback port",
+    },
+];
 
 /// What the Python build environment must import to build a wheel offline.
 const PYTHON_BUILD_REQUIREMENTS: &[&str] = &["setuptools>=61", "wheel"];

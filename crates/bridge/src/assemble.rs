@@ -515,6 +515,21 @@ fn cache(
     } else {
         builder = builder.memory_only();
     }
+    if let Some(url) = &c.redis_url {
+        // The deployment's namespace is the configured one, without the
+        // catalog version: keys carry that already, and an invalidation of a
+        // method must reach processes on another catalog version too.
+        let deployment = if c.namespace.is_empty() {
+            "default"
+        } else {
+            c.namespace.as_str()
+        };
+        builder = builder.shared_tier(
+            pybridge_cache::SharedTierConfig::new(url.as_str())
+                .deployment(deployment)
+                .max_read_timeout(c.redis_read_timeout),
+        );
+    }
     builder
         .build()
         .map(Some)

@@ -58,6 +58,7 @@ pub(crate) struct Counters {
     retries: AtomicU64,
     l1: AtomicU64,
     l2: AtomicU64,
+    shared: AtomicU64,
     misses: AtomicU64,
 }
 
@@ -116,6 +117,26 @@ pub enum ResultSource {
     CacheMemory,
     /// The disk tier of the cache.
     CacheDisk,
+    /// The shared tier of the cache (Redis): another process computed it.
+    CacheShared,
+}
+
+/// What [`Bridge::invalidate`] drops from the cache.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Invalidate<'a> {
+    /// The cached result of one call: a method (public name or alias) and
+    /// its params, keyed exactly as the call would be.
+    Call {
+        /// The method, as a caller names it.
+        method: &'a str,
+        /// Its params, as a caller passes them.
+        params: Option<&'a RawValue>,
+    },
+    /// Every cached result of a method (public name or alias).
+    Method(&'a str),
+    /// Every cached result.
+    All,
 }
 
 /// A call's result, with what the worker said about it.
@@ -554,11 +575,13 @@ impl Bridge {
         let (tier, source) = match fetched.source {
             Source::L1 => (CacheTier::L1, ResultSource::CacheMemory),
             Source::L2 => (CacheTier::L2, ResultSource::CacheDisk),
+            Source::Shared => (CacheTier::Shared, ResultSource::CacheShared),
             _ => (CacheTier::Miss, ResultSource::Worker),
         };
         let counter = match tier {
             CacheTier::L1 => &counters.l1,
             CacheTier::L2 => &counters.l2,
+            CacheTier::Shared => &counters.shared,
             _ => &counters.misses,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -737,6 +760,42 @@ impl Bridge {
         pybridge_framework::Framework::new(self.clone())
     }
 
+    /// Drops cached results: in this process's memory and disk tiers and,
+    /// with a shared tier, from Redis and (published on the deployment's
+    /// channel) from every other process's memory and disk tiers. Without a
+    /// cache it does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] when [`Invalidate::Call`] names a method or params
+    /// that a call would be rejected for.
+    pub async fn invalidate(&self, what: Invalidate<'_>) -> Result<()> {
+        #[cfg(feature = "cache")]
+        if let Some(cache) = &self.inner.cache {
+            match what {
+                Invalidate::Call { method, params } => {
+                    let prepared = self.prepare(method, params)?;
+                    let text = prepared.params().map_or("null", RawValue::get);
+                    // Params the service accepted are JSON, so this keys them
+                    // as `fetch_cached` does.
+                    if let Ok(key) = cache.key(prepared.wire_name(), text) {
+                        cache.invalidate(&key).await;
+                    }
+                }
+                Invalidate::Method(method) => {
+                    let catalog = self.inner.service.catalog();
+                    let wire = catalog
+                        .resolve(method)
+                        .map_or(method, |(spec, _)| spec.wire_name());
+                    cache.invalidate_method(wire).await;
+                }
+                Invalidate::All => cache.invalidate_all().await,
+            }
+        }
+        #[cfg(not(feature = "cache"))]
+        let _ = what;
+        Ok(())
+    }
+
     /// The pool, breakers and cache, and an overall status.
     pub fn health(&self) -> Health {
         use pybridge_pool::HealthStatus;
@@ -765,9 +824,18 @@ impl Bridge {
             });
         #[cfg(not(feature = "cache"))]
         let cache_disk_ok = None;
+        #[cfg(feature = "cache")]
+        let cache_shared_tier = inner.cache.as_ref().map_or(
+            pybridge_cache::SharedTierStatus::NotConfigured,
+            pybridge_cache::Cache::shared_tier_status,
+        );
+        #[cfg(feature = "cache")]
+        let shared_off = cache_shared_tier == pybridge_cache::SharedTierStatus::Off;
+        #[cfg(not(feature = "cache"))]
+        let shared_off = false;
         let mut status = pool.status;
         if status == HealthStatus::Healthy
-            && (!open_breakers.is_empty() || cache_disk_ok == Some(false))
+            && (!open_breakers.is_empty() || cache_disk_ok == Some(false) || shared_off)
         {
             status = HealthStatus::Degraded;
         }
@@ -776,6 +844,8 @@ impl Bridge {
             pool,
             open_breakers,
             cache_disk_ok,
+            #[cfg(feature = "cache")]
+            cache_shared_tier,
         }
     }
 
@@ -790,6 +860,7 @@ impl Bridge {
             retries: get(&c.retries),
             cache_l1_hits: get(&c.l1),
             cache_l2_hits: get(&c.l2),
+            cache_shared_hits: get(&c.shared),
             cache_misses: get(&c.misses),
         }
     }

@@ -426,8 +426,17 @@ pub struct CacheSettings {
     pub dir: Option<PathBuf>,
     /// The disk tier's budget (default 100 MiB).
     pub disk_size: ByteSize,
-    /// A string mixed into every key, to invalidate everything on a deploy (default empty).
+    /// A string mixed into every key, to invalidate everything on a deploy
+    /// (default empty). With a shared tier it also names the deployment:
+    /// only processes with the same namespace share entries and invalidations.
     pub namespace: String,
+    /// The shared tier on Redis, e.g. `redis://127.0.0.1:6379/0` (default
+    /// none; needs the `redis` feature). Env `PYBRIDGE_CACHE__REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// The longest a read of the shared tier waits; a call with less time
+    /// left waits only that long (default 25 ms, at most 1 s).
+    #[serde(with = "humantime_serde")]
+    pub redis_read_timeout: Duration,
 }
 
 impl Default for CacheSettings {
@@ -439,6 +448,8 @@ impl Default for CacheSettings {
             dir: None,
             disk_size: ByteSize::mib(100),
             namespace: String::new(),
+            redis_url: None,
+            redis_read_timeout: Duration::from_millis(25),
         }
     }
 }
@@ -808,6 +819,25 @@ impl Config {
             return fail(
                 "cache.disk_size",
                 "must be greater than zero (set cache.disk = false instead)",
+            );
+        }
+        if self
+            .cache
+            .redis_url
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
+            return fail(
+                "cache.redis_url",
+                "must not be empty (leave it unset instead)",
+            );
+        }
+        if self.cache.redis_read_timeout.is_zero()
+            || self.cache.redis_read_timeout > Duration::from_secs(1)
+        {
+            return fail(
+                "cache.redis_read_timeout",
+                "must be above zero and at most 1s",
             );
         }
         if self.service.max_params.as_u64() == 0 {

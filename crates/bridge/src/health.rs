@@ -8,7 +8,8 @@ use pybridge_resilience::State as BreakerState;
 #[non_exhaustive]
 pub struct Health {
     /// Overall: unhealthy if no worker can serve; degraded if fewer workers
-    /// than wanted are ready, a breaker is open, or the disk cache is off.
+    /// than wanted are ready, a breaker is open, or the disk or shared cache
+    /// tier is off.
     pub status: HealthStatus,
     /// The pool and each worker.
     pub pool: PoolStats,
@@ -16,6 +17,10 @@ pub struct Health {
     pub open_breakers: Vec<(String, BreakerState)>,
     /// Whether the disk tier of the cache is working (`None` without a disk tier).
     pub cache_disk_ok: Option<bool>,
+    /// The state of the cache's shared tier on Redis; `Off` makes the bridge
+    /// degraded (calls still succeed, from memory, disk and workers).
+    #[cfg(feature = "cache")]
+    pub cache_shared_tier: pybridge_cache::SharedTierStatus,
 }
 
 /// Call counters since the bridge started.
@@ -34,6 +39,8 @@ pub struct Stats {
     pub cache_l1_hits: u64,
     /// Results served from disk.
     pub cache_l2_hits: u64,
+    /// Results served from the shared tier (Redis).
+    pub cache_shared_hits: u64,
     /// Cacheable calls that went to a worker.
     pub cache_misses: u64,
 }

@@ -70,7 +70,7 @@ mod events;
 mod health;
 mod incidents;
 
-pub use bridge::{BatchCall, Bridge, BridgeBuilder, CallOptions, Reply, ResultSource};
+pub use bridge::{BatchCall, Bridge, BridgeBuilder, CallOptions, Invalidate, Reply, ResultSource};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use events::BridgeEvent;

@@ -1,5 +1,7 @@
-//! The cache handle: the read path (memory, disk, loader), single-flight,
-//! stores, invalidation, stats and events.
+//! The cache handle: the read path (memory, disk, shared tier, loader),
+//! single-flight, stores, invalidation, stats and events.
+
+mod tier;
 
 use std::any::Any;
 use std::future::Future;
@@ -66,17 +68,21 @@ pub enum Source {
     L1,
     /// Disk (and the value was promoted to memory if the policy uses it).
     L2,
+    /// The shared tier on Redis (and the value was put in memory if the
+    /// policy uses it).
+    Shared,
     /// The loader ran (for this caller or for the caller it waited on).
     Loader,
 }
 
 impl Source {
-    /// `l1`, `l2` or `loader`, for span fields and labels.
+    /// `l1`, `l2`, `shared` or `loader`, for span fields and labels.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Source::L1 => "l1",
             Source::L2 => "l2",
+            Source::Shared => "shared",
             Source::Loader => "loader",
         }
     }
@@ -123,6 +129,7 @@ struct Inner {
     /// The first subscriber gets this receiver, which has seen every event
     /// since the cache was built (start-up failures of the disk tier included).
     first_events: Mutex<Option<broadcast::Receiver<CacheEvent>>>,
+    tier: tier::Attached,
 }
 
 /// How a leader's turn ended.
@@ -154,10 +161,12 @@ impl Cache {
         shared: Arc<Shared>,
         disk: Option<Disk>,
         namespace: Arc<str>,
+        tier: tier::Parts,
     ) -> Self {
         let first_events = Mutex::new(Some(shared.subscribe()));
-        Cache {
+        let cache = Cache {
             inner: Arc::new(Inner {
+                tier: tier::attach(tier),
                 l1,
                 l1_capacity,
                 flights: Flights::default(),
@@ -168,7 +177,11 @@ impl Cache {
                 namespace,
                 first_events,
             }),
-        }
+        };
+        // Only once the cache exists: the applier holds it weakly, and a
+        // weak reference taken while it is built does not upgrade yet.
+        tier::start(&cache.inner);
+        cache
     }
 
     /// A key in this cache's namespace (see [`CacheKey::new`]).
@@ -242,40 +255,30 @@ impl Cache {
 
     /// Removes `key` from both tiers. When this returns, no caller gets the old
     /// value from this cache, and a load that was running is not stored.
+    ///
+    /// With a shared tier, the key is also deleted from Redis and the
+    /// invalidation published to every other process (in the background).
     pub async fn invalidate(&self, key: &CacheKey) {
-        self.inner.bump_epoch().await;
-        self.inner.l1.invalidate(key.digest()).await;
-        if let Some(disk) = &self.inner.disk {
-            disk.invalidate(Target::Key(*key.digest())).await;
-        }
+        self.inner
+            .invalidate_local(&Target::Key(*key.digest()))
+            .await;
+        self.inner.tier.publish_key(key);
     }
 
-    /// Removes every entry of `method` (in any namespace) from both tiers.
+    /// Removes every entry of `method` (in any namespace) from both tiers,
+    /// and with a shared tier from Redis and every other process.
     pub async fn invalidate_method(&self, method: &str) {
-        self.inner.bump_epoch().await;
-        let tag = method_tag(method);
-        let doomed: Vec<Arc<KeyDigest>> = self
-            .inner
-            .l1
-            .iter()
-            .filter(|(_, entry)| entry.method_tag == tag)
-            .map(|(key, _)| key)
-            .collect();
-        for key in doomed {
-            self.inner.l1.invalidate(&*key).await;
-        }
-        if let Some(disk) = &self.inner.disk {
-            disk.invalidate(Target::Method(Arc::from(method))).await;
-        }
+        self.inner
+            .invalidate_local(&Target::Method(Arc::from(method)))
+            .await;
+        self.inner.tier.publish_method(method);
     }
 
-    /// Removes everything from both tiers.
+    /// Removes everything from both tiers, and with a shared tier everything
+    /// of this deployment from Redis and every other process.
     pub async fn invalidate_all(&self) {
-        self.inner.bump_epoch().await;
-        self.inner.l1.invalidate_all();
-        if let Some(disk) = &self.inner.disk {
-            disk.invalidate(Target::All).await;
-        }
+        self.inner.invalidate_local(&Target::All).await;
+        self.inner.tier.publish_all();
     }
 
     /// Counters and sizes so far.
@@ -326,10 +329,35 @@ impl Cache {
         if let Some(disk) = &self.inner.disk {
             disk.close().await;
         }
+        self.inner.tier.close();
     }
 }
 
 impl Inner {
+    /// Applies an invalidation to this process's memory and disk tiers.
+    async fn invalidate_local(&self, target: &Target) {
+        self.bump_epoch().await;
+        match target {
+            Target::Key(digest) => self.l1.invalidate(digest).await,
+            Target::Method(method) => {
+                let tag = method_tag(method);
+                let doomed: Vec<Arc<KeyDigest>> = self
+                    .l1
+                    .iter()
+                    .filter(|(_, entry)| entry.method_tag == tag)
+                    .map(|(key, _)| key)
+                    .collect();
+                for key in doomed {
+                    self.l1.invalidate(&*key).await;
+                }
+            }
+            Target::All => self.l1.invalidate_all(),
+        }
+        if let Some(disk) = &self.disk {
+            disk.invalidate(target.clone()).await;
+        }
+    }
+
     #[inline]
     async fn l1_get(&self, digest: &KeyDigest) -> Option<Fetched> {
         let entry = self.l1.get(digest).await?;
@@ -444,11 +472,12 @@ impl Inner {
                         Some(Outcome::Done(fetched)) => {
                             let counters = &self.shared.counters;
                             counters.incr(Stat::Coalesced);
-                            counters.incr(match fetched.source {
-                                Source::L1 => Stat::L1Hits,
-                                Source::L2 => Stat::L2Hits,
-                                Source::Loader => Stat::Misses,
-                            });
+                            match fetched.source {
+                                Source::L1 => counters.incr(Stat::L1Hits),
+                                Source::L2 => counters.incr(Stat::L2Hits),
+                                Source::Shared => self.tier.count_hit(),
+                                Source::Loader => counters.incr(Stat::Misses),
+                            }
                             return Ok(Fetched {
                                 coalesced: true,
                                 ..fetched
@@ -527,6 +556,11 @@ impl Inner {
                 }));
             }
         }
+        // The shared tier's read waits at most its own timeout, cut to what
+        // is left before the leader's deadline.
+        if let Some(hit) = self.shared_read(key, policy, epoch, deadline).await {
+            return Led::Shared(Ok(hit));
+        }
         let counters = &self.shared.counters;
         counters.incr(Stat::Misses);
         counters.incr(Stat::Loads);
@@ -604,6 +638,8 @@ impl Inner {
                 expires_ms: clock::wall_ms().saturating_add(ttl_ms),
             });
         }
+        let shared_ttl = if policy.tiers.l2() { l2_ttl } else { l1_ttl };
+        self.tier.write(key, value, negative, shared_ttl);
     }
 
     async fn store_l1(

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::event::{DiskFault, DiskOperation};
 use crate::l1;
 use crate::shared::Shared;
+use crate::shared_tier::SharedTierConfig;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -48,6 +49,7 @@ pub struct CacheBuilder {
     write_queue: NonZeroUsize,
     disk_reads: NonZeroUsize,
     event_capacity: NonZeroUsize,
+    shared_tier: Option<SharedTierConfig>,
 }
 
 impl Default for CacheBuilder {
@@ -78,6 +80,7 @@ impl CacheBuilder {
             write_queue: NonZeroUsize::new(1024).expect("nonzero constant"),
             disk_reads: NonZeroUsize::new(16).expect("nonzero constant"),
             event_capacity: NonZeroUsize::new(64).expect("nonzero constant"),
+            shared_tier: None,
         }
     }
 
@@ -156,6 +159,14 @@ impl CacheBuilder {
         self
     }
 
+    /// Adds the shared tier on Redis after memory and disk (default: none).
+    /// Needs the `redis` feature; without it `build()` fails.
+    #[must_use]
+    pub fn shared_tier(mut self, tier: SharedTierConfig) -> Self {
+        self.shared_tier = Some(tier);
+        self
+    }
+
     /// Validates the settings and builds the cache.
     ///
     /// The disk is not touched here: the disk task checks the directory in the
@@ -166,8 +177,8 @@ impl CacheBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a setting out of range, and
-    /// [`Error::NoRuntime`] when a disk tier is configured and this is called
-    /// outside a Tokio runtime.
+    /// [`Error::NoRuntime`] when a disk or shared tier is configured and this
+    /// is called outside a Tokio runtime.
     pub fn build(self) -> Result<Cache> {
         if self.namespace.is_empty() {
             return Err(Error::InvalidConfig {
@@ -193,8 +204,17 @@ impl CacheBuilder {
                 problem: "must be at least 64 KiB",
             });
         }
+        if let Some(tier) = &self.shared_tier {
+            tier.validate()?;
+            if cfg!(not(feature = "redis")) {
+                return Err(Error::InvalidConfig {
+                    field: "shared_tier",
+                    problem: "needs the `redis` feature of pybridge-cache",
+                });
+            }
+        }
         let configured = self.location != DiskLocation::Disabled;
-        let runtime = if configured {
+        let runtime = if configured || self.shared_tier.is_some() {
             Some(Handle::try_current().map_err(|_| Error::NoRuntime)?)
         } else {
             None
@@ -218,6 +238,19 @@ impl CacheBuilder {
         };
         let namespace: Arc<str> = Arc::from(self.namespace);
         let cache_shared = Arc::clone(&shared);
+        #[cfg(feature = "redis")]
+        let tier = match (&self.shared_tier, &runtime) {
+            (Some(tier), Some(runtime)) => Some(
+                crate::shared_tier::SharedTier::start(tier.parts(), Arc::clone(&shared), runtime)
+                    .map_err(|_| Error::InvalidConfig {
+                    field: "shared_tier.url",
+                    problem: "is not a Redis URL (redis://host:port/db)",
+                })?,
+            ),
+            _ => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let tier = ();
         let disk = match (dir, runtime) {
             (Some(dir), Some(runtime)) => Some(Disk::start(
                 DiskConfig {
@@ -238,6 +271,7 @@ impl CacheBuilder {
             cache_shared,
             disk,
             namespace,
+            tier,
         ))
     }
 }

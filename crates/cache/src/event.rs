@@ -31,6 +31,8 @@ pub enum CacheEvent {
     },
     /// The disk sweeper finished a pass over the whole directory.
     Swept(SweepReport),
+    /// Something happened to the shared tier on Redis.
+    SharedTier(crate::SharedTierEvent),
 }
 
 /// A disk-tier failure, as carried by [`CacheEvent::DiskTierDisabled`] and

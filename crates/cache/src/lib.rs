@@ -1,5 +1,6 @@
-//! The pybridge result cache: two tiers, moka in memory (L1) and cacache on
-//! disk (L2), with canonical keys and single-flight loading.
+//! The pybridge result cache: moka in memory (L1), cacache on disk (L2) and,
+//! optionally, Redis shared between processes, with canonical keys and
+//! single-flight loading.
 //!
 //! # Place in the layers
 //!
@@ -48,7 +49,22 @@
 //!   [`CacheEvent`]s, [`Cache::l2_status`], and metrics through the `metrics`
 //!   facade (names in [`metrics`]).
 //!
-//! This crate has no optional features.
+//! - **Shared tier** (feature `redis`, [`SharedTierConfig`]): Redis after
+//!   memory and disk, shared by every process of a deployment. Entries carry
+//!   an integrity check (a corrupt one is a miss and is deleted), the policy's
+//!   TTL, and never exceed its size cap; a hit fills memory. Reads wait at
+//!   most a few tens of milliseconds; writes and invalidations go through one
+//!   bounded background queue (a full queue drops writes, counted). After a
+//!   few failures in a row the tier turns itself off, probes in the
+//!   background and comes back ([`SharedTierStatus`], [`SharedTierEvent`]).
+//!   Every invalidation is also deleted from Redis and published on the
+//!   deployment's channel; each process applies what others publish to its
+//!   memory and disk tiers, and flushes its memory tier whenever it
+//!   (re)subscribes or the tier comes back, since pub/sub loses messages.
+//!
+//! # Features
+//!
+//! - `redis`: the shared tier. Without it, configuring one is a build error.
 //!
 //! # Example
 //!
@@ -100,6 +116,7 @@ mod l1;
 pub mod metrics;
 mod policy;
 mod shared;
+mod shared_tier;
 mod stats;
 
 pub use cache::{Cache, Fetched, Load, Source};
@@ -108,6 +125,7 @@ pub use error::{Error, LoadError, ParamsProblem, Result};
 pub use event::{CacheEvent, Corruption, DiskFault, DiskOperation, L2Status, SweepReport};
 pub use key::{CacheKey, JsonText, KeyDigest, ProducerId};
 pub use policy::{CachePolicy, Tiers};
+pub use shared_tier::{SharedTierConfig, SharedTierEvent, SharedTierStats, SharedTierStatus};
 pub use stats::CacheStats;
 
 #[cfg(test)]

@@ -99,3 +99,71 @@ pub(crate) fn describe() {
     describe_gauge!(ENTRIES, Unit::Count, "Entries held per tier.");
     describe_gauge!(DISK_ACTIVE, Unit::Count, "1 while the disk tier is active.");
 }
+
+/// Counter: shared-tier reads that found nothing usable (absent, expired or
+/// corrupt). Its hits are `pybridge_cache_hits_total{tier="shared"}`.
+pub const SHARED_MISSES_TOTAL: &str = "pybridge_cache_shared_misses_total";
+/// Counter: shared-tier reads skipped because the tier was not active.
+pub const SHARED_SKIPPED_TOTAL: &str = "pybridge_cache_shared_skipped_total";
+/// Counter: shared-tier failures (timeouts, refused connections, errors).
+pub const SHARED_ERRORS_TOTAL: &str = "pybridge_cache_shared_errors_total";
+/// Counter: corrupt shared-tier entries found (each was a miss and was deleted).
+pub const SHARED_CORRUPT_ENTRIES_TOTAL: &str = "pybridge_cache_shared_corrupt_entries_total";
+/// Counter: entries written to the shared tier.
+pub const SHARED_WRITES_TOTAL: &str = "pybridge_cache_shared_writes_total";
+/// Counter: shared-tier writes dropped (queue full, tier off, over the entry cap).
+pub const SHARED_WRITES_DROPPED_TOTAL: &str = "pybridge_cache_shared_writes_dropped_total";
+/// Counter: invalidations on the shared channel; label `direction` =
+/// `published` | `received`.
+pub const SHARED_INVALIDATIONS_TOTAL: &str = "pybridge_cache_shared_invalidations_total";
+/// Counter: memory-tier flushes because invalidations may have been missed.
+pub const SHARED_MEMORY_FLUSHES_TOTAL: &str = "pybridge_cache_shared_memory_flushes_total";
+/// Gauge: the shared tier's state: 1 active, 0.5 connecting, 0 off, -1 not
+/// configured or closed.
+pub const SHARED_STATE: &str = "pybridge_cache_shared_state";
+
+#[cfg(feature = "redis")]
+pub(crate) fn describe_shared() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_counter!(
+        SHARED_MISSES_TOTAL,
+        Unit::Count,
+        "Shared-tier reads that found nothing usable."
+    );
+    describe_counter!(
+        SHARED_SKIPPED_TOTAL,
+        Unit::Count,
+        "Shared-tier reads skipped while the tier was not active."
+    );
+    describe_counter!(SHARED_ERRORS_TOTAL, Unit::Count, "Shared-tier failures.");
+    describe_counter!(
+        SHARED_CORRUPT_ENTRIES_TOTAL,
+        Unit::Count,
+        "Corrupt shared-tier entries found and deleted."
+    );
+    describe_counter!(
+        SHARED_WRITES_TOTAL,
+        Unit::Count,
+        "Entries written to the shared tier."
+    );
+    describe_counter!(
+        SHARED_WRITES_DROPPED_TOTAL,
+        Unit::Count,
+        "Shared-tier writes dropped."
+    );
+    describe_counter!(
+        SHARED_INVALIDATIONS_TOTAL,
+        Unit::Count,
+        "Invalidations published to or received from other processes."
+    );
+    describe_counter!(
+        SHARED_MEMORY_FLUSHES_TOTAL,
+        Unit::Count,
+        "Memory-tier flushes after invalidations may have been missed."
+    );
+    describe_gauge!(
+        SHARED_STATE,
+        Unit::Count,
+        "State of the shared tier: 1 active, 0.5 connecting, 0 off, -1 not configured."
+    );
+}

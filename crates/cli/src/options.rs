@@ -31,6 +31,10 @@ pub(crate) struct GlobalArgs {
     /// worker to check instead of spawning one.
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) connect: Vec<String>,
+    /// The shared cache tier on Redis, e.g. `redis://127.0.0.1:6379/0`
+    /// (`cache.redis_url`; env `PYBRIDGE_CACHE__REDIS_URL`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) redis_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -82,6 +86,9 @@ impl GlobalArgs {
                 .map(|u| toml::Value::String(u.clone()))
                 .collect();
             options = options.flag("worker.connect", toml::Value::Array(urls), "--connect");
+        }
+        if let Some(url) = &self.redis_url {
+            options = options.flag("cache.redis_url", url.as_str(), "--redis-url");
         }
         for (key, value, flag) in extra {
             options = options.flag(key, value.clone(), flag);

@@ -382,8 +382,30 @@ async fn health_endpoint(
         "crash_loop": health.pool.crash_loop,
         "open_breakers": breakers,
         "cache_disk_ok": health.cache_disk_ok,
+        "cache_shared": shared_tier_json(&gateway.bridge, health.cache_shared_tier),
     });
     (status, axum::Json(body)).into_response()
+}
+
+/// The shared cache tier's state and counters, for `/health`.
+fn shared_tier_json(
+    bridge: &pybridge::Bridge,
+    state: pybridge::cache::SharedTierStatus,
+) -> serde_json::Value {
+    let stats = bridge
+        .cache()
+        .map(pybridge::cache::Cache::shared_tier_stats)
+        .unwrap_or_default();
+    json!({
+        "state": state.as_str(),
+        "hits": stats.hits,
+        "misses": stats.misses,
+        "errors": stats.errors,
+        "writes": stats.writes,
+        "writes_dropped": stats.writes_dropped,
+        "invalidations_published": stats.published,
+        "invalidations_received": stats.received,
+    })
 }
 
 async fn metrics_endpoint(State(gateway): State<Gateway>) -> Response {

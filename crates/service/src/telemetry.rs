@@ -133,6 +133,8 @@ pub enum CacheTier {
     L1,
     /// The disk cache.
     L2,
+    /// The shared cache tier on Redis.
+    Shared,
     /// Neither: a worker computed it (and the cache stored it).
     Miss,
     /// The method is not cached.
@@ -145,6 +147,7 @@ impl CacheTier {
         match self {
             CacheTier::L1 => "l1",
             CacheTier::L2 => "l2",
+            CacheTier::Shared => "shared",
             CacheTier::Miss => "miss",
             CacheTier::Bypass => "bypass",
         }

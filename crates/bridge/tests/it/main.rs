@@ -9,6 +9,10 @@ mod call_path;
 mod chaos;
 #[cfg(feature = "framework")]
 mod framework_worker;
+#[cfg(feature = "redis")]
+mod redis_server;
 mod registry;
 mod remote;
+#[cfg(feature = "redis")]
+mod shared_cache;
 mod support;

@@ -6,6 +6,10 @@ mod invalidation;
 mod keys;
 mod persistence;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis_server;
+#[cfg(feature = "redis")]
+mod shared_tier;
 mod single_flight;
 mod support;
 mod ttl;

@@ -7,6 +7,8 @@ mod call;
 mod conform;
 mod mcp;
 mod methods;
+mod redis_server;
 mod serve;
+mod shared_cache;
 mod support;
 mod worker_stderr;
