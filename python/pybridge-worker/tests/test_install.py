@@ -10,6 +10,7 @@ wheel; ``cargo xtask python`` prepares one under ``target/python/``.
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,9 +54,14 @@ class TestInstall(unittest.TestCase):
                          "prepares target/python/build-venv" % builder)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         with tempfile.TemporaryDirectory(prefix="pybridge-install-") as tmp:
+            # setuptools writes build/ and *.egg-info beside the sources it
+            # builds: build a copy, so the checkout stays as it was.
+            source = os.path.join(tmp, "source")
+            shutil.copytree(PACKAGE, source,
+                            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests"))
             wheels = os.path.join(tmp, "wheels")
             run([builder, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-build-isolation",
-                 "--no-deps", "--no-index", "--wheel-dir", wheels, PACKAGE], env=env, cwd=tmp)
+                 "--no-deps", "--no-index", "--wheel-dir", wheels, source], env=env, cwd=tmp)
             (wheel,) = glob.glob(os.path.join(wheels, "pybridge_worker-*.whl"))
             self.assertIn("pybridge_worker-0.1.0-", os.path.basename(wheel))
 
