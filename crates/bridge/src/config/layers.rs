@@ -345,13 +345,46 @@ pub(super) fn load(options: &LoadOptions) -> Result<(Config, Vec<Setting>), Conf
     }
     let settings = merged
         .iter()
-        .map(|(path, e)| Setting {
-            key: key_of(path),
-            value: e.value.clone(),
-            source: e.source.clone(),
+        .map(|(path, e)| {
+            let key = key_of(path);
+            let value = redacted(&key, &e.value);
+            Setting {
+                key,
+                value,
+                source: e.source.clone(),
+            }
         })
         .collect();
     Ok((config, settings))
+}
+
+/// What `pybridge config` may show of a value: secrets never leave the
+/// process in a listing that ends up in terminals, tickets and CI logs. The
+/// bearer token is hidden whole; a Redis URL keeps everything but its password.
+fn redacted(key: &str, value: &Value) -> Value {
+    match (key, value) {
+        ("gateway.token", Value::String(_)) => Value::String("<redacted>".into()),
+        ("cache.redis_url", Value::String(url)) => Value::String(redact_url_password(url)),
+        _ => value.clone(),
+    }
+}
+
+/// `redis://user:pass@host` → `redis://user:<redacted>@host`; a URL without a
+/// password is returned as it is.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    let user = match userinfo.split_once(':') {
+        Some((user, _password)) => user,
+        None => return url.to_string(),
+    };
+    format!("{scheme}://{user}:<redacted>{}", &rest[at..])
 }
 
 /// The source of `key`, or of the nearest enclosing key that has one.

@@ -322,3 +322,41 @@ fn remote_workers_come_from_a_list_or_one_string_and_allow_no_local_worker() {
     let err = error(LoadOptions::new().env_vars([("PYBRIDGE_POOL__MIN_WORKERS", "0")]));
     assert!(err.to_string().contains("worker.connect"), "{err}");
 }
+
+#[test]
+fn the_listing_of_settings_hides_the_token_and_the_redis_password() {
+    let check = |toml: &str, key: &str, expected: &str| {
+        let f = file(toml);
+        let options = LoadOptions::new().file(f.path());
+        // The configuration itself keeps the real value...
+        assert!(Config::load(&options).is_ok());
+        // ...and the listing shows only what is safe to print.
+        let shown = Config::effective(&options)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.key == key)
+            .unwrap_or_else(|| panic!("no {key}"))
+            .value;
+        assert_eq!(shown.as_str(), Some(expected), "{key} in {toml}");
+    };
+    check(
+        "[gateway]\ntoken = \"s3cret\"\n",
+        "gateway.token",
+        "<redacted>",
+    );
+    check(
+        "[cache]\nredis_url = \"redis://app:hunter2@127.0.0.1:6379/0\"\n",
+        "cache.redis_url",
+        "redis://app:<redacted>@127.0.0.1:6379/0",
+    );
+    check(
+        "[cache]\nredis_url = \"redis://:hunter2@127.0.0.1:6379\"\n",
+        "cache.redis_url",
+        "redis://:<redacted>@127.0.0.1:6379",
+    );
+    check(
+        "[cache]\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+        "cache.redis_url",
+        "redis://127.0.0.1:6379/0",
+    );
+}
