@@ -428,6 +428,9 @@ impl Bridge {
             Err(e) => outcome_of(e),
         };
         span.record(telemetry::fields::OUTCOME, outcome.as_str());
+        if let Err(e) = &call {
+            telemetry::record_error(&span, e.code());
+        }
         guard.finish(outcome);
         call
     }
@@ -565,8 +568,18 @@ impl Bridge {
         };
         let attempt = |n: u32| {
             let breaker = breaker.clone();
-            async move {
-                tracing::Span::current().record(telemetry::fields::ATTEMPT, n);
+            let id = if n == 1 {
+                first_id
+            } else {
+                inner.pool.reserve_id()
+            };
+            // Recorded on the call's span: in the end, the attempts made.
+            tracing::Span::current().record(telemetry::fields::ATTEMPT, n);
+            let span = telemetry::attempt_span(n, id.get());
+            if let Some(b) = &breaker {
+                span.record(telemetry::fields::BREAKER, b.state().as_str());
+            }
+            let run = async move {
                 let permit = match &breaker {
                     Some(b) => Some(b.try_acquire_owned().map_err(|rejected| Attempt {
                         error: Error::CircuitOpen {
@@ -578,19 +591,15 @@ impl Bridge {
                     })?),
                     None => None,
                 };
-                let id = if n == 1 {
-                    first_id
-                } else {
-                    inner.pool.reserve_id()
-                };
                 let started = Instant::now();
                 let attempt_deadline = match inner.config.call.attempt_timeout {
                     Some(limit) => deadline.min(started + limit),
                     None => deadline,
                 };
-                let result = inner
-                    .pool
-                    .call_with_id(id, spec.wire_name(), params, attempt_deadline)
+                let worker_span = telemetry::worker_span(id.get(), spec.wire_name());
+                let result = self
+                    .send(&worker_span, id, spec.wire_name(), params, attempt_deadline)
+                    .instrument(worker_span.clone())
                     .await;
                 let result = result.map_err(|source| Attempt {
                     error: Error::Pool {
@@ -599,6 +608,9 @@ impl Bridge {
                     },
                     idempotent: spec.idempotent(),
                 });
+                if let Err(failed) = &result {
+                    telemetry::record_error(&worker_span, failed.error.code());
+                }
                 if let Some(permit) = permit {
                     let outcome = match &result {
                         Ok(_) => Outcome::Success,
@@ -609,6 +621,13 @@ impl Bridge {
                         Err(_) => Outcome::Ignored,
                     };
                     permit.record(outcome, started.elapsed());
+                }
+                result
+            };
+            async move {
+                let result = run.instrument(span.clone()).await;
+                if let Err(failed) = &result {
+                    telemetry::record_error(&span, failed.error.code());
                 }
                 result
             }
@@ -636,6 +655,29 @@ impl Bridge {
                     last
                 }
             })
+    }
+
+    /// One request to a worker, carrying the trace context of `span` (the
+    /// round trip's) in `_meta` when the `otel` feature traces it.
+    async fn send(
+        &self,
+        span: &tracing::Span,
+        id: RequestId,
+        wire_method: &str,
+        params: Option<&RawValue>,
+        deadline: Instant,
+    ) -> pybridge_pool::Result<Box<RawValue>> {
+        let pool = &self.inner.pool;
+        #[cfg(feature = "otel")]
+        if let Some(wire) = crate::otel::WireContext::of(span) {
+            let meta = wire.meta();
+            return pool
+                .call_with_meta(id, wire_method, params, deadline, Some(&meta))
+                .await;
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = span;
+        pool.call_with_id(id, wire_method, params, deadline).await
     }
 
     /// Sends a notification: validated like a call, answered by nobody.

@@ -1,0 +1,462 @@
+//! OpenTelemetry, behind the `otel` feature: OTLP/HTTP export of the spans
+//! every layer opens through `tracing`, and the W3C trace context in and out
+//! (from a caller's headers; to the workers in each request's `_meta`).
+//!
+//! Libraries never install a subscriber: [`Telemetry::layer`] gives the
+//! binary a `tracing` layer to install beside its log layer, and
+//! [`Telemetry::shutdown`] flushes what is buffered within a bound.
+//!
+//! Export runs on the batch span processor's own thread with the blocking
+//! HTTP client (the async clients need a reactor that thread does not have,
+//! and silently drop every span). A collector that is down, slow or refusing
+//! therefore never slows a call: finished spans wait in a bounded queue, and
+//! spans that find it full, or whose export failed, are counted in
+//! [`metrics::SPANS_DROPPED_TOTAL`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TraceState, TracerProvider as _};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
+    SpanExporter, SpanProcessor,
+};
+use pybridge_protocol::Meta;
+use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
+
+use crate::config::TelemetryConfig;
+use crate::{Error, Result};
+
+/// The metrics of trace export, recorded through the `metrics` facade.
+pub mod metrics {
+    /// Counter: spans handed to the collector.
+    pub const SPANS_EXPORTED_TOTAL: &str = "pybridge_telemetry_spans_exported_total";
+    /// Counter: spans lost, by `reason`: `queue_full` (the export queue was
+    /// full when the span ended) or `export_failed` (the collector was
+    /// unreachable, slow or refused the batch).
+    pub const SPANS_DROPPED_TOTAL: &str = "pybridge_telemetry_spans_dropped_total";
+    /// The `reason` label key of [`SPANS_DROPPED_TOTAL`].
+    pub const REASON: &str = "reason";
+
+    /// Registers the descriptions of the metrics above with the installed
+    /// recorder.
+    pub fn describe() {
+        metrics::describe_counter!(
+            SPANS_EXPORTED_TOTAL,
+            metrics::Unit::Count,
+            "Spans handed to the OTLP collector."
+        );
+        metrics::describe_counter!(
+            SPANS_DROPPED_TOTAL,
+            metrics::Unit::Count,
+            "Spans lost before reaching the OTLP collector, by reason (queue_full, export_failed)."
+        );
+    }
+}
+
+/// The name of the instrumentation scope of pybridge's spans.
+const SCOPE: &str = "pybridge";
+
+/// Trace export, set up from a [`TelemetryConfig`] and the standard
+/// `OTEL_*` variables. Cheap to clone; clones share the exporter.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    inner: Option<Arc<Exporting>>,
+}
+
+#[derive(Debug)]
+struct Exporting {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    endpoint: String,
+    shutdown_timeout: Duration,
+}
+
+impl Telemetry {
+    /// Export on when an endpoint is set: `telemetry.otlp_endpoint`, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as given) or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` appended); off otherwise,
+    /// and when `OTEL_SDK_DISABLED=true`. Nothing is sent until spans end.
+    ///
+    /// # Errors
+    /// [`Error::Build`] when the exporter cannot be built (a malformed
+    /// endpoint or header).
+    pub fn from_config(config: &TelemetryConfig) -> Result<Telemetry> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Ok(Telemetry::disabled());
+        }
+        let configured = config.otlp_endpoint.as_deref().map(traces_url);
+        let endpoint = match &configured {
+            Some(url) => url.clone(),
+            None => match (
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            ) {
+                (Some(url), _) => url,
+                (None, Some(base)) => traces_url(&base),
+                (None, None) => return Ok(Telemetry::disabled()),
+            },
+        };
+        let build_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Build {
+            part: "trace exporter (telemetry)",
+            source,
+        };
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(config.export_timeout);
+        if let Some(url) = configured {
+            builder = builder.with_endpoint(url);
+        }
+        if !config.headers.is_empty() {
+            let headers: HashMap<String, String> = config.headers.clone().into_iter().collect();
+            builder = builder.with_headers(headers);
+        }
+        let exporter = builder.build().map_err(|e| build_error(Box::new(e)))?;
+        let gate = Arc::new(Gate {
+            pending: AtomicUsize::new(0),
+            capacity: config.max_queue,
+        });
+        let batch = BatchSpanProcessor::builder(Counted {
+            inner: exporter,
+            gate: Arc::clone(&gate),
+        })
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(config.max_queue)
+                .build(),
+        )
+        .build();
+        let mut provider = SdkTracerProvider::builder()
+            .with_span_processor(Gated { inner: batch, gate })
+            .with_resource(resource(config));
+        if let Some(ratio) = config.sample_ratio {
+            provider = provider.with_sampler(Sampler::ParentBased(Box::new(
+                Sampler::TraceIdRatioBased(ratio),
+            )));
+        }
+        let provider = provider.build();
+        let tracer = provider.tracer(SCOPE);
+        Ok(Telemetry {
+            inner: Some(Arc::new(Exporting {
+                provider,
+                tracer,
+                endpoint,
+                shutdown_timeout: config.shutdown_timeout,
+            })),
+        })
+    }
+
+    /// No export.
+    pub fn disabled() -> Telemetry {
+        Telemetry { inner: None }
+    }
+
+    /// Where spans go, when export is on.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.inner.as_deref().map(|e| e.endpoint.as_str())
+    }
+
+    /// The `tracing` layer that turns spans into OpenTelemetry spans, when
+    /// export is on. Give it its own filter (the log layer's level is
+    /// usually above the call spans' `debug`).
+    pub fn layer<S>(&self) -> Option<OpenTelemetryLayer<S, SdkTracer>>
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    {
+        let exporting = self.inner.as_deref()?;
+        Some(
+            tracing_opentelemetry::layer()
+                .with_tracer(exporting.tracer.clone())
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false),
+        )
+    }
+
+    /// Sends every finished span now and waits for the collector (at most
+    /// about `export_timeout`). Blocking: call it off the async runtime's
+    /// threads. Returns whether the spans were handed over.
+    pub fn force_flush(&self) -> bool {
+        self.inner
+            .as_deref()
+            .is_some_and(|e| e.provider.force_flush().is_ok())
+    }
+
+    /// Flushes what is buffered and stops export, waiting at most
+    /// `telemetry.shutdown_timeout`. Blocking: call it off the async
+    /// runtime's threads. Returns whether everything was handed over in
+    /// time (the collector's answer aside); spans ended later are dropped.
+    pub fn shutdown(&self) -> bool {
+        match self.inner.as_deref() {
+            Some(e) => e.provider.shutdown_with_timeout(e.shutdown_timeout).is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// Continues the caller's trace: makes `span`'s parent the W3C trace
+/// context in `traceparent` and `tracestate` (as read by `get`, a header
+/// lookup). Without a valid `traceparent`, `span` stays a root. Call it
+/// before the span is entered.
+pub fn set_parent_from<'a>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'a str>) {
+    if span.is_disabled() {
+        return;
+    }
+    let traceparent = get("traceparent");
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    let headers = Headers {
+        traceparent,
+        tracestate: get("tracestate"),
+    };
+    let cx = TraceContextPropagator::new()
+        .extract_with_context(&opentelemetry::Context::new(), &headers);
+    if cx.span().span_context().is_valid() {
+        // Only fails for a span that has already started its OpenTelemetry
+        // counterpart; then it stays where it is.
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The trace and span ids of `span`, as lowercase hex, when it belongs to
+/// an exported trace: for log lines that join the trace.
+pub fn ids(span: &tracing::Span) -> Option<(String, String)> {
+    if span.is_disabled() {
+        return None;
+    }
+    let cx = span.context();
+    let otel_span = cx.span();
+    let sc = otel_span.span_context();
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
+/// A span's W3C trace context, formatted for a request's `_meta`; the
+/// `traceparent` lives on the stack, so a call that carries one allocates
+/// only for a non-empty `tracestate`.
+#[derive(Debug)]
+pub(crate) struct WireContext {
+    traceparent: [u8; 55],
+    tracestate: Option<String>,
+}
+
+impl WireContext {
+    /// The context of `span`, when it has a valid one (sampled or not: a
+    /// worker must follow the caller's decision, not sample on its own).
+    /// Costs one check when no OpenTelemetry layer sees the span.
+    pub(crate) fn of(span: &tracing::Span) -> Option<WireContext> {
+        if span.is_disabled() {
+            return None;
+        }
+        let cx = span.context();
+        let otel_span = cx.span();
+        let sc = otel_span.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        let mut traceparent = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex_into(&mut traceparent[3..35], &sc.trace_id().to_bytes());
+        hex_into(&mut traceparent[36..52], &sc.span_id().to_bytes());
+        hex_into(&mut traceparent[53..55], &[sc.trace_flags().to_u8()]);
+        // The propagator writes an empty tracestate; workers see none.
+        let tracestate = (*sc.trace_state() != TraceState::NONE)
+            .then(|| sc.trace_state().header())
+            .filter(|s| !s.is_empty());
+        Some(WireContext {
+            traceparent,
+            tracestate,
+        })
+    }
+
+    /// The `_meta` member to send.
+    pub(crate) fn meta(&self) -> Meta<'_> {
+        Meta {
+            traceparent: std::str::from_utf8(&self.traceparent).ok(),
+            tracestate: self.tracestate.as_deref(),
+        }
+    }
+}
+
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+}
+
+/// The OTLP/HTTP traces URL for a base address, as the standard variable
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is read; a URL that already names
+/// `/v1/traces` is used as given.
+fn traces_url(base: &str) -> String {
+    let base = base.trim().trim_end_matches('/');
+    if base.ends_with("/v1/traces") {
+        base.to_string()
+    } else {
+        format!("{base}/v1/traces")
+    }
+}
+
+fn resource(config: &TelemetryConfig) -> Resource {
+    let builder = Resource::builder();
+    let from_env = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
+    match &config.service_name {
+        Some(name) => builder.with_service_name(name.clone()),
+        None if from_env => builder,
+        None => builder.with_service_name("pybridge"),
+    }
+    .build()
+}
+
+/// Header lookups for the propagator.
+struct Headers<'a> {
+    traceparent: &'a str,
+    tracestate: Option<&'a str>,
+}
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => Some(self.traceparent),
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
+}
+
+/// Counts finished spans from the moment they are queued until their export
+/// returns. The batch processor drops spans past its queue without saying
+/// so; holding the same bound in front of it makes every such drop ours to
+/// count, and it never sees a full queue.
+#[derive(Debug)]
+struct Gate {
+    pending: AtomicUsize,
+    capacity: usize,
+}
+
+impl Gate {
+    fn try_take(&self) -> bool {
+        self.pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        // Never below zero, whatever the processor does.
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_sub(n))
+            });
+    }
+}
+
+fn count_dropped(reason: &'static str, n: usize) {
+    ::metrics::counter!(metrics::SPANS_DROPPED_TOTAL, metrics::REASON => reason)
+        .increment(n as u64);
+}
+
+/// The batch processor behind the [`Gate`].
+#[derive(Debug)]
+struct Gated {
+    inner: BatchSpanProcessor,
+    gate: Arc<Gate>,
+}
+
+impl SpanProcessor for Gated {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        // The batch processor ignores unsampled spans; so does the count.
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if self.gate.try_take() {
+            self.inner.on_end(span);
+        } else {
+            count_dropped("queue_full", 1);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The OTLP exporter, counting what it sends and what it loses.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    gate: Arc<Gate>,
+}
+
+/// Gives the spans of one export back to the [`Gate`], even if the export
+/// is abandoned half-way.
+struct Release<'a> {
+    gate: &'a Gate,
+    n: usize,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.gate.release(self.n);
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len();
+        let _release = Release {
+            gate: &self.gate,
+            n,
+        };
+        let result = self.inner.export(batch).await;
+        match &result {
+            Ok(()) => ::metrics::counter!(metrics::SPANS_EXPORTED_TOTAL).increment(n as u64),
+            Err(_) => count_dropped("export_failed", n),
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+//! Unit tests of the trace context formats and the export queue's gate.
+
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::*;
+
+#[test]
+fn a_base_address_gets_the_traces_path_and_a_full_url_is_kept() {
+    for (given, expected) in [
+        ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"),
+        ("http://127.0.0.1:4318/", "http://127.0.0.1:4318/v1/traces"),
+        ("http://c:4318/v1/traces", "http://c:4318/v1/traces"),
+        ("https://c/otlp", "https://c/otlp/v1/traces"),
+    ] {
+        assert_eq!(traces_url(given), expected, "{given}");
+    }
+}
+
+#[test]
+fn the_gate_holds_its_bound_and_releases_what_was_exported() {
+    let gate = Gate {
+        pending: AtomicUsize::new(0),
+        capacity: 2,
+    };
+    assert!(gate.try_take() && gate.try_take());
+    assert!(!gate.try_take(), "the third span finds the queue full");
+    drop(Release { gate: &gate, n: 2 });
+    assert!(gate.try_take(), "an export frees its spans' places");
+    gate.release(10);
+    assert_eq!(gate.pending.load(Ordering::Relaxed), 0, "never below zero");
+}
+
+#[test]
+fn without_an_opentelemetry_layer_a_span_has_no_wire_context() {
+    assert!(WireContext::of(&tracing::Span::none()).is_none());
+    let subscriber = tracing_subscriber::registry();
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("plain");
+        assert!(WireContext::of(&span).is_none());
+        assert!(ids(&span).is_none());
+    });
+}
+
+#[test]
+fn a_traced_span_gives_its_own_traceparent_and_keeps_the_callers_trace() {
+    let provider = SdkTracerProvider::builder().build();
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("call");
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        set_parent_from(&span, |name| match name {
+            "traceparent" => Some(parent),
+            "tracestate" => Some("vendor=value"),
+            _ => None,
+        });
+        let wire = WireContext::of(&span).expect("a traced span has a context");
+        let meta = wire.meta();
+        let traceparent = meta.traceparent.expect("a traceparent");
+        assert_eq!(traceparent.len(), 55);
+        assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(traceparent.ends_with("-01"));
+        assert_ne!(
+            &traceparent[36..52],
+            "00f067aa0ba902b7",
+            "the span's own id"
+        );
+        assert_eq!(meta.tracestate, Some("vendor=value"));
+        let (trace_id, span_id) = ids(&span).expect("ids");
+        assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(span_id, &traceparent[36..52]);
+
+        let root = tracing::info_span!("root");
+        set_parent_from(&root, |_| Some("not a traceparent"));
+        let meta = WireContext::of(&root).expect("a root has a context");
+        assert_eq!(meta.meta().tracestate, None, "no empty tracestate");
+        assert!(!meta.meta().traceparent.expect("set").contains("4bf92f35"));
+    });
+}
