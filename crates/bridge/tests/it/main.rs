@@ -5,4 +5,8 @@
 mod call_path;
 mod chaos;
 mod framework_worker;
+#[cfg(feature = "otel")]
+mod otel;
+#[cfg(feature = "otel")]
+mod otlp;
 mod support;
