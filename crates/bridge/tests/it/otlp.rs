@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::task::AbortOnDropHandle;
+use tokio::task::JoinHandle;
 
 /// One received span, ids as lowercase hex.
 #[derive(Debug, Clone)]
@@ -41,7 +41,13 @@ impl Span {
 pub(crate) struct Receiver {
     addr: SocketAddr,
     spans: Arc<Mutex<Vec<Span>>>,
-    _task: AbortOnDropHandle<()>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Receiver {
@@ -75,11 +81,7 @@ impl Receiver {
                 });
             }
         });
-        Receiver {
-            addr,
-            spans,
-            _task: AbortOnDropHandle::new(task),
-        }
+        Receiver { addr, spans, task }
     }
 
     /// The base address, as `telemetry.otlp_endpoint` takes it.

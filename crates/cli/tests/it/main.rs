@@ -5,5 +5,7 @@
 mod abuse;
 mod call;
 mod conform;
+mod otel;
+mod otlp;
 mod serve;
 mod support;
