@@ -78,3 +78,36 @@ fn a_traced_span_gives_its_own_traceparent_and_keeps_the_callers_trace() {
         assert!(!meta.meta().traceparent.expect("set").contains("4bf92f35"));
     });
 }
+
+/// Allocations made by `f` on this thread, after one warm-up run.
+fn allocations(mut f: impl FnMut()) -> u64 {
+    f();
+    allocation_counter::measure(f).count_total
+}
+
+#[test]
+fn an_untraced_call_pays_no_allocation_for_its_trace_context() {
+    let none = tracing::Span::none();
+    assert_eq!(
+        allocations(|| assert!(WireContext::of(&none).is_none())),
+        0
+    );
+    // A span that a log layer sees but no OpenTelemetry layer does.
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        let span = tracing::info_span!("logged only");
+        assert_eq!(
+            allocations(|| assert!(WireContext::of(&span).is_none())),
+            0
+        );
+    });
+    // And the frame without `_meta`.
+    let mut out = Vec::with_capacity(256);
+    let id = pybridge_protocol::Id::Number(1);
+    assert_eq!(
+        allocations(|| {
+            out.clear();
+            pybridge_protocol::write_request_with_meta(&mut out, &id, "m", None, None);
+        }),
+        0
+    );
+}

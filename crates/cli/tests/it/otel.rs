@@ -1,8 +1,12 @@
 //! Trace export from the binary: `pybridge serve` continues a client's W3C
 //! trace through the gateway, the call, its attempt and the worker round
-//! trip, flushes at exit, and puts trace ids in JSON logs; a collector that
-//! hangs does not hold up `pybridge call`.
+//! trip, flushes at exit, and puts trace ids in JSON logs; a Python worker
+//! with the OpenTelemetry SDK continues the trace in its method's span; a
+//! collector that hangs does not hold up `pybridge call`.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::json;
@@ -141,4 +145,103 @@ async fn the_standard_variables_turn_export_on_and_name_the_service() {
         "pybridge.worker",
     );
     assert_eq!(worker.trace_id, call.trace_id);
+}
+
+/// A virtual environment under `target/` with the OpenTelemetry SDK and its
+/// OTLP/HTTP exporter from the package index, made the first time only;
+/// returns its interpreter. Built under a name of its own, then renamed into
+/// place, so a half-made one is never used.
+fn otel_python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let venv = tmp.join("otel-venv");
+        let interpreter = |venv: &Path| venv.join("bin").join("python");
+        let ready = |python: &Path| {
+            Command::new(python)
+                .args([
+                    "-c",
+                    "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http",
+                ])
+                .output()
+                .is_ok_and(|out| out.status.success())
+        };
+        if ready(&interpreter(&venv)) {
+            return interpreter(&venv);
+        }
+        let staging = tmp.join(format!("otel-venv.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        let made = Command::new(python())
+            .args(["-m", "venv"])
+            .arg(&staging)
+            .status()
+            .expect("python runs");
+        assert!(made.success(), "python -m venv {}", staging.display());
+        let installed = Command::new(interpreter(&staging))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "opentelemetry-sdk==1.45.*",
+                "opentelemetry-exporter-otlp-proto-http==1.45.*",
+            ])
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "installing the OpenTelemetry SDK with pip");
+        let _ = std::fs::remove_dir_all(&venv);
+        if std::fs::rename(&staging, &venv).is_err() {
+            // Another test process put its own in place first.
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        assert!(ready(&interpreter(&venv)), "{} imports OpenTelemetry", venv.display());
+        interpreter(&venv)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_worker_with_opentelemetry_continues_the_trace_in_its_method_span() {
+    let python = tokio::task::spawn_blocking(|| otel_python().to_path_buf())
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    let endpoint = receiver.endpoint();
+    // The worker exports to the same receiver, with its own tracer provider.
+    let config = home.path().join("traced.toml");
+    std::fs::write(
+        &config,
+        format!("[worker.env]\nOTEL_EXPORTER_OTLP_TRACES_ENDPOINT = \"{endpoint}/v1/traces\"\n"),
+    )
+    .unwrap();
+    let worker = [
+        python.display().to_string(),
+        fixtures().join("otel/traced_worker.py").display().to_string(),
+    ];
+    let config = config.display().to_string();
+    let server = Server::start(
+        &home,
+        &["--workers", "1", "--config", &config, "--otlp-endpoint", &endpoint],
+        &worker,
+    )
+    .await;
+    let response = traced_call(&server).await;
+    assert_eq!(response.json()["result"], json!({"a": 1}), "{response:?}");
+    let (status, stderr) = server.terminate().await;
+    assert_eq!(status, 0, "{stderr}");
+    let spans = receiver.spans();
+
+    let round_trip = the(&spans, "pybridge.worker");
+    let method: Vec<_> = spans.iter().filter(|s| s.service == "python-worker").collect();
+    assert_eq!(method.len(), 1, "one span from the worker: {spans:#?}");
+    let method = method[0];
+    assert_eq!(method.name, "test.echo");
+    assert_eq!(method.trace_id, TRACE, "the worker's span is in the caller's trace");
+    assert_eq!(
+        method.parent, round_trip.span_id,
+        "the worker's span is a child of the bridge's round trip"
+    );
+    assert_eq!(method.kind, 2, "a server span");
+    assert_eq!(method.attr("rpc.system.name"), Some("jsonrpc"));
+    assert_eq!(
+        method.attr("jsonrpc.request.id"),
+        round_trip.attr("jsonrpc.request.id")
+    );
 }
