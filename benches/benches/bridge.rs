@@ -20,7 +20,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pybridge::{Bridge, CallOptions, Config};
 use pybridge_benches::raw::RawPool;
-use pybridge_benches::{closed_loop, cpu_time, fixtures, payload, python};
+use pybridge_benches::{SDK_WORKER_ARGS, closed_loop, cpu_time, payload, python, python_path};
 use serde_json::value::RawValue;
 use tokio::runtime::Runtime;
 
@@ -33,13 +33,13 @@ fn runtime() -> Runtime {
 
 fn config(workers: usize) -> Config {
     let mut config = Config::default();
-    config.worker.command = vec![
-        python(),
-        fixtures()
-            .join("worker/pybridge_worker.py")
-            .display()
-            .to_string(),
-    ];
+    config.worker.command = std::iter::once(python())
+        .chain(SDK_WORKER_ARGS.iter().map(|a| (*a).to_owned()))
+        .collect();
+    config
+        .worker
+        .env
+        .insert("PYTHONPATH".into(), python_path().display().to_string());
     config.pool.min_workers = workers;
     // Results of the cache-hit case stay in memory; nothing is written to disk.
     config.cache.disk = false;

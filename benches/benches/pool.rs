@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pybridge_benches::raw::RawPool;
-use pybridge_benches::{closed_loop, cpu_time, fixtures, payload, python};
+use pybridge_benches::{SDK_WORKER_ARGS, closed_loop, cpu_time, payload, python, python_path};
 use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
 use tokio::runtime::Runtime;
 
@@ -27,7 +27,9 @@ fn runtime() -> Runtime {
 }
 
 async fn sdk_pool(workers: usize) -> Pool {
-    let spec = WorkerSpec::new(python()).arg(fixtures().join("worker/pybridge_worker.py"));
+    let spec = WorkerSpec::new(python())
+        .args(SDK_WORKER_ARGS)
+        .env("PYTHONPATH", python_path());
     let config = PoolConfig::builder(spec)
         .workers(workers)
         .build()

@@ -23,7 +23,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use pybridge::{Bridge, Config};
 use pybridge_benches::raw::{ECHO_WORKER, RawWorker, burning_echo_args};
-use pybridge_benches::{fixtures, payload, python};
+use pybridge_benches::{SDK_WORKER_ARGS, payload, python, python_path, raw_sdk_args};
 use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -99,8 +99,6 @@ fn main() -> Result<()> {
     let options = options()?;
     let runtime = pybridge_benches::runtime()?;
     let python = python();
-    let sdk = fixtures().join("worker/pybridge_worker.py");
-    let sdk = sdk.to_str().context("fixtures path is not UTF-8")?;
     let burn_label = format!(
         "raw client + raw worker spinning {:.1} µs per read",
         options.burn_ns as f64 / 1000.0
@@ -109,7 +107,13 @@ fn main() -> Result<()> {
         // As in the `bridge` benchmark: test.echo is not cacheable, so the
         // cache is consulted and bypassed.
         let mut bridge_config = Config::default();
-        bridge_config.worker.command = vec![python.clone(), sdk.to_owned()];
+        bridge_config.worker.command = std::iter::once(python.clone())
+            .chain(SDK_WORKER_ARGS.iter().map(|a| (*a).to_owned()))
+            .collect();
+        bridge_config
+            .worker
+            .env
+            .insert("PYTHONPATH".into(), python_path().display().to_string());
         bridge_config.pool.min_workers = 1;
         bridge_config.cache.disk = false;
         anyhow::Ok(vec![
@@ -127,7 +131,7 @@ fn main() -> Result<()> {
             (
                 "raw client + SDK worker",
                 Setup::Raw(Box::new(
-                    RawWorker::spawn_program(&python, [sdk], "test.echo").await?,
+                    RawWorker::spawn_program(&python, raw_sdk_args(), "test.echo").await?,
                 )),
             ),
             (
@@ -136,7 +140,14 @@ fn main() -> Result<()> {
             ),
             (
                 "pool + SDK worker",
-                Setup::Pool(pool_of(WorkerSpec::new(&python).arg(sdk)).await?),
+                Setup::Pool(
+                    pool_of(
+                        WorkerSpec::new(&python)
+                            .args(SDK_WORKER_ARGS)
+                            .env("PYTHONPATH", python_path()),
+                    )
+                    .await?,
+                ),
             ),
             (
                 "bridge + SDK worker",

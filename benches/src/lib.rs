@@ -15,6 +15,34 @@ pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
+/// The `PYTHONPATH` under which the worker SDK (`python/pybridge-worker`)
+/// imports without being installed; every benchmark worker runs with it.
+pub fn python_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../python/pybridge-worker/src")
+}
+
+/// The SDK's demo worker, as the arguments after the interpreter. The
+/// benchmarks keep the SDK's pipelined inline mode (methods run in the I/O
+/// loop, one flush per read) and advertise a deep window, so the pool keeps
+/// as many calls in flight as the benchmark asks for; the SDK's default
+/// (threads, 16 advertised) is for slow methods, not for echo throughput.
+pub const SDK_WORKER_ARGS: &[&str] = &[
+    "-m",
+    "pybridge_worker",
+    "--threads",
+    "0",
+    "--max-concurrency",
+    "64",
+];
+
+/// The demo worker's arguments for the raw client, which reads a `READY`
+/// line rather than the `$/ready` notification.
+pub fn raw_sdk_args() -> Vec<&'static str> {
+    let mut args = SDK_WORKER_ARGS.to_vec();
+    args.extend(["--handshake", "ready-line"]);
+    args
+}
+
 /// The Python interpreter to run workers with (`PYBRIDGE_PYTHON`, else `python3`).
 pub fn python() -> String {
     std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into())

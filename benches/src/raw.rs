@@ -70,6 +70,7 @@ impl RawWorker {
     {
         let mut child = Command::new(program)
             .args(args)
+            .env("PYTHONPATH", crate::python_path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

@@ -4,19 +4,15 @@
 use std::time::{Duration, Instant};
 
 use pybridge_benches::raw::{RawWorker, burning_echo_args};
-use pybridge_benches::{fixtures, payload, python};
+use pybridge_benches::{payload, python, raw_sdk_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_raw_worker_echoes_its_params() -> anyhow::Result<()> {
     let params = payload(100);
-    let sdk = fixtures().join("worker/pybridge_worker.py");
-    let sdk = sdk
-        .to_str()
-        .ok_or_else(|| anyhow::anyhow!("path not UTF-8"))?;
     let workers = [
         RawWorker::spawn(&python()).await?,
         RawWorker::spawn_program(&python(), burning_echo_args(1000), "echo").await?,
-        RawWorker::spawn_program(&python(), [sdk], "test.echo").await?,
+        RawWorker::spawn_program(&python(), raw_sdk_args(), "test.echo").await?,
     ];
     for worker in &workers {
         for _ in 0..3 {

@@ -1,30 +1,50 @@
 //! Embeds the reference framework worker and the worker SDK into the
 //! `pybridge` binary, so `pybridge call …` needs nothing but python3.
 //!
-//! Every runtime file under `fixtures/worker` and `fixtures/framework` (Python
-//! modules and data, not tests or benchmarks) is listed with its bytes, plus a
-//! content hash that names the directory they are unpacked into.
+//! The runtime files (Python modules and data, not tests) of the packages
+//! `python/pybridge-worker/src/pybridge_worker` and
+//! `python/sqlite-framework/src/sqlite_framework` are listed with their bytes,
+//! as `pybridge_worker/…` and `sqlite_framework/…`, plus a generated
+//! `__main__.py` beside them: `python3 DIR` then runs the framework with both
+//! packages importable (Python puts DIR first on its path), and a content
+//! hash names the directory they are unpacked into.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The packages embedded: (source folder under the repository, name).
+const PACKAGES: &[(&str, &str)] = &[
+    ("python/pybridge-worker/src", "pybridge_worker"),
+    ("python/sqlite-framework/src", "sqlite_framework"),
+];
+
+/// The entry point `python3 DIR` runs.
+const MAIN: &str = "\"\"\"The embedded reference framework worker: `python3 <this directory>`.\"\"\"\n\n\
+import runpy\n\n\
+runpy.run_module(\"sqlite_framework\", run_name=\"__main__\", alter_sys=True)\n";
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let fixtures = manifest.join("../../fixtures");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    let repository = manifest.join("../..");
     let mut files = Vec::new();
-    for dir in ["worker", "framework"] {
-        let path = fixtures.join(dir);
+    for (src, package) in PACKAGES {
+        let root = repository.join(src);
+        let path = root.join(package);
         println!("cargo:rerun-if-changed={}", path.display());
-        collect(&path, &fixtures, &mut files);
+        collect(&path, &root, &mut files);
     }
+    let main_py = out_dir.join("__main__.py");
+    std::fs::write(&main_py, MAIN).expect("OUT_DIR is writable");
+    files.push(("__main__.py".to_owned(), main_py));
     files.sort();
     // FNV-1a over names and contents: stable across toolchains, unlike std's hasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut table = String::from(
-        "/// The embedded worker files: path relative to the fixtures root, and bytes.\npub(crate) static FILES: &[(&str, &[u8])] = &[\n",
+        "/// The embedded worker files: path relative to the unpacked directory, and bytes.\npub(crate) static FILES: &[(&str, &[u8])] = &[\n",
     );
     for (relative, absolute) in &files {
-        let bytes = std::fs::read(absolute).expect("readable fixture");
+        let bytes = std::fs::read(absolute).expect("readable package file");
         for b in relative.as_bytes().iter().chain(&bytes) {
             hash ^= u64::from(*b);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -41,8 +61,7 @@ fn main() {
         table,
         "/// A hash of every embedded file, naming the directory they unpack into.\npub(crate) const HASH: &str = \"{hash:016x}\";"
     );
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("embedded.rs");
-    std::fs::write(out, table).expect("OUT_DIR is writable");
+    std::fs::write(out_dir.join("embedded.rs"), table).expect("OUT_DIR is writable");
 }
 
 fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
@@ -58,9 +77,11 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
             }
             continue;
         }
-        let runtime = (name.ends_with(".py") || name.ends_with(".json") || name.ends_with(".sql"))
-            && !name.starts_with("test_")
-            && !name.starts_with("bench_");
+        let runtime = (name.ends_with(".py")
+            || name.ends_with(".json")
+            || name.ends_with(".sql")
+            || name == "py.typed")
+            && !name.starts_with("test_");
         if runtime {
             let relative = path
                 .strip_prefix(root)

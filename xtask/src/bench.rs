@@ -21,6 +21,18 @@ struct Row {
     met: Option<bool>,
 }
 
+/// The demo worker's arguments after the interpreter: inline dispatch with a
+/// deep advertised window, so the pool pipelines calls to it as the
+/// benchmark intends (the SDK's default runs methods on threads).
+const DEMO_WORKER: &[&str] = &[
+    "-m",
+    "pybridge_worker",
+    "--threads",
+    "0",
+    "--max-concurrency",
+    "64",
+];
+
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
@@ -101,7 +113,8 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             "--",
         ])
         .arg(&python)
-        .arg(root.join("fixtures/worker/pybridge_worker.py"))
+        .args(DEMO_WORKER)
+        .env("PYTHONPATH", crate::python_path(root)?)
         .output()
         .context("running pybridge bench")?;
     if !load.status.success() {
@@ -113,13 +126,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let load: Value = serde_json::from_slice(&load.stdout)?;
 
     // 4. What trace export costs, in the same session.
-    let worker = [
-        python.clone(),
-        root.join("fixtures/worker/pybridge_worker.py")
-            .display()
-            .to_string(),
-    ];
-    let trace_rows = trace_export::rows(&cli, &worker)?;
+    let trace_rows = trace_export::rows(root, &cli, &python)?;
 
     let mut rows = Vec::new();
     let rate = |ns: f64| 1e9 / ns;
@@ -259,7 +266,12 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
 
 /// Runs a Python benchmark script and parses the JSON line it prints.
 fn python_json(python: &str, script: &Path, args: &[&str]) -> Result<Value> {
+    let root = script
+        .ancestors()
+        .find(|dir| dir.join("python").is_dir())
+        .context("the script is not inside the repository")?;
     let out = Command::new(python)
+        .env("PYTHONPATH", crate::python_path(root)?)
         .arg(script)
         .args(args)
         .output()

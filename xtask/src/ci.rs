@@ -11,6 +11,9 @@ use crate::{cargo, run};
 /// Everything CI checks, in order of how fast it fails.
 pub(crate) fn ci(root: &Path) -> Result<()> {
     let started = Instant::now();
+    // What the tests need comes first: a missing package stops the run at
+    // once with the command to install it, not after the build.
+    crate::setup::debian_packages()?;
     run(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
     crate::tidy::run(root)?;
     run(cargo(root).args([
@@ -33,18 +36,25 @@ pub(crate) fn ci(root: &Path) -> Result<()> {
 /// Every Rust test (unit, integration, doc, and each benchmark run once as a
 /// smoke test) and every Python test.
 pub(crate) fn test(root: &Path) -> Result<()> {
+    crate::setup::debian_packages()?;
     run(cargo(root).args(["test", "--workspace", "--all-targets", "--all-features"]))?;
     run(cargo(root).args(["test", "--workspace", "--doc", "--all-features"]))?;
     python_tests(root)
 }
 
-/// Runs `unittest` discovery in every folder under `fixtures/` and
-/// `benches/python/` that holds `test_*.py` files, each from its own folder
-/// so imports stay local.
+/// Runs `unittest` discovery in every folder under `python/`, `fixtures/`
+/// and `benches/python/` that holds `test_*.py` files, each from its own
+/// folder so imports stay local. The packages under `python/` are found
+/// through `PYTHONPATH` (their `src` folders), as any user would without
+/// installing them.
 pub(crate) fn python_tests(root: &Path) -> Result<()> {
     let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = crate::python_path(root)?;
+    // The install test builds the SDK's wheel with this environment's
+    // setuptools, offline, then installs it into a fresh virtual environment.
+    let build_python = crate::setup::python_build_env(root, &python)?;
     let mut dirs = Vec::new();
-    for tree in ["fixtures", "benches/python"] {
+    for tree in ["python", "fixtures", "benches/python"] {
         let before = dirs.len();
         collect_test_dirs(&root.join(tree), &mut dirs)?;
         if dirs.len() == before {
@@ -56,6 +66,8 @@ pub(crate) fn python_tests(root: &Path) -> Result<()> {
         run(Command::new(&python)
             .args(["-m", "unittest", "discover", "-v", "-p", "test_*.py"])
             .current_dir(&dir)
+            .env("PYTHONPATH", &path)
+            .env("PYBRIDGE_BUILD_PYTHON", &build_python)
             .env("PYTHONDONTWRITEBYTECODE", "1"))?;
     }
     Ok(())

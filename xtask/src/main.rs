@@ -9,7 +9,10 @@
 mod bench;
 mod chaos;
 mod ci;
+mod links;
+mod setup;
 mod tidy;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,11 +25,12 @@ usage: cargo xtask <command>
 commands:
   ci       fmt check, clippy -D warnings, tidy, every Rust and Python test, docs
   test     every Rust and Python test (no lints)
-  tidy     file headers, crate dependency edges, no anyhow in libraries
+  tidy     file headers, crate dependency edges, no anyhow in libraries, Markdown links, Python versions
   bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
            --trace-export: only what OTLP trace export costs, printed
   chaos    workers killed, hung and spewing garbage under load, 30 s each; --soak [--minutes M] (10)
-  python   the Python unit tests under fixtures/
+  python   the Python tests under python/, fixtures/ and benches/python/
+  setup    install what the tests need (ci and test do it themselves)
 ";
 
 fn main() -> Result<()> {
@@ -39,6 +43,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::bench(&root, &args[1..]),
         Some("chaos") => chaos::chaos(&root, &args[1..]),
         Some("python") => ci::python_tests(&root),
+        Some("setup") => setup::all(&root),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -63,6 +68,24 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+/// The Python packages of the repository (`python/<package>/src`), as a
+/// `PYTHONPATH` value: how tests and benchmarks import them without
+/// installing them.
+pub(crate) fn python_path(root: &Path) -> Result<std::ffi::OsString> {
+    let mut dirs = Vec::new();
+    let packages = root.join("python");
+    for entry in
+        std::fs::read_dir(&packages).with_context(|| format!("reading {}", packages.display()))?
+    {
+        let src = entry?.path().join("src");
+        if src.is_dir() {
+            dirs.push(src);
+        }
+    }
+    dirs.sort();
+    std::env::join_paths(dirs).context("joining the Python package paths")
 }
 
 fn cargo(root: &Path) -> Command {

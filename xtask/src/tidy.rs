@@ -3,7 +3,9 @@
 //! - every Rust source file starts with a `//!` line saying what it is for;
 //! - the dependency edges between workspace crates are the ones allowed by the
 //!   table in ARCHITECTURE.md;
-//! - library crates do not use `anyhow`.
+//! - library crates do not use `anyhow`;
+//! - every relative Markdown link resolves (`links.rs`);
+//! - the Python packages carry the workspace's version (`versions.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
     check_headers(root, &mut problems)?;
     check_edges(root, &mut problems)?;
+    crate::links::check(root, &mut problems)?;
+    crate::versions::check(root, &mut problems)?;
     if problems.is_empty() {
         eprintln!("xtask: tidy passed");
         return Ok(());

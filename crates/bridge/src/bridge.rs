@@ -482,7 +482,7 @@ impl Bridge {
         deadline: Instant,
         options: &CallOptions,
     ) -> Result<(Box<RawValue>, ResultSource)> {
-        use pybridge_cache::Source;
+        use pybridge_cache::{LoadError, Source};
         use telemetry::CacheTier;
         let counters = &self.inner.counters;
         let key = match cache.key(spec.wire_name(), params.map_or("null", RawValue::get)) {
@@ -497,13 +497,26 @@ impl Bridge {
         };
         let policy = cache_policy(spec, &self.inner.config);
         let fetched = cache
-            .get_or_load(&key, &policy, || async {
+            .get_or_load(&key, &policy, deadline, || async {
                 let raw = self.execute(spec, params, id, deadline, options).await?;
                 let text: Box<str> = raw.into();
                 Ok::<_, Error>(bytes::Bytes::from(String::from(text)))
             })
             .await
-            .map_err(|shared| Arc::try_unwrap(shared).unwrap_or_else(Error::Shared))?;
+            .map_err(|err| match err {
+                LoadError::Loader(shared) => Arc::try_unwrap(shared).unwrap_or_else(Error::Shared),
+                // The cache ended this call at its deadline, mostly while it
+                // waited on another call's load of the same key; a load of its
+                // own is normally ended first by the pool, with its own stage.
+                LoadError::DeadlineExceeded { elapsed, .. } => Error::Pool {
+                    method: spec.name().to_string(),
+                    source: pybridge_pool::Error::Timeout {
+                        elapsed,
+                        stage: pybridge_pool::TimeoutStage::Queued,
+                        worker: None,
+                    },
+                },
+            })?;
         let (tier, source) = match fetched.source {
             Source::L1 => (CacheTier::L1, ResultSource::CacheMemory),
             Source::L2 => (CacheTier::L2, ResultSource::CacheDisk),

@@ -39,9 +39,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let worker = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/worker/pybridge_worker.py");
+//! // The worker SDK's demo worker, importable from the repository's sources.
+//! let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/pybridge-worker/src");
 //! let mut config = Config::default();
-//! config.worker.command = vec!["python3".into(), worker.into()];
+//! config.worker.command = vec!["python3".into(), "-m".into(), "pybridge_worker".into()];
+//! config.worker.env.insert("PYTHONPATH".into(), sdk.into());
 //! config.pool.min_workers = 1;
 //! config.cache.enabled = false;
 //! let bridge = Bridge::from_config(config).await?;

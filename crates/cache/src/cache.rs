@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{RwLock, broadcast};
 use tokio::time::Instant;
 
+use crate::LoadError;
 use crate::clock;
 use crate::disk::{Disk, Target, WriteJob};
 use crate::event::{CacheEvent, L2Status};
@@ -124,6 +125,17 @@ struct Inner {
     first_events: Mutex<Option<broadcast::Receiver<CacheEvent>>>,
 }
 
+/// How a leader's turn ended.
+enum Led<E> {
+    /// An outcome for every caller of the flight: a value, or the loader's
+    /// own failure.
+    Shared(Result<Fetched, Arc<E>>),
+    /// An end that belongs to the leader alone: its deadline passed. The
+    /// flight is handed over; the leader's caller gets the loader's error if
+    /// there is one, else [`LoadError::DeadlineExceeded`].
+    GaveUp(Option<LoadError<E>>),
+}
+
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
@@ -175,22 +187,42 @@ impl Cache {
     }
 
     /// Returns the cached value for `key`, or runs `load` once for all
-    /// concurrent callers of that key and caches its result under `policy`.
+    /// concurrent callers of that key and caches its result under `policy`;
+    /// returns by `deadline` in any case.
     ///
     /// The read path is memory, then disk (a disk hit is promoted to memory for
     /// the rest of its disk TTL, capped at the memory TTL), then the loader.
-    /// Every caller that waited on one load gets its value or its error (the
-    /// same `Arc`). The disk tier never makes a call fail: its errors are misses.
+    /// The disk tier never makes a call fail: its errors are misses.
+    ///
+    /// Single-flight: the first caller to miss leads and runs its `load`;
+    /// callers that miss while it runs wait for its outcome, each until its own
+    /// `deadline`. Every caller that waited on one load gets its value or its
+    /// error (the same `Arc`). An end that belongs to the leader alone is not
+    /// shared: its deadline passing while it reads the disk or runs its
+    /// loader, a loader error returned at or after that deadline, or its
+    /// future being dropped. The cache tells these apart by itself, from the
+    /// leader's deadline, never by reading the error. The waiters then start
+    /// over, and one that still has time runs its own `load`.
+    ///
+    /// A memory hit is returned even when `deadline` has passed; no disk read
+    /// or load starts after it. A value loaded after its leader's deadline is
+    /// still returned, shared and stored.
     ///
     /// # Errors
     ///
-    /// The loader's error, shared by every caller that waited on it.
+    /// - [`LoadError::Loader`]: the loader's error, shared by every caller that
+    ///   waited on it (a leader whose deadline had passed keeps its loader's
+    ///   error to itself).
+    /// - [`LoadError::DeadlineExceeded`]: `deadline` passed while this caller
+    ///   waited on another caller's load, read the disk, or ran its own
+    ///   loader (which is then dropped).
     pub async fn get_or_load<F, Fut, V, E>(
         &self,
         key: &CacheKey,
         policy: &CachePolicy,
+        deadline: Instant,
         load: F,
-    ) -> Result<Fetched, Arc<E>>
+    ) -> Result<Fetched, LoadError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -198,14 +230,14 @@ impl Cache {
         E: Send + Sync + 'static,
     {
         if !policy.enabled {
-            return self.inner.bypass(load).await;
+            return self.inner.bypass(deadline, load).await;
         }
         if policy.tiers.l1()
             && let Some(hit) = self.inner.l1_get(key.digest()).await
         {
             return Ok(hit);
         }
-        self.inner.load_slow(key, policy, load).await
+        self.inner.load_slow(key, policy, deadline, load).await
     }
 
     /// Removes `key` from both tiers. When this returns, no caller gets the old
@@ -313,17 +345,25 @@ impl Inner {
         })
     }
 
-    async fn bypass<F, Fut, V, E>(&self, load: F) -> Result<Fetched, Arc<E>>
+    async fn bypass<F, Fut, V, E>(
+        &self,
+        deadline: Instant,
+        load: F,
+    ) -> Result<Fetched, LoadError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
         V: Into<Load>,
     {
+        let started = Instant::now();
         let counters = &self.shared.counters;
         counters.incr(Stat::Bypassed);
+        if started >= deadline {
+            return Err(self.out_of_time(started, false));
+        }
         counters.incr(Stat::Loads);
-        match load().await {
-            Ok(v) => {
+        match tokio::time::timeout_at(deadline, load()).await {
+            Ok(Ok(v)) => {
                 let (value, negative) = v.into().into_parts();
                 Ok(Fetched {
                     value,
@@ -332,10 +372,20 @@ impl Inner {
                     coalesced: false,
                 })
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 counters.incr(Stat::LoadErrors);
-                Err(Arc::new(e))
+                Err(LoadError::Loader(Arc::new(e)))
             }
+            Err(_elapsed) => Err(self.out_of_time(started, false)),
+        }
+    }
+
+    /// The error of a caller whose deadline passed, counted.
+    fn out_of_time<E>(&self, started: Instant, coalesced: bool) -> LoadError<E> {
+        self.shared.counters.incr(Stat::DeadlineExceeded);
+        LoadError::DeadlineExceeded {
+            elapsed: started.elapsed(),
+            coalesced,
         }
     }
 
@@ -344,32 +394,52 @@ impl Inner {
         &self,
         key: &CacheKey,
         policy: &CachePolicy,
+        deadline: Instant,
         load: F,
-    ) -> Result<Fetched, Arc<E>>
+    ) -> Result<Fetched, LoadError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
         V: Into<Load>,
         E: Send + Sync + 'static,
     {
+        let started = Instant::now();
         let digest = *key.digest();
         loop {
+            if Instant::now() >= deadline {
+                return Err(self.out_of_time(started, false));
+            }
             let epoch = self.epoch.load(Ordering::Acquire);
             match self.flights.join(digest, epoch) {
                 Role::Leader(leader) => {
-                    let result = self.lead(key, policy, epoch, load).await;
-                    leader.finish(match &result {
-                        Ok(fetched) => Outcome::Done(fetched.clone()),
-                        Err(e) => Outcome::Failed(Arc::clone(e) as Arc<dyn Any + Send + Sync>),
-                    });
-                    return result;
+                    return match self.lead(key, policy, epoch, deadline, load).await {
+                        Led::Shared(result) => {
+                            leader.finish(match &result {
+                                Ok(fetched) => Outcome::Done(fetched.clone()),
+                                Err(e) => {
+                                    Outcome::Failed(Arc::clone(e) as Arc<dyn Any + Send + Sync>)
+                                }
+                            });
+                            result.map_err(LoadError::Loader)
+                        }
+                        Led::GaveUp(error) => {
+                            leader.abandon();
+                            tracing::debug!(
+                                method = key.method(),
+                                "cache load given up at the leader's deadline; a waiter takes over"
+                            );
+                            Err(error.unwrap_or_else(|| self.out_of_time(started, false)))
+                        }
+                    };
                 }
                 Role::Waiter(mut rx) => {
-                    let outcome = rx
-                        .wait_for(Option::is_some)
-                        .await
-                        .ok()
-                        .and_then(|v| v.clone());
+                    let outcome =
+                        match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await
+                        {
+                            Ok(seen) => seen.ok().and_then(|v| v.clone()),
+                            // Only this caller leaves; the load goes on for the others.
+                            Err(_elapsed) => return Err(self.out_of_time(started, true)),
+                        };
                     match outcome {
                         Some(Outcome::Done(fetched)) => {
                             let counters = &self.shared.counters;
@@ -388,12 +458,13 @@ impl Inner {
                             if let Ok(error) = error.downcast::<E>() {
                                 self.shared.counters.incr(Stat::Coalesced);
                                 self.shared.counters.incr(Stat::Misses);
-                                return Err(error);
+                                return Err(LoadError::Loader(error));
                             }
                             // The leader's loader failed with another error
                             // type; this caller loads for itself.
                         }
-                        // The leader was cancelled; take over.
+                        // The leader gave up (its deadline passed, or it was
+                        // dropped) and left no outcome; start over.
                         None => {}
                     }
                     if policy.tiers.l1()
@@ -406,13 +477,16 @@ impl Inner {
         }
     }
 
+    /// The leader's part: memory again, disk, then the loader, each cut off at
+    /// the leader's deadline.
     async fn lead<F, Fut, V, E>(
         &self,
         key: &CacheKey,
         policy: &CachePolicy,
         epoch: u64,
+        deadline: Instant,
         load: F,
-    ) -> Result<Fetched, Arc<E>>
+    ) -> Led<E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -424,36 +498,42 @@ impl Inner {
         if policy.tiers.l1()
             && let Some(hit) = self.l1_get(&digest).await
         {
-            return Ok(hit);
+            return Led::Shared(Ok(hit));
         }
         if policy.tiers.l2()
             && let Some(disk) = &self.disk
-            && let Some(hit) = disk.read(digest).await
         {
-            self.shared.counters.incr(Stat::L2Hits);
-            if policy.tiers.l1() {
-                let remaining =
-                    Duration::from_millis(hit.expires_ms.saturating_sub(clock::wall_ms()));
-                let ttl = if hit.negative {
-                    policy.negative_ttl.unwrap_or(policy.l1_ttl)
-                } else {
-                    policy.l1_ttl
-                };
-                self.store_l1(key, epoch, &hit.value, hit.negative, ttl.min(remaining))
-                    .await;
+            let Ok(read) = tokio::time::timeout_at(deadline, disk.read(digest)).await else {
+                return Led::GaveUp(None);
+            };
+            if let Some(hit) = read {
+                self.shared.counters.incr(Stat::L2Hits);
+                if policy.tiers.l1() {
+                    let remaining =
+                        Duration::from_millis(hit.expires_ms.saturating_sub(clock::wall_ms()));
+                    let ttl = if hit.negative {
+                        policy.negative_ttl.unwrap_or(policy.l1_ttl)
+                    } else {
+                        policy.l1_ttl
+                    };
+                    self.store_l1(key, epoch, &hit.value, hit.negative, ttl.min(remaining))
+                        .await;
+                }
+                return Led::Shared(Ok(Fetched {
+                    value: hit.value,
+                    source: Source::L2,
+                    negative: hit.negative,
+                    coalesced: false,
+                }));
             }
-            return Ok(Fetched {
-                value: hit.value,
-                source: Source::L2,
-                negative: hit.negative,
-                coalesced: false,
-            });
         }
         let counters = &self.shared.counters;
         counters.incr(Stat::Misses);
         counters.incr(Stat::Loads);
-        match load().await {
-            Ok(v) => {
+        // Only the loader is cut off at the deadline: a value it produced is
+        // stored and shared even if the deadline passes while storing it.
+        match tokio::time::timeout_at(deadline, load()).await {
+            Ok(Ok(v)) => {
                 let (value, negative) = v.into().into_parts();
                 self.store(key, policy, epoch, &value, negative).await;
                 tracing::trace!(
@@ -462,17 +542,27 @@ impl Inner {
                     negative,
                     "cache loaded"
                 );
-                Ok(Fetched {
+                Led::Shared(Ok(Fetched {
                     value,
                     source: Source::Loader,
                     negative,
                     coalesced: false,
-                })
+                }))
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 counters.incr(Stat::LoadErrors);
-                Err(Arc::new(e))
+                let error = Arc::new(e);
+                // A loader that bounds itself by the caller's deadline (the
+                // bridge's does) fails at that deadline with an error of its
+                // own. The cache does not read the error to tell: whatever
+                // failed at or after the leader's deadline is the leader's.
+                if Instant::now() >= deadline {
+                    Led::GaveUp(Some(LoadError::Loader(error)))
+                } else {
+                    Led::Shared(Err(error))
+                }
             }
+            Err(_elapsed) => Led::GaveUp(None),
         }
     }
 

@@ -2,10 +2,13 @@
 //!
 //! The first caller to miss becomes the leader and runs the load inline (no
 //! spawned task, so the loader needs no `'static` bound); later callers wait
-//! for its outcome. If the leader is dropped mid-load (its caller was
-//! cancelled), the waiters wake up and one of them leads a new load, as moka's
-//! `try_get_with` does. A flight started before an invalidation is not joined
-//! by callers that arrive after it: they start a fresh load.
+//! for its outcome. If the leader gives up without an outcome (its deadline
+//! passed, or it was dropped because its caller was cancelled), the waiters
+//! wake up and one of them leads a new load, as moka's `try_get_with` does on
+//! cancellation. Each waiter waits only until its own deadline (the cache's
+//! read path enforces it); leaving a flight is just dropping its receiver. A
+//! flight started before an invalidation is not joined by callers that arrive
+//! after it: they start a fresh load.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -108,6 +111,15 @@ impl Leader<'_> {
             self.flights.remove(&self.key, &flight);
             flight.slot.send_replace(Some(outcome));
         }
+    }
+}
+
+impl Leader<'_> {
+    /// Gives the flight up without an outcome, for a failure that is the
+    /// leader's alone: the waiters wake and one of them leads a new load.
+    pub(crate) fn abandon(self) {
+        // Dropping does it; the name says that it is meant.
+        drop(self);
     }
 }
 

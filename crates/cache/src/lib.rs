@@ -23,6 +23,11 @@
 //!   caller gets its value or its error (one shared `Arc<E>`). Errors are never
 //!   stored; a loader may return a [`Load::Negative`] result, which is stored
 //!   only if the policy sets a negative TTL.
+//! - **Deadlines**: every read has the caller's deadline and ends by it
+//!   ([`LoadError::DeadlineExceeded`]). A caller that waits on another's load
+//!   stops waiting at its own deadline; a leader whose deadline passes (or
+//!   whose future is dropped) hands the load to a waiter that still has time
+//!   instead of passing its timeout on.
 //! - **Policy** per method ([`CachePolicy`]): enabled, TTL per tier, tiers
 //!   used, maximum entry size (larger values are returned but not stored),
 //!   negative TTL.
@@ -51,6 +56,7 @@
 //! use std::time::Duration;
 //! use bytes::Bytes;
 //! use pybridge_cache::{CacheBuilder, CachePolicy, Source};
+//! use tokio::time::Instant;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -62,13 +68,17 @@
 //! let key = cache.key("patterns.find", r#"{"limit": 10, "query": "sqlite"}"#)?;
 //! assert_eq!(key, cache.key("patterns.find", r#"{"query":"sqlite","limit":1e1}"#)?);
 //!
+//! // Every read ends by its caller's deadline.
+//! let deadline = Instant::now() + Duration::from_secs(5);
 //! let first = cache
-//!     .get_or_load(&key, &policy, || async { Ok::<_, std::io::Error>(Bytes::from_static(b"[1,2]")) })
+//!     .get_or_load(&key, &policy, deadline, || async {
+//!         Ok::<_, std::io::Error>(Bytes::from_static(b"[1,2]"))
+//!     })
 //!     .await?;
 //! assert_eq!(first.source, Source::Loader);
 //!
 //! let second = cache
-//!     .get_or_load(&key, &policy, || async { Ok::<_, std::io::Error>(Bytes::new()) })
+//!     .get_or_load(&key, &policy, deadline, || async { Ok::<_, std::io::Error>(Bytes::new()) })
 //!     .await?;
 //! assert_eq!((second.source, &second.value[..]), (Source::L1, &b"[1,2]"[..]));
 //! cache.close().await;
@@ -94,7 +104,7 @@ mod stats;
 
 pub use cache::{Cache, Fetched, Load, Source};
 pub use config::{CacheBuilder, DiskLocation, platform_cache_dir};
-pub use error::{Error, ParamsProblem, Result};
+pub use error::{Error, LoadError, ParamsProblem, Result};
 pub use event::{CacheEvent, Corruption, DiskFault, DiskOperation, L2Status, SweepReport};
 pub use key::{CacheKey, JsonText, KeyDigest};
 pub use policy::{CachePolicy, Tiers};

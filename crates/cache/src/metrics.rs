@@ -17,6 +17,8 @@ pub const LOAD_ERRORS_TOTAL: &str = "pybridge_cache_load_errors_total";
 pub const COALESCED_TOTAL: &str = "pybridge_cache_coalesced_total";
 /// Counter: calls whose policy disables caching.
 pub const BYPASSED_TOTAL: &str = "pybridge_cache_bypassed_total";
+/// Counter: calls that ended because their deadline passed.
+pub const DEADLINE_EXCEEDED_TOTAL: &str = "pybridge_cache_deadline_exceeded_total";
 /// Counter: loaded values not stored; label `reason` = `oversized` | `invalidated`.
 pub const NOT_STORED_TOTAL: &str = "pybridge_cache_not_stored_total";
 /// Counter: entries evicted to stay within the byte bound; label `tier`.
@@ -55,6 +57,11 @@ pub(crate) fn describe() {
         BYPASSED_TOTAL,
         Unit::Count,
         "Calls whose policy disables caching."
+    );
+    describe_counter!(
+        DEADLINE_EXCEEDED_TOTAL,
+        Unit::Count,
+        "Calls that ended because their deadline passed."
     );
     describe_counter!(
         NOT_STORED_TOTAL,

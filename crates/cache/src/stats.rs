@@ -29,6 +29,9 @@ pub struct CacheStats {
     pub coalesced: u64,
     /// Calls whose policy disables caching.
     pub bypassed: u64,
+    /// Calls that ended because their deadline passed (while waiting on
+    /// another caller's load, or while loading themselves).
+    pub deadline_exceeded: u64,
     /// Loaded values larger than the policy's `max_entry_bytes` (returned, not stored).
     pub oversized: u64,
     /// Loaded values not stored because an invalidation ran during the load.
@@ -71,6 +74,7 @@ pub(crate) enum Stat {
     LoadErrors,
     Coalesced,
     Bypassed,
+    DeadlineExceeded,
     Oversized,
     InvalidatedDuringLoad,
     L1Evictions,
@@ -111,6 +115,7 @@ impl Counters {
             counter!(names::LOAD_ERRORS_TOTAL),
             counter!(names::COALESCED_TOTAL),
             counter!(names::BYPASSED_TOTAL),
+            counter!(names::DEADLINE_EXCEEDED_TOTAL),
             counter!(names::NOT_STORED_TOTAL, "reason" => "oversized"),
             counter!(names::NOT_STORED_TOTAL, "reason" => "invalidated"),
             counter!(names::EVICTIONS_TOTAL, "tier" => "l1"),
@@ -169,6 +174,7 @@ impl Counters {
             load_errors: self.get(Stat::LoadErrors),
             coalesced: self.get(Stat::Coalesced),
             bypassed: self.get(Stat::Bypassed),
+            deadline_exceeded: self.get(Stat::DeadlineExceeded),
             oversized: self.get(Stat::Oversized),
             invalidated_during_load: self.get(Stat::InvalidatedDuringLoad),
             l1_evictions: self.get(Stat::L1Evictions),

@@ -78,3 +78,31 @@ async fn a_flight_from_before_an_invalidation_is_not_joined() {
     drop(new);
     assert_eq!(flights.len(), 0);
 }
+
+#[tokio::test]
+async fn an_abandoned_flight_hands_over_and_a_waiter_that_leaves_changes_nothing() {
+    let flights = Flights::default();
+    let Role::Leader(leader) = flights.join(digest(), 0) else {
+        panic!("first caller leads")
+    };
+    let Role::Waiter(out_of_time) = flights.join(digest(), 0) else {
+        panic!("second caller waits")
+    };
+    let Role::Waiter(mut patient) = flights.join(digest(), 0) else {
+        panic!("third caller waits")
+    };
+    // A waiter whose deadline passed just drops its receiver.
+    drop(out_of_time);
+    assert_eq!(flights.len(), 1);
+    leader.abandon();
+    assert_eq!(flights.len(), 0);
+    assert!(
+        patient.wait_for(Option::is_some).await.is_err(),
+        "no outcome is published"
+    );
+    let Role::Leader(next) = flights.join(digest(), 0) else {
+        panic!("the waiter that still has time leads")
+    };
+    next.finish(Outcome::Done(fetched()));
+    assert_eq!(flights.len(), 0);
+}

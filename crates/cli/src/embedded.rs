@@ -13,13 +13,14 @@ include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 const COMPLETE: &str = ".complete";
 
 /// The worker command for the embedded framework: the configured Python
-/// running `framework/server.py` from the unpacked directory.
+/// running the unpacked directory, whose `__main__.py` runs the
+/// `sqlite_framework` package (Python puts the directory first on its
+/// import path, so both packages import as installed ones would).
 pub(crate) fn default_command(config: &Config) -> Result<Vec<String>> {
     let dir = unpack()?;
-    let server = dir.join("framework").join("server.py");
     Ok(vec![
         config.worker.python.clone(),
-        server.display().to_string(),
+        dir.display().to_string(),
     ])
 }
 
@@ -72,8 +73,14 @@ mod tests {
     #[test]
     fn the_worker_sdk_and_the_framework_entry_point_are_embedded() {
         let names: Vec<&str> = super::FILES.iter().map(|(name, _)| *name).collect();
-        assert!(names.contains(&"worker/pybridge_worker.py"), "{names:?}");
-        assert!(names.contains(&"framework/server.py"), "{names:?}");
+        assert!(names.contains(&"__main__.py"), "{names:?}");
+        assert!(names.contains(&"pybridge_worker/__init__.py"), "{names:?}");
+        assert!(names.contains(&"pybridge_worker/worker.py"), "{names:?}");
+        assert!(names.contains(&"sqlite_framework/__main__.py"), "{names:?}");
+        assert!(
+            names.contains(&"sqlite_framework/starter_patterns.json"),
+            "{names:?}"
+        );
         assert!(
             names.iter().all(|n| !n.contains("test_")),
             "tests are not embedded: {names:?}"

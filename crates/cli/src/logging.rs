@@ -1,37 +1,126 @@
-//! Logs go to stderr, never stdout (stdout carries results). With trace
-//! export on, the OpenTelemetry layer sits beside the log layer with its own
+//! Logs go to stderr, never stdout (stdout carries results). What workers
+//! write to their stderr (including a redirected `print()`) reaches the
+//! operator by default, one `[worker N] line` per line. With trace export
+//! on, the OpenTelemetry layer sits beside the log layers with its own
 //! filter, and JSON lines carry `trace_id` and `span_id`.
+
+use std::io::Write as _;
 
 use pybridge::config::{LogConfig, LogFormat};
 use pybridge::otel::Telemetry;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry};
+use tracing_subscriber::{Layer, Registry};
 
 use crate::telemetry::WithTraceIds;
 
-/// Installs the subscriber: `RUST_LOG` if set, else the configured level,
-/// and the trace export layer when `telemetry` exports.
+/// The target of the pool's events carrying one line of a worker's stderr.
+const WORKER_STDERR: &str = "pybridge_pool::worker_stderr";
+
+/// Installs the subscriber: `RUST_LOG` if set, else the configured level.
+///
+/// Worker stderr lines are shown whatever the level, unless the filter
+/// names their target itself (`pybridge_pool::worker_stderr=off` hides
+/// them). In text format they are printed as `[worker N] line`; in JSON
+/// format they are JSON events like every other. The trace export layer is
+/// added when `telemetry` exports.
 pub(crate) fn init(config: &LogConfig, telemetry: &Telemetry) {
-    let filter = std::env::var("RUST_LOG")
+    let directives = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .or_else(|| EnvFilter::try_new(&config.level).ok())
-        .unwrap_or_else(|| EnvFilter::new("warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = match (config.format, telemetry.endpoint().is_some()) {
-        (LogFormat::Json, true) => fmt
-            .json()
-            .event_format(WithTraceIds(tracing_subscriber::fmt::format().json()))
-            .with_filter(filter)
-            .boxed(),
-        (LogFormat::Json, false) => fmt.json().with_filter(filter).boxed(),
-        _ => fmt.with_filter(filter).boxed(),
-    };
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| config.level.clone());
+    let filter = || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let user_decides = directives.contains(WORKER_STDERR);
+    let is_worker_line = || filter_fn(|meta| meta.target() == WORKER_STDERR);
     // A second install (tests run commands in one process) is harmless.
-    let _ = Registry::default()
-        .with(logs)
-        .with(crate::telemetry::layer(telemetry))
-        .try_init();
+    let _ = match config.format {
+        LogFormat::Json => {
+            let main = if user_decides {
+                filter()
+            } else {
+                filter().add_directive(
+                    format!("{WORKER_STDERR}=info")
+                        .parse()
+                        .expect("a valid directive"),
+                )
+            };
+            let json = tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr);
+            let json = if telemetry.endpoint().is_some() {
+                json.event_format(WithTraceIds(tracing_subscriber::fmt::format().json()))
+                    .with_filter(main)
+                    .boxed()
+            } else {
+                json.with_filter(main).boxed()
+            };
+            Registry::default()
+                .with(json)
+                .with(crate::telemetry::layer(telemetry))
+                .try_init()
+        }
+        _ => {
+            let main = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter().and(is_worker_line().not()));
+            if user_decides {
+                Registry::default()
+                    .with(main)
+                    .with(WorkerLines.with_filter(filter().and(is_worker_line())))
+                    .with(crate::telemetry::layer(telemetry))
+                    .try_init()
+            } else {
+                Registry::default()
+                    .with(main)
+                    .with(WorkerLines.with_filter(is_worker_line()))
+                    .with(crate::telemetry::layer(telemetry))
+                    .try_init()
+            }
+        }
+    };
     crate::telemetry::announce(telemetry);
+}
+
+/// Prints the pool's worker stderr events as `[worker N] line`.
+#[derive(Debug)]
+struct WorkerLines;
+
+impl<S: tracing::Subscriber> Layer<S> for WorkerLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = LineFields::default();
+        event.record(&mut fields);
+        let worker = fields.worker.trim_start_matches('w');
+        let mut err = std::io::stderr().lock();
+        // Nowhere to report a failed write to stderr.
+        let _ = writeln!(err, "[worker {worker}] {}", fields.line);
+    }
+}
+
+/// The `worker` and `line` fields of a worker stderr event.
+#[derive(Debug, Default)]
+struct LineFields {
+    worker: String,
+    line: String,
+}
+
+impl Visit for LineFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record(field, value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.record(field, format!("{value:?}"));
+    }
+}
+
+impl LineFields {
+    fn record(&mut self, field: &Field, value: String) {
+        match field.name() {
+            "worker" => self.worker = value,
+            "line" => self.line = value,
+            _ => {}
+        }
+    }
 }

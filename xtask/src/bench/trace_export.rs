@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::Row;
+use super::{DEMO_WORKER, Row};
 
 /// Calls per `pybridge bench` run, and rounds of the three modes.
 const REQUESTS: &str = "50000";
@@ -24,14 +24,15 @@ enum Mode {
 }
 
 /// The rows: export on at 100 % and at 1 % sampling, each against export off.
-pub(super) fn rows(cli: &Path, worker: &[String]) -> Result<Vec<Row>> {
+pub(super) fn rows(root: &Path, cli: &Path, python: &str) -> Result<Vec<Row>> {
     let endpoint = sink()?;
+    let python_path = crate::python_path(root)?;
     let modes = [Mode::Off, Mode::Sampled(1.0), Mode::Sampled(0.01)];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     // Interleaved, so that a change in the machine's load hits every mode.
     for _ in 0..ROUNDS {
         for (i, mode) in modes.iter().enumerate() {
-            rates[i].push(bench(cli, worker, &endpoint, *mode)?);
+            rates[i].push(bench(cli, python, &python_path, &endpoint, *mode)?);
         }
     }
     let median = |v: &mut Vec<f64>| {
@@ -64,7 +65,13 @@ pub(super) fn rows(cli: &Path, worker: &[String]) -> Result<Vec<Row>> {
 }
 
 /// One `pybridge bench` run; its calls per second.
-fn bench(cli: &Path, worker: &[String], endpoint: &str, mode: Mode) -> Result<f64> {
+fn bench(
+    cli: &Path,
+    python: &str,
+    python_path: &std::ffi::OsStr,
+    endpoint: &str,
+    mode: Mode,
+) -> Result<f64> {
     let mut cmd = Command::new(cli);
     cmd.args(["--workers", "2"]);
     for (key, _) in std::env::vars() {
@@ -77,8 +84,18 @@ fn bench(cli: &Path, worker: &[String], endpoint: &str, mode: Mode) -> Result<f6
             .env("PYBRIDGE_TELEMETRY__SAMPLE_RATIO", ratio.to_string());
     }
     let out = cmd
-        .args(["bench", "--requests", REQUESTS, "--concurrency", "64", "--json", "--"])
-        .args(worker)
+        .args([
+            "bench",
+            "--requests",
+            REQUESTS,
+            "--concurrency",
+            "64",
+            "--json",
+            "--",
+        ])
+        .arg(python)
+        .args(DEMO_WORKER)
+        .env("PYTHONPATH", python_path)
         .output()
         .context("running pybridge bench")?;
     if !out.status.success() {
@@ -88,7 +105,9 @@ fn bench(cli: &Path, worker: &[String], endpoint: &str, mode: Mode) -> Result<f6
         );
     }
     let report: Value = serde_json::from_slice(&out.stdout)?;
-    report["rps"].as_f64().context("pybridge bench printed no rps")
+    report["rps"]
+        .as_f64()
+        .context("pybridge bench printed no rps")
 }
 
 /// An OTLP/HTTP sink: answers every request 200 after reading its body.
@@ -134,15 +153,9 @@ fn answer(stream: TcpStream) -> std::io::Result<()> {
 
 /// `cargo xtask bench --trace-export`: only these rows, printed.
 pub(super) fn print(root: &Path, cli: &Path, python: &str) -> Result<()> {
-    let worker = [
-        python.to_string(),
-        root.join("fixtures/worker/pybridge_worker.py")
-            .display()
-            .to_string(),
-    ];
     println!("| figure | pybridge | baseline | ratio | goal | met |");
     println!("|---|---|---|---|---|---|");
-    for r in rows(cli, &worker)? {
+    for r in rows(root, cli, python)? {
         let met = match r.met {
             Some(true) => "yes",
             Some(false) => "**no**",

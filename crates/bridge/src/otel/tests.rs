@@ -88,17 +88,11 @@ fn allocations(mut f: impl FnMut()) -> u64 {
 #[test]
 fn an_untraced_call_pays_no_allocation_for_its_trace_context() {
     let none = tracing::Span::none();
-    assert_eq!(
-        allocations(|| assert!(WireContext::of(&none).is_none())),
-        0
-    );
+    assert_eq!(allocations(|| assert!(WireContext::of(&none).is_none())), 0);
     // A span that a log layer sees but no OpenTelemetry layer does.
     tracing::subscriber::with_default(tracing_subscriber::registry(), || {
         let span = tracing::info_span!("logged only");
-        assert_eq!(
-            allocations(|| assert!(WireContext::of(&span).is_none())),
-            0
-        );
+        assert_eq!(allocations(|| assert!(WireContext::of(&span).is_none())), 0);
     });
     // And the frame without `_meta`.
     let mut out = Vec::with_capacity(256);

@@ -140,6 +140,79 @@ async fn cacheable_results_come_from_memory_and_concurrent_misses_run_once() {
     bridge.shutdown().await;
 }
 
+/// One `test.sleep` call of `ms` with a timeout of `timeout_ms`, and how long
+/// it took.
+#[cfg(feature = "cache")]
+async fn timed_sleep(
+    bridge: Bridge,
+    ms: u64,
+    timeout_ms: u64,
+) -> (pybridge::Result<pybridge::Reply>, Duration) {
+    let started = std::time::Instant::now();
+    let options = CallOptions::new().timeout(Duration::from_millis(timeout_ms));
+    let params = raw(&format!(r#"{{"ms":{ms}}}"#));
+    let reply = bridge
+        .call_with("test.sleep", Some(&params), &options)
+        .await;
+    (reply, started.elapsed())
+}
+
+#[cfg(feature = "cache")]
+fn in_flight(bridge: &Bridge) -> usize {
+    bridge
+        .health()
+        .pool
+        .workers
+        .iter()
+        .map(|w| w.in_flight)
+        .sum()
+}
+
+#[cfg(feature = "cache")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_joins_a_cached_load_ends_by_its_own_deadline() {
+    let mut config = sdk_config();
+    let mut settings = pybridge::config::MethodSettings::default();
+    settings.cache = Some(true);
+    config.methods.insert("test.sleep".into(), settings);
+    let bridge = bridge(config).await;
+
+    // A joiner with less time than the load takes gives up at its deadline;
+    // the load goes on for the caller that started it.
+    let leader = tokio::spawn(timed_sleep(bridge.clone(), 2_500, 10_000));
+    eventually(Duration::from_secs(5), "the first load is running", || {
+        in_flight(&bridge) == 1
+    })
+    .await;
+    let (joined, took) = timed_sleep(bridge.clone(), 2_500, 300).await;
+    let err = joined.expect_err("the joiner runs out of time");
+    assert_eq!(err.code(), "timeout", "{}", err.report());
+    assert!(
+        took < Duration::from_millis(1_500),
+        "the joiner took {took:?}"
+    );
+    let (led, _) = leader.await.unwrap();
+    assert_eq!(led.unwrap().result.get(), r#"{"slept":2.5}"#);
+
+    // When the first caller's deadline passes, a joiner with time left runs
+    // the load itself instead of receiving that caller's timeout.
+    let leader = tokio::spawn(timed_sleep(bridge.clone(), 1_000, 300));
+    eventually(Duration::from_secs(5), "the second load is running", || {
+        in_flight(&bridge) == 1
+    })
+    .await;
+    let (joined, _) = timed_sleep(bridge.clone(), 1_000, 10_000).await;
+    let reply = joined.unwrap_or_else(|e| panic!("the joiner carried on: {}", e.report()));
+    assert_eq!(reply.result.get(), r#"{"slept":1.0}"#);
+    assert_eq!(reply.source, pybridge::ResultSource::Worker);
+    let (led, _) = leader.await.unwrap();
+    assert_eq!(
+        led.expect_err("the first caller timed out").code(),
+        "timeout"
+    );
+    bridge.shutdown().await;
+}
+
 #[cfg(feature = "cache")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_disk_tier_answers_a_new_bridge() {
@@ -417,11 +490,8 @@ async fn a_hung_worker_costs_one_attempt_not_the_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_drops_the_cached_reads_of_its_family() {
     let mut config = sdk_config();
-    config.worker.command = vec![
-        python(),
-        fixtures().join("framework/server.py").display().to_string(),
-        "--memory".into(),
-    ];
+    config.worker.command = framework_command();
+    config.worker.command.push("--memory".into());
     let bridge = bridge(config).await;
     let question =
         json!({"domain": "text", "description": "zebra stripe tokenizer for quokka glyphs"});
@@ -478,11 +548,8 @@ async fn a_write_drops_the_cached_reads_of_its_family() {
 async fn the_typed_framework_api_runs_over_the_bridge() {
     use pybridge::service::framework::{Domain, GetRecommendationsRequest, RecordPatternRequest};
     let mut config = sdk_config();
-    config.worker.command = vec![
-        python(),
-        fixtures().join("framework/server.py").display().to_string(),
-        "--memory".into(),
-    ];
+    config.worker.command = framework_command();
+    config.worker.command.push("--memory".into());
     let bridge = bridge(config).await;
     let framework = bridge.framework();
     let request = GetRecommendationsRequest {

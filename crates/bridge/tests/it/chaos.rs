@@ -1009,15 +1009,9 @@ fn check_recovery(
 
 /// The demo worker, with threads so that sleeps do not block echoes.
 fn demo_worker() -> Vec<String> {
-    vec![
-        python(),
-        fixtures()
-            .join("worker/pybridge_worker.py")
-            .display()
-            .to_string(),
-        "--max-concurrency".into(),
-        "16".into(),
-    ]
+    let mut command = sdk_command();
+    command.extend(["--max-concurrency".into(), "16".into()]);
+    command
 }
 
 /// Retries generous enough that an idempotent call survives several of its
@@ -1054,7 +1048,7 @@ rng = random.Random("%s-%d" % (seed, os.getpid()))
 after = str(rng.randint(50, 300))
 roll = rng.random()
 if roll < 0.60:
-    mode, argv = "ok", [worker, "--max-concurrency", "16"]
+    mode, argv = "ok", ["-m", worker, "--max-concurrency", "16"]
 elif roll < 0.85:
     mode, argv = "garbage", [faults, "--mode", "garbage", "--after", after, "--max-concurrency", "16", "--max-life", "120"]
 else:
@@ -1073,10 +1067,7 @@ os.execv(sys.executable, [sys.executable] + argv)
             python(),
             "-S".into(),
             self.script.display().to_string(),
-            fixtures()
-                .join("worker/pybridge_worker.py")
-                .display()
-                .to_string(),
+            "pybridge_worker".into(),
             fixtures()
                 .join("faults/fault_worker.py")
                 .display()

@@ -1,4 +1,4 @@
-//! The reference framework worker (`fixtures/framework/server.py`) against
+//! The reference framework worker (`python -m sqlite_framework`) against
 //! the catalog: every method of the four main families, prepared by the
 //! service, called through the pool, adapted, and checked against its result
 //! schema, in the plain and the `{data, metadata}` envelope form.
@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{fixtures, python};
+use crate::support::{python, python_env};
 
 const MAIN_FAMILIES: [&str; 4] = [
     "pattern_learning",
@@ -343,8 +343,10 @@ fn cases() -> Vec<Case> {
 
 /// A pool of framework workers; `extra` are server flags.
 async fn start(workers: usize, extra: &[&std::ffi::OsStr]) -> Pool {
-    let spec = WorkerSpec::new(python())
-        .arg(fixtures().join("framework/server.py"))
+    let spec = python_env()
+        .into_iter()
+        .fold(WorkerSpec::new(python()), |spec, (k, v)| spec.env(k, v))
+        .args(["-m", "sqlite_framework"])
         .args(extra.iter().copied())
         .startup_timeout(Duration::from_secs(30));
     let config = PoolConfig::builder(spec)

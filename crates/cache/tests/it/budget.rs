@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use pybridge_cache::{CacheEvent, Source, Tiers};
 
-use crate::support::{Boom, Runs, builder_on, files, get, key, next_event, policy};
+use crate::support::{Boom, Runs, builder_on, far, files, get, key, next_event, policy};
 
 const BUDGET: u64 = 256 * 1024;
 const WRITES: usize = 10_000;
@@ -39,7 +39,7 @@ async fn the_byte_budget_holds_under_ten_thousand_writes() {
         let k = key("m", &i.to_string());
         let value = value.clone();
         cache
-            .get_or_load(&k, &both, || async move { Ok::<_, Boom>(value) })
+            .get_or_load(&k, &both, far(), || async move { Ok::<_, Boom>(value) })
             .await
             .expect("value");
         if i % 1000 == 999 {
@@ -94,7 +94,7 @@ async fn eviction_spares_recently_read_entries() {
     for k in [&hot, &cold] {
         let value = value.clone();
         cache
-            .get_or_load(k, &disk_only, || async move { Ok::<_, Boom>(value) })
+            .get_or_load(k, &disk_only, far(), || async move { Ok::<_, Boom>(value) })
             .await
             .expect("value");
     }
@@ -103,9 +103,12 @@ async fn eviction_spares_recently_read_entries() {
         tokio::time::advance(Duration::from_millis(10)).await;
         let value = value.clone();
         cache
-            .get_or_load(&key("m", &i.to_string()), &disk_only, || async move {
-                Ok::<_, Boom>(value)
-            })
+            .get_or_load(
+                &key("m", &i.to_string()),
+                &disk_only,
+                far(),
+                || async move { Ok::<_, Boom>(value) },
+            )
             .await
             .expect("value");
         cache.flush().await;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pybridge_cache::{Cache, CacheKey, Load, Source, Tiers};
 use tokio::sync::Notify;
 
-use crate::support::{Boom, Runs, cache_on, get, key, policy};
+use crate::support::{Boom, Runs, cache_on, far, get, key, policy};
 
 /// Which of `keys` a fresh cache on `dir` (empty memory) finds on disk.
 async fn on_disk(dir: &std::path::Path, keys: &[&CacheKey]) -> Vec<bool> {
@@ -17,7 +17,7 @@ async fn on_disk(dir: &std::path::Path, keys: &[&CacheKey]) -> Vec<bool> {
         // A negative result without a negative TTL is never stored, so the
         // probe leaves the directory as it found it.
         let fetched = fresh
-            .get_or_load(k, &policy(Tiers::L2Only), || async {
+            .get_or_load(k, &policy(Tiers::L2Only), far(), || async {
                 Ok::<_, Boom>(Load::Negative(Bytes::from_static(b"absent")))
             })
             .await
@@ -107,7 +107,7 @@ async fn a_load_running_across_an_invalidation_is_returned_but_not_stored() {
         );
         tokio::spawn(async move {
             cache
-                .get_or_load(&k, &policy(Tiers::Both), || async move {
+                .get_or_load(&k, &policy(Tiers::Both), far(), || async move {
                     started.notify_one();
                     release.notified().await;
                     Ok::<_, Boom>(Bytes::from_static(b"read before the write"))

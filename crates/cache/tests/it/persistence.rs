@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use pybridge_cache::{CachePolicy, Load, Source, Tiers};
 
-use crate::support::{Boom, Runs, cache_on, get, key, policy};
+use crate::support::{Boom, Runs, cache_on, far, get, key, policy};
 
 #[tokio::test]
 async fn a_new_instance_serves_what_an_old_one_wrote() {
@@ -73,7 +73,7 @@ async fn negative_results_persist_with_their_flag() {
     {
         let first = cache_on(dir.path());
         let fetched = first
-            .get_or_load(&k, &negative, || async {
+            .get_or_load(&k, &negative, far(), || async {
                 Ok::<_, Boom>(Load::Negative(Bytes::from_static(b"not found")))
             })
             .await

@@ -10,7 +10,7 @@ use pybridge_cache::{
     Load, Source, Tiers,
 };
 
-use crate::support::{Boom, Runs, cache_on, get, key, memory_cache, policy};
+use crate::support::{Boom, Runs, cache_on, far, get, key, memory_cache, policy};
 
 #[test]
 fn handles_are_cheap_clone_send_sync_and_debug() {
@@ -133,7 +133,7 @@ async fn negative_results_are_stored_only_with_a_negative_ttl() {
     let plain = policy(Tiers::Both);
     assert!(
         cache
-            .get_or_load(&k, &plain, negative)
+            .get_or_load(&k, &plain, far(), negative)
             .await
             .expect("ok")
             .negative
@@ -150,7 +150,7 @@ async fn negative_results_are_stored_only_with_a_negative_ttl() {
     remembering.negative_ttl = Some(Duration::from_secs(5));
     assert!(
         cache
-            .get_or_load(&k, &remembering, negative)
+            .get_or_load(&k, &remembering, far(), negative)
             .await
             .expect("ok")
             .negative
@@ -169,7 +169,7 @@ async fn negative_results_expire_after_the_negative_ttl() {
     remembering.negative_ttl = Some(Duration::from_secs(5));
     let k = key("m", "1");
     cache
-        .get_or_load(&k, &remembering, || async {
+        .get_or_load(&k, &remembering, far(), || async {
             Ok::<_, Boom>(Load::Negative(Bytes::new()))
         })
         .await
@@ -191,7 +191,7 @@ async fn stats_count_each_tier_and_their_bytes() {
     cache.flush().await;
     get(&cache, &k, &policy(Tiers::L2Only), &runs, "x").await;
     let _ = cache
-        .get_or_load(&key("m", "2"), &policy(Tiers::Both), || async {
+        .get_or_load(&key("m", "2"), &policy(Tiers::Both), far(), || async {
             Err::<Bytes, _>(Boom("failed"))
         })
         .await;
@@ -315,7 +315,7 @@ fn get_or_load_futures_are_send_when_their_loader_is() {
     fn assert_send<T: Send>(_: &T) {}
     let cache = memory_cache();
     let (k, p) = (key("m", "1"), policy(Tiers::Both));
-    let call = cache.get_or_load(&k, &p, || async { Ok::<_, Boom>(Bytes::new()) });
+    let call = cache.get_or_load(&k, &p, far(), || async { Ok::<_, Boom>(Bytes::new()) });
     assert_send(&call);
     assert_send(&cache.invalidate(&k));
     assert_send(&cache.invalidate_method("m"));

@@ -10,6 +10,7 @@ use pybridge_cache::{
     Cache, CacheBuilder, CacheEvent, CacheKey, CachePolicy, Fetched, Load, Tiers,
 };
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 /// A loader error type; compared by pointer to prove it was shared.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,6 +47,11 @@ pub(crate) fn policy(tiers: Tiers) -> CachePolicy {
     policy
 }
 
+/// A deadline no test reaches: for calls whose deadline does not matter.
+pub(crate) fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
 /// Counts loader runs.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Runs(Arc<AtomicUsize>);
@@ -70,7 +76,7 @@ pub(crate) async fn get(
 ) -> Fetched {
     let runs = runs.clone();
     cache
-        .get_or_load(key, policy, || async move {
+        .get_or_load(key, policy, far(), || async move {
             runs.hit();
             Ok::<_, Boom>(Load::Value(Bytes::from_static(value.as_bytes())))
         })

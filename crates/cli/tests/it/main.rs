@@ -9,3 +9,4 @@ mod otel;
 mod otlp;
 mod serve;
 mod support;
+mod worker_stderr;

@@ -178,20 +178,33 @@ fn otel_python() -> &'static Path {
             .expect("python runs");
         assert!(made.success(), "python -m venv {}", staging.display());
         let installed = Command::new(interpreter(&staging))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args([
                 "opentelemetry-sdk==1.45.*",
                 "opentelemetry-exporter-otlp-proto-http==1.45.*",
             ])
             .status()
             .expect("pip runs");
-        assert!(installed.success(), "installing the OpenTelemetry SDK with pip");
+        assert!(
+            installed.success(),
+            "installing the OpenTelemetry SDK with pip"
+        );
         let _ = std::fs::remove_dir_all(&venv);
         if std::fs::rename(&staging, &venv).is_err() {
             // Another test process put its own in place first.
             let _ = std::fs::remove_dir_all(&staging);
         }
-        assert!(ready(&interpreter(&venv)), "{} imports OpenTelemetry", venv.display());
+        assert!(
+            ready(&interpreter(&venv)),
+            "{} imports OpenTelemetry",
+            venv.display()
+        );
         interpreter(&venv)
     })
 }
@@ -213,12 +226,22 @@ async fn a_python_worker_with_opentelemetry_continues_the_trace_in_its_method_sp
     .unwrap();
     let worker = [
         python.display().to_string(),
-        fixtures().join("otel/traced_worker.py").display().to_string(),
+        fixtures()
+            .join("otel/traced_worker.py")
+            .display()
+            .to_string(),
     ];
     let config = config.display().to_string();
     let server = Server::start(
         &home,
-        &["--workers", "1", "--config", &config, "--otlp-endpoint", &endpoint],
+        &[
+            "--workers",
+            "1",
+            "--config",
+            &config,
+            "--otlp-endpoint",
+            &endpoint,
+        ],
         &worker,
     )
     .await;
@@ -229,11 +252,17 @@ async fn a_python_worker_with_opentelemetry_continues_the_trace_in_its_method_sp
     let spans = receiver.spans();
 
     let round_trip = the(&spans, "pybridge.worker");
-    let method: Vec<_> = spans.iter().filter(|s| s.service == "python-worker").collect();
+    let method: Vec<_> = spans
+        .iter()
+        .filter(|s| s.service == "python-worker")
+        .collect();
     assert_eq!(method.len(), 1, "one span from the worker: {spans:#?}");
     let method = method[0];
     assert_eq!(method.name, "test.echo");
-    assert_eq!(method.trace_id, TRACE, "the worker's span is in the caller's trace");
+    assert_eq!(
+        method.trace_id, TRACE,
+        "the worker's span is in the caller's trace"
+    );
     assert_eq!(
         method.parent, round_trip.span_id,
         "the worker's span is a child of the bridge's round trip"

@@ -26,14 +26,15 @@ pub(crate) fn spec_worker() -> Vec<String> {
     ]
 }
 
+/// The SDK's demo worker: `python3 -m pybridge_worker`.
 pub(crate) fn sdk_worker() -> Vec<String> {
-    vec![
-        python(),
-        fixtures()
-            .join("worker/pybridge_worker.py")
-            .display()
-            .to_string(),
-    ]
+    vec![python(), "-m".into(), "pybridge_worker".into()]
+}
+
+/// The `PYTHONPATH` under which the worker SDK (`python/pybridge-worker`)
+/// imports without being installed; the binary's workers inherit it.
+pub(crate) fn python_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/pybridge-worker/src")
 }
 
 /// The binary with its caches and data in `home`, and no settings inherited
@@ -51,6 +52,14 @@ fn isolated(mut cmd: Command, home: &tempfile::TempDir) -> Command {
     cmd.env("XDG_CACHE_HOME", home.path().join("cache"))
         .env("PYBRIDGE_DATA_DIR", home.path().join("data"))
         .env("HOME", home.path())
+        .env("PYTHONPATH", python_path())
+        // Bytecode cached under target/ even where the environment turns
+        // caching off: recompiling the SDK at every worker start is slow.
+        .env("PYTHONDONTWRITEBYTECODE", "")
+        .env(
+            "PYTHONPYCACHEPREFIX",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/pycache"),
+        )
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     cmd

@@ -264,3 +264,41 @@ async fn a_call_queued_past_its_deadline_is_never_sent() {
     );
     pool.shutdown().await;
 }
+
+/// Issue 14's case: with the SDK's defaults, eight half-second calls are in
+/// flight on one worker and a fast call is answered before any of them, not
+/// after them (it waited 1.95 s when the SDK ran one call at a time and the
+/// pool sent it 64).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_default_worker_answers_a_fast_call_while_eight_slow_ones_run() {
+    let pool = start(sdk_worker(), |b| b.workers(1)).await;
+    let advertised = pool.stats().workers[0].max_in_flight;
+    assert!(
+        advertised > 8,
+        "the SDK advertises room for more than eight calls: {advertised}"
+    );
+    let mut slow_calls = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        slow_calls.push(tokio::spawn(async move {
+            pool.call("test.sleep", Some(&raw(r#"{"ms": 500}"#))).await
+        }));
+    }
+    eventually(Duration::from_secs(5), "eight slow calls in flight", || {
+        pool.stats().workers[0].in_flight == 8
+    })
+    .await;
+    let echoed = pool
+        .call("test.echo", Some(&raw(r#"{"fast": true}"#)))
+        .await
+        .expect("fast call");
+    assert_eq!(value(&echoed)["fast"], true);
+    assert!(
+        slow_calls.iter().all(|c| !c.is_finished()),
+        "the fast call was answered while every slow one was still running"
+    );
+    for call in slow_calls {
+        call.await.expect("task").expect("slow call answered");
+    }
+    pool.shutdown().await;
+}

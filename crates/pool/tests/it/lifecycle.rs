@@ -149,16 +149,12 @@ import os, runpy, sys
 if not os.path.exists({flag:?}):
     print("deployment is broken", file=sys.stderr)
     sys.exit(7)
-sys.argv = [{sdk:?}]
-runpy.run_path({sdk:?}, run_name="__main__")
+sys.argv = ["pybridge_worker"]
+runpy.run_module("pybridge_worker", run_name="__main__", alter_sys=True)
 "#,
         flag = flag.to_str().unwrap(),
-        sdk = fixtures()
-            .join("worker/pybridge_worker.py")
-            .to_str()
-            .unwrap(),
     );
-    WorkerSpec::new(python()).args(["-c", &script])
+    python_env(WorkerSpec::new(python()).args(["-c", &script]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

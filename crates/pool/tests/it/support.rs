@@ -15,14 +15,34 @@ pub(crate) fn python() -> String {
     std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// The SDK's demo worker: test.echo, test.sleep, test.error, test.pid.
+/// The `PYTHONPATH` under which the worker SDK (`python/pybridge-worker`)
+/// imports without being installed.
+pub(crate) fn python_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/pybridge-worker/src")
+}
+
+/// Environment for Python workers: the packages on `PYTHONPATH`, and
+/// bytecode cached under the target directory even where the environment
+/// sets `PYTHONDONTWRITEBYTECODE` (recompiling the SDK at every start would
+/// slow the replacement of killed workers, which the chaos tests time).
+pub(crate) fn python_env(spec: WorkerSpec) -> WorkerSpec {
+    spec.env("PYTHONPATH", python_path())
+        .env("PYTHONDONTWRITEBYTECODE", "")
+        .env(
+            "PYTHONPYCACHEPREFIX",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/pycache"),
+        )
+}
+
+/// The SDK's demo worker (`python3 -m pybridge_worker`): test.echo,
+/// test.sleep, test.error, test.pid.
 pub(crate) fn sdk_worker() -> WorkerSpec {
-    WorkerSpec::new(python()).arg(fixtures().join("worker/pybridge_worker.py"))
+    python_env(WorkerSpec::new(python()).args(["-m", "pybridge_worker"]))
 }
 
 /// A misbehaving worker from fixtures/faults.
 pub(crate) fn fault_worker(mode: &str, flags: &[&str]) -> WorkerSpec {
-    WorkerSpec::new(python())
+    python_env(WorkerSpec::new(python()))
         .arg(fixtures().join("faults/fault_worker.py"))
         .args(["--mode", mode])
         .args(flags.iter().copied())
