@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -25,11 +25,18 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
-    SpanExporter, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult, SdkTracer,
+    SdkTracerProvider, ShouldSample, SpanData, SpanExporter, SpanProcessor,
 };
 use pybridge_protocol::Meta;
+use pybridge_service::telemetry::fields::CALL_SPAN;
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata};
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{Filtered, LevelFilter};
+use tracing_subscriber::layer::{Context as FilterContext, Filter};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::TelemetryConfig;
 use crate::{Error, Result};
@@ -61,6 +68,9 @@ pub mod metrics {
     }
 }
 
+/// The gateway's span of one HTTP request, which may start a trace.
+const REQUEST_SPAN: &str = "http.request";
+
 /// The name of the instrumentation scope of pybridge's spans.
 const SCOPE: &str = "pybridge";
 
@@ -77,6 +87,7 @@ struct Exporting {
     tracer: SdkTracer,
     endpoint: String,
     shutdown_timeout: Duration,
+    sampling: Sampling,
 }
 
 impl Telemetry {
@@ -135,15 +146,14 @@ impl Telemetry {
                 .build(),
         )
         .build();
-        let mut provider = SdkTracerProvider::builder()
+        let ratio = sample_ratio(config);
+        let provider = SdkTracerProvider::builder()
             .with_span_processor(Gated { inner: batch, gate })
-            .with_resource(resource(config));
-        if let Some(ratio) = config.sample_ratio {
-            provider = provider.with_sampler(Sampler::ParentBased(Box::new(
-                Sampler::TraceIdRatioBased(ratio),
-            )));
-        }
-        let provider = provider.build();
+            .with_resource(resource(config))
+            .with_sampler(Sampler::ParentBased(Box::new(RootSampler {
+                ratio: Sampler::TraceIdRatioBased(ratio),
+            })))
+            .build();
         let tracer = provider.tracer(SCOPE);
         Ok(Telemetry {
             inner: Some(Arc::new(Exporting {
@@ -151,6 +161,7 @@ impl Telemetry {
                 tracer,
                 endpoint,
                 shutdown_timeout: config.shutdown_timeout,
+                sampling: Sampling::new(ratio),
             })),
         })
     }
@@ -166,11 +177,16 @@ impl Telemetry {
     }
 
     /// The `tracing` layer that turns spans into OpenTelemetry spans, when
-    /// export is on. Give it its own filter (the log layer's level is
-    /// usually above the call spans' `debug`).
-    pub fn layer<S>(&self) -> Option<OpenTelemetryLayer<S, SdkTracer>>
+    /// export is on, with its own filter: pybridge's spans (`debug`, below
+    /// the usual log level) but not the gateway's per-connection span, the
+    /// application's spans at `info` and above, and warnings and errors as
+    /// span events. A call that starts a trace is sampled here, when its
+    /// span opens, so the OpenTelemetry layer never sees a call left out or
+    /// its attempts; calls inside a traced span, and the gateway's requests
+    /// (whose `traceparent` decides), are left to the sampler.
+    pub fn layer<S>(&self) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, Sampling, S>>
     where
-        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+        S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
         let exporting = self.inner.as_deref()?;
         Some(
@@ -178,7 +194,8 @@ impl Telemetry {
                 .with_tracer(exporting.tracer.clone())
                 .with_location(false)
                 .with_threads(false)
-                .with_tracked_inactivity(false),
+                .with_tracked_inactivity(false)
+                .with_filter(exporting.sampling.clone()),
         )
     }
 
@@ -239,6 +256,144 @@ pub fn ids(span: &tracing::Span) -> Option<(String, String)> {
     let sc = otel_span.span_context();
     sc.is_valid()
         .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
+/// The filter of [`Telemetry::layer`]: which spans and events become
+/// OpenTelemetry data, and the head sampling of calls that start a trace.
+#[derive(Debug, Clone)]
+pub struct Sampling {
+    /// A root call is kept when a uniform 64-bit draw is below this;
+    /// `u64::MAX` keeps every one.
+    threshold: u64,
+}
+
+impl Sampling {
+    fn new(ratio: f64) -> Sampling {
+        let threshold = if ratio >= 1.0 {
+            u64::MAX
+        } else {
+            // Saturating: a ratio just below 1 maps to just below the top.
+            (ratio.max(0.0) * u64::MAX as f64) as u64
+        };
+        Sampling { threshold }
+    }
+
+    fn draw(&self) -> bool {
+        if self.threshold == u64::MAX {
+            return true;
+        }
+        // SplitMix64 over one shared counter: uniform enough for sampling,
+        // one atomic add, no lock and no allocation.
+        static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+        let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) < self.threshold
+    }
+
+    fn ours(meta: &Metadata<'_>) -> bool {
+        meta.target().starts_with("pybridge")
+    }
+}
+
+impl<S: tracing::Subscriber + for<'span> LookupSpan<'span>> Filter<S> for Sampling {
+    fn enabled(&self, meta: &Metadata<'_>, cx: &FilterContext<'_, S>) -> bool {
+        if !meta.is_span() {
+            return *meta.level() <= Level::WARN;
+        }
+        if !Sampling::ours(meta) {
+            return *meta.level() <= Level::INFO;
+        }
+        if *meta.level() > Level::DEBUG || meta.name() == "connection" {
+            return false;
+        }
+        // Inside a traced span the sampler follows the parent. A gateway
+        // request's parent is only known once its headers are read; a call
+        // that starts a trace is drawn here; any other span of ours outside
+        // a traced one belongs to a call left out.
+        let traced = cx.lookup_current().is_some();
+        match meta.name() {
+            REQUEST_SPAN => true,
+            CALL_SPAN => traced || self.draw(),
+            _ => traced,
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::DEBUG)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if meta.is_span() && Sampling::ours(meta) && *meta.level() <= Level::DEBUG {
+            // Decided per span: it depends on the parent and the draw.
+            Interest::sometimes()
+        } else if self.enabled_statically(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+}
+
+impl Sampling {
+    fn enabled_statically(&self, meta: &Metadata<'_>) -> bool {
+        match (meta.is_span(), Sampling::ours(meta)) {
+            (false, _) => *meta.level() <= Level::WARN,
+            (true, false) => *meta.level() <= Level::INFO,
+            (true, true) => false,
+        }
+    }
+}
+
+/// The sampler of traces that start here: a call that starts one was
+/// already drawn by [`Sampling`]; anything else (a gateway request without
+/// a `traceparent`) is drawn by trace id at the same ratio.
+#[derive(Debug, Clone)]
+struct RootSampler {
+    ratio: Sampler,
+}
+
+impl ShouldSample for RootSampler {
+    fn should_sample(
+        &self,
+        parent: Option<&opentelemetry::Context>,
+        trace_id: opentelemetry::trace::TraceId,
+        name: &str,
+        kind: &opentelemetry::trace::SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> SamplingResult {
+        if name == CALL_SPAN {
+            return SamplingResult {
+                decision: SamplingDecision::RecordAndSample,
+                attributes: Vec::new(),
+                trace_state: TraceState::default(),
+            };
+        }
+        self.ratio
+            .should_sample(parent, trace_id, name, kind, attributes, links)
+    }
+}
+
+/// The fraction of traces started here that are kept:
+/// `telemetry.sample_ratio`, else the standard `OTEL_TRACES_SAMPLER`
+/// variables (`*always_on`, `*always_off`, `*traceidratio` with
+/// `OTEL_TRACES_SAMPLER_ARG`), else all. A trace continued from a caller
+/// always follows the caller's decision.
+fn sample_ratio(config: &TelemetryConfig) -> f64 {
+    if let Some(ratio) = config.sample_ratio {
+        return ratio;
+    }
+    let sampler = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
+    match sampler.trim().to_ascii_lowercase().as_str() {
+        "always_off" | "parentbased_always_off" => 0.0,
+        "traceidratio" | "parentbased_traceidratio" => std::env::var("OTEL_TRACES_SAMPLER_ARG")
+            .ok()
+            .and_then(|arg| arg.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(1.0),
+        _ => 1.0,
+    }
 }
 
 /// A span's W3C trace context, formatted for a request's `_meta`; the

@@ -5,9 +5,8 @@ use std::fmt;
 
 use pybridge::config::TelemetryConfig;
 use pybridge::otel::Telemetry;
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -18,27 +17,15 @@ pub(crate) fn start(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     Telemetry::from_config(config).map_err(|e| anyhow::anyhow!(e.report()))
 }
 
-/// The OpenTelemetry layer, when export is on, with its own filter: the
-/// spans of pybridge's call path (they are `debug` spans, below the usual
-/// log level) and warnings and errors as span events. The gateway's
-/// per-connection span is left out, so that each HTTP request starts its
-/// own trace.
+/// The OpenTelemetry layer, when export is on, with its own filter (see
+/// `Telemetry::layer`): pybridge's spans below the log level, not the
+/// gateway's per-connection span (each HTTP request starts its own trace),
+/// and head sampling of calls.
 pub(crate) fn layer<S>(telemetry: &Telemetry) -> Option<impl Layer<S> + Send + Sync + 'static>
 where
     S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
-    let filter = filter_fn(|meta| {
-        if meta.is_span() {
-            meta.target().starts_with("pybridge")
-                && meta.name() != "connection"
-                && *meta.level() <= Level::DEBUG
-        } else {
-            *meta.level() <= Level::WARN
-        }
-    });
-    telemetry
-        .layer::<S>()
-        .map(|layer| layer.with_filter(filter))
+    telemetry.layer::<S>()
 }
 
 /// Logs where export stands, once the subscriber is installed.

@@ -105,3 +105,57 @@ fn an_untraced_call_pays_no_allocation_for_its_trace_context() {
         0
     );
 }
+
+#[test]
+fn the_head_sampling_draw_keeps_about_its_ratio() {
+    let kept = |ratio: f64| {
+        let sampling = Sampling::new(ratio);
+        (0..100_000).filter(|_| sampling.draw()).count()
+    };
+    assert_eq!(kept(1.0), 100_000);
+    assert_eq!(kept(0.0), 0);
+    let one_percent = kept(0.01);
+    assert!(
+        (700..1300).contains(&one_percent),
+        "1 % of 100,000 draws kept {one_percent}"
+    );
+}
+
+#[test]
+fn a_call_that_starts_a_trace_is_sampled_before_its_span_exists_and_its_children_follow() {
+    let mut config = TelemetryConfig::default();
+    config.otlp_endpoint = Some("http://127.0.0.1:9".into());
+    config.sample_ratio = Some(0.0);
+    let telemetry = Telemetry::from_config(&config).expect("an exporter");
+    let layer = telemetry.layer().expect("export is on");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        use pybridge_service::telemetry::{attempt_span, call_span, worker_span};
+        let call = call_span(1, "m", "m");
+        assert!(
+            WireContext::of(&call).is_none(),
+            "a call left out is not traced"
+        );
+        let worker = call.in_scope(|| attempt_span(1, 1).in_scope(|| worker_span(1, "m")));
+        assert!(
+            WireContext::of(&worker).is_none(),
+            "nor its round trip, which does not start a trace of its own"
+        );
+        // A caller's sampled trace: the calls inside it follow it.
+        let root = tracing::info_span!(target: "application", "request");
+        set_parent_from(&root, |name| {
+            (name == "traceparent")
+                .then_some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        });
+        let _entered = root.enter();
+        let inner = call_span(2, "m", "m");
+        assert!(
+            WireContext::of(&inner).is_some(),
+            "inside a traced span the sampler decides"
+        );
+        let connection = tracing::debug_span!(target: "pybridge::serve::connections", "connection");
+        assert!(
+            WireContext::of(&connection).is_none(),
+            "no trace per connection"
+        );
+    });
+}
