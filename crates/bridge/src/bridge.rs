@@ -579,6 +579,9 @@ impl Bridge {
             },
             None => None,
         };
+        // Attempt and round-trip spans only for a traced call: one left out
+        // by sampling pays for none (the call's span keeps its fields).
+        let child_spans = traced(&tracing::Span::current());
         let attempt = |n: u32| {
             let breaker = breaker.clone();
             let id = if n == 1 {
@@ -588,7 +591,11 @@ impl Bridge {
             };
             // Recorded on the call's span: in the end, the attempts made.
             tracing::Span::current().record(telemetry::fields::ATTEMPT, n);
-            let span = telemetry::attempt_span(n, id.get());
+            let span = if child_spans {
+                telemetry::attempt_span(n, id.get())
+            } else {
+                tracing::Span::none()
+            };
             if let Some(b) = &breaker {
                 span.record(telemetry::fields::BREAKER, b.state().as_str());
             }
@@ -609,7 +616,11 @@ impl Bridge {
                     Some(limit) => deadline.min(started + limit),
                     None => deadline,
                 };
-                let worker_span = telemetry::worker_span(id.get(), spec.wire_name());
+                let worker_span = if child_spans {
+                    telemetry::worker_span(id.get(), spec.wire_name())
+                } else {
+                    tracing::Span::none()
+                };
                 let result = self
                     .send(&worker_span, id, spec.wire_name(), params, attempt_deadline)
                     .instrument(worker_span.clone())
@@ -850,6 +861,18 @@ impl pybridge_service::Call for Bridge {
     async fn call(&self, method: &str, params: Box<RawValue>) -> Result<Box<RawValue>> {
         self.call_raw(method, Some(&params)).await
     }
+}
+
+/// Whether a call's span belongs to an OpenTelemetry trace; without the
+/// `otel` feature, whether it is recorded at all (for logs).
+#[cfg(feature = "otel")]
+fn traced(span: &tracing::Span) -> bool {
+    crate::otel::is_traced(span)
+}
+
+#[cfg(not(feature = "otel"))]
+fn traced(span: &tracing::Span) -> bool {
+    !span.is_disabled()
 }
 
 fn to_params<P: Serialize + ?Sized>(method: &str, params: &P) -> Result<Option<Box<RawValue>>> {

@@ -396,6 +396,11 @@ fn sample_ratio(config: &TelemetryConfig) -> f64 {
     }
 }
 
+/// Whether `span` belongs to an OpenTelemetry trace (sampled or not).
+pub(crate) fn is_traced(span: &tracing::Span) -> bool {
+    !span.is_disabled() && span.context().span().span_context().is_valid()
+}
+
 /// A span's W3C trace context, formatted for a request's `_meta`; the
 /// `traceparent` lives on the stack, so a call that carries one allocates
 /// only for a non-empty `tracestate`.

@@ -123,9 +123,11 @@ fn the_head_sampling_draw_keeps_about_its_ratio() {
 
 #[test]
 fn a_call_that_starts_a_trace_is_sampled_before_its_span_exists_and_its_children_follow() {
-    let mut config = TelemetryConfig::default();
-    config.otlp_endpoint = Some("http://127.0.0.1:9".into());
-    config.sample_ratio = Some(0.0);
+    let config = TelemetryConfig {
+        otlp_endpoint: Some("http://127.0.0.1:9".into()),
+        sample_ratio: Some(0.0),
+        ..TelemetryConfig::default()
+    };
     let telemetry = Telemetry::from_config(&config).expect("an exporter");
     let layer = telemetry.layer().expect("export is on");
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
