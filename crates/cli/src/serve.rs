@@ -211,6 +211,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    pybridge::otel::metrics::describe();
     Ok(handle)
 }
 
