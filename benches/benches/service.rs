@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pybridge_service::{Catalog, Service, ServiceConfig};
+use pybridge_service::{Service, ServiceConfig};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -65,7 +65,7 @@ fn raw(text: &str) -> Box<RawValue> {
 
 fn prepare(c: &mut Criterion) {
     let service = Service::new(
-        Catalog::builtin().expect("catalog"),
+        pybridge_framework::catalog().expect("catalog"),
         ServiceConfig::default(),
     );
     let cases = [
@@ -115,7 +115,7 @@ fn prepare(c: &mut Criterion) {
 
 fn adapt(c: &mut Criterion) {
     let service = Service::new(
-        Catalog::builtin().expect("catalog"),
+        pybridge_framework::catalog().expect("catalog"),
         ServiceConfig::default(),
     );
     let spec = service

@@ -20,6 +20,7 @@ const LIBRARIES: &[&str] = &[
     "pybridge-pool",
     "pybridge-cache",
     "pybridge-service",
+    "pybridge-framework",
     "pybridge",
 ];
 

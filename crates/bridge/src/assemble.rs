@@ -12,7 +12,7 @@ use pybridge_resilience::{
     Backoff, BreakerConfig, BreakerRegistry, Jitter, RetryBudget, RetryPolicy,
 };
 use pybridge_service::{
-    Catalog, Coercion, Defaults, MethodOverride, Mode, ParamsValidation, ResultShape,
+    Catalog, Coercion, Defaults, Manifest, MethodOverride, Mode, ParamsValidation, ResultShape,
     ResultValidation, Service, ServiceConfig,
 };
 use tokio::sync::broadcast;
@@ -28,7 +28,11 @@ use crate::{Error, Result};
 /// Everything that can be built before the workers start.
 pub(crate) struct Parts {
     config: Config,
+    /// The service over the catalogs alone: it checks the configuration
+    /// before any worker starts. [`Parts::start`] rebuilds it with the
+    /// worker's manifest and the `[methods]` overrides.
     service: Service,
+    worker: WorkerSpec,
     breakers: Option<BreakerRegistry>,
     retry: Option<RetryPolicy>,
     pool: PoolConfig,
@@ -59,13 +63,14 @@ impl Parts {
             Some(spec) => spec,
             None => worker_spec(&config)?,
         };
-        let service = Service::new(catalog(&config)?, service_config(&config)?);
+        let service = service(&config, None, false)?;
         let breakers = breakers(&config)?;
         let retry = retry_policy(&config)?;
         let pool = pool_config(&config, worker.clone())?;
         Ok(Parts {
             config,
             service,
+            worker,
             breakers,
             retry,
             pool,
@@ -76,13 +81,51 @@ impl Parts {
         let Parts {
             config,
             service,
+            worker,
             breakers,
             retry,
             pool,
         } = self;
-        #[cfg(feature = "cache")]
-        let cache = cache(&config, &service)?;
         let pool = Pool::start(pool).await.map_err(Error::Start)?;
+        // The registry takes the worker's manifest, known once a worker is
+        // ready; building it reads files and compiles schemas, so it runs on
+        // a blocking thread. A failure stops the workers just started.
+        let manifest = pool.manifest();
+        if manifest.is_none() && config.pool.min_workers == 0 {
+            // Nothing started, so nothing declared: the registry holds the
+            // catalogs alone, and a worker's own methods pass through.
+            tracing::warn!(
+                "pool.min_workers = 0: no worker started, so the method registry has no worker manifest"
+            );
+        }
+        let rebuilt = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || registry(&config, manifest.as_deref()))
+                .await
+                .map_err(|err| Error::Build {
+                    part: "method registry (the builder task failed)",
+                    source: Box::new(err),
+                })
+                .and_then(|built| built)
+        };
+        let service = match rebuilt {
+            Ok(Some(service)) => service,
+            Ok(None) => service,
+            Err(err) => {
+                pool.shutdown().await;
+                return Err(err);
+            }
+        };
+        #[cfg(feature = "cache")]
+        let cache = match cache(&config, &service, &worker) {
+            Ok(cache) => cache,
+            Err(err) => {
+                pool.shutdown().await;
+                return Err(err);
+            }
+        };
+        #[cfg(not(feature = "cache"))]
+        let _ = worker;
         let (events, _) = broadcast::channel(1024);
         let events = Arc::new(events);
         let mut forwarders = vec![events::forward(
@@ -161,12 +204,52 @@ fn worker_spec(config: &Config) -> Result<WorkerSpec> {
     Ok(spec)
 }
 
-fn catalog(config: &Config) -> Result<Catalog> {
+/// The full registry: catalogs, the worker's manifest (`None` when it sent
+/// none) and the overrides. `Ok(None)` when there is nothing to add to the
+/// service built before the workers started.
+fn registry(config: &Config, manifest: Option<&serde_json::Value>) -> Result<Option<Service>> {
+    let manifest = manifest
+        .map(Manifest::from_value)
+        .transpose()
+        .map_err(|e| build_error("worker manifest")(boxed(e)))?;
+    if manifest.is_none() && config.methods.is_empty() {
+        return Ok(None);
+    }
+    let catalog = catalog(config, manifest, true).map_err(|err| {
+        // An override of a method nobody declares: name the key as the
+        // configuration file spells it, and the file.
+        if let Error::Build { source, .. } = &err
+            && let Some(pybridge_service::Error::Config { key, reason }) =
+                source.downcast_ref::<pybridge_service::Error>()
+            && let Some(name) = key.strip_prefix("methods.")
+            && let Some(method) = config.methods.get(name)
+        {
+            return Error::Config(crate::config::ConfigError {
+                key: Some(format!("methods.\"{name}\"")),
+                origin: method.origin.clone(),
+                problem: reason.clone(),
+            });
+        }
+        err
+    })?;
+    finish_service(config, catalog).map(Some)
+}
+
+fn catalog(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Result<Catalog> {
+    #[cfg(feature = "framework")]
+    let mut builder = pybridge_framework::catalog_builder();
+    #[cfg(not(feature = "framework"))]
     let mut builder = Catalog::builder();
     for file in &config.service.catalog_files {
         builder = builder.file(file);
     }
-    for (name, m) in &config.methods {
+    if let Some(manifest) = manifest {
+        builder = builder.manifest(manifest);
+    }
+    // Overrides may name methods only the worker declares: they are applied
+    // once its manifest is known.
+    let methods = config.methods.iter().filter(|_| overrides);
+    for (name, m) in methods {
         let mut changes = MethodOverride::new();
         if let Some(wire) = &m.wire_name {
             changes = changes.wire_name(wire);
@@ -195,6 +278,30 @@ fn catalog(config: &Config) -> Result<Catalog> {
         .map_err(|e| build_error("catalog")(boxed(e)))
 }
 
+fn service(config: &Config, manifest: Option<Manifest>, overrides: bool) -> Result<Service> {
+    finish_service(config, catalog(config, manifest, overrides)?)
+}
+
+fn finish_service(config: &Config, catalog: Catalog) -> Result<Service> {
+    let service_config = service_config(config)?;
+    #[cfg(feature = "framework")]
+    return Ok(Service::with_hooks(
+        catalog,
+        service_config,
+        pybridge_framework::hooks(config.service.fixiplug_results),
+    ));
+    #[cfg(not(feature = "framework"))]
+    if !config.service.fixiplug_results {
+        return Ok(Service::new(catalog, service_config));
+    }
+    #[cfg(not(feature = "framework"))]
+    Err(Error::Config(crate::config::ConfigError {
+        key: Some("service.fixiplug_results".into()),
+        origin: None,
+        problem: "FixiPlug shapes need the `framework` feature of pybridge".into(),
+    }))
+}
+
 fn service_config(config: &Config) -> Result<ServiceConfig> {
     let s = &config.service;
     let max_params =
@@ -216,7 +323,7 @@ fn service_config(config: &Config) -> Result<ServiceConfig> {
             Defaults::Off
         })
         .result_shape(if s.fixiplug_results {
-            ResultShape::Fixiplug
+            ResultShape::Reshaped
         } else {
             ResultShape::Public
         })
@@ -345,14 +452,30 @@ fn pool_config(config: &Config, worker: WorkerSpec) -> Result<PoolConfig> {
 }
 
 #[cfg(feature = "cache")]
-fn cache(config: &Config, service: &Service) -> Result<Option<pybridge_cache::Cache>> {
+fn cache(
+    config: &Config,
+    service: &Service,
+    worker: &WorkerSpec,
+) -> Result<Option<pybridge_cache::Cache>> {
     let c = &config.cache;
     if !c.enabled {
         return Ok(None);
     }
     // The catalog's version is part of every key: a changed catalog or
     // override can never be answered from entries cached under the old one.
-    let namespace = format!("{}|{}", c.namespace, service.catalog().version());
+    // So is the producer: the worker's manifest, or its command without one,
+    // so that two different workers never share an entry.
+    let producer = match service.catalog().manifest() {
+        Some(manifest) => pybridge_cache::ProducerId::from_manifest(manifest.identity()),
+        None => {
+            let command: Vec<&[u8]> = std::iter::once(worker.program.as_os_str())
+                .chain(worker.args.iter().map(|a| a.as_os_str()))
+                .map(|part| part.as_encoded_bytes())
+                .collect();
+            pybridge_cache::ProducerId::from_command(&command)
+        }
+    };
+    let namespace = producer.namespace(&format!("{}|{}", c.namespace, service.catalog().version()));
     let mut builder = pybridge_cache::CacheBuilder::new().namespace(namespace);
     if let Some(bytes) = std::num::NonZeroU64::new(c.memory.as_u64()) {
         builder = builder.l1_max_bytes(bytes);

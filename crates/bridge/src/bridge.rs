@@ -10,7 +10,7 @@ use std::time::Duration;
 use pybridge_pool::{Pool, RequestId, ShutdownReport, WorkerSpec};
 use pybridge_resilience::{BreakerRegistry, Classify, Outcome, RetryHint, RetryPolicy, StopReason};
 use pybridge_service::telemetry::{self, CallGuard};
-use pybridge_service::{Framework, MethodSpec, Service};
+use pybridge_service::{MethodSpec, Service};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -423,6 +423,7 @@ impl Bridge {
             }
             .instrument(span.clone())
             .await;
+        let call = call.map_err(|err| self.with_suggestions(method, err));
         let outcome = match &call {
             Ok(_) => telemetry::Outcome::Ok,
             Err(e) => outcome_of(e),
@@ -433,6 +434,42 @@ impl Bridge {
         }
         guard.finish(outcome);
         call
+    }
+
+    /// A worker that does not know the method (its -32601) keeps its
+    /// message and data; the registry's closest names join the data, as
+    /// `suggestions`, when the data is an object or absent.
+    fn with_suggestions(&self, method: &str, err: Error) -> Error {
+        use pybridge_pool::Error as P;
+        use pybridge_protocol::ErrorCode;
+        let Error::Pool {
+            method: called,
+            source: P::Remote { worker, error },
+        } = err
+        else {
+            return err;
+        };
+        let suggestions = if error.code == ErrorCode::METHOD_NOT_FOUND {
+            self.inner.service.catalog().suggest(method)
+        } else {
+            Vec::new()
+        };
+        let mut data = match error.data_as::<serde_json::Value>() {
+            None => Some(serde_json::Map::new()),
+            Some(Ok(serde_json::Value::Object(map))) => Some(map),
+            Some(_) => None,
+        };
+        let error = match data.as_mut() {
+            Some(map) if !suggestions.is_empty() => {
+                map.insert("suggestions".into(), suggestions.into());
+                error.clone().with_data(map).unwrap_or(error)
+            }
+            _ => error,
+        };
+        Error::Pool {
+            method: called,
+            source: P::Remote { worker, error },
+        }
     }
 
     /// The catalog, the limits and the schema: a bad request ends here.
@@ -540,17 +577,13 @@ impl Bridge {
         Ok((raw, source))
     }
 
-    /// A write to a method family makes the family's cached reads stale (a
-    /// recorded pattern must show in the next recommendations), so a
-    /// successful call of a method that is not idempotent drops them.
+    /// A successful write (a method that is not idempotent) drops the
+    /// cached reads the service's invalidation rules say it made stale (the
+    /// framework's: its family's reads).
     async fn invalidate_family(&self, spec: &MethodSpec) {
         #[cfg(feature = "cache")]
         if let Some(cache) = &self.inner.cache {
-            let catalog = self.inner.service.catalog();
-            let reads = catalog
-                .methods()
-                .filter(|m| m.family() == spec.family() && m.cache().enabled);
-            for read in reads {
+            for read in self.inner.service.stale_after(spec) {
                 cache.invalidate_method(read.wire_name()).await;
             }
         }
@@ -752,8 +785,9 @@ impl Bridge {
     }
 
     /// The typed API of the SQLite Extensions Framework, over this bridge.
-    pub fn framework(&self) -> Framework<Bridge> {
-        Framework::new(self.clone())
+    #[cfg(feature = "framework")]
+    pub fn framework(&self) -> pybridge_framework::Framework<Bridge> {
+        pybridge_framework::Framework::new(self.clone())
     }
 
     /// The pool, breakers and cache, and an overall status.

@@ -490,6 +490,10 @@ pub struct MethodSettings {
     pub disk_ttl: Option<Duration>,
     /// Whether the method is safe to repeat, instead of the catalog's.
     pub idempotent: Option<bool>,
+    /// Where the section came from (set by [`Config::load`]), so that an
+    /// override of a method the registry does not know names its file.
+    #[serde(skip)]
+    pub origin: Option<Source>,
 }
 
 /// Logging (`[log]`).
@@ -672,7 +676,15 @@ impl Config {
     /// value of the wrong type, an unreadable file, or a value that fails
     /// [`Config::validate`].
     pub fn load(options: &LoadOptions) -> Result<(Config, Vec<Setting>), ConfigError> {
-        layers::load(options)
+        let (mut config, settings) = layers::load(options)?;
+        for (name, method) in &mut config.methods {
+            let prefix = format!("methods.\"{name}\".");
+            method.origin = settings
+                .iter()
+                .find(|s| s.key.starts_with(&prefix) && s.source != Source::Default)
+                .map(|s| s.source.clone());
+        }
+        Ok((config, settings))
     }
 
     /// The effective configuration as `key = value` settings with their

@@ -36,8 +36,9 @@ pub enum Error {
         source: ServiceError,
     },
     /// The call failed in the pool: the worker answered with an error, died,
-    /// hung, or no worker was free in time.
-    #[error("call to `{method}` failed")]
+    /// hung, or no worker was free in time. A worker's own error is shown
+    /// with its message (and the closest method names for its -32601).
+    #[error("call to `{method}` failed{}", PoolText(source))]
     Pool {
         /// The method as called.
         method: String,
@@ -128,7 +129,12 @@ impl Error {
             },
             Error::InvalidResult { .. } => "invalid_result",
             Error::Pool { source, .. } => match source {
-                PoolError::Remote { .. } => "remote_error",
+                PoolError::Remote { error, .. } => match error.code {
+                    ErrorCode::METHOD_NOT_FOUND => "method_not_found",
+                    ErrorCode::INVALID_PARAMS => "invalid_params",
+                    _ if is_sdk_too_large(error) => "response_too_large",
+                    _ => "remote_error",
+                },
                 PoolError::WorkerFailed { .. } => "worker_failed",
                 PoolError::Timeout { .. } => "timeout",
                 PoolError::QueueFull { .. } => "queue_full",
@@ -178,6 +184,14 @@ impl Error {
     /// The message with every cause, `outer: inner: …`.
     pub fn report(&self) -> String {
         let mut text = self.to_string();
+        // These show their source in their own message already.
+        if let Error::Pool {
+            source: PoolError::Remote { .. } | PoolError::ResponseTooLarge { .. },
+            ..
+        } = self
+        {
+            return text;
+        }
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
             text.push_str(": ");
@@ -220,6 +234,48 @@ impl Error {
         let object = ErrorObject::new(code, self.report());
         // A `Value` always serializes.
         object.clone().with_data(&data).unwrap_or(object)
+    }
+}
+
+/// The settings that bound a response's size, named in both "too large" errors.
+const FRAME_SETTINGS: &str = "the bridge's `worker.max_frame` and the worker SDK's `max_frame` (`Worker(max_frame=...)`) bound a response; raise both, or return less";
+
+/// The worker SDK's answer to a result above its own frame limit.
+fn is_sdk_too_large(error: &ErrorObject) -> bool {
+    error.code == ErrorCode::INTERNAL_ERROR
+        && error
+            .data_as::<serde_json::Value>()
+            .and_then(Result::ok)
+            .is_some_and(|d| d.get("type").and_then(|t| t.as_str()) == Some("ResponseTooLarge"))
+}
+
+/// What `Error::Pool` adds to its message: a worker's error with its message
+/// (and the suggestions the bridge put in its data), or the frame settings.
+struct PoolText<'a>(&'a PoolError);
+
+impl std::fmt::Display for PoolText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            PoolError::Remote { error, .. } => {
+                write!(f, ": {}", self.0)?;
+                if is_sdk_too_large(error) {
+                    write!(f, " ({FRAME_SETTINGS})")?;
+                }
+                let suggestions = error
+                    .data_as::<serde_json::Value>()
+                    .and_then(Result::ok)
+                    .and_then(|d| d.get("suggestions").cloned());
+                if let Some(serde_json::Value::Array(names)) = suggestions {
+                    let names: Vec<&str> = names.iter().filter_map(|n| n.as_str()).collect();
+                    if !names.is_empty() {
+                        write!(f, "; did you mean {}?", names.join(" or "))?;
+                    }
+                }
+                Ok(())
+            }
+            PoolError::ResponseTooLarge { .. } => write!(f, ": {} ({FRAME_SETTINGS})", self.0),
+            _ => Ok(()),
+        }
     }
 }
 

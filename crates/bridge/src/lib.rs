@@ -30,6 +30,11 @@
 //!   `OTEL_*` variables), and each request to a worker carries the W3C trace
 //!   context in its `_meta` member, so the worker's spans join the trace.
 //!   Heavy to build; off by default.
+//! - `framework` (default): the SQLite Extensions Framework
+//!   (`pybridge-framework`): its catalog in the method registry, the typed
+//!   API ([`Bridge::framework`]) and FixiPlug result shapes. With default
+//!   features off (`features = ["cache", "validation"]`), the registry holds
+//!   only your catalog files, your workers' manifests and `[methods]`.
 //!
 //! # Example
 //!
@@ -80,7 +85,9 @@ pub use health::{Health, Stats};
 
 #[cfg(feature = "cache")]
 pub use pybridge_cache as cache;
+#[cfg(feature = "framework")]
+pub use pybridge_framework::{self as framework, Framework};
 pub use pybridge_pool::{self as pool, HealthStatus, ShutdownReport, WorkerSpec};
 pub use pybridge_protocol as protocol;
 pub use pybridge_resilience as resilience;
-pub use pybridge_service::{self as service, Framework};
+pub use pybridge_service as service;

@@ -190,6 +190,66 @@ impl JsonText for bytes::Bytes {
     }
 }
 
+/// The identity of whatever produced cached values: blake3 of a worker's
+/// manifest identity (its canonical JSON without pid or concurrency), or of
+/// its command when it declares none. Mixed into
+/// every key (through [`ProducerId::namespace`]), it makes two different
+/// workers never share an entry, while the same worker across restarts and
+/// processes (same manifest, or same command) finds its own entries again,
+/// on disk too.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerId(KeyDigest);
+
+/// The blake3 key for producer identities: a domain of its own, so that a
+/// producer digest can never equal an entry digest.
+const PRODUCER_KEY: [u8; 32] = *b"pybridge-cache-producer/v1......";
+
+impl ProducerId {
+    /// The identity of a worker that sent this canonical manifest text.
+    #[must_use]
+    pub fn from_manifest(canonical: &str) -> Self {
+        Self::hash(b"manifest", &[canonical.as_bytes()])
+    }
+
+    /// The identity of a worker without a manifest: its program and
+    /// arguments, each length-prefixed so that `["a b"]` and `["a", "b"]` differ.
+    #[must_use]
+    pub fn from_command<S: AsRef<[u8]>>(command: &[S]) -> Self {
+        let parts: Vec<&[u8]> = command.iter().map(AsRef::as_ref).collect();
+        Self::hash(b"command", &parts)
+    }
+
+    fn hash(kind: &[u8], parts: &[&[u8]]) -> Self {
+        let mut out = Vec::new();
+        push_len_prefixed(&mut out, kind);
+        for part in parts {
+            push_len_prefixed(&mut out, part);
+        }
+        ProducerId(KeyDigest(
+            *blake3::keyed_hash(&PRODUCER_KEY, &out).as_bytes(),
+        ))
+    }
+
+    /// `base` with this producer appended: the namespace to give
+    /// [`CacheBuilder::namespace`](crate::CacheBuilder::namespace).
+    #[must_use]
+    pub fn namespace(&self, base: &str) -> String {
+        format!("{base}|producer:{}", self.0.to_hex())
+    }
+
+    /// Lowercase hex of the digest.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        self.0.to_hex()
+    }
+}
+
+impl fmt::Debug for ProducerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProducerId({})", self.0.to_hex())
+    }
+}
+
 /// The identity of a cached result: a namespace (catalog version), a method
 /// and its params in canonical form, hashed with blake3.
 ///

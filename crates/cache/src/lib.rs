@@ -106,7 +106,7 @@ pub use cache::{Cache, Fetched, Load, Source};
 pub use config::{CacheBuilder, DiskLocation, platform_cache_dir};
 pub use error::{Error, LoadError, ParamsProblem, Result};
 pub use event::{CacheEvent, Corruption, DiskFault, DiskOperation, L2Status, SweepReport};
-pub use key::{CacheKey, JsonText, KeyDigest};
+pub use key::{CacheKey, JsonText, KeyDigest, ProducerId};
 pub use policy::{CachePolicy, Tiers};
 pub use stats::CacheStats;
 

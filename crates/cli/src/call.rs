@@ -101,7 +101,14 @@ async fn call(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) => report(&err),
+        Err(err) => {
+            // A human line first (the JSON error stays the last line): an
+            // unknown method says which names are close.
+            if err.code() == "method_not_found" {
+                eprintln!("pybridge: {}", err.report());
+            }
+            report(&err)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `pybridge` command: `call`, `serve` (an HTTP gateway with `/rpc`,
-//! `/health` and `/metrics`), `bench` and `config`, over the bridge, and
-//! `conform`, which checks any worker program against docs/protocol.md.
+//! `/health` and `/metrics`), `bench`, `config`, `methods`/`describe` (the
+//! method registry, also as OpenRPC), over the bridge, and `conform`, which
+//! checks any worker program against docs/protocol.md.
 //!
 //! Without a worker command it runs the embedded reference SQLite Extensions
 //! Framework worker; after `--`, any program and its arguments become the
@@ -12,8 +13,11 @@
 mod bench;
 mod call;
 mod conform;
+mod describe;
 mod embedded;
 mod logging;
+mod methods;
+mod openrpc;
 mod options;
 mod out;
 mod rpc;
@@ -49,6 +53,10 @@ enum Command {
     Config(options::ConfigArgs),
     /// Check that a worker program speaks the wire protocol (docs/protocol.md).
     Conform(conform::ConformArgs),
+    /// List every method: source, description, policy, schemas.
+    Methods(methods::MethodsArgs),
+    /// Show one method: schemas, policy and example params.
+    Describe(describe::DescribeArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +78,8 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(&cli.global, args).await,
             Command::Config(args) => options::print_config(&cli.global, &args),
             Command::Conform(args) => conform::run(args).await,
+            Command::Methods(args) => methods::run(&cli.global, args).await,
+            Command::Describe(args) => describe::run(&cli.global, args).await,
         }
     });
     match outcome {

@@ -139,6 +139,14 @@ async fn single(cx: &Context, message: Message) -> Answer {
 }
 
 async fn request_answer(cx: &Context, request: Request) -> Vec<u8> {
+    if request.method == "rpc.discover" {
+        let document = crate::openrpc::document(cx.bridge.service().catalog());
+        let result =
+            serde_json::value::to_raw_value(&document).expect("a JSON value always serializes");
+        let mut out = Vec::with_capacity(result.get().len() + 48);
+        write_response(&mut out, &request.id, Ok(&result));
+        return out;
+    }
     if request.method_kind() != MethodKind::Application {
         let error = ErrorObject::new(
             ErrorCode::METHOD_NOT_FOUND,

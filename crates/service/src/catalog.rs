@@ -1,7 +1,6 @@
 //! The method catalog: every method pybridge knows, loaded from catalog files
 //! (built in, and the user's own), with schemas compiled once.
 
-mod builtin;
 mod reader;
 
 use std::collections::HashMap;
@@ -15,9 +14,10 @@ use serde_json::Value;
 
 use crate::coerce::has_defaults;
 use crate::error::{CatalogProblem, Error, Result};
+use crate::manifest::{Manifest, ManifestMethod};
 use crate::rename::RenameTree;
 use crate::schema::CompiledSchema;
-use crate::spec::{CachePolicy, MethodSpec};
+use crate::spec::{CachePolicy, FieldSource, FieldSources, MethodSpec};
 
 use reader::{MethodDef, Reader, SchemaRef};
 
@@ -70,6 +70,7 @@ struct Inner {
     methods: Vec<Arc<MethodSpec>>,
     index: HashMap<Box<str>, (usize, Resolution)>,
     version: String,
+    manifest: Option<Manifest>,
 }
 
 /// How a name was resolved.
@@ -93,16 +94,32 @@ impl fmt::Debug for Catalog {
     }
 }
 
-impl Catalog {
-    /// The built-in catalog, with no user files and no overrides.
-    ///
-    /// # Errors
-    /// Only if a built-in file is broken, which the crate's tests rule out.
-    pub fn builtin() -> Result<Self> {
-        Self::builder().build()
-    }
+/// Catalog files and schemas compiled into a crate (the framework crate's
+/// catalog, for one): catalog files as (source name, text), and the schema
+/// files their `params_schema`/`result_schema` paths name, as (path, text).
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinCatalog {
+    /// Catalog files: (source name such as `builtin:weather.json`, text).
+    pub files: &'static [(&'static str, &'static str)],
+    /// Schema files, by the path the catalog files use: (path, text).
+    pub schemas: &'static [(&'static str, &'static str)],
+    /// Families whose methods no worker of this catalog implements: they are
+    /// listed, marked unavailable, and fail as unknown methods.
+    pub unavailable_families: &'static [&'static str],
+}
 
-    /// A builder, starting from the built-in catalog.
+impl BuiltinCatalog {
+    fn schema(&self, path: &str) -> Option<&'static str> {
+        self.schemas
+            .iter()
+            .find(|(name, _)| *name == path)
+            .map(|(_, text)| *text)
+    }
+}
+
+impl Catalog {
+    /// An empty builder: add compiled-in catalogs with
+    /// [`CatalogBuilder::builtin`] and files with [`CatalogBuilder::file`].
     pub fn builder() -> CatalogBuilder {
         CatalogBuilder::default()
     }
@@ -133,6 +150,17 @@ impl Catalog {
     /// Whether the catalog has no method.
     pub fn is_empty(&self) -> bool {
         self.inner.methods.is_empty()
+    }
+
+    /// The worker's manifest merged into the registry, if any.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.inner.manifest.as_ref()
+    }
+
+    /// Names in the registry close to `name` (public names and aliases, by
+    /// edit distance), closest first, at most three: for "did you mean".
+    pub fn suggest(&self, name: &str) -> Vec<String> {
+        suggest(name, self.inner.index.keys().map(|k| &**k))
     }
 
     /// A fingerprint of everything the catalog was built from (files and
@@ -198,11 +226,23 @@ impl MethodOverride {
 
 /// Builds a [`Catalog`]: the built-in files (unless left out), user files,
 /// and per-method overrides.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CatalogBuilder {
-    builtin: bool,
+    builtin: Vec<BuiltinCatalog>,
     sources: Vec<Source>,
+    manifest: Option<Manifest>,
     overrides: Vec<(String, MethodOverride)>,
+}
+
+/// A method read from any layer, before compilation.
+struct Entry {
+    file: String,
+    dir: Option<PathBuf>,
+    builtin: Option<BuiltinCatalog>,
+    def: MethodDef,
+    positional: Option<Vec<String>>,
+    sources: FieldSources,
+    available: bool,
 }
 
 #[derive(Debug)]
@@ -211,20 +251,10 @@ enum Source {
     Text { name: String, text: String },
 }
 
-impl Default for CatalogBuilder {
-    fn default() -> Self {
-        Self {
-            builtin: true,
-            sources: Vec::new(),
-            overrides: Vec::new(),
-        }
-    }
-}
-
 impl CatalogBuilder {
-    /// Leaves the built-in files out (by default they are in).
-    pub fn without_builtin(mut self) -> Self {
-        self.builtin = false;
+    /// Adds a compiled-in catalog; its files come before every user file.
+    pub fn builtin(mut self, catalog: BuiltinCatalog) -> Self {
+        self.builtin.push(catalog);
         self
     }
 
@@ -242,6 +272,24 @@ impl CatalogBuilder {
             name: name.into(),
             text: text.into(),
         });
+        self
+    }
+
+    /// Merges a worker's manifest: above the catalogs, below the overrides.
+    ///
+    /// A manifest method is matched to the catalog methods with its name as
+    /// their wire name (what the worker serves), or else to the catalog
+    /// method with its name as public name or alias, whose wire name becomes
+    /// the worker's. For a matched method the manifest sets the cache TTL and
+    /// the timeout and fills a description or schema the catalog lacks, but
+    /// the result is never looser than the catalog: a curated schema always
+    /// wins (it describes public names, which renames may map to other wire
+    /// names), and the manifest may withdraw idempotence, never grant it. A manifest method no catalog
+    /// has becomes a method of its own (source `manifest:<worker>`). Catalog
+    /// methods the manifest does not declare are marked unavailable, since
+    /// the worker said what it serves (unless it declared no methods at all).
+    pub fn manifest(mut self, manifest: Manifest) -> Self {
+        self.manifest = Some(manifest);
         self
     }
 
@@ -265,13 +313,22 @@ impl CatalogBuilder {
     /// invalid value.
     pub fn build(self) -> Result<Catalog> {
         let mut fingerprint = Fingerprint::new();
-        let mut defs: Vec<(String, Option<PathBuf>, bool, MethodDef)> = Vec::new();
-        if self.builtin {
-            for (name, text) in builtin::CATALOG_FILES {
+        let mut defs: Vec<Entry> = Vec::new();
+        for builtin in &self.builtin {
+            for (name, text) in builtin.files {
                 fingerprint.add(name);
                 fingerprint.add(text);
                 for def in (Reader { file: name }).parse(text)?.methods {
-                    defs.push(((*name).to_owned(), None, true, def));
+                    let available = !builtin.unavailable_families.contains(&def.family.as_str());
+                    defs.push(Entry {
+                        file: (*name).to_owned(),
+                        dir: None,
+                        builtin: Some(*builtin),
+                        def,
+                        positional: None,
+                        sources: FieldSources::all(FieldSource::Builtin),
+                        available,
+                    });
                 }
             }
         }
@@ -291,13 +348,25 @@ impl CatalogBuilder {
             fingerprint.add(&name);
             fingerprint.add(&text);
             for def in (Reader { file: &name }).parse(&text)?.methods {
-                defs.push((name.clone(), dir.clone(), false, def));
+                defs.push(Entry {
+                    file: name.clone(),
+                    dir: dir.clone(),
+                    builtin: None,
+                    def,
+                    positional: None,
+                    sources: FieldSources::all(FieldSource::CatalogFile),
+                    available: true,
+                });
             }
+        }
+        if let Some(manifest) = &self.manifest {
+            fingerprint.add(manifest.identity());
+            merge_manifest(&mut defs, manifest)?;
         }
 
         // Names and aliases share one namespace across all files.
         let mut owners: HashMap<String, String> = HashMap::new();
-        for (file, _, _, def) in &defs {
+        for Entry { file, def, .. } in &defs {
             let names = std::iter::once((def.name.as_str(), format!("{}.name", def.key))).chain(
                 def.aliases
                     .iter()
@@ -326,10 +395,15 @@ impl CatalogBuilder {
         let mut overrides: HashMap<String, MethodOverride> = HashMap::new();
         for (name, changes) in self.overrides {
             fingerprint.add(&format!("{name}={changes:?}"));
-            if !defs.iter().any(|(_, _, _, def)| def.name == name) {
+            if !defs.iter().any(|entry| entry.def.name == name) {
+                let known = defs.iter().map(|entry| entry.def.name.as_str());
+                let close = suggest(&name, known);
                 return Err(Error::Config {
                     key: format!("methods.{name}"),
-                    reason: "no method with this public name in the catalog".into(),
+                    reason: format!(
+                        "no method with this public name in the registry (catalogs and the worker's manifest){}",
+                        crate::error::DidYouMean(&close)
+                    ),
                 });
             }
             overrides.insert(name, changes);
@@ -337,9 +411,9 @@ impl CatalogBuilder {
 
         let mut methods = Vec::with_capacity(defs.len());
         let mut index = HashMap::new();
-        for (file, dir, builtin, def) in defs {
-            let changes = overrides.remove(&def.name).unwrap_or_default();
-            let spec = compile(&file, dir.as_deref(), builtin, def, changes)?;
+        for entry in defs {
+            let changes = overrides.remove(&entry.def.name).unwrap_or_default();
+            let spec = compile(entry, changes)?;
             let position = methods.len();
             index.insert(spec.name.clone(), (position, Resolution::Name));
             for alias in &spec.aliases {
@@ -352,18 +426,23 @@ impl CatalogBuilder {
                 methods,
                 index,
                 version: fingerprint.finish(),
+                manifest: self.manifest,
             }),
         })
     }
 }
 
-fn compile(
-    file: &str,
-    dir: Option<&Path>,
-    builtin: bool,
-    def: MethodDef,
-    changes: MethodOverride,
-) -> Result<MethodSpec> {
+fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
+    let Entry {
+        file,
+        dir,
+        builtin,
+        def,
+        positional,
+        mut sources,
+        available,
+    } = entry;
+    let (file, dir) = (file.as_str(), dir.as_deref());
     let reader = Reader { file };
     let key = def.key.clone();
     let at = |field: &str| format!("{key}.{field}");
@@ -427,6 +506,32 @@ fn compile(
         result_schema.as_ref(),
     )?;
 
+    if let (Some(names), Some(schema)) = (&positional, &params_schema) {
+        let properties = schema.source().get("properties");
+        if let Some(missing) = names
+            .iter()
+            .find(|n| properties.and_then(|p| p.get(n.as_str())).is_none())
+        {
+            return Err(reader.error(
+                at("positional"),
+                CatalogProblem::InvalidValue {
+                    reason: format!("`{missing}` is not a property of the params schema"),
+                },
+            ));
+        }
+    }
+    if changes.wire_name.is_some() {
+        sources.wire_name = FieldSource::Config;
+    }
+    if changes.timeout.is_some() {
+        sources.timeout = FieldSource::Config;
+    }
+    if changes.cache.is_some() {
+        sources.cache = FieldSource::Config;
+    }
+    if changes.idempotent.is_some() {
+        sources.idempotent = FieldSource::Config;
+    }
     let wire_name = match changes.wire_name {
         Some(wire_name) => {
             check_method_name(&wire_name).map_err(|reason| Error::Config {
@@ -473,9 +578,12 @@ fn compile(
         param_renames,
         legacy_params,
         result_renames,
-        fixiplug_shape: def.fixiplug_shape,
+        fixiplug_shape: def.fixiplug_shape.map(String::into_boxed_str),
         source: file.into(),
         in_catalog: true,
+        positional: positional.map(|names| names.into_iter().map(String::into_boxed_str).collect()),
+        sources,
+        available,
     })
 }
 
@@ -483,11 +591,12 @@ fn load_schema(
     reader: &Reader<'_>,
     key: &str,
     dir: Option<&Path>,
-    builtin: bool,
+    builtin: Option<BuiltinCatalog>,
     path: &str,
 ) -> Result<Value> {
-    let text = if builtin {
-        builtin::schema(path)
+    let text = if let Some(builtin) = builtin {
+        builtin
+            .schema(path)
             .ok_or_else(|| {
                 reader.error(
                     key,
@@ -517,6 +626,189 @@ fn load_schema(
             },
         )
     })
+}
+
+/// Merges the manifest's methods into the catalog's (see
+/// [`CatalogBuilder::manifest`]).
+fn merge_manifest(defs: &mut Vec<Entry>, manifest: &Manifest) -> Result<()> {
+    let worker = manifest.name.as_deref().unwrap_or("worker");
+    let file = format!("manifest:{worker}");
+    let mut matched = vec![false; defs.len()];
+    for (i, method) in manifest.methods.iter().enumerate() {
+        check_method_name(&method.name).map_err(|reason| Error::Manifest {
+            key: format!("methods[{i}].name"),
+            reason,
+        })?;
+        // Several catalog methods may share a wire name (a user file can
+        // give a served method another public name): each is refined.
+        let mut found: Vec<usize> = (0..matched.len())
+            .filter(|&j| defs[j].def.wire_name == method.name)
+            .collect();
+        if found.is_empty() {
+            // A public name or an alias: the worker serves it under that name.
+            found.extend((0..matched.len()).filter(|&j| {
+                defs[j].def.name == method.name || defs[j].def.aliases.contains(&method.name)
+            }));
+        }
+        if found.is_empty() {
+            defs.push(from_manifest(&file, i, method));
+        }
+        for index in found {
+            matched[index] = true;
+            refine(&mut defs[index], method);
+        }
+    }
+    if !manifest.methods.is_empty() {
+        for (entry, matched) in defs.iter_mut().zip(matched) {
+            if !matched && entry.sources.method != FieldSource::Manifest {
+                entry.available = false;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A catalog method the worker also declares: the manifest's policy wins,
+/// its schemas and description only fill what the catalog lacks.
+fn refine(entry: &mut Entry, method: &ManifestMethod) {
+    let (def, sources) = (&mut entry.def, &mut entry.sources);
+    if def.wire_name != method.name {
+        def.wire_name = method.name.clone();
+        sources.wire_name = FieldSource::Manifest;
+    }
+    if def.description.is_none() && method.description.is_some() {
+        def.description = method.description.clone();
+        sources.description = FieldSource::Manifest;
+    }
+    if def.params_schema.is_none()
+        && let Some(schema) = &method.params_schema
+    {
+        def.params_schema = Some(SchemaRef::Inline(schema.clone()));
+        sources.params_schema = FieldSource::Manifest;
+        // Positional names refer to the manifest's schema; they only apply
+        // when that schema is the one in force and no renames intervene.
+        if def.param_renames.is_empty() {
+            entry.positional = method.positional.clone();
+        }
+    }
+    if def.result_schema.is_none()
+        && let Some(schema) = &method.result_schema
+    {
+        def.result_schema = Some(SchemaRef::Inline(schema.clone()));
+        sources.result_schema = FieldSource::Manifest;
+    }
+    // Idempotence lets a written call run twice: the worker may withdraw
+    // it, but never grant it over a catalog that says no.
+    if method.idempotent == Some(false) && def.idempotent {
+        def.idempotent = false;
+        sources.idempotent = FieldSource::Manifest;
+    }
+    if let Some(ttl) = method.cache_ttl {
+        def.cache = CachePolicy::enabled(Some(ttl), Some(ttl));
+        sources.cache = FieldSource::Manifest;
+    }
+    if let Some(timeout) = method.timeout {
+        def.timeout = Some(timeout);
+        sources.timeout = FieldSource::Manifest;
+    }
+}
+
+/// A method only the worker declares.
+fn from_manifest(file: &str, index: usize, method: &ManifestMethod) -> Entry {
+    let family = method
+        .name
+        .split_once('.')
+        .map_or("", |(family, _)| family)
+        .to_owned();
+    let mut sources = FieldSources::all(FieldSource::Manifest);
+    if method.idempotent.is_none() {
+        sources.idempotent = FieldSource::Default;
+    }
+    if method.cache_ttl.is_none() {
+        sources.cache = FieldSource::Default;
+    }
+    if method.timeout.is_none() {
+        sources.timeout = FieldSource::Default;
+    }
+    if method.description.is_none() {
+        sources.description = FieldSource::Default;
+    }
+    if method.params_schema.is_none() {
+        sources.params_schema = FieldSource::Default;
+    }
+    if method.result_schema.is_none() {
+        sources.result_schema = FieldSource::Default;
+    }
+    Entry {
+        file: file.to_owned(),
+        dir: None,
+        builtin: None,
+        def: MethodDef {
+            key: format!("methods[{index}]"),
+            family,
+            name: method.name.clone(),
+            aliases: Vec::new(),
+            wire_name: method.name.clone(),
+            description: method.description.clone(),
+            params_schema: method.params_schema.clone().map(SchemaRef::Inline),
+            result_schema: method.result_schema.clone().map(SchemaRef::Inline),
+            idempotent: method.idempotent.unwrap_or(false),
+            cache: method.cache_ttl.map_or(CachePolicy::disabled(), |ttl| {
+                CachePolicy::enabled(Some(ttl), Some(ttl))
+            }),
+            timeout: method.timeout,
+            envelope: false,
+            param_renames: Vec::new(),
+            legacy_params: Vec::new(),
+            result_renames: Vec::new(),
+            fixiplug_shape: None,
+        },
+        positional: method.positional.clone(),
+        sources,
+        available: true,
+    }
+}
+
+/// The names among `known` within a small edit distance of `name`, closest
+/// first, at most three.
+pub(crate) fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let limit = (name.chars().count() / 3).clamp(2, 6);
+    let mut close: Vec<(usize, &str)> = known
+        .filter(|k| *k != name)
+        .filter_map(|k| {
+            let distance = edit_distance(name, k);
+            // Also compare the part after the family, so that
+            // `get_recomendations` finds `pattern_learning.get_recommendations`.
+            let tail = k
+                .rsplit_once('.')
+                .map_or(usize::MAX, |(_, t)| edit_distance(name, t));
+            let best = distance.min(tail);
+            (best <= limit).then_some((best, k))
+        })
+        .collect();
+    close.sort();
+    close.dedup_by(|a, b| a.1 == b.1);
+    close
+        .into_iter()
+        .take(3)
+        .map(|(_, k)| k.to_owned())
+        .collect()
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(previous + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Whether `schema` describes a field at `path` (public names, `None` for

@@ -26,9 +26,10 @@ pub enum ResultShape {
     /// with the declared result renames applied (the default).
     #[default]
     Public,
-    /// The camelCase shapes of the original FixiPlug response adapter, with
-    /// `_metadata` inside the result, for callers migrating from it.
-    Fixiplug,
+    /// The service's [`Reshape`](crate::Reshape) is applied to every result
+    /// (the framework crate's FixiPlug shapes, for callers migrating from the
+    /// original adapter); without one, the same as `Public`.
+    Reshaped,
 }
 
 /// Whether results are checked against the methods' result schemas.

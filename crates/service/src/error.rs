@@ -13,11 +13,16 @@ use crate::Violation;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The method is not in the catalog and strict mode is on (JSON-RPC `-32601`).
-    #[error("unknown method `{method}`")]
+    /// The method is not in the registry and strict mode is on, or it is
+    /// listed but unavailable (no worker implements it) (JSON-RPC `-32601`).
+    #[error("{}{}", Unknown { method, unavailable: *unavailable }, DidYouMean(suggestions))]
     UnknownMethod {
-        /// The name the caller used.
+        /// The name the caller used (the public name, never a wire name).
         method: String,
+        /// Registry names close to it, closest first (at most three).
+        suggestions: Vec<String>,
+        /// The registry lists the method, but the worker does not implement it.
+        unavailable: bool,
     },
     /// The method name is empty or uses a prefix reserved for the protocol
     /// (`rpc.` or `$/`), so no caller may call it (JSON-RPC `-32601`).
@@ -82,6 +87,15 @@ pub enum Error {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A worker's manifest is malformed; `key` locates the problem
+    /// (`methods[2].timeout_ms`).
+    #[error("invalid worker manifest: {key}: {reason}")]
+    Manifest {
+        /// Where in the manifest.
+        key: String,
+        /// What is wrong there.
+        reason: String,
     },
     /// A configuration value is out of range or names something that does not exist.
     #[error("invalid configuration `{key}`: {reason}")]
@@ -197,19 +211,33 @@ impl Error {
             method: &'a str,
             #[serde(skip_serializing_if = "<[_]>::is_empty")]
             violations: &'a [Violation],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            suggestions: &'a [String],
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            unavailable: bool,
         }
         let object = ErrorObject::new(self.code(), self.to_string());
         let method = match self {
-            Error::UnknownMethod { method }
+            Error::UnknownMethod { method, .. }
             | Error::ReservedMethod { method }
             | Error::InvalidParams { method, .. }
             | Error::InvalidResult { method, .. } => method.as_str(),
             Error::EncodeParams { method, .. } | Error::DecodeResult { method, .. } => method,
             _ => return object,
         };
+        let (suggestions, unavailable) = match self {
+            Error::UnknownMethod {
+                suggestions,
+                unavailable,
+                ..
+            } => (suggestions.as_slice(), *unavailable),
+            _ => (&[][..], false),
+        };
         let data = Data {
             method,
             violations: self.violations(),
+            suggestions,
+            unavailable,
         };
         // Serializing strings and a list of plain structs cannot fail; if it
         // somehow did, the error still carries its code and message.
@@ -217,6 +245,38 @@ impl Error {
             Ok(with_data) => with_data,
             Err(_) => object,
         }
+    }
+}
+
+/// The first words of [`Error::UnknownMethod`].
+struct Unknown<'a> {
+    method: &'a str,
+    unavailable: bool,
+}
+
+impl fmt::Display for Unknown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unavailable {
+            write!(
+                f,
+                "method `{}` is listed, but no worker implements it",
+                self.method
+            )
+        } else {
+            write!(f, "unknown method `{}`", self.method)
+        }
+    }
+}
+
+/// `; did you mean a, b?` when there are suggestions.
+pub(crate) struct DidYouMean<'a>(pub(crate) &'a [String]);
+
+impl fmt::Display for DidYouMean<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        write!(f, "; did you mean {}?", self.0.join(" or "))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::coerce::{apply_defaults, coerce};
 use crate::config::{Mode, ParamsValidation, ResultShape, ResultValidation, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::spec::MethodSpec;
-use crate::{Coercion, Defaults, Violation, envelope, fixiplug, limits, telemetry};
+use crate::{Coercion, Defaults, Violation, envelope, limits, telemetry};
 
 /// The service layer: looks methods up, checks and adapts params, adapts
 /// results. Cheap to clone (an `Arc` inside).
@@ -25,6 +25,54 @@ pub struct Service {
 struct Inner {
     catalog: Catalog,
     config: ServiceConfig,
+    hooks: Hooks,
+}
+
+/// Worker-specific adapters a service can carry (the framework crate
+/// supplies both for its worker); without them the service is generic.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Hooks {
+    /// Reshapes results in [`ResultShape::Reshaped`] mode.
+    pub reshape: Option<Arc<dyn Reshape>>,
+    /// Says which cached reads a successful write makes stale.
+    pub invalidation: Option<Arc<dyn Invalidation>>,
+}
+
+impl Hooks {
+    /// No hooks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the result reshape.
+    pub fn reshape(mut self, reshape: Arc<dyn Reshape>) -> Self {
+        self.reshape = Some(reshape);
+        self
+    }
+
+    /// Sets the invalidation rules.
+    pub fn invalidation(mut self, invalidation: Arc<dyn Invalidation>) -> Self {
+        self.invalidation = Some(invalidation);
+        self
+    }
+}
+
+/// Which cached results a successful call of a method that is not
+/// idempotent makes stale (a recorded pattern must show in the next
+/// recommendations). Without rules, a write invalidates nothing.
+pub trait Invalidation: Send + Sync + fmt::Debug {
+    /// The methods whose cached results `write` makes stale.
+    fn stale_after(&self, catalog: &Catalog, write: &MethodSpec) -> Vec<Arc<MethodSpec>>;
+}
+
+/// Gives adapted results another shape in [`ResultShape::Reshaped`] mode,
+/// for callers of an older API. The framework crate implements it for the
+/// FixiPlug shapes; the service only calls it.
+pub trait Reshape: Send + Sync + fmt::Debug {
+    /// Reshapes `value`, the result of `spec` after envelope unwrapping and
+    /// renames; `metadata` is the envelope's metadata, when there was one.
+    fn reshape(&self, spec: &MethodSpec, value: Value, metadata: Option<&Value>) -> Value;
 }
 
 impl fmt::Debug for Service {
@@ -103,7 +151,41 @@ impl Service {
     /// A service over `catalog` with `config`.
     pub fn new(catalog: Catalog, config: ServiceConfig) -> Self {
         Self {
-            inner: Arc::new(Inner { catalog, config }),
+            inner: Arc::new(Inner {
+                catalog,
+                config,
+                hooks: Hooks::default(),
+            }),
+        }
+    }
+
+    /// A service whose results are reshaped by `reshape` when the config's
+    /// result shape is [`ResultShape::Reshaped`].
+    pub fn with_reshape(
+        catalog: Catalog,
+        config: ServiceConfig,
+        reshape: Arc<dyn Reshape>,
+    ) -> Self {
+        Self::with_hooks(catalog, config, Hooks::new().reshape(reshape))
+    }
+
+    /// A service with worker-specific [`Hooks`].
+    pub fn with_hooks(catalog: Catalog, config: ServiceConfig, hooks: Hooks) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                catalog,
+                config,
+                hooks,
+            }),
+        }
+    }
+
+    /// The methods whose cached results a successful call of `write` makes
+    /// stale, by the service's [`Invalidation`] rules (none without them).
+    pub fn stale_after(&self, write: &MethodSpec) -> Vec<Arc<MethodSpec>> {
+        match &self.inner.hooks.invalidation {
+            Some(rules) => rules.stale_after(&self.inner.catalog, write),
+            None => Vec::new(),
         }
     }
 
@@ -151,6 +233,8 @@ impl Service {
                 );
                 return Err(Error::UnknownMethod {
                     method: method.to_owned(),
+                    suggestions: self.inner.catalog.suggest(method),
+                    unavailable: false,
                 });
             }
             None => (
@@ -158,6 +242,14 @@ impl Service {
                 Resolution::PassThrough,
             ),
         };
+        if !spec.available() {
+            telemetry::count_rejection(spec.metric_label(), telemetry::Rejection::UnknownMethod);
+            return Err(Error::UnknownMethod {
+                method: spec.name().to_owned(),
+                suggestions: Vec::new(),
+                unavailable: true,
+            });
+        }
         let params = params.filter(|raw| raw.get().trim() != "null");
         match self.wire_params(&spec, resolution, params) {
             Ok(params) => {
@@ -216,6 +308,34 @@ impl Service {
             None => return Ok(None),
         };
 
+        if let (Value::Array(items), Some(names), Some(schema)) =
+            (&tree, spec.positional.as_ref(), schema)
+        {
+            // By position: element i is the param named names[i]. The mapped
+            // object is validated; the worker still gets the array.
+            let mut violations = Vec::new();
+            if items.len() > names.len() {
+                violations.push(Violation::new(
+                    "",
+                    "maxItems",
+                    format!(
+                        "{} params given by position; the method takes at most {}",
+                        items.len(),
+                        names.len()
+                    ),
+                ));
+            }
+            let object: serde_json::Map<String, Value> = names
+                .iter()
+                .zip(items)
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect();
+            violations.extend(schema.violations(&Value::Object(object)));
+            if !violations.is_empty() {
+                return Err((telemetry::Rejection::Schema, violations));
+            }
+            return Ok(params.map(Cow::Borrowed));
+        }
         let mut changed = false;
         if legacy {
             changed |= spec
@@ -283,8 +403,13 @@ impl Service {
 
         let validate =
             config.result_validation != ResultValidation::Off && spec.result_schema.is_some();
-        let fixiplug = config.result_shape == ResultShape::Fixiplug;
-        if spec.result_renames.is_empty() && !validate && !fixiplug {
+        let reshape = self
+            .inner
+            .hooks
+            .reshape
+            .as_ref()
+            .filter(|_| config.result_shape == ResultShape::Reshaped);
+        if spec.result_renames.is_empty() && !validate && reshape.is_none() {
             return Ok(Adapted {
                 result: data,
                 metadata,
@@ -312,11 +437,11 @@ impl Service {
                 "result does not match its schema"
             );
         }
-        if fixiplug {
+        if let Some(reshape) = reshape {
             let meta: Option<Value> = metadata
                 .as_ref()
                 .and_then(|m| serde_json::from_str(m.get()).ok());
-            value = fixiplug::reshape(spec.fixiplug_shape, value, meta.as_ref());
+            value = reshape.reshape(spec, value, meta.as_ref());
         }
         let result = serde_json::value::to_raw_value(&value)
             .map_err(|e| invalid(vec![Violation::new("", "json", e.to_string())]))?;

@@ -5,7 +5,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::Violation;
-use crate::fixiplug::FixiplugShape;
 use crate::rename::RenameTree;
 use crate::schema::CompiledSchema;
 
@@ -42,6 +41,76 @@ impl CachePolicy {
     }
 }
 
+/// Where a method or one of its fields came from. The registry merges the
+/// layers in this order, each overriding the ones before it: compiled-in
+/// catalogs, catalog files, the worker's manifest, `[methods."name"]` in the
+/// configuration. Schemas are the exception: a curated catalog schema is
+/// never replaced by a manifest's (see [`CatalogBuilder::manifest`](crate::CatalogBuilder::manifest)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FieldSource {
+    /// Nobody set it: the default.
+    Default,
+    /// A catalog compiled into a crate (the framework's).
+    Builtin,
+    /// A catalog file given at run time.
+    CatalogFile,
+    /// The worker's manifest.
+    Manifest,
+    /// `[methods."name"]` in the configuration.
+    Config,
+}
+
+impl FieldSource {
+    /// A short lowercase name: `default`, `builtin`, `catalog`, `manifest`, `config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldSource::Default => "default",
+            FieldSource::Builtin => "builtin",
+            FieldSource::CatalogFile => "catalog",
+            FieldSource::Manifest => "manifest",
+            FieldSource::Config => "config",
+        }
+    }
+}
+
+/// The source of each field of a [`MethodSpec`] that a layer may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FieldSources {
+    /// The method itself: who declared it first.
+    pub method: FieldSource,
+    /// The wire name.
+    pub wire_name: FieldSource,
+    /// The description.
+    pub description: FieldSource,
+    /// The params schema.
+    pub params_schema: FieldSource,
+    /// The result schema.
+    pub result_schema: FieldSource,
+    /// Idempotence.
+    pub idempotent: FieldSource,
+    /// The cache policy.
+    pub cache: FieldSource,
+    /// The timeout.
+    pub timeout: FieldSource,
+}
+
+impl FieldSources {
+    pub(crate) fn all(source: FieldSource) -> Self {
+        Self {
+            method: source,
+            wire_name: source,
+            description: source,
+            params_schema: source,
+            result_schema: source,
+            idempotent: source,
+            cache: source,
+            timeout: source,
+        }
+    }
+}
+
 /// One method of the catalog: its names, what is sent to the worker, and how
 /// the call is checked, cached, timed and adapted.
 ///
@@ -65,9 +134,12 @@ pub struct MethodSpec {
     pub(crate) param_renames: RenameTree,
     pub(crate) legacy_params: RenameTree,
     pub(crate) result_renames: RenameTree,
-    pub(crate) fixiplug_shape: Option<FixiplugShape>,
+    pub(crate) fixiplug_shape: Option<Box<str>>,
     pub(crate) source: Box<str>,
     pub(crate) in_catalog: bool,
+    pub(crate) positional: Option<Vec<Box<str>>>,
+    pub(crate) sources: FieldSources,
+    pub(crate) available: bool,
 }
 
 impl MethodSpec {
@@ -94,6 +166,9 @@ impl MethodSpec {
             fixiplug_shape: None,
             source: "".into(),
             in_catalog: false,
+            positional: None,
+            sources: FieldSources::all(FieldSource::Default),
+            available: true,
         }
     }
 
@@ -144,9 +219,10 @@ impl MethodSpec {
         self.envelope
     }
 
-    /// The FixiPlug result shape, for compatibility mode.
-    pub fn fixiplug_shape(&self) -> Option<FixiplugShape> {
-        self.fixiplug_shape
+    /// The catalog's `fixiplug_shape` tag: which shape a [`Reshape`](crate::Reshape)
+    /// gives the result in compatibility mode.
+    pub fn fixiplug_shape(&self) -> Option<&str> {
+        self.fixiplug_shape.as_deref()
     }
 
     /// Whether the method is in the catalog (false for pass-through methods).
@@ -154,9 +230,31 @@ impl MethodSpec {
         self.in_catalog
     }
 
-    /// The catalog file that declared the method.
+    /// The catalog file that declared the method (`builtin:pattern_learning.json`,
+    /// a path), or `manifest:<worker name>` for a method only the worker declares.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Where each field came from.
+    pub fn sources(&self) -> &FieldSources {
+        &self.sources
+    }
+
+    /// Parameter names in order, when the method also takes an array of
+    /// params (validated by mapping element i to name i).
+    pub fn positional(&self) -> Option<impl ExactSizeIterator<Item = &str>> {
+        self.positional
+            .as_ref()
+            .map(|names| names.iter().map(|n| &**n))
+    }
+
+    /// Whether a worker implements the method. A catalog method is
+    /// unavailable when its family is marked so by its catalog, or when the
+    /// worker sent a manifest that does not declare it; a call fails with
+    /// [`Error::UnknownMethod`](crate::Error::UnknownMethod).
+    pub fn available(&self) -> bool {
+        self.available
     }
 
     /// The value for a `method` metric label: the public name for catalog

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use crate::coerce::{apply_defaults, coerce, has_defaults};
 use crate::envelope::split;
-use crate::fixiplug::camel_case;
 use crate::limits::{self, Limits};
 use crate::rename::RenameTree;
 
@@ -212,24 +211,6 @@ fn envelope_detection() {
     assert_eq!(check("{}"), None);
     assert_eq!(check("[1]"), None);
     assert_eq!(check("null"), None);
-}
-
-#[test]
-fn camel_case_converts_snake_case_only() {
-    for (snake, camel) in [
-        ("total_patterns", "totalPatterns"),
-        ("avg_performance_ms", "avgPerformanceMs"),
-        ("already", "already"),
-        ("_metadata", "_metadata"),
-        ("__dunder__", "__dunder__"),
-        ("HTTPServer", "HTTPServer"),
-        ("user_ID", "user_ID"),
-        ("a_1", "a_1"),
-        ("trailing_", "trailing_"),
-        ("double__under", "double_Under"),
-    ] {
-        assert_eq!(camel_case(snake), camel, "{snake}");
-    }
 }
 
 #[test]

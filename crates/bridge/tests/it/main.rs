@@ -1,12 +1,17 @@
 //! Integration tests of the bridge against real Python workers from `fixtures/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Without the framework feature, the tests of its catalog are left out and
+// some helpers they share go unused.
+#![cfg_attr(not(feature = "framework"), allow(dead_code, unused_imports))]
 
 mod call_path;
 mod chaos;
+#[cfg(feature = "framework")]
 mod framework_worker;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "otel")]
 mod otlp;
+mod registry;
 mod support;

@@ -184,3 +184,34 @@ fn digest_hex_round_trips() {
     assert_eq!(KeyDigest::from_hex(&hex[1..]), None);
     assert_eq!(KeyDigest::from_hex(&hex.to_uppercase()), None);
 }
+
+#[test]
+fn producers_are_told_apart_and_stable() {
+    use crate::ProducerId;
+    let manifest = ProducerId::from_manifest(r#"{"methods":["a.b"],"name":"w"}"#);
+    assert_eq!(
+        manifest,
+        ProducerId::from_manifest(r#"{"methods":["a.b"],"name":"w"}"#)
+    );
+    assert_ne!(
+        manifest,
+        ProducerId::from_manifest(r#"{"methods":["a.c"],"name":"w"}"#)
+    );
+    let command = ProducerId::from_command(&["python3", "w.py"]);
+    assert_eq!(command, ProducerId::from_command(&["python3", "w.py"]));
+    assert_ne!(command, ProducerId::from_command(&["python3 w.py"]));
+    assert_ne!(command, ProducerId::from_command(&["python3", "other.py"]));
+    // A manifest text never collides with a one-word command of the same bytes.
+    assert_ne!(
+        ProducerId::from_manifest("x"),
+        ProducerId::from_command(&["x"])
+    );
+    // Different producers give different keys for the same call.
+    let key =
+        |producer: ProducerId| CacheKey::new(&producer.namespace("ns"), "m", "{}").expect("key");
+    assert_ne!(key(manifest), key(command));
+    assert_eq!(
+        key(command),
+        key(ProducerId::from_command(&["python3", "w.py"]))
+    );
+}

@@ -5,6 +5,7 @@
 mod abuse;
 mod call;
 mod conform;
+mod methods;
 mod otel;
 mod otlp;
 mod serve;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{CatalogProblem, Error, Result};
-use crate::fixiplug::FixiplugShape;
 use crate::spec::CachePolicy;
 
 /// One catalog file, read but not yet compiled.
@@ -35,7 +34,7 @@ pub(super) struct MethodDef {
     pub(super) param_renames: Vec<(String, String)>,
     pub(super) legacy_params: Vec<(String, Vec<String>)>,
     pub(super) result_renames: Vec<(String, String)>,
-    pub(super) fixiplug_shape: Option<FixiplugShape>,
+    pub(super) fixiplug_shape: Option<String>,
 }
 
 /// A schema given by path (relative to the catalog file) or inline.
@@ -174,17 +173,10 @@ impl Reader<'_> {
         let param_renames = self.renames(map.get("param_renames"), &at("param_renames"))?;
         let result_renames = self.renames(map.get("result_renames"), &at("result_renames"))?;
         let legacy_params = self.legacy(map.get("legacy_params"), &at("legacy_params"))?;
+        // The shape's meaning belongs to whoever reshapes results (the
+        // framework crate); the catalog only carries the tag.
         let fixiplug_shape = match map.get("fixiplug_shape") {
-            Some(v) => {
-                let shape = self.string(v, &at("fixiplug_shape"))?;
-                Some(FixiplugShape::from_name(shape).ok_or_else(|| {
-                    let known: Vec<_> = FixiplugShape::ALL.iter().map(|s| s.as_str()).collect();
-                    self.invalid(
-                        at("fixiplug_shape"),
-                        format!("unknown shape `{shape}`; known: {}", known.join(", ")),
-                    )
-                })?)
-            }
+            Some(v) => Some(self.string(v, &at("fixiplug_shape"))?.to_owned()),
             None => None,
         };
 

@@ -2,7 +2,7 @@
 //! within the bounds its schema sets.
 
 use proptest::prelude::*;
-use pybridge_service::framework::*;
+use pybridge_framework::api::*;
 use serde_json::{Map, Value};
 
 pub(super) fn text(min: usize, max: usize) -> impl Strategy<Value = String> {

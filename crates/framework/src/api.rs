@@ -16,14 +16,10 @@ mod common;
 mod extension_generator;
 mod pattern_learning;
 
-use std::future::Future;
-use std::sync::Arc;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
-use crate::Error;
+use pybridge_service::{Call, Error};
 
 pub use agent_amplification::{
     AgentAmplification, ConsultPeersRequest, ConsultPeersResult, CreateToolRequest,
@@ -48,66 +44,6 @@ pub use pattern_learning::{
     Recommendation, RecordPatternRequest, RecordPatternResult, SimilarPattern, SortBy, TimeRange,
     TopPattern,
 };
-
-/// Calls a catalog method with raw params and returns its raw result.
-///
-/// The implementer runs the whole call path: [`Service::prepare`](crate::Service::prepare)
-/// (lookup, limits, validation, renames), the cache, retries and the pool,
-/// then [`Service::adapt_result`](crate::Service::adapt_result). The typed
-/// API only encodes requests and decodes results.
-///
-/// Implement it with `async fn`; the returned future must be `Send`, so the
-/// typed API works on a multi-threaded runtime:
-///
-/// ```
-/// use pybridge_service::{Call, Error};
-/// use serde_json::value::RawValue;
-///
-/// struct Echo;
-///
-/// impl Call for Echo {
-///     type Error = Error;
-///     async fn call(&self, _method: &str, params: Box<RawValue>) -> Result<Box<RawValue>, Error> {
-///         Ok(params)
-///     }
-/// }
-/// ```
-pub trait Call: Send + Sync {
-    /// The call's error; service errors (encoding params, decoding results)
-    /// convert into it.
-    type Error: From<Error> + Send;
-
-    /// Calls the method with this public name.
-    fn call(
-        &self,
-        method: &str,
-        params: Box<RawValue>,
-    ) -> impl Future<Output = Result<Box<RawValue>, Self::Error>> + Send;
-}
-
-impl<C: Call + ?Sized> Call for &C {
-    type Error = C::Error;
-
-    fn call(
-        &self,
-        method: &str,
-        params: Box<RawValue>,
-    ) -> impl Future<Output = Result<Box<RawValue>, Self::Error>> + Send {
-        (**self).call(method, params)
-    }
-}
-
-impl<C: Call + ?Sized> Call for Arc<C> {
-    type Error = C::Error;
-
-    fn call(
-        &self,
-        method: &str,
-        params: Box<RawValue>,
-    ) -> impl Future<Output = Result<Box<RawValue>, Self::Error>> + Send {
-        (**self).call(method, params)
-    }
-}
 
 /// The SQLite Extensions Framework over a [`Call`] implementation, grouped
 /// by family. Cheap to clone when `C` is.
@@ -251,12 +187,12 @@ macro_rules! family {
 
         impl<C> Copy for $handle<'_, C> {}
 
-        impl<C: $crate::Call> $handle<'_, C> {
+        impl<C: pybridge_service::Call> $handle<'_, C> {
             $(
                 $(#[$mdoc])*
                 ///
                 /// # Errors
-                /// The [`Call`](crate::Call)'s error: invalid params (the
+                /// The [`Call`](pybridge_service::Call)'s error: invalid params (the
                 /// service's `InvalidParams`), a failed call, or a result
                 /// that does not decode.
                 pub async fn $fn_name(&self, request: &$req) -> Result<$res, C::Error> {

@@ -1,15 +1,22 @@
 //! FixiPlug compatibility mode: the original's camelCase result shapes,
 //! without its dropped fields.
 
-use pybridge_service::ResultShape;
+use std::sync::Arc;
+
+use pybridge_framework::Fixiplug;
+use pybridge_service::{ResultShape, Service, ServiceConfig};
 use serde_json::{Value, json};
 
-use crate::{raw, service_with};
+use crate::{builtin, raw};
 
 /// Adapts `result` (wrapped in an envelope with `metadata`) for `method` in
 /// FixiPlug mode.
 fn fixiplug(method: &str, data: Value, metadata: Value) -> Value {
-    let service = service_with(|b| b.result_shape(ResultShape::Fixiplug));
+    let config = ServiceConfig::builder()
+        .result_shape(ResultShape::Reshaped)
+        .build()
+        .expect("valid config");
+    let service = Service::with_reshape(builtin(), config, Arc::new(Fixiplug));
     let spec = service.catalog().get(method).expect("in catalog").clone();
     let envelope = json!({"data": data, "metadata": metadata});
     let adapted = service

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use pybridge_service::framework::{
+use pybridge_framework::Framework;
+use pybridge_framework::api::{
     AnalyzeRequirementsRequest, Backend, Complexity, ConsultPeersRequest, CreateToolRequest,
     DecisionOutcome, DetectTypeRequest, Domain, FindSimilarRequest, FormatForAgentRequest,
     GenerateRequest, GetCapabilitiesRequest, GetRecommendationsRequest, GetStatisticsRequest,
@@ -12,7 +13,7 @@ use pybridge_service::framework::{
     RecommendPathRequest, RecordDecisionRequest, RecordPatternRequest, TimeRange,
     TrackEvolutionRequest, methods,
 };
-use pybridge_service::{Call, Error, Framework, Service};
+use pybridge_service::{Call, Error, Service};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 

@@ -363,15 +363,15 @@ fn the_sixteen_main_methods_have_params_and_result_schemas() {
 #[test]
 fn version_is_stable_and_changes_with_inputs() {
     let a = catalog();
-    let b = Catalog::builtin().expect("built-in catalog");
+    let b = pybridge_framework::catalog().expect("built-in catalog");
     assert_eq!(a.version(), b.version());
     assert_eq!(a.version().len(), 16);
-    let overridden = Catalog::builder()
+    let overridden = pybridge_framework::catalog_builder()
         .override_method("test.echo", MethodOverride::new().wire_name("echo"))
         .build()
         .expect("valid override");
     assert_ne!(a.version(), overridden.version());
-    let extended = Catalog::builder()
+    let extended = pybridge_framework::catalog_builder()
         .source("extra", r#"{"family":"extra","methods":[{"name":"extra.one","wire_name":"x","idempotent":true}]}"#)
         .build()
         .expect("valid source");
@@ -406,7 +406,7 @@ fn user_file_adds_methods_with_schemas_relative_to_it() {
         }"#,
     )
     .expect("write catalog");
-    let catalog = Catalog::builder()
+    let catalog = pybridge_framework::catalog_builder()
         .file(&file)
         .build()
         .expect("user catalog");
@@ -432,7 +432,7 @@ fn user_file_adds_methods_with_schemas_relative_to_it() {
 
 /// Builds a catalog from one user source; returns the error.
 fn catalog_error(text: &str) -> Error {
-    Catalog::builder()
+    pybridge_framework::catalog_builder()
         .source("user.json", text)
         .build()
         .expect_err("the catalog is invalid")
@@ -554,7 +554,6 @@ fn duplicate_names_and_aliases_are_errors_naming_both_files() {
     );
     // Between two user files.
     let error = Catalog::builder()
-        .without_builtin()
         .source(
             "one.json",
             r#"{"family":"u","methods":[{"name":"u.a","wire_name":"a","idempotent":true}]}"#,
@@ -636,13 +635,6 @@ fn schemas_renames_and_shapes_are_checked_at_load() {
         invalid("`days` is not a JSON pointer (it must start with `/`)"),
     );
     check_catalog_error(
-        r#"{"family":"u","methods":[{"name":"u.a","wire_name":"a","idempotent":true,"fixiplug_shape":"nope"}]}"#,
-        "methods[0].fixiplug_shape",
-        invalid(
-            "unknown shape `nope`; known: recommendations, similar_patterns, pattern_statistics, requirements, extension, dynamic_tool, agent_detection",
-        ),
-    );
-    check_catalog_error(
         r#"{"family":"u","methods":[{"name":"u.a","wire_name":"a","idempotent":true,"params_schema":"a.json"}]}"#,
         "methods[0].params_schema",
         invalid("a catalog given as text must inline its schemas"),
@@ -653,7 +645,7 @@ fn schemas_renames_and_shapes_are_checked_at_load() {
 fn unreadable_files_are_io_errors_naming_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing.json");
-    match Catalog::builder().file(&missing).build() {
+    match pybridge_framework::catalog_builder().file(&missing).build() {
         Err(Error::CatalogIo { path, .. }) => assert_eq!(path, missing),
         other => panic!("expected an I/O error, got {other:?}"),
     }
@@ -663,7 +655,7 @@ fn unreadable_files_are_io_errors_naming_the_path() {
         r#"{"family":"u","methods":[{"name":"u.a","wire_name":"a","idempotent":true,"params_schema":"nope.json"}]}"#,
     )
     .expect("write");
-    match Catalog::builder().file(&file).build() {
+    match pybridge_framework::catalog_builder().file(&file).build() {
         Err(Error::CatalogIo { path, .. }) => assert_eq!(path, dir.path().join("nope.json")),
         other => panic!("expected an I/O error, got {other:?}"),
     }
@@ -671,7 +663,7 @@ fn unreadable_files_are_io_errors_naming_the_path() {
 
 #[test]
 fn overrides_change_wire_name_timeout_cache_and_idempotence() {
-    let catalog = Catalog::builder()
+    let catalog = pybridge_framework::catalog_builder()
         .override_method(
             "pattern_learning.get_recommendations",
             MethodOverride::new()
@@ -719,7 +711,10 @@ fn overrides_change_wire_name_timeout_cache_and_idempotence() {
             "methods.test.echo.cache",
         ),
     ] {
-        match Catalog::builder().override_method(name, changes).build() {
+        match pybridge_framework::catalog_builder()
+            .override_method(name, changes)
+            .build()
+        {
             Err(Error::Config { key: found, .. }) => assert_eq!(found, key),
             other => panic!("expected a config error for {key}, got {other:?}"),
         }
@@ -791,4 +786,87 @@ fn handles_are_cheap_clone_send_sync() {
         service.catalog().get("test.echo").expect("echo").as_ref(),
         clone.catalog().get("test.echo").expect("echo").as_ref()
     ));
+}
+
+#[test]
+fn families_without_an_implementation_are_listed_but_unavailable() {
+    let service = Service::new(crate::builtin(), ServiceConfig::default());
+    for family in pybridge_framework::UNAVAILABLE_FAMILIES {
+        let methods: Vec<_> = service
+            .catalog()
+            .methods()
+            .filter(|m| m.family() == *family)
+            .collect();
+        assert!(!methods.is_empty(), "{family}");
+        for spec in methods {
+            assert!(!spec.available(), "{}", spec.name());
+            // By alias too: the error names the public name, never the wire name.
+            let alias = spec.aliases().next().unwrap_or(spec.name());
+            match service.prepare(alias, None) {
+                Err(
+                    error @ Error::UnknownMethod {
+                        unavailable: true, ..
+                    },
+                ) => {
+                    let text = error.to_string();
+                    assert!(text.contains(spec.name()), "{text}");
+                    assert!(!text.contains(spec.wire_name()), "{text}");
+                }
+                other => panic!("{}: {other:?}", spec.name()),
+            }
+        }
+    }
+    assert!(
+        service
+            .catalog()
+            .get("pattern_learning.get_statistics")
+            .is_some_and(|m| m.available())
+    );
+}
+
+#[test]
+fn a_framework_write_makes_its_familys_cached_reads_stale_and_nothing_else() {
+    let service = Service::with_hooks(
+        crate::builtin(),
+        ServiceConfig::default(),
+        pybridge_framework::hooks(false),
+    );
+    let write = service
+        .catalog()
+        .get("pattern_learning.record_pattern")
+        .unwrap()
+        .clone();
+    let mut stale: Vec<&str> = Vec::new();
+    let found = service.stale_after(&write);
+    stale.extend(found.iter().map(|m| m.name()));
+    stale.sort_unstable();
+    assert_eq!(
+        stale,
+        [
+            "pattern_learning.find_similar",
+            "pattern_learning.get_recommendations",
+            "pattern_learning.get_statistics"
+        ]
+    );
+    // A user's method (not built in) has no such rule.
+    let user = pybridge_framework::catalog_builder()
+        .source(
+            "mine.json",
+            r#"{"family":"pattern_learning","methods":[{"name":"pattern_learning.mine","wire_name":"m","idempotent":false}]}"#,
+        )
+        .build()
+        .unwrap();
+    let service = Service::with_hooks(
+        user,
+        ServiceConfig::default(),
+        pybridge_framework::hooks(false),
+    );
+    let mine = service
+        .catalog()
+        .get("pattern_learning.mine")
+        .unwrap()
+        .clone();
+    assert!(service.stale_after(&mine).is_empty());
+    // Without the framework's hooks, nothing is stale.
+    assert!(crate::service().stale_after(&write).is_empty());
 }

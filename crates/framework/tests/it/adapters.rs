@@ -1,7 +1,7 @@
 //! Adapters: declared renames only, legacy names through aliases, user
 //! payloads untouched, zero-copy pass-through, envelopes.
 
-use pybridge_service::{Catalog, Error, ResultValidation, Service, ServiceConfig};
+use pybridge_service::{Error, ResultValidation, Service, ServiceConfig};
 use serde_json::{Value, json};
 
 use crate::{raw, service, service_with, v, violations, wire};
@@ -252,7 +252,20 @@ fn user_payloads_are_never_rewritten() {
         .expect("valid");
     assert_eq!(prepared.params().map(|p| p.get()), Some(text));
 
-    // Schema-less methods: declared legacy names only.
+    // Schema-less methods: declared legacy names only. Their family has no
+    // implementation in the reference framework, so the catalog is taken with
+    // every family available, as a deployment whose worker has them would.
+    let every_family = pybridge_service::BuiltinCatalog {
+        unavailable_families: &[],
+        ..pybridge_framework::builtin()
+    };
+    let service = Service::new(
+        pybridge_service::Catalog::builder()
+            .builtin(every_family)
+            .build()
+            .expect("catalog"),
+        ServiceConfig::default(),
+    );
     let (_, sent) = wire(
         &service,
         "designExperiment",
@@ -266,7 +279,7 @@ fn user_payloads_are_never_rewritten() {
 
 /// A service whose catalog has a user method with nested and array renames.
 fn renaming_service(config: ServiceConfig) -> Service {
-    let catalog = Catalog::builder()
+    let catalog = pybridge_framework::catalog_builder()
         .source(
             "inventory.json",
             r#"{

@@ -7,6 +7,7 @@
 //! camelCase name. Maps keyed by data (pattern counts per domain) keep their
 //! keys.
 
+use pybridge_service::{MethodSpec, Reshape};
 use serde_json::{Map, Value};
 
 /// A result shape of the original response adapter, named by the catalog's
@@ -53,7 +54,8 @@ impl FixiplugShape {
         }
     }
 
-    pub(crate) const ALL: [FixiplugShape; 7] = [
+    /// Every shape.
+    pub const ALL: [FixiplugShape; 7] = [
         FixiplugShape::Recommendations,
         FixiplugShape::SimilarPatterns,
         FixiplugShape::PatternStatistics,
@@ -63,7 +65,8 @@ impl FixiplugShape {
         FixiplugShape::AgentDetection,
     ];
 
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
+    /// The shape with this catalog name.
+    pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|shape| shape.as_str() == name)
     }
 }
@@ -270,6 +273,22 @@ fn fields(shape: FixiplugShape) -> &'static [Field] {
     }
 }
 
+/// The FixiPlug shapes as the service's [`Reshape`]: give it to
+/// [`Service::with_reshape`](pybridge_service::Service::with_reshape) with
+/// [`ResultShape::Reshaped`](pybridge_service::ResultShape::Reshaped).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fixiplug;
+
+impl Reshape for Fixiplug {
+    fn reshape(&self, spec: &MethodSpec, value: Value, metadata: Option<&Value>) -> Value {
+        reshape(
+            spec.fixiplug_shape().and_then(FixiplugShape::from_name),
+            value,
+            metadata,
+        )
+    }
+}
+
 /// Reshapes a result for FixiPlug callers: the declared shape when the
 /// method has one and the result is an object, otherwise camelCase keys
 /// throughout (the original's generic transform). Adds `_metadata` when the
@@ -392,4 +411,27 @@ pub(crate) fn camel_case(key: &str) -> String {
         at_start = at_start && c == '_';
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camel_case;
+
+    #[test]
+    fn camel_case_converts_snake_case_only() {
+        for (snake, camel) in [
+            ("total_patterns", "totalPatterns"),
+            ("avg_performance_ms", "avgPerformanceMs"),
+            ("already", "already"),
+            ("_metadata", "_metadata"),
+            ("__dunder__", "__dunder__"),
+            ("HTTPServer", "HTTPServer"),
+            ("user_ID", "user_ID"),
+            ("a_1", "a_1"),
+            ("trailing_", "trailing_"),
+            ("double__under", "double_Under"),
+        ] {
+            assert_eq!(camel_case(snake), camel, "{snake}");
+        }
+    }
 }

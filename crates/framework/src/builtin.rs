@@ -1,40 +1,40 @@
 //! The catalog files and schemas shipped with the crate, compiled in.
 
 /// Built-in catalog files: (source name, text).
-pub(super) const CATALOG_FILES: &[(&str, &str)] = &[
+pub(crate) const CATALOG_FILES: &[(&str, &str)] = &[
     (
         "builtin:pattern_learning.json",
-        include_str!("../../catalog/pattern_learning.json"),
+        include_str!("../catalog/pattern_learning.json"),
     ),
     (
         "builtin:extension_generator.json",
-        include_str!("../../catalog/extension_generator.json"),
+        include_str!("../catalog/extension_generator.json"),
     ),
     (
         "builtin:agent_amplification.json",
-        include_str!("../../catalog/agent_amplification.json"),
+        include_str!("../catalog/agent_amplification.json"),
     ),
     (
         "builtin:agent_context.json",
-        include_str!("../../catalog/agent_context.json"),
+        include_str!("../catalog/agent_context.json"),
     ),
     (
         "builtin:research.json",
-        include_str!("../../catalog/research.json"),
+        include_str!("../catalog/research.json"),
     ),
     (
         "builtin:innovation.json",
-        include_str!("../../catalog/innovation.json"),
+        include_str!("../catalog/innovation.json"),
     ),
     (
         "builtin:prompt_lab.json",
-        include_str!("../../catalog/prompt_lab.json"),
+        include_str!("../catalog/prompt_lab.json"),
     ),
     (
         "builtin:experiment.json",
-        include_str!("../../catalog/experiment.json"),
+        include_str!("../catalog/experiment.json"),
     ),
-    ("builtin:test.json", include_str!("../../catalog/test.json")),
+    ("builtin:test.json", include_str!("../catalog/test.json")),
 ];
 
 macro_rules! schemas {
@@ -42,18 +42,18 @@ macro_rules! schemas {
         &[$(
             (
                 concat!($family, "/", $method, ".params.json"),
-                include_str!(concat!("../../schemas/", $family, "/", $method, ".params.json")),
+                include_str!(concat!("../schemas/", $family, "/", $method, ".params.json")),
             ),
             (
                 concat!($family, "/", $method, ".result.json"),
-                include_str!(concat!("../../schemas/", $family, "/", $method, ".result.json")),
+                include_str!(concat!("../schemas/", $family, "/", $method, ".result.json")),
             ),
         )*]
     };
 }
 
 /// Built-in schema files, by the path the catalog files use: (path, text).
-pub(super) const SCHEMA_FILES: &[(&str, &str)] = schemas![
+pub(crate) const SCHEMA_FILES: &[(&str, &str)] = schemas![
     "pattern_learning" / "get_recommendations",
     "pattern_learning" / "find_similar",
     "pattern_learning" / "get_statistics",
@@ -71,10 +71,3 @@ pub(super) const SCHEMA_FILES: &[(&str, &str)] = schemas![
     "agent_context" / "get_token_budget",
     "agent_context" / "format_for_agent",
 ];
-
-pub(super) fn schema(path: &str) -> Option<&'static str> {
-    SCHEMA_FILES
-        .iter()
-        .find(|(name, _)| *name == path)
-        .map(|(_, text)| *text)
-}
