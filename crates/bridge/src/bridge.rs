@@ -391,7 +391,7 @@ impl Bridge {
         let spec = Arc::clone(prepared.spec());
         let wire_params = prepared.params();
         let id = inner.pool.reserve_id();
-        let span = telemetry::call_span(id.get(), spec.name(), spec.wire_name());
+        let span = open_call_span(id.get(), spec.name(), spec.wire_name());
         let guard = CallGuard::start(spec.metric_label().to_string());
         let deadline = options.deadline.unwrap_or_else(|| {
             let timeout = options
@@ -895,6 +895,22 @@ impl pybridge_service::Call for Bridge {
     async fn call(&self, method: &str, params: Box<RawValue>) -> Result<Box<RawValue>> {
         self.call_raw(method, Some(&params)).await
     }
+}
+
+/// The call's span. With trace export sampling new traces, a call that
+/// would start one is drawn before its span opens: one left out gets a span
+/// only if a log layer wants it (at a target trace export ignores), and
+/// none otherwise, so it costs nothing.
+fn open_call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+    #[cfg(feature = "otel")]
+    if !crate::otel::keep_call(&tracing::Span::current()) {
+        return if tracing::enabled!(target: "pybridge::call", tracing::Level::DEBUG) {
+            telemetry::untraced_call_span(correlation_id, method, wire_method)
+        } else {
+            tracing::Span::none()
+        };
+    }
+    telemetry::call_span(correlation_id, method, wire_method)
 }
 
 /// Whether a call's span belongs to an OpenTelemetry trace; without the

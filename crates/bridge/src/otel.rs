@@ -29,6 +29,7 @@ use opentelemetry_sdk::trace::{
     SdkTracerProvider, ShouldSample, SpanData, SpanExporter, SpanProcessor,
 };
 use pybridge_protocol::Meta;
+use pybridge_service::telemetry::UNTRACED_CALL_TARGET;
 use pybridge_service::telemetry::fields::CALL_SPAN;
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
@@ -161,7 +162,9 @@ impl Telemetry {
                 tracer,
                 endpoint,
                 shutdown_timeout: config.shutdown_timeout,
-                sampling: Sampling::new(ratio),
+                sampling: Sampling {
+                    threshold: threshold(ratio),
+                },
             })),
         })
     }
@@ -180,10 +183,10 @@ impl Telemetry {
     /// export is on, with its own filter: pybridge's spans (`debug`, below
     /// the usual log level) but not the gateway's per-connection span, the
     /// application's spans at `info` and above, and warnings and errors as
-    /// span events. A call that starts a trace is sampled here, when its
-    /// span opens, so the OpenTelemetry layer never sees a call left out or
-    /// its attempts; calls inside a traced span, and the gateway's requests
-    /// (whose `traceparent` decides), are left to the sampler.
+    /// span events. A call that starts a trace is drawn by the bridge before
+    /// its span opens, so a call left out costs next to nothing; calls
+    /// inside a traced span, and the gateway's requests (whose `traceparent`
+    /// decides), are left to the sampler.
     pub fn layer<S>(&self) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, Sampling, S>>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
@@ -259,38 +262,49 @@ pub fn ids(span: &tracing::Span) -> Option<(String, String)> {
 }
 
 /// The filter of [`Telemetry::layer`]: which spans and events become
-/// OpenTelemetry data, and the head sampling of calls that start a trace.
+/// OpenTelemetry data, and the ratio at which the bridge keeps calls that
+/// start a trace (read through the subscriber, so each subscriber has its
+/// own).
 #[derive(Debug, Clone)]
 pub struct Sampling {
-    /// A root call is kept when a uniform 64-bit draw is below this;
-    /// `u64::MAX` keeps every one.
+    /// A call is kept when a uniform 64-bit draw is below this; `u64::MAX`
+    /// (a ratio of 1) keeps every call without drawing.
     threshold: u64,
 }
 
-impl Sampling {
-    fn new(ratio: f64) -> Sampling {
-        let threshold = if ratio >= 1.0 {
-            u64::MAX
-        } else {
-            // Saturating: a ratio just below 1 maps to just below the top.
-            (ratio.max(0.0) * u64::MAX as f64) as u64
-        };
-        Sampling { threshold }
+fn threshold(ratio: f64) -> u64 {
+    if ratio >= 1.0 {
+        u64::MAX
+    } else {
+        // Saturating: a ratio just below 1 maps to just below the top.
+        (ratio.max(0.0) * u64::MAX as f64) as u64
     }
+}
 
-    fn draw(&self) -> bool {
-        if self.threshold == u64::MAX {
-            return true;
+/// Whether the bridge should open a traced span for a call made inside
+/// `current`: always without trace export in the current subscriber, inside
+/// a traced span (the sampler follows the parent) and at a ratio of 1;
+/// otherwise by a draw at the configured ratio.
+pub(crate) fn keep_call(current: &tracing::Span) -> bool {
+    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<Sampling>() {
+        None => true,
+        Some(sampling) => {
+            sampling.threshold == u64::MAX || is_traced(current) || draw(sampling.threshold)
         }
-        // SplitMix64 over one shared counter: uniform enough for sampling,
-        // one atomic add, no lock and no allocation.
-        static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
-        let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) < self.threshold
-    }
+    })
+}
 
+/// SplitMix64 over one shared counter: uniform enough for sampling, one
+/// atomic add, no lock and no allocation.
+fn draw(threshold: u64) -> bool {
+    static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) < threshold
+}
+
+impl Sampling {
     fn ours(meta: &Metadata<'_>) -> bool {
         meta.target().starts_with("pybridge")
     }
@@ -309,13 +323,15 @@ impl<S: tracing::Subscriber + for<'span> LookupSpan<'span>> Filter<S> for Sampli
         }
         // Inside a traced span the sampler follows the parent. A gateway
         // request's parent is only known once its headers are read; a call
-        // that starts a trace is drawn here; any other span of ours outside
-        // a traced one belongs to a call left out.
-        let traced = cx.lookup_current().is_some();
+        // that starts a trace was drawn by the bridge; any other span of
+        // ours outside a traced one belongs to a call left out.
+        if meta.target() == UNTRACED_CALL_TARGET {
+            return false;
+        }
         match meta.name() {
-            REQUEST_SPAN => true,
-            CALL_SPAN => traced || self.draw(),
-            _ => traced,
+            // Drawn by the bridge before the span opened.
+            REQUEST_SPAN | CALL_SPAN => true,
+            _ => cx.lookup_current().is_some(),
         }
     }
 
@@ -346,7 +362,7 @@ impl Sampling {
 }
 
 /// The sampler of traces that start here: a call that starts one was
-/// already drawn by [`Sampling`]; anything else (a gateway request without
+/// already drawn by the bridge ([`keep_call`]); anything else (a gateway request without
 /// a `traceparent`) is drawn by trace id at the same ratio.
 #[derive(Debug, Clone)]
 struct RootSampler {

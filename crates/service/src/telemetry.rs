@@ -230,26 +230,49 @@ pub fn describe() {
     );
 }
 
+/// The call span, at `target`.
+macro_rules! call_span_at {
+    ($target:expr, $correlation_id:expr, $method:expr, $wire_method:expr) => {
+        tracing::debug_span!(
+            target: $target,
+            "pybridge.call",
+            { fields::CORRELATION_ID } = $correlation_id,
+            { fields::METHOD } = $method,
+            { fields::WIRE_METHOD } = $wire_method,
+            { fields::RPC_SYSTEM_NAME } = RPC_SYSTEM,
+            { fields::RPC_METHOD } = $wire_method,
+            { fields::JSONRPC_REQUEST_ID } = $correlation_id,
+            { fields::ATTEMPT } = tracing::field::Empty,
+            { fields::WORKER } = tracing::field::Empty,
+            { fields::CACHE_TIER } = tracing::field::Empty,
+            { fields::BREAKER } = tracing::field::Empty,
+            { fields::OUTCOME } = tracing::field::Empty,
+            { fields::ERROR_TYPE } = tracing::field::Empty,
+            { fields::OTEL_STATUS_CODE } = tracing::field::Empty,
+        )
+    };
+}
+
+/// The target of call spans left out of trace export by head sampling but
+/// still wanted by a log layer (a prefix filter on `pybridge::call` keeps
+/// matching it).
+pub const UNTRACED_CALL_TARGET: &str = "pybridge::call::untraced";
+
 /// Opens the span of one call, with the correlation id and the method; the
 /// attempt (the number of attempts made, in the end), worker, cache tier,
 /// breaker state, outcome and error type are recorded later.
 pub fn call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
-    tracing::debug_span!(
-        target: "pybridge::call",
-        "pybridge.call",
-        { fields::CORRELATION_ID } = correlation_id,
-        { fields::METHOD } = method,
-        { fields::WIRE_METHOD } = wire_method,
-        { fields::RPC_SYSTEM_NAME } = RPC_SYSTEM,
-        { fields::RPC_METHOD } = wire_method,
-        { fields::JSONRPC_REQUEST_ID } = correlation_id,
-        { fields::ATTEMPT } = tracing::field::Empty,
-        { fields::WORKER } = tracing::field::Empty,
-        { fields::CACHE_TIER } = tracing::field::Empty,
-        { fields::BREAKER } = tracing::field::Empty,
-        { fields::OUTCOME } = tracing::field::Empty,
-        { fields::ERROR_TYPE } = tracing::field::Empty,
-        { fields::OTEL_STATUS_CODE } = tracing::field::Empty,
+    call_span_at!("pybridge::call", correlation_id, method, wire_method)
+}
+
+/// [`call_span`] for a call that trace export leaves out, at
+/// [`UNTRACED_CALL_TARGET`]: for logs only.
+pub fn untraced_call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+    call_span_at!(
+        "pybridge::call::untraced",
+        correlation_id,
+        method,
+        wire_method
     )
 }
 

@@ -108,11 +108,8 @@ fn an_untraced_call_pays_no_allocation_for_its_trace_context() {
 
 #[test]
 fn the_head_sampling_draw_keeps_about_its_ratio() {
-    let kept = |ratio: f64| {
-        let sampling = Sampling::new(ratio);
-        (0..100_000).filter(|_| sampling.draw()).count()
-    };
-    assert_eq!(kept(1.0), 100_000);
+    let kept = |ratio: f64| (0..100_000).filter(|_| draw(threshold(ratio))).count();
+    assert_eq!(threshold(1.0), u64::MAX, "a ratio of 1 never draws");
     assert_eq!(kept(0.0), 0);
     let one_percent = kept(0.01);
     assert!(
@@ -122,17 +119,16 @@ fn the_head_sampling_draw_keeps_about_its_ratio() {
 }
 
 #[test]
-fn a_call_that_starts_a_trace_is_sampled_before_its_span_exists_and_its_children_follow() {
+fn spans_of_a_call_left_out_and_of_connections_never_reach_the_exporter() {
     let config = TelemetryConfig {
         otlp_endpoint: Some("http://127.0.0.1:9".into()),
-        sample_ratio: Some(0.0),
         ..TelemetryConfig::default()
     };
     let telemetry = Telemetry::from_config(&config).expect("an exporter");
     let layer = telemetry.layer().expect("export is on");
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        use pybridge_service::telemetry::{attempt_span, call_span, worker_span};
-        let call = call_span(1, "m", "m");
+        use pybridge_service::telemetry::{attempt_span, untraced_call_span, worker_span};
+        let call = untraced_call_span(1, "m", "m");
         assert!(
             WireContext::of(&call).is_none(),
             "a call left out is not traced"
@@ -142,18 +138,8 @@ fn a_call_that_starts_a_trace_is_sampled_before_its_span_exists_and_its_children
             WireContext::of(&worker).is_none(),
             "nor its round trip, which does not start a trace of its own"
         );
-        // A caller's sampled trace: the calls inside it follow it.
-        let root = tracing::info_span!(target: "application", "request");
-        set_parent_from(&root, |name| {
-            (name == "traceparent")
-                .then_some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-        });
-        let _entered = root.enter();
-        let inner = call_span(2, "m", "m");
-        assert!(
-            WireContext::of(&inner).is_some(),
-            "inside a traced span the sampler decides"
-        );
+        let traced = pybridge_service::telemetry::call_span(2, "m", "m");
+        assert!(WireContext::of(&traced).is_some(), "a call kept is traced");
         let connection = tracing::debug_span!(target: "pybridge::serve::connections", "connection");
         assert!(
             WireContext::of(&connection).is_none(),

@@ -233,3 +233,45 @@ async fn a_hanging_collector_holds_up_no_call() {
     bridge.shutdown().await;
     flush.abort();
 }
+
+#[tokio::test]
+async fn a_call_left_out_by_sampling_exports_nothing_and_sends_no_trace_context() {
+    let receiver = Receiver::start().await;
+    let (telemetry, _guard) = traced(&receiver.endpoint(), |t| t.sample_ratio = Some(0.0));
+    let bridge = bridge(config()).await;
+    let reply = bridge
+        .call_with("test.echo", Some(&raw(r#"{"n":1}"#)), &CallOptions::new())
+        .await
+        .unwrap();
+    let result: serde_json::Value = serde_json::from_str(reply.result.get()).unwrap();
+    assert!(
+        result["meta"].is_null(),
+        "no _meta for an untraced call: {result}"
+    );
+    // Inside a caller's sampled trace the call follows the caller, whatever
+    // the ratio.
+    let caller = tracing::info_span!("test.caller");
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    pybridge::otel::set_parent_from(&caller, |name| (name == "traceparent").then_some(parent));
+    let reply = bridge
+        .call_with("test.echo", Some(&raw(r#"{"n":2}"#)), &CallOptions::new())
+        .instrument(caller)
+        .await
+        .unwrap();
+    let followed: serde_json::Value = serde_json::from_str(reply.result.get()).unwrap();
+    let traceparent = followed["meta"]["traceparent"]
+        .as_str()
+        .expect("a traceparent");
+    assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(traceparent.ends_with("-01"), "sampled, as the caller");
+    assert!(flush(&telemetry).await);
+    let spans = receiver.spans();
+    assert!(!spans.is_empty());
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"),
+        "only the caller's trace was exported: {spans:#?}"
+    );
+    bridge.shutdown().await;
+}

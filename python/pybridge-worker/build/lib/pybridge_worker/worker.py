@@ -11,6 +11,7 @@ import threading
 import time
 
 from . import context as _context
+from . import tracing_support as _tracing
 from .cli import DEFAULT_MAX_PENDING, FRAMINGS, HANDSHAKES, build_arg_parser
 from .codec import (
     _ENCODE_ERRORS,
@@ -60,7 +61,8 @@ EOF_GRACE = 1.0
 
 
 class _Method:
-    __slots__ = ("name", "fn", "raw", "context", "inline", "is_async", "manifest", "_signature")
+    __slots__ = ("name", "fn", "raw", "context", "inline", "is_async", "manifest", "_signature",
+                 "trace_context")
 
     def __init__(self, name, fn, raw, context, inline, is_async, manifest):
         self.name = name
@@ -71,6 +73,8 @@ class _Method:
         self.is_async = is_async
         self.manifest = manifest
         self._signature = None
+        # Set on the per-request copy made for a request that carried `_meta`.
+        self.trace_context = None
 
     def binding_error(self, args, kwargs):
         """Why these arguments do not bind to the function, or None if they do."""
@@ -584,6 +588,11 @@ class Worker(_ThreadsMixin, _AsyncMixin, _OutputMixin):
             return None if rid is _NO_ID else _error_body(
                 rid, SHUTTING_DOWN, "worker is shutting down",
                 {"type": "ShuttingDown", "message": "request arrived after $/shutdown"})
+        meta = msg.get("_meta")
+        if meta is not None:
+            # The caller's trace context: on the context, and a span when
+            # OpenTelemetry is importable (tracing_support.py).
+            spec = _tracing.traced(spec, rid, meta)
         if spec.is_async:
             self._submit(spec, rid, params, batch, self._loop_submit)
             return None
