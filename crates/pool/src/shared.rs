@@ -45,7 +45,7 @@ pub(crate) enum SupervisorMsg {
     },
 }
 
-/// What [`Pool::shutdown`] found.
+/// What [`Pool::shutdown`](crate::Pool::shutdown) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
