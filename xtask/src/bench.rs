@@ -60,6 +60,26 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     if !output.status.success() {
         bail!("cargo bench failed:\n{stderr}");
     }
+    // Remote workers' transports against pipes: the same worker, one run.
+    let output = cargo(root)
+        .args([
+            "bench",
+            "-p",
+            "pybridge-benches",
+            "--bench",
+            "transport",
+            "--",
+            "--noplot",
+        ])
+        .output()
+        .context("running cargo bench (transport)")?;
+    eprint!("{}", String::from_utf8_lossy(&output.stdout));
+    if !output.status.success() {
+        bail!(
+            "cargo bench (transport) failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let median = |group: &str, function: &str, param: &str| -> Result<f64> {
         let path = target
             .join("criterion")
@@ -189,6 +209,34 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
                 String::new()
             },
             met: goal.then_some(extra_us <= 5.0),
+        });
+    }
+    for (transport, label) in [("tcp", "TCP on 127.0.0.1"), ("unix", "Unix socket")] {
+        let (ours, pipes) = (
+            median("transport-throughput", transport, "")?,
+            median("transport-throughput", "pipes", "")?,
+        );
+        rows.push(Row {
+            figure: format!(
+                "pool throughput over {label} vs pipes, same worker, 100 B, 1 worker, 64 in flight"
+            ),
+            pybridge: format!("{:.0} calls/s", rate(ours)),
+            baseline: format!("{:.0} calls/s", rate(pipes)),
+            ratio: format!("{:.2}", pipes / ours),
+            goal: String::new(),
+            met: None,
+        });
+        let (ours, pipes) = (
+            median("transport-sequential", transport, "")?,
+            median("transport-sequential", "pipes", "")?,
+        );
+        rows.push(Row {
+            figure: format!("pool sequential latency (median) over {label} vs pipes, 100 B"),
+            pybridge: format!("{:.1} µs", ours / 1e3),
+            baseline: format!("{:.1} µs", pipes / 1e3),
+            ratio: format!("{:.2}×", ours / pipes),
+            goal: String::new(),
+            met: None,
         });
     }
     let hit = median("bridge-cache-hit", "bridge-100B", "")
@@ -391,6 +439,10 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          - **sequential**: one call at a time; criterion's median of per-sample means. Where the gap to the \
          baseline comes from (the SDK worker, the pool, the bridge, and what extra worker CPU costs a waiting \
          caller): `cargo run --release -p pybridge-benches --example sequential_gap`.\n\
+         - **transports** (`benches/benches/transport.rs`): the pool and the SDK's demo worker over its \
+         pipes, over TCP on 127.0.0.1 (`--listen`, with the HMAC challenge at connect time) and over a \
+         Unix socket; one worker each, 100 B echo; the ratio is the socket's rate (or latency) to the \
+         pipes'.\n\
          - **cache hit**: the same call answered from the memory tier: validation, key hashing, lookup.\n\
          - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n\
          - **worker CPU per message** (`benches/python/sdk_overhead.py`): the process CPU of the SDK's loop \

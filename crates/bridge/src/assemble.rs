@@ -418,7 +418,16 @@ fn pool_config(config: &Config, worker: WorkerSpec) -> Result<PoolConfig> {
                 .max(RestartPolicy::default().max_cooldown),
         );
     let ping = (!p.ping_interval.is_zero()).then_some(p.ping_interval);
-    PoolConfig::builder(worker)
+    let mut builder = PoolConfig::builder(worker);
+    for url in &config.worker.connect {
+        let endpoint = pybridge_pool::Endpoint::parse(url)
+            .map_err(|e| build_error("worker.connect")(boxed(e)))?;
+        builder = builder.connect(endpoint);
+    }
+    if let Some(secret) = worker_secret(config)? {
+        builder = builder.secret(secret);
+    }
+    builder
         .min_workers(p.min_workers)
         .max_workers(config.max_workers())
         .max_in_flight(in_flight)
@@ -449,6 +458,22 @@ fn pool_config(config: &Config, worker: WorkerSpec) -> Result<PoolConfig> {
         )
         .build()
         .map_err(|e| build_error("pool")(boxed(e)))
+}
+
+/// The remote workers' secret: `worker.secret_file`, else the
+/// `PYBRIDGE_WORKER_SECRET` variable, else none.
+fn worker_secret(config: &Config) -> Result<Option<pybridge_pool::Secret>> {
+    let secret = match &config.worker.secret_file {
+        Some(path) => pybridge_pool::Secret::from_file(path).map(Some),
+        None => match std::env::var_os("PYBRIDGE_WORKER_SECRET") {
+            Some(value) if !value.is_empty() => {
+                use std::os::unix::ffi::OsStringExt;
+                pybridge_pool::Secret::new(value.into_vec()).map(Some)
+            }
+            _ => Ok(None),
+        },
+    };
+    secret.map_err(|e| build_error("worker.secret_file")(boxed(e)))
 }
 
 #[cfg(feature = "cache")]

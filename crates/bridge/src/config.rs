@@ -35,6 +35,7 @@
 //! | `enableMetrics` | always on in `pybridge serve` | libraries record through the `metrics` facade at no cost without a recorder |
 //! | `logLevel` | `log.level` | any `tracing` filter |
 //! | `debug`, `verbose` | `log.level = "debug"`, the `development` preset | one knob instead of three |
+//! | (none) | `worker.connect`, `worker.secret_file` | remote workers on TCP or Unix sockets |
 //! | (none) | `log.format`, `gateway.*`, `telemetry.*`, `service.*`, `pool.recycle_*`, `pool.ping_*`, `retry.budget_*` | new |
 
 mod layers;
@@ -110,6 +111,29 @@ pub struct WorkerConfig {
     pub startup_timeout: Duration,
     /// The largest message in either direction (default 16 MiB).
     pub max_frame: ByteSize,
+    /// Remote workers to dial, beside (or, with `pool.min_workers = 0` and
+    /// `pool.max_workers = 0`, instead of) spawned ones: `tcp://HOST:PORT` or
+    /// `unix:/path/to.sock`, one worker per entry (default: none). A single
+    /// string is one entry (`PYBRIDGE_WORKER__CONNECT=tcp://h:7001`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub connect: Vec<String>,
+    /// A file holding the secret remote workers are authenticated with
+    /// (trailing whitespace ignored); without it, `PYBRIDGE_WORKER_SECRET`.
+    pub secret_file: Option<PathBuf>,
+}
+
+/// A list, or one string as a list of one.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 impl Default for WorkerConfig {
@@ -124,6 +148,8 @@ impl Default for WorkerConfig {
             handshake: HandshakeSetting::Announce,
             startup_timeout: Duration::from_secs(10),
             max_frame: ByteSize::mib(16),
+            connect: Vec::new(),
+            secret_file: None,
         }
     }
 }
@@ -709,13 +735,18 @@ impl Config {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, problem: &str| Err((key.to_string(), problem.to_string()));
         let p = &self.pool;
-        if self.max_workers() == 0 {
+        if self.max_workers() == 0 && self.worker.connect.is_empty() {
             let key = if p.max_workers.is_some() {
                 "pool.max_workers"
             } else {
                 "pool.min_workers"
             };
-            return fail(key, "must be at least 1");
+            return fail(key, "must be at least 1 (or set worker.connect)");
+        }
+        for url in &self.worker.connect {
+            if let Err(err) = pybridge_pool::Endpoint::parse(url) {
+                return Err(("worker.connect".to_string(), err.to_string()));
+            }
         }
         if p.min_workers > self.max_workers() {
             return fail("pool.min_workers", "must not exceed pool.max_workers");

@@ -1,5 +1,6 @@
-//! `pybridge conform [--json] -- WORKER...`: wire-level conformance checks of
-//! any worker program against docs/protocol.md.
+//! `pybridge conform [--json] -- WORKER...` (or `--connect URL`): wire-level
+//! conformance checks of any worker program, or of a worker listening on a
+//! socket, against docs/protocol.md.
 //!
 //! The checks spawn the worker themselves (in its own process group, killed
 //! at the end of each check) and speak NDJSON on its stdin and stdout, with
@@ -22,6 +23,7 @@ use clap::Args;
 use serde_json::Value;
 
 use self::checks::{HandshakeMode, Plan, Report, Status};
+use self::session::Remote;
 
 /// `pybridge conform`.
 #[derive(Debug, Args)]
@@ -52,12 +54,22 @@ pub(crate) struct ConformArgs {
         default_value = "{}"
     )]
     slow_params: String,
+    /// The shared secret for `--connect URL` (default:
+    /// $PYBRIDGE_WORKER_SECRET). With `--connect`, the worker listening at
+    /// URL is checked instead of a spawned one; it must serve one connection
+    /// after another (no `--once`). "stdin closed" is then the connection's
+    /// write side closing, and "exited" the worker closing the connection.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<std::path::PathBuf>,
     /// The worker program and its arguments.
-    #[arg(last = true, required = true, value_name = "WORKER")]
+    #[arg(last = true, value_name = "WORKER")]
     worker: Vec<String>,
 }
 
-pub(crate) async fn run(args: ConformArgs) -> Result<ExitCode> {
+pub(crate) async fn run(
+    global: &crate::options::GlobalArgs,
+    args: ConformArgs,
+) -> Result<ExitCode> {
     let slow = match args.slow_method {
         Some(method) => {
             let params: Value = serde_json::from_str(&args.slow_params)
@@ -69,7 +81,33 @@ pub(crate) async fn run(args: ConformArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    let remote = match global.connect.as_slice() {
+        [] => None,
+        [_, _, ..] => anyhow::bail!("conform checks one worker: give --connect once"),
+        [url] => {
+            if !args.worker.is_empty() {
+                anyhow::bail!("give either --connect URL or a worker command, not both");
+            }
+            let endpoint = pybridge::pool::Endpoint::parse(url)?;
+            let secret = match &args.secret_file {
+                Some(path) => Some(pybridge::pool::Secret::from_file(path)?),
+                None => match std::env::var("PYBRIDGE_WORKER_SECRET") {
+                    Ok(value) if !value.is_empty() => Some(pybridge::pool::Secret::new(value)?),
+                    _ => None,
+                },
+            };
+            Some(Remote {
+                endpoint,
+                secret,
+                policy: pybridge::pool::RemotePolicy::default(),
+            })
+        }
+    };
+    if remote.is_none() && args.worker.is_empty() {
+        anyhow::bail!("give a worker command after `--`, or --connect URL");
+    }
     let plan = Plan {
+        remote,
         command: args.worker,
         startup_timeout: args.startup_timeout,
         timeout: args.timeout,

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Bench(args) => bench::run(&cli.global, args).await,
             Command::Config(args) => options::print_config(&cli.global, &args),
-            Command::Conform(args) => conform::run(args).await,
+            Command::Conform(args) => conform::run(&cli.global, args).await,
             Command::Methods(args) => methods::run(&cli.global, args).await,
             Command::Describe(args) => describe::run(&cli.global, args).await,
         }

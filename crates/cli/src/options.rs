@@ -31,6 +31,11 @@ pub(crate) struct GlobalArgs {
     /// `OTEL_EXPORTER_OTLP_*` variables apply without it).
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) otlp_endpoint: Option<String>,
+    /// A remote worker to dial, `tcp://HOST:PORT` or `unix:/path/to.sock`
+    /// (repeatable; sets `worker.connect`). For `conform`: the one listening
+    /// worker to check instead of spawning one.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) connect: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,6 +86,14 @@ impl GlobalArgs {
                 endpoint.as_str(),
                 "--otlp-endpoint",
             );
+        }
+        if !self.connect.is_empty() {
+            let urls: Vec<toml::Value> = self
+                .connect
+                .iter()
+                .map(|u| toml::Value::String(u.clone()))
+                .collect();
+            options = options.flag("worker.connect", toml::Value::Array(urls), "--connect");
         }
         for (key, value, flag) in extra {
             options = options.flag(key, value.clone(), flag);

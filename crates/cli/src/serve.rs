@@ -380,6 +380,23 @@ async fn health_endpoint(
                 "restarts": w.restarts,
                 "rss_bytes": w.rss_bytes,
                 "age_ms": w.age.as_millis() as u64,
+                "remote": w.remote,
+            })
+        })
+        .collect();
+    let endpoints: Vec<_> = health
+        .pool
+        .endpoints
+        .iter()
+        .map(|e| {
+            json!({
+                "address": &*e.address,
+                "state": e.state.as_str(),
+                "worker": e.worker.map(|w| w.to_string()),
+                "rtt_us": e.rtt.map(|d| d.as_micros() as u64),
+                "last_error": e.last_error.as_deref(),
+                "connects": e.connects,
+                "failures": e.failures,
             })
         })
         .collect();
@@ -391,6 +408,7 @@ async fn health_endpoint(
     let body = json!({
         "status": health.status.as_str(),
         "workers": workers,
+        "endpoints": endpoints,
         "ready_workers": health.pool.ready_workers,
         "target_workers": health.pool.target_workers,
         "queued": health.pool.queued,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pybridge_protocol::{DEFAULT_MAX_FRAME, Framing};
 
-use crate::{ConfigError, Error};
+use crate::{ConfigError, Endpoint, Error, RemotePolicy, Secret};
 
 /// How a worker announces that it is ready to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -453,6 +453,13 @@ pub struct PoolConfig {
     pub scale: ScalePolicy,
     /// The shutdown sequence.
     pub shutdown: ShutdownPolicy,
+    /// Remote workers, dialled beside (or instead of) the spawned ones: one
+    /// connection, and so one worker, per endpoint.
+    pub endpoints: Vec<Endpoint>,
+    /// The secret remote workers are authenticated with.
+    pub secret: Option<Secret>,
+    /// How remote workers are dialled and watched.
+    pub remote: RemotePolicy,
 }
 
 impl PoolConfig {
@@ -472,6 +479,9 @@ impl PoolConfig {
                 restart: RestartPolicy::default(),
                 scale: ScalePolicy::default(),
                 shutdown: ShutdownPolicy::default(),
+                endpoints: Vec::new(),
+                secret: None,
+                remote: RemotePolicy::default(),
             },
             max_set: false,
         }
@@ -561,6 +571,26 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// Adds a remote worker to dial (default: none). With remote workers,
+    /// `workers(0)` runs no local process at all.
+    pub fn connect(mut self, endpoint: Endpoint) -> Self {
+        self.config.endpoints.push(endpoint);
+        self
+    }
+
+    /// The secret that authenticates remote workers, and them to the pool
+    /// (default: none; a TCP worker then must run without one).
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.config.secret = Some(secret);
+        self
+    }
+
+    /// How remote workers are dialled and watched.
+    pub fn remote(mut self, policy: RemotePolicy) -> Self {
+        self.config.remote = policy;
+        self
+    }
+
     /// Validates the configuration as a whole.
     ///
     /// # Errors
@@ -574,8 +604,25 @@ impl PoolConfigBuilder {
         let fail = |setting: &'static str, problem: &'static str| {
             Err(Error::Config(ConfigError { setting, problem }))
         };
-        if c.max_workers == 0 {
-            return fail("max_workers", "must be at least 1");
+        if c.max_workers == 0 && c.endpoints.is_empty() {
+            return fail(
+                "max_workers",
+                "must be at least 1 unless remote workers are configured",
+            );
+        }
+        for (i, endpoint) in c.endpoints.iter().enumerate() {
+            if c.endpoints[..i].contains(endpoint) {
+                return fail("endpoints", "must not name the same endpoint twice");
+            }
+        }
+        if c.remote.connect_timeout.is_zero()
+            || c.remote.keepalive.is_zero()
+            || c.remote.user_timeout.is_zero()
+        {
+            return fail(
+                "remote",
+                "connect_timeout, keepalive and user_timeout must be greater than zero",
+            );
         }
         if c.min_workers > c.max_workers {
             return fail("min_workers", "must not exceed max_workers");

@@ -81,6 +81,20 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid pool configuration: {0}")]
     Config(ConfigError),
+    /// A remote worker URL that cannot be parsed.
+    #[error("invalid remote worker url {url:?}: it {problem}")]
+    InvalidEndpoint {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The shared secret cannot be used.
+    #[error("invalid worker secret: {problem}")]
+    InvalidSecret {
+        /// What is wrong with it (never the secret itself).
+        problem: Arc<str>,
+    },
 }
 
 /// A pool result.
@@ -145,14 +159,18 @@ pub enum FailureReason {
     Exited,
     /// It closed its stdout or the pipe broke while it still ran.
     ProtocolBroken,
-    /// It kept a call past its deadline and the cancel grace period; the pool killed it.
+    /// It kept a call past its deadline and the cancel grace period; the pool
+    /// killed it (a remote worker: disconnected it).
     Hung,
-    /// It missed too many pings; the pool killed it.
+    /// It missed too many pings; the pool killed it (a remote worker:
+    /// disconnected it).
     Unresponsive,
     /// It was stopped by pool shutdown before answering.
     Shutdown,
     /// It was recycled and did not finish in time.
     Recycled,
+    /// Its connection (a remote worker's) was closed or broke.
+    Disconnected,
 }
 
 impl fmt::Display for FailureReason {
@@ -160,10 +178,13 @@ impl fmt::Display for FailureReason {
         f.write_str(match self {
             FailureReason::Exited => "the process exited",
             FailureReason::ProtocolBroken => "the worker broke the protocol (stdout closed)",
-            FailureReason::Hung => "the worker hung and was killed",
-            FailureReason::Unresponsive => "the worker stopped answering pings and was killed",
+            FailureReason::Hung => "the worker hung and was killed (a remote one: disconnected)",
+            FailureReason::Unresponsive => {
+                "the worker stopped answering pings and was killed (a remote one: disconnected)"
+            }
             FailureReason::Shutdown => "the pool shut down before the worker answered",
             FailureReason::Recycled => "the worker was recycled before it answered",
+            FailureReason::Disconnected => "the connection to the remote worker was lost",
         })
     }
 }
@@ -196,7 +217,9 @@ impl Error {
             | Error::Unavailable { .. }
             | Error::StartFailed { .. }
             | Error::ProgramNotFound { .. }
-            | Error::Config(_) => true,
+            | Error::Config(_)
+            | Error::InvalidEndpoint { .. }
+            | Error::InvalidSecret { .. } => true,
             Error::Timeout { stage, .. } => *stage == TimeoutStage::Queued,
             Error::WorkerFailed { written, .. } => !written,
             Error::Remote { .. } | Error::ResponseTooLarge { .. } => false,
@@ -218,7 +241,9 @@ impl Error {
             | Error::Encode(_)
             | Error::StartFailed { .. }
             | Error::ProgramNotFound { .. }
-            | Error::Config(_) => false,
+            | Error::Config(_)
+            | Error::InvalidEndpoint { .. }
+            | Error::InvalidSecret { .. } => false,
         }
     }
 

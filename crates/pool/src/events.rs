@@ -84,6 +84,14 @@ pub enum PoolEvent {
     },
     /// The pool started shutting down.
     ShuttingDown,
+    /// A connection to a remote worker was made and authenticated; its
+    /// `$/ready` comes next.
+    Connected {
+        /// The worker on this connection.
+        worker: WorkerId,
+        /// The endpoint's address.
+        address: Arc<str>,
+    },
 }
 
 /// Why a worker's process ended.

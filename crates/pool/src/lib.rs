@@ -29,6 +29,11 @@
 //!   pings of idle workers; recycling by request count, age or memory (the
 //!   replacement is ready before the old worker drains); growth under
 //!   sustained queueing and shrinking when idle.
+//! - **Remote workers**: workers listening on TCP or Unix sockets
+//!   ([`PoolConfigBuilder::connect`]) are dialled, authenticated with an
+//!   HMAC-SHA256 challenge on a shared [`Secret`], and then served like local
+//!   ones; a lost connection fails its calls as [`Error::WorkerFailed`] and
+//!   the endpoint is dialled again with jittered exponential backoff.
 //! - **No orphans**: each worker leads its own process group. Shutdown closes
 //!   stdin, then sends SIGTERM and SIGKILL to the group; dropping the pool kills
 //!   every group; and workers exit on stdin EOF if the host dies.
@@ -70,13 +75,16 @@
 #![warn(missing_docs)]
 
 mod admission;
+mod auth;
 mod config;
+mod endpoint;
 mod error;
 mod events;
 mod handshake;
 pub mod metrics;
 mod pool;
 mod process;
+mod remote;
 mod shared;
 mod stats;
 mod supervisor;
@@ -85,13 +93,16 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use auth::ConnectError;
 pub use config::{
     EnvPolicy, Handshake, HealthPolicy, PoolConfig, PoolConfigBuilder, RecyclePolicy,
     RestartPolicy, ScalePolicy, ShutdownPolicy, WorkerSpec,
 };
+pub use endpoint::{Endpoint, RemotePolicy, Secret};
 pub use error::{ConfigError, Error, FailureReason, Result, TimeoutStage, WorkerFailure};
 pub use events::{ExitReason, PoolEvent, RecycleReason};
 pub use pool::{Pool, RequestId};
+pub use remote::{Connection, connect};
 pub use shared::ShutdownReport;
-pub use stats::{HealthStatus, PoolStats, WorkerState, WorkerStats};
+pub use stats::{EndpointState, EndpointStats, HealthStatus, PoolStats, WorkerState, WorkerStats};
 pub use worker::WorkerId;

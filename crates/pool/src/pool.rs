@@ -63,11 +63,16 @@ impl Pool {
     /// nothing is left running.
     pub async fn start(config: PoolConfig) -> Result<Pool> {
         let spec = config.spec.clone();
-        let program = tokio::task::spawn_blocking(move || spec.resolve_program())
-            .await
-            .map_err(|_| Error::StartFailed {
-                reason: "program lookup panicked".into(),
-            })??;
+        let program = if config.max_workers == 0 {
+            // Remote workers only: nothing is ever spawned.
+            spec.program.clone()
+        } else {
+            tokio::task::spawn_blocking(move || spec.resolve_program())
+                .await
+                .map_err(|_| Error::StartFailed {
+                    reason: "program lookup panicked".into(),
+                })??
+        };
         crate::metrics::describe();
         let (events, _) = broadcast::channel(1024);
         let (supervisor_tx, supervisor_rx) = mpsc::channel(1024);
@@ -320,7 +325,7 @@ impl Drop for Handle {
 pub(crate) fn failure_now(worker: &Worker, reason: FailureReason) -> WorkerFailure {
     WorkerFailure {
         worker: worker.id,
-        pid: Some(worker.pid),
+        pid: worker.endpoint.is_none().then_some(worker.pid),
         reason,
         status: None,
         stderr_tail: worker.stderr_tail(),

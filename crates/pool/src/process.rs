@@ -13,8 +13,8 @@ use bytes::BytesMut;
 use pybridge_protocol::{Codec, ErrorCode, ErrorObject, Id, Message, Response, write_response};
 use rustix::process::{Pid, Signal};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, ChildStderr, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
@@ -138,6 +138,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         cap,
         outbox,
         stderr_tail: Arc::clone(&tail),
+        endpoint: None,
     }));
     let writer_stop = CancellationToken::new();
     let mut writer =
@@ -152,6 +153,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
     let junk = Arc::new(Mutex::new(None));
     let mut reader = AbortOnDropHandle::new(tokio::spawn(read_loop(
         stdout,
+        BytesMut::new(),
         Arc::clone(&worker),
         Arc::clone(&shared),
         shared.codec.clone(),
@@ -341,7 +343,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
 /// Decides whether the pool uses a worker that announced `ready`: its
 /// protocol major must be the pool's and its manifest the pool's (the first
 /// ready worker's). Lowers the worker's cap to its `max_concurrency`.
-fn admit(shared: &Shared, worker: &Worker, ready: Ready) -> Result<(), String> {
+pub(crate) fn admit(shared: &Shared, worker: &Worker, ready: Ready) -> Result<(), String> {
     ready.check_version()?;
     let pool_manifest = shared.manifest.get_or_init(|| ready.manifest.clone());
     if let Some(difference) =
@@ -363,7 +365,7 @@ fn admit(shared: &Shared, worker: &Worker, ready: Ready) -> Result<(), String> {
     Ok(())
 }
 
-async fn start_failed(shared: &Shared, worker: WorkerId, slot: usize, reason: String) {
+pub(crate) async fn start_failed(shared: &Shared, worker: WorkerId, slot: usize, reason: String) {
     metrics::counter!(crate::metrics::START_FAILURES).increment(1);
     warn!(slot, reason = %reason, "worker failed to start");
     let reason: Arc<str> = reason.into();
@@ -440,6 +442,7 @@ pub(crate) async fn ping(
         .lot
         .register_unslotted(id)
         .map_err(|e| e.to_string())?;
+    let sent = Instant::now();
     worker
         .outbox
         .send(Outgoing {
@@ -449,21 +452,29 @@ pub(crate) async fn ping(
         .await
         .map_err(|_| "the worker's stdin is closed".to_string())?;
     match timeout(within, pending).await {
-        Ok(Ok(response)) => match response.result {
-            Ok(raw) => Ok(serde_json::from_str::<Pong>(raw.get())
-                .ok()
-                .and_then(|p| p.rss_bytes)),
-            Err(error) => Err(format!("ping answered with an error: {error}")),
-        },
+        Ok(Ok(response)) => {
+            let rtt = sent.elapsed();
+            worker.set_rtt(rtt);
+            if let Some(place) = worker.endpoint.and_then(|i| shared.endpoints.get(i)) {
+                place.set_rtt(rtt);
+            }
+            match response.result {
+                Ok(raw) => Ok(serde_json::from_str::<Pong>(raw.get())
+                    .ok()
+                    .and_then(|p| p.rss_bytes)),
+                Err(error) => Err(format!("ping answered with an error: {error}")),
+            }
+        }
         Ok(Err(_)) => Err("the worker failed during the ping".to_string()),
         Err(_) => Err(format!("no answer to ping within {within:?}")),
     }
 }
 
-/// Writes frames to the worker's stdin, as many per system call as are
-/// queued. Returns the ids of requests that were never written.
-async fn write_loop(
-    mut stdin: ChildStdin,
+/// Writes frames to the worker (a process's stdin, or a connection), as many
+/// per system call as are queued. Returns the ids of requests that were
+/// never written.
+pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+    mut stdin: W,
     mut inbox: mpsc::Receiver<Outgoing>,
     stop: CancellationToken,
 ) -> Vec<i64> {
@@ -501,7 +512,10 @@ async fn write_loop(
 
 /// Writes every frame of the batch; on failure returns how many frames may
 /// have reached the worker (a partly written frame counts as written).
-async fn write_batch(stdin: &mut ChildStdin, batch: &[Outgoing]) -> Result<(), usize> {
+async fn write_batch<W: AsyncWrite + Unpin>(
+    stdin: &mut W,
+    batch: &[Outgoing],
+) -> Result<(), usize> {
     if let [only] = batch {
         return stdin.write_all(&only.frame).await.map_err(|_| 1);
     }
@@ -530,9 +544,12 @@ async fn write_batch(stdin: &mut ChildStdin, batch: &[Outgoing]) -> Result<(), u
     Ok(())
 }
 
-/// Reads frames from stdout and routes them. Ends at EOF or on a read error.
-async fn read_loop(
-    mut stdout: ChildStdout,
+/// Reads frames from the worker (a process's stdout, or a connection) and
+/// routes them, starting with what `buf` already holds. Ends at EOF or on a
+/// read error.
+pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
+    mut stdout: R,
+    mut buf: BytesMut,
     worker: Arc<Worker>,
     shared: Arc<Shared>,
     mut codec: Codec,
@@ -547,7 +564,11 @@ async fn read_loop(
         bad_frames: 0,
         junk,
     };
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    buf.reserve(READ_CHUNK);
+    // Bytes that arrived with the connection's authentication come first.
+    while let Ok(Some(item)) = codec.decode(&mut buf) {
+        router.frame(item, codec.take_rejected_head());
+    }
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::events::{PoolEvent, RecycleReason};
+use crate::remote::EndpointSlot;
 use crate::stats::{HealthStatus, PoolStats, WorkerState};
 use crate::worker::encode_frame;
 use crate::{PoolConfig, Result, WorkerId};
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) codec: Codec,
     /// Workers, their slots and parked calls, and the wait queue.
     pub(crate) admission: Arc<Admission>,
+    /// The remote endpoints, in configuration order.
+    pub(crate) endpoints: Vec<EndpointSlot>,
     /// The manifest of the first ready worker (`None` inside when it
     /// announced none); every later worker must announce the same.
     pub(crate) manifest: OnceLock<Option<Arc<serde_json::Value>>>,
@@ -106,6 +109,12 @@ impl Shared {
                 codec.clone(),
             )),
             codec,
+            endpoints: config
+                .endpoints
+                .iter()
+                .cloned()
+                .map(EndpointSlot::new)
+                .collect(),
             manifest: OnceLock::new(),
             target: AtomicUsize::new(config.min_workers),
             config,
@@ -152,9 +161,16 @@ impl Shared {
             .count();
         let target = self.target.load(Ordering::Relaxed);
         let crash_loop = self.crash_loop.load(Ordering::Relaxed);
-        let status = if self.admission.is_closing() || ready == 0 && target > 0 {
+        let endpoints: Vec<_> = self.endpoints.iter().map(EndpointSlot::stats).collect();
+        let wanted = target + endpoints.len();
+        let local_ready = workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Ready && !w.remote)
+            .count();
+        let endpoints_down = self.endpoints.iter().any(|e| !e.is_ready());
+        let status = if self.admission.is_closing() || ready == 0 && wanted > 0 {
             HealthStatus::Unhealthy
-        } else if ready < target || crash_loop {
+        } else if local_ready < target || crash_loop || endpoints_down {
             HealthStatus::Degraded
         } else {
             HealthStatus::Healthy
@@ -170,6 +186,7 @@ impl Shared {
             restarts: self.restarts.load(Ordering::Relaxed),
             crash_loop,
             workers,
+            endpoints,
         }
     }
 

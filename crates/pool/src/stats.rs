@@ -1,5 +1,6 @@
 //! Snapshots of the pool's state for health endpoints and dashboards.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::WorkerId;
@@ -69,6 +70,58 @@ pub struct WorkerStats {
     /// The protocol version it announced in its `$/ready` handshake ("1.0"
     /// when it announced none), once ready; `None` for other handshakes.
     pub protocol_version: Option<std::sync::Arc<str>>,
+    /// Whether it is a remote worker (a connection, not a child process;
+    /// its `pid` is then 0 and its endpoint is in [`PoolStats::endpoints`]).
+    pub remote: bool,
+    /// The round trip of its last answered `$/ping`.
+    pub rtt: Option<Duration>,
+}
+
+/// The state of a remote worker's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointState {
+    /// Dialling, authenticating, or waiting for the worker's `$/ready`.
+    Connecting,
+    /// Connected, and its worker takes calls.
+    Ready,
+    /// The last dial failed, or the connection was lost or cut (hung,
+    /// unresponsive); dialled again after a backoff.
+    Unhealthy,
+    /// Disconnected on purpose (shutdown).
+    Stopped,
+}
+
+impl EndpointState {
+    /// A lowercase name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointState::Connecting => "connecting",
+            EndpointState::Ready => "ready",
+            EndpointState::Unhealthy => "unhealthy",
+            EndpointState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One remote worker endpoint's state.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Its address as configured (`tcp://host:7001`, `unix:/run/w.sock`).
+    pub address: Arc<str>,
+    /// Its state.
+    pub state: EndpointState,
+    /// The worker on its current connection, if any.
+    pub worker: Option<WorkerId>,
+    /// The round trip of the last answered `$/ping` on it.
+    pub rtt: Option<Duration>,
+    /// Why the last dial or connection failed.
+    pub last_error: Option<Arc<str>>,
+    /// Connections that became ready.
+    pub connects: u64,
+    /// Dials that failed and connections that were lost or cut.
+    pub failures: u64,
 }
 
 /// Overall health of the pool.
@@ -116,4 +169,6 @@ pub struct PoolStats {
     pub crash_loop: bool,
     /// Every live worker.
     pub workers: Vec<WorkerStats>,
+    /// Every remote endpoint, in configuration order.
+    pub endpoints: Vec<EndpointStats>,
 }

@@ -38,6 +38,20 @@ enum Phase {
 struct Member {
     slot: usize,
     phase: Phase,
+    /// The remote endpoint it is connected to; `None` for a local process.
+    endpoint: Option<usize>,
+}
+
+/// A remote endpoint's dialling schedule. Each endpoint has its own backoff
+/// and no crash-loop guard: one unreachable host must not stop the pool from
+/// starting local workers, nor from dialling the other hosts.
+#[derive(Debug)]
+struct Remote {
+    /// The worker on its connection (dialling, or serving).
+    worker: Option<WorkerId>,
+    /// Failed dials and lost connections since it was last ready.
+    failures: u32,
+    next_dial: Instant,
 }
 
 struct Initial {
@@ -61,6 +75,10 @@ struct Supervisor {
     pinging: HashSet<WorkerId>,
     pings: JoinSet<(WorkerId, Result<Option<u64>, String>)>,
     ticks: u32,
+    /// Slots 0..=max_workers belong to local processes (one spare for a
+    /// recycled worker's replacement); endpoint i uses the slot after them.
+    local_slots: usize,
+    remotes: Vec<Remote>,
 }
 
 pub(crate) async fn run(
@@ -72,7 +90,17 @@ pub(crate) async fn run(
     let mut sup = Supervisor {
         members: HashMap::new(),
         // One spare slot: a recycled worker's replacement starts before it stops.
-        slot_restarts: vec![0; config.max_workers + 1],
+        slot_restarts: vec![0; config.max_workers + 1 + config.endpoints.len()],
+        local_slots: config.max_workers + 1,
+        remotes: config
+            .endpoints
+            .iter()
+            .map(|_| Remote {
+                worker: None,
+                failures: 0,
+                next_dial: Instant::now(),
+            })
+            .collect(),
         backoff: config.restart.initial_backoff,
         next_start: Instant::now(),
         failures: VecDeque::new(),
@@ -85,17 +113,21 @@ pub(crate) async fn run(
         ticks: 0,
         shared: Arc::clone(&shared),
     };
-    if config.min_workers == 0 {
+    let remotes = config.endpoints.len();
+    if config.min_workers == 0 && remotes == 0 {
         let _ = started.send(Ok(()));
     } else {
         sup.initial = Some(Initial {
-            waiting: config.min_workers,
+            waiting: config.min_workers + remotes,
             ready: 0,
             first_error: None,
             done: started,
         });
         for _ in 0..config.min_workers {
             sup.start_one();
+        }
+        for index in 0..remotes {
+            sup.dial(index);
         }
     }
     let stop = shared.supervise.clone();
@@ -130,7 +162,7 @@ impl Supervisor {
 
     fn start_one(&mut self) {
         let used: HashSet<usize> = self.members.values().map(|m| m.slot).collect();
-        let Some(slot) = (0..self.slot_restarts.len()).find(|s| !used.contains(s)) else {
+        let Some(slot) = (0..self.local_slots).find(|s| !used.contains(s)) else {
             return;
         };
         let id = WorkerId(self.shared.next_worker.fetch_add(1, Ordering::Relaxed));
@@ -139,6 +171,7 @@ impl Supervisor {
             Member {
                 slot,
                 phase: Phase::Starting,
+                endpoint: None,
             },
         );
         let restarts = self.slot_restarts[slot];
@@ -150,10 +183,53 @@ impl Supervisor {
         ));
     }
 
+    /// Dials the remote endpoint at `index`: one connection, one worker.
+    fn dial(&mut self, index: usize) {
+        let id = WorkerId(self.shared.next_worker.fetch_add(1, Ordering::Relaxed));
+        let slot = self.local_slots + index;
+        self.members.insert(
+            id,
+            Member {
+                slot,
+                phase: Phase::Starting,
+                endpoint: Some(index),
+            },
+        );
+        self.remotes[index].worker = Some(id);
+        let restarts = self.slot_restarts[slot];
+        self.shared.tracker.spawn(crate::remote::run_remote(
+            Arc::clone(&self.shared),
+            id,
+            index,
+            slot,
+            restarts,
+        ));
+    }
+
+    /// Schedules the next dial of endpoint `index` after a failure: the
+    /// restart policy's exponential backoff, with equal jitter so that many
+    /// gateways that lost the same host do not dial it in step.
+    fn redial_later(&mut self, index: usize) {
+        let restart = &self.shared.config.restart;
+        let remote = &mut self.remotes[index];
+        remote.worker = None;
+        let exponent = remote.failures.min(16);
+        remote.failures = remote.failures.saturating_add(1);
+        let delay = restart
+            .initial_backoff
+            .saturating_mul(1 << exponent)
+            .min(restart.max_backoff);
+        let half = delay / 2;
+        let jitter = half.mul_f64(rand::random::<f64>());
+        remote.next_dial = Instant::now() + half + jitter;
+    }
+
+    /// Local workers starting or serving (remote ones are not counted
+    /// against the target: each endpoint is one connection of its own).
     fn active(&self) -> usize {
         self.members
             .values()
-            .filter(|m| matches!(m.phase, Phase::Starting | Phase::Ready))
+            .filter(|m| m.endpoint.is_none() && matches!(m.phase, Phase::Starting | Phase::Ready))
             .count()
     }
 
@@ -177,8 +253,20 @@ impl Supervisor {
     }
 
     fn ready(&mut self, worker: WorkerId) {
+        let mut endpoint = None;
         if let Some(member) = self.members.get_mut(&worker) {
             member.phase = Phase::Ready;
+            endpoint = member.endpoint;
+        }
+        if let Some(index) = endpoint {
+            self.remotes[index].failures = 0;
+            self.shared.admission.set_unavailable(None);
+            if let Some(initial) = &mut self.initial {
+                initial.waiting -= 1;
+                initial.ready += 1;
+            }
+            self.finish_initial();
+            return;
         }
         self.backoff = self.shared.config.restart.initial_backoff;
         self.next_start = Instant::now();
@@ -230,7 +318,18 @@ impl Supervisor {
     }
 
     fn start_failed(&mut self, worker: WorkerId, reason: Arc<str>) {
-        self.members.remove(&worker);
+        let member = self.members.remove(&worker);
+        if let Some(index) = member.and_then(|m| m.endpoint) {
+            self.redial_later(index);
+            if let Some(initial) = &mut self.initial {
+                initial.waiting -= 1;
+                initial
+                    .first_error
+                    .get_or_insert_with(|| Arc::clone(&reason));
+                self.finish_initial();
+            }
+            return;
+        }
         let now = Instant::now();
         let restart = &self.shared.config.restart;
         self.failures.push_back(now);
@@ -274,6 +373,14 @@ impl Supervisor {
         let Some(member) = self.members.remove(&worker) else {
             return;
         };
+        if let Some(index) = member.endpoint {
+            if crashed {
+                self.slot_restarts[member.slot] += 1;
+                self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+            self.redial_later(index);
+            return;
+        }
         if crashed && matches!(member.phase, Phase::Ready | Phase::Retiring) {
             // It served, so this is no crash loop: replace it at once.
             self.slot_restarts[member.slot] += 1;
@@ -298,7 +405,8 @@ impl Supervisor {
         let Some(member) = self.members.get_mut(&worker) else {
             return;
         };
-        if member.phase != Phase::Ready {
+        // A remote worker's process is not ours to replace.
+        if member.phase != Phase::Ready || member.endpoint.is_some() {
             return;
         }
         member.phase = Phase::Retiring;
@@ -319,6 +427,13 @@ impl Supervisor {
     fn reconcile(&mut self) {
         if self.shared.admission.is_closing() {
             return;
+        }
+        let now = Instant::now();
+        for index in 0..self.remotes.len() {
+            let remote = &self.remotes[index];
+            if remote.worker.is_none() && now >= remote.next_dial {
+                self.dial(index);
+            }
         }
         let target = self.shared.target.load(Ordering::Relaxed);
         let active = self.active();
@@ -375,7 +490,10 @@ impl Supervisor {
             {
                 self.recycle(w.id, RecycleReason::Requests);
             }
-            if read_rss && let Some(rss) = read_rss_bytes(w.pid).await {
+            if read_rss
+                && w.endpoint.is_none()
+                && let Some(rss) = read_rss_bytes(w.pid).await
+            {
                 w.rss_bytes.store(rss, Ordering::Relaxed);
                 if config.recycle.max_rss_bytes.is_some_and(|max| rss > max) {
                     self.recycle(w.id, RecycleReason::Memory);
@@ -441,7 +559,7 @@ impl Supervisor {
             return;
         }
         let idle = self.members.iter().find_map(|(id, m)| {
-            if m.phase != Phase::Ready {
+            if m.phase != Phase::Ready || m.endpoint.is_some() {
                 return None;
             }
             let w = self.worker(*id)?;

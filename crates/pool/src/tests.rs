@@ -101,6 +101,7 @@ mod admission {
             cap: 4,
             outbox,
             stderr_tail: Arc::new(Mutex::new(Default::default())),
+            endpoint: None,
         }));
         assert!(worker.set_ready());
         admission.join(Arc::clone(&worker));

@@ -92,6 +92,10 @@ pub(crate) struct Worker {
     pub(crate) served: AtomicU64,
     pub(crate) rss_bytes: AtomicU64,
     pub(crate) missed_pings: AtomicU32,
+    /// The round trip of the last answered ping, in microseconds (0: none yet).
+    rtt_micros: AtomicU64,
+    /// The index of its remote endpoint; `None` for a spawned process.
+    pub(crate) endpoint: Option<usize>,
     /// The request count after which it is recycled, drawn with jitter at spawn.
     pub(crate) recycle_after: Option<u64>,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
@@ -140,6 +144,8 @@ pub(crate) struct WorkerParts {
     pub(crate) cap: usize,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
     pub(crate) stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The index of its remote endpoint; `None` for a spawned process.
+    pub(crate) endpoint: Option<usize>,
 }
 
 impl Worker {
@@ -157,6 +163,8 @@ impl Worker {
             served: AtomicU64::new(0),
             rss_bytes: AtomicU64::new(0),
             missed_pings: AtomicU32::new(0),
+            rtt_micros: AtomicU64::new(0),
+            endpoint: parts.endpoint,
             recycle_after: parts.recycle_after,
             outbox: parts.outbox,
             stderr_tail: parts.stderr_tail,
@@ -204,12 +212,18 @@ impl Worker {
         self.stop.cancel();
     }
 
+    pub(crate) fn set_rtt(&self, rtt: std::time::Duration) {
+        let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.rtt_micros.store(micros, Ordering::Relaxed);
+    }
+
     pub(crate) fn stderr_tail(&self) -> Vec<String> {
         lock(&self.stderr_tail).iter().cloned().collect()
     }
 
     pub(crate) fn stats(&self) -> WorkerStats {
         let rss = self.rss_bytes.load(Ordering::Relaxed);
+        let rtt = self.rtt_micros.load(Ordering::Relaxed);
         WorkerStats {
             id: self.id,
             slot: self.slot,
@@ -222,6 +236,8 @@ impl Worker {
             age: self.spawned_at.elapsed(),
             max_in_flight: self.lot.cap(),
             protocol_version: self.protocol_version.get().cloned(),
+            remote: self.endpoint.is_some(),
+            rtt: (rtt > 0).then(|| std::time::Duration::from_micros(rtt)),
         }
     }
 }

@@ -320,3 +320,26 @@ fn the_telemetry_section_loads_from_a_file_and_impossible_values_are_named() {
         assert_eq!(err.key.as_deref(), Some(key), "{line}: {err}");
     }
 }
+
+#[test]
+fn remote_workers_come_from_a_list_or_one_string_and_allow_no_local_worker() {
+    let config = load(LoadOptions::new().env_vars([
+        ("PYBRIDGE_WORKER__CONNECT", "tcp://127.0.0.1:7001"),
+        ("PYBRIDGE_POOL__MIN_WORKERS", "0"),
+    ]));
+    assert_eq!(config.worker.connect, ["tcp://127.0.0.1:7001"]);
+    assert_eq!(config.max_workers(), 0, "remote workers only");
+    let f = file(
+        "[worker]\nconnect = [\"tcp://127.0.0.1:7001\", \"unix:/run/w.sock\"]\nsecret_file = \"/run/secret\"\n",
+    );
+    let config = load(LoadOptions::new().file(f.path()));
+    assert_eq!(config.worker.connect.len(), 2);
+    assert_eq!(
+        config.worker.secret_file.as_deref(),
+        Some(std::path::Path::new("/run/secret"))
+    );
+    let err = error(LoadOptions::new().env_vars([("PYBRIDGE_WORKER__CONNECT", "127.0.0.1:7001")]));
+    assert_eq!(err.key.as_deref(), Some("worker.connect"), "{err}");
+    let err = error(LoadOptions::new().env_vars([("PYBRIDGE_POOL__MIN_WORKERS", "0")]));
+    assert!(err.to_string().contains("worker.connect"), "{err}");
+}

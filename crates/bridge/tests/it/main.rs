@@ -14,4 +14,5 @@ mod otel;
 #[cfg(feature = "otel")]
 mod otlp;
 mod registry;
+mod remote;
 mod support;

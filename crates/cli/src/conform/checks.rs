@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::manifest::{self, MethodEntry};
-use super::session::{Answer, Frame, MAX_FRAME, Observations, Session, Wait};
+use super::session::{Answer, Frame, MAX_FRAME, Observations, Remote, Session, Wait};
 
 /// What the checks run against, and their bounds.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub(crate) struct Plan {
     pub(crate) handshake: HandshakeMode,
     /// A slow, cancellable method and its params, for the cancellation check.
     pub(crate) slow: Option<(String, Value)>,
+    /// A listening worker to connect to instead of spawning `command`.
+    pub(crate) remote: Option<Remote>,
 }
 
 /// How the checker detects readiness, as the pool's `handshake` setting.
@@ -103,6 +105,9 @@ pub(crate) async fn run(plan: &Plan) -> Vec<Report> {
     let ready = handshake.0 != Status::Fail;
     push("handshake", handshake);
     push("manifest", manifest_outcome);
+    let (authentication_outcome, wrong_secret_outcome) = authentication(plan, &observations).await;
+    push("authentication", authentication_outcome);
+    push("wrong-secret", wrong_secret_outcome);
     macro_rules! check {
         ($name:literal, $check:ident) => {
             push(
@@ -143,7 +148,18 @@ where
 }
 
 async fn start(plan: &Plan, observations: &Arc<Observations>) -> Result<(Session, Ready), String> {
-    let mut session = Session::spawn(&plan.command, observations)?;
+    let mut session = match &plan.remote {
+        Some(remote) => {
+            Session::connect(
+                remote,
+                remote.secret.as_ref(),
+                plan.startup_timeout,
+                observations,
+            )
+            .await?
+        }
+        None => Session::spawn(&plan.command, observations)?,
+    };
     match handshake(plan, &mut session).await {
         Ok(ready) => Ok((session, ready)),
         Err(why) => {
@@ -311,7 +327,9 @@ async fn handshake_and_manifest(
         Ready::Notification(params) => match params.get("pid") {
             Some(pid) if pid.as_u64().is_some_and(|p| p > 0) => {
                 let mut seen = format!("$/ready after {took:.0?}, pid {pid}");
-                if u64::from(session.pid()) != pid.as_u64().unwrap_or_default() {
+                if !session.is_remote()
+                    && u64::from(session.pid()) != pid.as_u64().unwrap_or_default()
+                {
                     seen.push_str(&format!(" (the spawned process is {})", session.pid()));
                 }
                 pass(seen)
@@ -622,15 +640,101 @@ async fn cancellation(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome 
     }
 }
 
+/// The mutual challenge of a listening worker (`--connect` only): with the
+/// right secret both proofs verify; a wrong secret is refused, with
+/// `$/authFailed`, by the worker.
+async fn authentication(plan: &Plan, observations: &Arc<Observations>) -> (Outcome, Outcome) {
+    let Some(remote) = &plan.remote else {
+        let why = "a spawned worker speaks on its pipes (use --connect URL to check a listener)";
+        return (not_applicable(why), not_applicable(why));
+    };
+    let within = plan.startup_timeout;
+    let Some(secret) = &remote.secret else {
+        return match Session::connect(remote, None, within, observations).await {
+            Ok(session) => {
+                session.finish().await;
+                (
+                    pass("auth none: the worker accepts clients without a secret"),
+                    not_applicable("no secret given (--secret-file or PYBRIDGE_WORKER_SECRET)"),
+                )
+            }
+            Err(why) => (fail(why), not_applicable("no secret given")),
+        };
+    };
+    // Without a secret: a worker that has one must say it requires one.
+    let needs_secret = match Session::connect(remote, None, within, observations).await {
+        Ok(session) => {
+            session.finish().await;
+            false
+        }
+        Err(_) => true,
+    };
+    let authentication = match Session::connect(remote, Some(secret), within, observations).await {
+        Ok(session) => {
+            session.finish().await;
+            if needs_secret {
+                pass(
+                    "hmac-sha256: the worker verified the bridge's proof and proved the secret in turn",
+                )
+            } else if remote.endpoint.is_tcp() {
+                pass("auth none: the TCP worker accepts any client (started with --insecure?)")
+            } else {
+                pass("auth none: the Unix socket's file mode guards the worker")
+            }
+        }
+        Err(why) => fail(why),
+    };
+    if !needs_secret {
+        return (
+            authentication,
+            not_applicable("the worker authenticates nobody"),
+        );
+    }
+    let wrong = not_the_secret();
+    let wrong_secret = match Session::connect(remote, Some(&wrong), within, observations).await {
+        Ok(session) => {
+            session.finish().await;
+            fail("the worker accepted a wrong secret")
+        }
+        Err(why) if why.contains("wrong secret: the worker rejected") => {
+            pass(format!("refused: {why}"))
+        }
+        Err(why) => fail(format!(
+            "refused, but without $/authFailed saying the secret is wrong: {why}"
+        )),
+    };
+    (authentication, wrong_secret)
+}
+
+/// A secret nobody configured: fixed text and the current time in nanoseconds.
+fn not_the_secret() -> pybridge::pool::Secret {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    pybridge::pool::Secret::new(format!("pybridge-conform-wrong-secret-{nanos}"))
+        .expect("a non-empty secret")
+}
+
+/// How a check names the end of a worker: a process exits, a connection closes.
+fn ended(session: &Session) -> &'static str {
+    if session.is_remote() {
+        "closed the connection"
+    } else {
+        "exited 0"
+    }
+}
+
 async fn shutdown(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
     let sent = Instant::now();
     if let Err(err) = session.notify("$/shutdown", None, plan.timeout).await {
         return fail(err);
     }
     match session.wait_exit(sent + plan.timeout).await {
-        Some(status) if status.success() => {
-            pass(format!("exited 0 {:.0?} after $/shutdown", sent.elapsed()))
-        }
+        Some(status) if status.success() => pass(format!(
+            "{} {:.0?} after $/shutdown",
+            ended(session),
+            sent.elapsed()
+        )),
         Some(status) => fail(format!(
             "exited with {status} after $/shutdown; stderr: {}",
             cut(&session.stderr_tail())
@@ -656,7 +760,8 @@ async fn stdin_eof(plan: &Plan, session: &mut Session, _: &Ready) -> Outcome {
     session.close_stdin();
     match session.wait_exit(closed + plan.timeout).await {
         Some(status) if status.success() => pass(format!(
-            "exited 0 {:.0?} after stdin closed{context}",
+            "{} {:.0?} after stdin closed{context}",
+            ended(session),
             closed.elapsed()
         )),
         Some(status) => fail(format!(

@@ -12,8 +12,8 @@ use std::time::Duration;
 use pybridge::protocol::Message;
 use rustix::process::{Pid, Signal};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -87,12 +87,13 @@ pub(crate) struct Answer {
     pub(crate) before: Vec<Frame>,
 }
 
-/// One running worker.
-#[derive(Debug)]
+/// One running worker: a process the checker spawned, or a connection to a
+/// worker listening on a socket (`--connect`).
 pub(crate) struct Session {
-    child: Child,
-    pid: u32,
-    stdin: Option<ChildStdin>,
+    /// The spawned process and its pid; `None` for a connection.
+    child: Option<(Child, u32)>,
+    /// The worker's stdin, or the connection's writing half.
+    stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     frames: mpsc::Receiver<Frame>,
     sent: Arc<Mutex<HashSet<String>>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
@@ -140,9 +141,8 @@ impl Session {
             tokio::spawn(drain_stderr(stderr, Arc::clone(&stderr_tail))),
         ];
         Ok(Session {
-            child,
-            pid,
-            stdin: Some(stdin),
+            child: Some((child, pid)),
+            stdin: Some(Box::new(stdin)),
             frames,
             sent,
             stderr_tail,
@@ -152,8 +152,53 @@ impl Session {
         })
     }
 
+    /// Dials a listening worker and authenticates (the mutual HMAC
+    /// challenge of docs/protocol.md); the protocol then runs on the
+    /// connection as on a process's pipes.
+    pub(crate) async fn connect(
+        remote: &Remote,
+        secret: Option<&pybridge::pool::Secret>,
+        within: Duration,
+        observations: &Arc<Observations>,
+    ) -> Result<Session, String> {
+        let connection = timeout(
+            within,
+            pybridge::pool::connect(&remote.endpoint, secret, &remote.policy),
+        )
+        .await
+        .map_err(|_| format!("{}: no handshake within {within:?}", remote.endpoint))?
+        .map_err(|err| format!("{}: {err}", remote.endpoint))?;
+        observations.lock().processes += 1;
+        let (tx, frames) = mpsc::channel(FRAME_QUEUE);
+        let sent = Arc::new(Mutex::new(HashSet::new()));
+        // What arrived with the authentication lines is read first.
+        let reader = std::io::Cursor::new(connection.buffered.to_vec()).chain(connection.reader);
+        let tasks = vec![tokio::spawn(read_stdout(
+            reader,
+            tx,
+            Arc::clone(observations),
+            Arc::clone(&sent),
+        ))];
+        Ok(Session {
+            child: None,
+            stdin: Some(connection.writer),
+            frames,
+            sent,
+            stderr_tail: Arc::default(),
+            tasks,
+            next_id: 1,
+            status: None,
+        })
+    }
+
+    /// The spawned process's pid; 0 for a connection.
     pub(crate) fn pid(&self) -> u32 {
-        self.pid
+        self.child.as_ref().map_or(0, |(_, pid)| *pid)
+    }
+
+    /// Whether this is a connection rather than a spawned process.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.child.is_none()
     }
 
     /// The next frame, waiting until `deadline`.
@@ -274,21 +319,37 @@ impl Session {
         self.stdin = None;
     }
 
-    /// Waits for the worker's main process to exit, until `deadline`.
+    /// Waits for the worker's main process to exit, until `deadline`. For a
+    /// connection, the worker closing it counts as exiting with status 0.
     pub(crate) async fn wait_exit(&mut self, deadline: Instant) -> Option<ExitStatus> {
         if self.status.is_none() {
-            self.status = timeout_at(deadline, self.child.wait())
-                .await
-                .ok()
-                .and_then(Result::ok);
+            self.status = match &mut self.child {
+                Some((child, _)) => timeout_at(deadline, child.wait())
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => loop {
+                    match self.next_frame(deadline).await {
+                        Ok(_) => {}
+                        Err(Wait::Closed) => {
+                            use std::os::unix::process::ExitStatusExt;
+                            break Some(ExitStatus::from_raw(0));
+                        }
+                        Err(Wait::Timeout) => break None,
+                    }
+                },
+            };
         }
         self.status
     }
 
-    /// The exit status if the worker has already exited.
+    /// The exit status if the worker has already exited (never known at
+    /// once for a connection).
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().ok().flatten();
+        if self.status.is_none()
+            && let Some((child, _)) = &mut self.child
+        {
+            self.status = child.try_wait().ok().flatten();
         }
         self.status
     }
@@ -301,18 +362,39 @@ impl Session {
 
     /// Kills the worker's process group and reaps the process.
     pub(crate) async fn finish(mut self) {
-        kill_group(self.pid);
-        if self.status.is_none() {
-            let _ = timeout(Duration::from_secs(5), self.child.wait()).await;
+        kill_group(self.pid());
+        self.stdin = None;
+        if self.status.is_none()
+            && let Some((child, _)) = &mut self.child
+        {
+            let _ = timeout(Duration::from_secs(5), child.wait()).await;
         }
     }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("pid", &self.pid())
+            .field("remote", &self.is_remote())
+            .field("next_id", &self.next_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A listening worker to check instead of spawning one (`--connect`).
+#[derive(Debug, Clone)]
+pub(crate) struct Remote {
+    pub(crate) endpoint: pybridge::pool::Endpoint,
+    pub(crate) secret: Option<pybridge::pool::Secret>,
+    pub(crate) policy: pybridge::pool::RemotePolicy,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         // Whatever happened to the check, nothing it started outlives it:
         // the group goes, grandchildren included.
-        kill_group(self.pid);
+        kill_group(self.pid());
         for task in &self.tasks {
             task.abort();
         }

@@ -104,9 +104,11 @@ async fn conform(args: &[&str], worker: &[String], env: &[(&str, String)]) -> Co
     }
 }
 
-const ALL_CHECKS: [&str; 11] = [
+const ALL_CHECKS: [&str; 13] = [
     "handshake",
     "manifest",
+    "authentication",
+    "wrong-secret",
     "ping",
     "unknown-method",
     "invalid-params",
@@ -262,7 +264,7 @@ async fn the_table_names_each_check_and_the_exit_status_says_all_passed() {
             .any(|l| l.starts_with("cancellation") && l.contains("n/a")),
         "{text}"
     );
-    assert!(text.contains("all 11 checks passed"), "{text}");
+    assert!(text.contains("all 13 checks passed"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,7 +420,11 @@ async fn the_node_example_worker_passes_every_check() {
     )
     .await;
     assert_eq!(full.status, 0, "{:#?} {}", full.reports, full.stderr);
-    for check in ALL_CHECKS {
+    // The authentication checks are for workers on sockets (`--connect`).
+    for check in ALL_CHECKS
+        .into_iter()
+        .filter(|c| !["authentication", "wrong-secret"].contains(c))
+    {
         assert_eq!(
             full.status_of(check),
             "pass",
@@ -461,4 +467,115 @@ async fn usage_errors_exit_2_and_a_missing_program_fails_the_handshake() {
     assert_eq!(report.status_of("handshake"), "fail");
     let seen = report.report("handshake")["seen"].as_str().unwrap();
     assert!(seen.contains("cannot spawn"), "{seen}");
+}
+
+/// Starts the SDK's demo worker listening on `url` (`python3 -m pybridge_worker --listen`);
+/// returns it and the URL it listens on.
+async fn listener(
+    url: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(python())
+        .args(["-m", "pybridge_worker", "--listen", url])
+        .env("PYTHONPATH", python_path())
+        .args(flags)
+        .env_remove("PYBRIDGE_WORKER_SECRET")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.split("listening on ").nth(1) {
+                return url.trim().to_string();
+            }
+        }
+        panic!("the listener ended before listening");
+    })
+    .await
+    .expect("the listener starts");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+/// Runs `pybridge conform --json --connect URL ARGS` and parses its report.
+async fn conform_connect(url: &str, args: &[&str], env: &[(&str, &str)]) -> Conform {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = pybridge(&home);
+    cmd.args(["conform", "--json", "--connect", url]).args(args);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("conform finishes")
+        .expect("conform runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let reports: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {stdout:?}, stderr {stderr:?}"));
+    Conform {
+        status: out.status.code().unwrap_or(-1),
+        reports,
+        stderr,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conform_connect_checks_a_listening_worker_and_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "conform secret\n").unwrap();
+    let secret = secret.display().to_string();
+    let (_worker, url) = listener(
+        "tcp://127.0.0.1:0",
+        &["--secret-file", &secret, "--handshake", "notification"],
+        &[],
+    )
+    .await;
+    let mut args = vec!["--secret-file", secret.as_str()];
+    args.extend_from_slice(&SLOW_SDK);
+    let report = conform_connect(&url, &args, &[]).await;
+    assert_eq!(report.status, 0, "{:#?} {}", report.reports, report.stderr);
+    assert_eq!(report.status_of("authentication"), "pass");
+    assert_eq!(report.status_of("wrong-secret"), "pass");
+    let seen = report.report("wrong-secret")["seen"].as_str().unwrap();
+    assert!(seen.contains("wrong secret"), "{seen}");
+    for check in [
+        "ping",
+        "cancellation",
+        "shutdown",
+        "stdin-eof",
+        "stdout-isolation",
+    ] {
+        assert_eq!(
+            report.status_of(check),
+            "pass",
+            "{check}: {:#?}",
+            report.reports
+        );
+    }
+
+    // The same worker with the wrong secret in the environment: the handshake fails, saying why.
+    let report = conform_connect(&url, &[], &[("PYBRIDGE_WORKER_SECRET", "not it")]).await;
+    assert_eq!(report.status, 1);
+    let seen = report.report("handshake")["seen"].as_str().unwrap();
+    assert!(seen.contains("wrong secret"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conform_connect_checks_a_unix_socket_worker_without_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.sock");
+    let (_worker, url) = listener(&format!("unix:{}", path.display()), &[], &[]).await;
+    let report = conform_connect(&url, &[], &[]).await;
+    assert_eq!(report.status, 0, "{:#?} {}", report.reports, report.stderr);
+    assert_eq!(report.status_of("authentication"), "pass");
+    assert_eq!(report.status_of("wrong-secret"), "n/a");
+    assert_eq!(report.status_of("cancellation"), "n/a");
 }

@@ -418,6 +418,54 @@ async fn a_request_longer_than_the_gateway_allows_gets_a_timeout_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_only_a_remote_worker_calls_it_and_shows_its_endpoint_in_health() {
+    use tokio::io::AsyncBufReadExt;
+    let home = tempfile::tempdir().unwrap();
+    let sock = home.path().join("w.sock");
+    let url = format!("unix:{}", sock.display());
+    let mut listener = tokio::process::Command::new(python())
+        .args(["-m", "pybridge_worker", "--listen", &url])
+        .env("PYTHONPATH", python_path())
+        .env_remove("PYBRIDGE_WORKER_SECRET")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(listener.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("listening on ") {
+                return;
+            }
+        }
+        panic!("the listener ended before listening");
+    })
+    .await
+    .expect("the listener starts");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let server = Server::start(&home, &["--workers", "0", "--connect", &url], &[]).await;
+    let answer = server
+        .post(
+            "/rpc",
+            r#"{"jsonrpc":"2.0","id":1,"method":"test.echo","params":{"via":"socket"}}"#,
+        )
+        .await
+        .json();
+    assert_eq!(answer["result"]["via"], "socket", "{answer}");
+    let health = server.get("/health").await.json();
+    assert_eq!(health["status"], "healthy", "{health}");
+    let endpoints = health["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1, "{health}");
+    assert_eq!(endpoints[0]["address"], url.as_str());
+    assert_eq!(endpoints[0]["state"], "ready");
+    assert_eq!(health["workers"][0]["remote"], true, "{health}");
+    let (status, _) = server.terminate().await;
+    assert_eq!(status, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_see_no_traceback_or_worker_stderr_unless_details_are_exposed() {
     let home = tempfile::tempdir().unwrap();
     let file = home.path().join("pybridge.toml");

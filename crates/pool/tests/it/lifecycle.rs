@@ -35,7 +35,9 @@ async fn load(pool: &Pool, n: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_fails_its_64_calls_at_once_and_is_replaced() {
-    let pool = start(sdk_worker(), |b| b.workers(2)).await;
+    // The SDK advertises 16 calls at once by default; this worker runs 64.
+    let worker = sdk_worker().args(["--max-concurrency", "64"]);
+    let pool = start(worker, |b| b.workers(2)).await;
     let mut events = pool.subscribe();
     let victim = pool.stats().workers[0].clone();
     // Fill the victim with 64 long calls (and the other worker with 64).

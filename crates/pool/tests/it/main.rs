@@ -7,4 +7,6 @@ mod dropped;
 mod faults;
 mod handshake;
 mod lifecycle;
+mod remote;
+mod remote_support;
 mod support;

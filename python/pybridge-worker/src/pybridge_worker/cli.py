@@ -49,5 +49,15 @@ def build_arg_parser(description=None):
     parser.add_argument("--flush-per-message", action="store_true",
                         help="write each response on its own instead of once per read (slower; for "
                              "measurements and fault workers)")
+    listen = parser.add_argument_group("listening on a socket instead of stdin/stdout")
+    listen.add_argument("--listen", default=None, metavar="URL",
+                        help="serve bridge connections, one at a time, on tcp://HOST:PORT or "
+                             "unix:/path/to.sock")
+    listen.add_argument("--once", action="store_true",
+                        help="exit after the first connection ends")
+    listen.add_argument("--secret-file", default=None, metavar="PATH",
+                        help="the secret shared with the bridge (default: $PYBRIDGE_WORKER_SECRET)")
+    listen.add_argument("--insecure", action="store_true",
+                        help="let a TCP listener run without a secret")
     return parser
 
