@@ -200,6 +200,17 @@ async fn a_write_through_one_gateway_drops_the_familys_reads_in_another_within_1
 
     stats().await;
     stats().await;
+    // b writes its value to Redis in the background: wait until it is there,
+    // or a write landing after a's invalidation would be served (a value
+    // written after an invalidation lives until its TTL, as documented).
+    let cached = Instant::now();
+    while shared(&b).await["writes"].as_u64().unwrap() == 0 {
+        assert!(
+            cached.elapsed() < Duration::from_secs(5),
+            "b never wrote its value to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let before = misses().await;
     let recorded = rpc(
         &a,
