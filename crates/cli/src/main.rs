@@ -24,7 +24,6 @@ mod options;
 mod out;
 mod rpc;
 mod serve;
-mod telemetry;
 
 use std::process::ExitCode;
 

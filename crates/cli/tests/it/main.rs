@@ -7,8 +7,6 @@ mod call;
 mod conform;
 mod mcp;
 mod methods;
-mod otel;
-mod otlp;
 mod redis_server;
 mod serve;
 mod shared_cache;
