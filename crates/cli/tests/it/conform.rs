@@ -567,23 +567,3 @@ async fn conform_connect_checks_a_listening_worker_and_its_secret() {
     let seen = report.report("handshake")["seen"].as_str().unwrap();
     assert!(seen.contains("wrong secret"), "{seen}");
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conform_connect_checks_a_unix_socket_worker_and_its_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "conform secret\n").unwrap();
-    let secret = secret.display().to_string();
-    let path = dir.path().join("w.sock");
-    let (_worker, url) = listener(
-        &format!("unix:{}", path.display()),
-        &["--secret-file", &secret],
-        &[],
-    )
-    .await;
-    let report = conform_connect(&url, &["--secret-file", secret.as_str()], &[]).await;
-    assert_eq!(report.status, 0, "{:#?} {}", report.reports, report.stderr);
-    assert_eq!(report.status_of("authentication"), "pass");
-    assert_eq!(report.status_of("wrong-secret"), "pass");
-    assert_eq!(report.status_of("cancellation"), "n/a");
-}
