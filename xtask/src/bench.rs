@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::{cargo, run};
 
+mod trace_export;
+
 struct Row {
     figure: String,
     pybridge: String,
@@ -31,11 +33,14 @@ const DEMO_WORKER: &[&str] = &[
     "64",
 ];
 
-pub(crate) fn bench(root: &Path) -> Result<()> {
+pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
     run(cargo(root).args(["build", "--release", "-p", "pybridge-cli"]))?;
+    if args.iter().any(|a| a == "--trace-export") {
+        return trace_export::print(root, &target.join("release/pybridge"), &python);
+    }
 
     // 1. Criterion: the bridge and the raw baseline, interleaved in one run.
     let output = cargo(root)
@@ -151,6 +156,9 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
         );
     }
     let load: Value = serde_json::from_slice(&load.stdout)?;
+
+    // 4. What trace export costs, in the same session.
+    let trace_rows = trace_export::rows(root, &cli, &python)?;
 
     let mut rows = Vec::new();
     let rate = |ns: f64| 1e9 / ns;
@@ -324,6 +332,8 @@ pub(crate) fn bench(root: &Path) -> Result<()> {
         });
     }
 
+    rows.extend(trace_rows);
+
     let report = render(root, &rows, &load, ppe_rate)?;
     println!("{report}");
     std::fs::write(root.join("BENCHMARKS.md"), report).context("writing BENCHMARKS.md")?;
@@ -466,7 +476,10 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n\
          - **worker CPU per message** (`benches/python/sdk_overhead.py`): the process CPU of the SDK's loop \
          and of the baseline's Python loop answering the same requests from a file (64 KiB reads) or a \
-         SOCK_SEQPACKET socket (one request per read), writing to /dev/null.\n"
+         SOCK_SEQPACKET socket (one request per read), writing to /dev/null.\n\
+         - **trace export** (`xtask/src/bench/trace_export.rs`): `pybridge bench` (50,000 calls, 2 workers) \
+         with export off, then to an OTLP/HTTP sink in the xtask process with every trace sampled and with \
+         1 % sampled (`telemetry.sample_ratio`), three interleaved rounds, the median of each.\n"
     )?;
     Ok(out)
 }

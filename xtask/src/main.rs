@@ -27,6 +27,7 @@ commands:
   test     every Rust and Python test (no lints)
   tidy     file headers, crate dependency edges, no anyhow in libraries, Markdown links, Python versions
   bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
+           --trace-export: only what OTLP trace export costs, printed
   chaos    workers killed, hung and spewing garbage under load, 30 s each; --soak [--minutes M] (10)
   python   the Python tests under python/, fixtures/ and benches/python/
   setup    install what the tests need (ci and test do it themselves)
@@ -39,7 +40,7 @@ fn main() -> Result<()> {
         Some("ci") => ci::ci(&root),
         Some("test") => ci::test(&root),
         Some("tidy") => tidy::run(&root),
-        Some("bench") => bench::bench(&root),
+        Some("bench") => bench::bench(&root, &args[1..]),
         Some("chaos") => chaos::chaos(&root, &args[1..]),
         Some("python") => ci::python_tests(&root),
         Some("setup") => setup::all(&root),

@@ -412,7 +412,7 @@ impl Bridge {
         let spec = Arc::clone(prepared.spec());
         let wire_params = prepared.params();
         let id = inner.pool.reserve_id();
-        let span = telemetry::call_span(id.get(), spec.name(), spec.wire_name());
+        let span = open_call_span(id.get(), spec.name(), spec.wire_name());
         let guard = CallGuard::start(spec.metric_label().to_string());
         let deadline = options.deadline.unwrap_or_else(|| {
             let timeout = options
@@ -450,6 +450,9 @@ impl Bridge {
             Err(e) => outcome_of(e),
         };
         span.record(telemetry::fields::OUTCOME, outcome.as_str());
+        if let Err(e) = &call {
+            telemetry::record_error(&span, e.code());
+        }
         guard.finish(outcome);
         call
     }
@@ -632,10 +635,27 @@ impl Bridge {
             },
             None => None,
         };
+        // Attempt and round-trip spans only for a traced call: one left out
+        // by sampling pays for none (the call's span keeps its fields).
+        let child_spans = traced(&tracing::Span::current());
         let attempt = |n: u32| {
             let breaker = breaker.clone();
-            async move {
-                tracing::Span::current().record(telemetry::fields::ATTEMPT, n);
+            let id = if n == 1 {
+                first_id
+            } else {
+                inner.pool.reserve_id()
+            };
+            // Recorded on the call's span: in the end, the attempts made.
+            tracing::Span::current().record(telemetry::fields::ATTEMPT, n);
+            let span = if child_spans {
+                telemetry::attempt_span(n, id.get())
+            } else {
+                tracing::Span::none()
+            };
+            if let Some(b) = &breaker {
+                span.record(telemetry::fields::BREAKER, b.state().as_str());
+            }
+            let run = async move {
                 let permit = match &breaker {
                     Some(b) => Some(b.try_acquire_owned().map_err(|rejected| Attempt {
                         error: Error::CircuitOpen {
@@ -647,19 +667,19 @@ impl Bridge {
                     })?),
                     None => None,
                 };
-                let id = if n == 1 {
-                    first_id
-                } else {
-                    inner.pool.reserve_id()
-                };
                 let started = Instant::now();
                 let attempt_deadline = match inner.config.call.attempt_timeout {
                     Some(limit) => deadline.min(started + limit),
                     None => deadline,
                 };
-                let result = inner
-                    .pool
-                    .call_with_id(id, spec.wire_name(), params, attempt_deadline)
+                let worker_span = if child_spans {
+                    telemetry::worker_span(id.get(), spec.wire_name())
+                } else {
+                    tracing::Span::none()
+                };
+                let result = self
+                    .send(&worker_span, id, spec.wire_name(), params, attempt_deadline)
+                    .instrument(worker_span.clone())
                     .await;
                 let result = result.map_err(|source| Attempt {
                     error: Error::Pool {
@@ -668,6 +688,9 @@ impl Bridge {
                     },
                     idempotent: spec.idempotent(),
                 });
+                if let Err(failed) = &result {
+                    telemetry::record_error(&worker_span, failed.error.code());
+                }
                 if let Some(permit) = permit {
                     let outcome = match &result {
                         Ok(_) => Outcome::Success,
@@ -678,6 +701,13 @@ impl Bridge {
                         Err(_) => Outcome::Ignored,
                     };
                     permit.record(outcome, started.elapsed());
+                }
+                result
+            };
+            async move {
+                let result = run.instrument(span.clone()).await;
+                if let Err(failed) = &result {
+                    telemetry::record_error(&span, failed.error.code());
                 }
                 result
             }
@@ -705,6 +735,29 @@ impl Bridge {
                     last
                 }
             })
+    }
+
+    /// One request to a worker, carrying the trace context of `span` (the
+    /// round trip's) in `_meta` when the `otel` feature traces it.
+    async fn send(
+        &self,
+        span: &tracing::Span,
+        id: RequestId,
+        wire_method: &str,
+        params: Option<&RawValue>,
+        deadline: Instant,
+    ) -> pybridge_pool::Result<Box<RawValue>> {
+        let pool = &self.inner.pool;
+        #[cfg(feature = "otel")]
+        if let Some(wire) = crate::otel::WireContext::of(span) {
+            let meta = wire.meta();
+            return pool
+                .call_with_meta(id, wire_method, params, deadline, Some(&meta))
+                .await;
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = span;
+        pool.call_with_id(id, wire_method, params, deadline).await
     }
 
     /// Sends a notification: validated like a call, answered by nobody.
@@ -913,6 +966,34 @@ impl pybridge_service::Call for Bridge {
     async fn call(&self, method: &str, params: Box<RawValue>) -> Result<Box<RawValue>> {
         self.call_raw(method, Some(&params)).await
     }
+}
+
+/// The call's span. With trace export sampling new traces, a call that
+/// would start one is drawn before its span opens: one left out gets a span
+/// only if a log layer wants it (at a target trace export ignores), and
+/// none otherwise, so it costs nothing.
+fn open_call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+    #[cfg(feature = "otel")]
+    if !crate::otel::keep_call(&tracing::Span::current()) {
+        return if tracing::enabled!(target: "pybridge::call", tracing::Level::DEBUG) {
+            telemetry::untraced_call_span(correlation_id, method, wire_method)
+        } else {
+            tracing::Span::none()
+        };
+    }
+    telemetry::call_span(correlation_id, method, wire_method)
+}
+
+/// Whether a call's span belongs to an OpenTelemetry trace; without the
+/// `otel` feature, whether it is recorded at all (for logs).
+#[cfg(feature = "otel")]
+fn traced(span: &tracing::Span) -> bool {
+    crate::otel::is_traced(span)
+}
+
+#[cfg(not(feature = "otel"))]
+fn traced(span: &tracing::Span) -> bool {
+    !span.is_disabled()
 }
 
 fn to_params<P: Serialize + ?Sized>(method: &str, params: &P) -> Result<Option<Box<RawValue>>> {

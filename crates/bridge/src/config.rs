@@ -36,7 +36,7 @@
 //! | `logLevel` | `log.level` | any `tracing` filter |
 //! | `debug`, `verbose` | `log.level = "debug"`, the `development` preset | one knob instead of three |
 //! | (none) | `worker.connect`, `worker.secret_file` | remote workers on TCP or Unix sockets |
-//! | (none) | `log.format`, `gateway.*`, `service.*`, `pool.recycle_*`, `pool.ping_*`, `retry.budget_*` | new |
+//! | (none) | `log.format`, `gateway.*`, `telemetry.*`, `service.*`, `pool.recycle_*`, `pool.ping_*`, `retry.budget_*` | new |
 
 mod layers;
 mod presets;
@@ -83,6 +83,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The MCP server of `pybridge mcp` and `/mcp`.
     pub mcp: McpConfig,
+    /// Trace export over OTLP/HTTP (the `otel` feature).
+    pub telemetry: TelemetryConfig,
 }
 
 /// What to run as a worker (`[worker]`).
@@ -664,6 +666,63 @@ pub struct McpConfig {
     pub deny: Vec<String>,
 }
 
+/// Trace export over OTLP/HTTP with protobuf (`[telemetry]`), read by
+/// `pybridge::otel::Telemetry` when the bridge is built with the
+/// `otel` feature (the CLI is); without it these keys are accepted and
+/// unused.
+///
+/// Export is on when an endpoint is set: `otlp_endpoint` here (or
+/// `--otlp-endpoint`), else the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+/// or `OTEL_EXPORTER_OTLP_ENDPOINT`. The other standard variables
+/// (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`,
+/// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`) apply where the keys
+/// below are not set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP address, such as `http://127.0.0.1:4318`;
+    /// `/v1/traces` is appended unless the path already ends with it
+    /// (default: none, the standard variables decide).
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of exported spans (default: `OTEL_SERVICE_NAME`,
+    /// else `pybridge`).
+    pub service_name: Option<String>,
+    /// The fraction of new traces recorded, from 0 to 1; a trace continued
+    /// from a caller follows the caller's decision (default: the
+    /// `OTEL_TRACES_SAMPLER` variables, else every trace).
+    pub sample_ratio: Option<f64>,
+    /// HTTP headers sent with every export, such as an API key (added to
+    /// `OTEL_EXPORTER_OTLP_HEADERS`).
+    pub headers: BTreeMap<String, String>,
+    /// The longest one export request may take (default 10 s). Exports run
+    /// on their own thread: a slow collector never slows a call.
+    #[serde(with = "humantime_serde")]
+    pub export_timeout: Duration,
+    /// The longest shutdown waits to send the spans still buffered
+    /// (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// The most finished spans waiting for export (default 2048). Past it,
+    /// spans are dropped and counted in
+    /// `pybridge_telemetry_spans_dropped_total`.
+    pub max_queue: usize,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: None,
+            sample_ratio: None,
+            headers: BTreeMap::new(),
+            export_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+            max_queue: 2048,
+        }
+    }
+}
+
 impl Config {
     /// Loads the configuration from its layers; see [`LoadOptions`].
     ///
@@ -905,6 +964,33 @@ impl Config {
                 "gateway.allowed_origins",
                 "each must be an origin such as https://app.example.com",
             );
+        }
+        let t = &self.telemetry;
+        if t.otlp_endpoint.as_deref().is_some_and(|e| {
+            !(e.starts_with("http://") || e.starts_with("https://"))
+                || e.contains(char::is_whitespace)
+        }) {
+            return fail(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL such as http://127.0.0.1:4318",
+            );
+        }
+        if t.service_name.as_deref().is_some_and(str::is_empty) {
+            return fail("telemetry.service_name", "must not be empty");
+        }
+        if t.sample_ratio
+            .is_some_and(|r| !r.is_finite() || !(0.0..=1.0).contains(&r))
+        {
+            return fail("telemetry.sample_ratio", "must be a number from 0 to 1");
+        }
+        if t.export_timeout.is_zero() {
+            return fail("telemetry.export_timeout", "must be greater than zero");
+        }
+        if t.shutdown_timeout.is_zero() {
+            return fail("telemetry.shutdown_timeout", "must be greater than zero");
+        }
+        if t.max_queue == 0 {
+            return fail("telemetry.max_queue", "must be at least 1");
         }
         Ok(())
     }

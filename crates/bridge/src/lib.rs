@@ -25,6 +25,11 @@
 //! - `cache` (default): the two-tier result cache (`pybridge-cache`).
 //! - `validation` (default): JSON Schema validation of params. Without it,
 //!   only the limits and declared renames apply.
+//! - `otel`: OpenTelemetry. `otel::Telemetry` exports the spans of every
+//!   layer over OTLP/HTTP (configured by `[telemetry]` and the standard
+//!   `OTEL_*` variables), and each request to a worker carries the W3C trace
+//!   context in its `_meta` member, so the worker's spans join the trace.
+//!   Heavy to build; off by default.
 //! - `framework` (default): the SQLite Extensions Framework
 //!   (`pybridge-framework`): its catalog in the method registry, the typed
 //!   API ([`Bridge::framework`]) and FixiPlug result shapes. With default
@@ -69,6 +74,8 @@ mod error;
 mod events;
 mod health;
 mod incidents;
+#[cfg(feature = "otel")]
+pub mod otel;
 
 pub use bridge::{BatchCall, Bridge, BridgeBuilder, CallOptions, Invalidate, Reply, ResultSource};
 pub use config::Config;

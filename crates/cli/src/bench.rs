@@ -60,7 +60,8 @@ fn cpu_time() -> Duration {
 
 pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode> {
     let config = options::load(global, &[], &args.worker)?;
-    crate::logging::init(&config.log);
+    let telemetry = crate::telemetry::start(&config.telemetry)?;
+    crate::logging::init(&config.log, &telemetry);
     let bridge = options::start(config).await?;
     let params_text = args
         .params
@@ -134,6 +135,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
     let cpu = cpu_time().saturating_sub(cpu_before);
     bar.finish_and_clear();
     bridge.shutdown().await;
+    crate::telemetry::shutdown(telemetry).await;
 
     let mut latencies =
         std::mem::take(&mut *tally.latencies_us.lock().unwrap_or_else(|e| e.into_inner()));

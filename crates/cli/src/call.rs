@@ -58,7 +58,18 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
         extra.push(("pool.max_workers", toml::Value::Integer(1), "call"));
     }
     let config = options::load(global, &extra, &args.worker)?;
-    crate::logging::init(&config.log);
+    let telemetry = crate::telemetry::start(&config.telemetry)?;
+    crate::logging::init(&config.log, &telemetry);
+    let code = call(config, &args, params.as_deref()).await;
+    crate::telemetry::shutdown(telemetry).await;
+    code
+}
+
+async fn call(
+    config: pybridge::Config,
+    args: &CallArgs,
+    params: Option<&RawValue>,
+) -> Result<ExitCode> {
     let bridge = match pybridge::Bridge::from_config(config).await {
         Ok(bridge) => bridge,
         // A worker that cannot start is a failed call, not a usage error;
@@ -78,9 +89,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: CallArgs) -> Result<ExitCode>
     if args.no_cache {
         call_options = call_options.no_cache();
     }
-    let outcome = bridge
-        .call_with(&args.method, params.as_deref(), &call_options)
-        .await;
+    let outcome = bridge.call_with(&args.method, params, &call_options).await;
     bridge.shutdown().await;
     match outcome {
         Ok(reply) => {

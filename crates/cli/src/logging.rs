@@ -1,15 +1,20 @@
 //! Logs go to stderr, never stdout (stdout carries results). What workers
 //! write to their stderr (including a redirected `print()`) reaches the
-//! operator by default, one `[worker N] line` per line.
+//! operator by default, one `[worker N] line` per line. With trace export
+//! on, the OpenTelemetry layer sits beside the log layers with its own
+//! filter, and JSON lines carry `trace_id` and `span_id`.
 
 use std::io::Write as _;
 
 use pybridge::config::{LogConfig, LogFormat};
+use pybridge::otel::Telemetry;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
+
+use crate::telemetry::WithTraceIds;
 
 /// The target of the pool's events carrying one line of a worker's stderr.
 const WORKER_STDERR: &str = "pybridge_pool::worker_stderr";
@@ -19,9 +24,10 @@ const WORKER_STDERR: &str = "pybridge_pool::worker_stderr";
 /// Worker stderr lines are shown whatever the level, unless the filter
 /// names their target itself (`pybridge_pool::worker_stderr=off` hides
 /// them). In text format they are printed as `[worker N] line`; in JSON
-/// format they are JSON events like every other.
-pub(crate) fn init(config: &LogConfig) {
-    init_with(config, None);
+/// format they are JSON events like every other. The trace export layer is
+/// added when `telemetry` exports.
+pub(crate) fn init(config: &LogConfig, telemetry: &Telemetry) {
+    init_with(config, telemetry, None);
 }
 
 /// A layer besides the log output, with its own filter (`pybridge mcp`
@@ -29,7 +35,7 @@ pub(crate) fn init(config: &LogConfig) {
 pub(crate) type Extra = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
 
 /// [`init`], plus `extra`.
-pub(crate) fn init_with(config: &LogConfig, extra: Option<Extra>) {
+pub(crate) fn init_with(config: &LogConfig, telemetry: &Telemetry, extra: Option<Extra>) {
     let directives = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| EnvFilter::try_new(v).is_ok())
@@ -49,14 +55,20 @@ pub(crate) fn init_with(config: &LogConfig, extra: Option<Extra>) {
                         .expect("a valid directive"),
                 )
             };
+            let json = tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr);
+            let json = if telemetry.endpoint().is_some() {
+                json.event_format(WithTraceIds(tracing_subscriber::fmt::format().json()))
+                    .with_filter(main)
+                    .boxed()
+            } else {
+                json.with_filter(main).boxed()
+            };
             Registry::default()
                 .with(extra)
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .json()
-                        .with_writer(std::io::stderr)
-                        .with_filter(main),
-                )
+                .with(json)
+                .with(crate::telemetry::layer(telemetry))
                 .try_init()
         }
         _ => {
@@ -68,16 +80,19 @@ pub(crate) fn init_with(config: &LogConfig, extra: Option<Extra>) {
                     .with(extra)
                     .with(main)
                     .with(WorkerLines.with_filter(filter().and(is_worker_line())))
+                    .with(crate::telemetry::layer(telemetry))
                     .try_init()
             } else {
                 Registry::default()
                     .with(extra)
                     .with(main)
                     .with(WorkerLines.with_filter(is_worker_line()))
+                    .with(crate::telemetry::layer(telemetry))
                     .try_init()
             }
         }
     };
+    crate::telemetry::announce(telemetry);
 }
 
 /// Prints the pool's worker stderr events as `[worker N] line`.

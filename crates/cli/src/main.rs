@@ -24,6 +24,7 @@ mod options;
 mod out;
 mod rpc;
 mod serve;
+mod telemetry;
 
 use std::process::ExitCode;
 

@@ -49,7 +49,8 @@ pub(crate) struct McpArgs {
 
 pub(crate) async fn run(global: &GlobalArgs, args: McpArgs) -> Result<ExitCode> {
     let mut config = options::load(global, &[], &args.worker)?;
-    crate::logging::init_with(&config.log, Some(Box::new(logs::layer())));
+    let telemetry = crate::telemetry::start(&config.telemetry)?;
+    crate::logging::init_with(&config.log, &telemetry, Some(Box::new(logs::layer())));
     // The client kills the server 2 s after closing its stdin: stopping must
     // fit in that, whatever the configuration says for a long-lived gateway.
     config.pool.drain_timeout = config.pool.drain_timeout.min(MAX_DRAIN);
@@ -81,6 +82,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: McpArgs) -> Result<ExitCode> 
     closing.cancel();
     let report = bridge.shutdown().await;
     tracing::info!(drained = report.drained, "shut down");
+    crate::telemetry::shutdown(telemetry).await;
     outcome.map(|()| ExitCode::SUCCESS)
 }
 

@@ -50,7 +50,8 @@ pub(crate) async fn registry(global: &GlobalArgs, worker: &[String]) -> Result<C
         extra.push(("pool.max_workers", toml::Value::Integer(1), "methods"));
     }
     let config = options::load(global, &extra, worker)?;
-    crate::logging::init(&config.log);
+    // Listing the registry calls no method: there is no trace to export.
+    crate::logging::init(&config.log, &pybridge::otel::Telemetry::disabled());
     let bridge = options::start(config).await?;
     let catalog = bridge.service().catalog().clone();
     bridge.shutdown().await;

@@ -26,6 +26,11 @@ pub(crate) struct GlobalArgs {
     /// Log level or `tracing` filter directives (default from the configuration: warn).
     #[arg(long, global = true, value_name = "FILTER")]
     pub(crate) log_level: Option<String>,
+    /// Export traces over OTLP/HTTP to this collector address, such as
+    /// `http://127.0.0.1:4318` (`telemetry.otlp_endpoint`; the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables apply without it).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
     /// A remote worker to dial, `tcp://HOST:PORT` or `unix:/path/to.sock`
     /// (repeatable; sets `worker.connect`). For `conform`: the one listening
     /// worker to check instead of spawning one.
@@ -78,6 +83,13 @@ impl GlobalArgs {
         }
         if let Some(level) = &self.log_level {
             options = options.flag("log.level", level.as_str(), "--log-level");
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            options = options.flag(
+                "telemetry.otlp_endpoint",
+                endpoint.as_str(),
+                "--otlp-endpoint",
+            );
         }
         if !self.connect.is_empty() {
             let urls: Vec<toml::Value> = self

@@ -155,11 +155,16 @@ async fn request_answer(cx: &Context, request: Request) -> Vec<u8> {
         return error_response(&request.id, &error);
     }
     let options = CallOptions::new().deadline(cx.deadline);
-    match cx
+    let span = call_span(&request);
+    let outcome = cx
         .bridge
         .call_with(&request.method, request.params.as_deref(), &options)
-        .await
-    {
+        .instrument(span.clone())
+        .await;
+    if let Err(err) = &outcome {
+        pybridge::service::telemetry::record_error(&span, err.code());
+    }
+    match outcome {
         Ok(reply) if reply.result.get().len() > cx.limits.max_response => {
             too_large(cx, &request.id)
         }
@@ -179,6 +184,22 @@ async fn request_answer(cx: &Context, request: Request) -> Vec<u8> {
             error_response(&request.id, &shown)
         }
     }
+}
+
+/// The server span of one JSON-RPC call of a request (OpenTelemetry's RPC
+/// conventions), inside the HTTP request's span.
+fn call_span(request: &Request) -> tracing::Span {
+    use pybridge::service::telemetry::{RPC_SYSTEM, fields};
+    tracing::debug_span!(
+        target: "pybridge::rpc",
+        "jsonrpc.server",
+        otel.kind = "server",
+        { fields::RPC_SYSTEM_NAME } = RPC_SYSTEM,
+        { fields::RPC_METHOD } = request.method.as_str(),
+        { fields::JSONRPC_REQUEST_ID } = %request.id,
+        { fields::ERROR_TYPE } = tracing::field::Empty,
+        { fields::OTEL_STATUS_CODE } = tracing::field::Empty,
+    )
 }
 
 /// The details a client no longer sees go to the log, under the request id.

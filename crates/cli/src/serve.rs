@@ -129,8 +129,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
         ));
     }
     let config = options::load(global, &extra, &args.worker)?;
+    let telemetry = crate::telemetry::start(&config.telemetry)?;
     // The MCP tool calls at /mcp route worker `$/log` lines through it.
-    crate::logging::init_with(&config.log, Some(Box::new(crate::mcp::log_layer())));
+    crate::logging::init_with(
+        &config.log,
+        &telemetry,
+        Some(Box::new(crate::mcp::log_layer())),
+    );
     // The recorder comes first: layers register their metrics as they are built.
     let metrics = install_metrics()?;
     let g = config.gateway.clone();
@@ -187,7 +192,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
             // Calls end at their own deadline; this bounds everything else.
             g.request_timeout + Duration::from_secs(1),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(http_span)
+                .on_response(record_status),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(Counter::default()));
 
@@ -213,6 +222,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
     tracing::info!("gateway stopped; shutting the workers down");
     let report = bridge.shutdown().await;
     tracing::info!(drained = report.drained, "shut down");
+    crate::telemetry::shutdown(telemetry).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -222,6 +232,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    pybridge::otel::metrics::describe();
     Ok(handle)
 }
 
@@ -239,6 +250,50 @@ pub(crate) async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
+}
+
+/// The server span of one HTTP request (OpenTelemetry's HTTP conventions),
+/// continuing the client's trace from its W3C `traceparent` and
+/// `tracestate` headers.
+fn http_span(request: &Request<Body>) -> tracing::Span {
+    let method = request.method().as_str();
+    let route = match request.uri().path() {
+        path @ ("/rpc" | "/health" | "/metrics") => path,
+        _ => "",
+    };
+    // A static name per route keeps span names few.
+    let name = match (method, route) {
+        ("POST", "/rpc") => "POST /rpc",
+        ("GET", "/health") => "GET /health",
+        ("GET", "/metrics") => "GET /metrics",
+        ("GET", _) => "GET",
+        ("POST", _) => "POST",
+        _ => "HTTP",
+    };
+    let span = tracing::debug_span!(
+        target: "pybridge::serve",
+        "http.request",
+        otel.name = name,
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route,
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    pybridge::otel::set_parent_from(&span, |name| {
+        request.headers().get(name).and_then(|v| v.to_str().ok())
+    });
+    span
+}
+
+fn record_status(response: &Response, latency: Duration, span: &tracing::Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    tracing::debug!(status = status.as_u16(), ?latency, "response sent");
 }
 
 /// Request ids: a counter, unique per process.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use pybridge_protocol::{PendingError, write_notification};
+use pybridge_protocol::{Meta, PendingError, write_notification};
 use serde_json::value::RawValue;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
@@ -148,12 +148,31 @@ impl Pool {
         params: Option<&RawValue>,
         deadline: Instant,
     ) -> Result<Box<RawValue>> {
+        self.call_with_meta(id, method, params, deadline, None)
+            .await
+    }
+
+    /// Like [`call_with_id`](Pool::call_with_id), with a `_meta` member in
+    /// the request (docs/protocol.md, section 9): the caller's W3C trace
+    /// context, so the worker can continue the trace. `None`, or a `Meta`
+    /// with only empty members, sends the request without `_meta`.
+    ///
+    /// # Errors
+    /// As [`call_with_deadline`](Pool::call_with_deadline).
+    pub async fn call_with_meta(
+        &self,
+        id: RequestId,
+        method: &str,
+        params: Option<&RawValue>,
+        deadline: Instant,
+        meta: Option<&Meta<'_>>,
+    ) -> Result<Box<RawValue>> {
         let shared = &self.handle.shared;
         if shared.admission.is_closing() {
             return Err(Error::ShuttingDown);
         }
         let id = id.0;
-        let frame = shared.frame_request(id, method, params)?;
+        let frame = shared.frame_request(id, method, params, meta)?;
         let started = Instant::now();
         let slot = shared.admission.acquire(deadline, started).await?;
         let worker = Arc::clone(slot.worker());

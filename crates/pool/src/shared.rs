@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use pybridge_protocol::{Codec, Id, write_request};
+use pybridge_protocol::{Codec, Id, Meta, write_request_with_meta};
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::time::Instant;
@@ -144,8 +144,9 @@ impl Shared {
         id: i64,
         method: &str,
         params: Option<&RawValue>,
+        meta: Option<&Meta<'_>>,
     ) -> Result<Bytes> {
-        self.frame_with(|buf| write_request(buf, &Id::Number(id), method, params))
+        self.frame_with(|buf| write_request_with_meta(buf, &Id::Number(id), method, params, meta))
     }
 
     pub(crate) fn frame_with(&self, write: impl FnOnce(&mut BytesMut)) -> Result<Bytes> {

@@ -9,8 +9,48 @@ use serde_json::value::RawValue;
 
 use crate::{ErrorObject, Id, Message, Notification, Request, Response};
 
+/// The `_meta` member of a request (docs/protocol.md, section 9): the W3C
+/// trace context of the call, so that a worker can continue the caller's
+/// trace. Borrowed, so that a caller can keep it on its stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta<'a> {
+    /// The W3C `traceparent` header value.
+    pub traceparent: Option<&'a str>,
+    /// The W3C `tracestate` header value.
+    pub tracestate: Option<&'a str>,
+}
+
+impl<'a> Meta<'a> {
+    /// A trace context; an empty `tracestate` is left out on the wire.
+    pub fn trace(traceparent: &'a str, tracestate: &'a str) -> Meta<'a> {
+        Meta {
+            traceparent: Some(traceparent),
+            tracestate: Some(tracestate),
+        }
+    }
+
+    /// Whether it would write nothing: no member is set to a non-empty value.
+    pub fn is_empty(&self) -> bool {
+        let empty = |v: Option<&str>| v.is_none_or(str::is_empty);
+        empty(self.traceparent) && empty(self.tracestate)
+    }
+}
+
 /// Appends a request as compact JSON.
 pub fn write_request<B: BufMut>(out: &mut B, id: &Id, method: &str, params: Option<&RawValue>) {
+    write_request_with_meta(out, id, method, params, None);
+}
+
+/// Appends a request as compact JSON, with a top-level `_meta` member when
+/// `meta` has a non-empty member (empty values are left out: a propagator
+/// writes an empty `tracestate`, and workers should not see one).
+pub fn write_request_with_meta<B: BufMut>(
+    out: &mut B,
+    id: &Id,
+    method: &str,
+    params: Option<&RawValue>,
+    meta: Option<&Meta<'_>>,
+) {
     out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     write_id(out, id);
     out.put_slice(b",\"method\":");
@@ -18,6 +58,31 @@ pub fn write_request<B: BufMut>(out: &mut B, id: &Id, method: &str, params: Opti
     if let Some(params) = params {
         out.put_slice(b",\"params\":");
         out.put_slice(params.get().as_bytes());
+    }
+    if let Some(meta) = meta.filter(|m| !m.is_empty()) {
+        write_meta(out, meta);
+    }
+    out.put_u8(b'}');
+}
+
+fn write_meta<B: BufMut>(out: &mut B, meta: &Meta<'_>) {
+    out.put_slice(b",\"_meta\":{");
+    let members = [
+        ("traceparent", meta.traceparent),
+        ("tracestate", meta.tracestate),
+    ];
+    let mut first = true;
+    for (name, value) in members {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if !first {
+            out.put_u8(b',');
+        }
+        first = false;
+        write_str(out, name);
+        out.put_u8(b':');
+        write_str(out, value);
     }
     out.put_u8(b'}');
 }

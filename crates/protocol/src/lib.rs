@@ -18,7 +18,9 @@
 //!   stream, reject oversized frames without buffering them, and keep going
 //!   after a bad frame.
 //! - [`PendingTable`] correlates responses with waiting calls by id.
-//! - [`write_request`] and friends encode straight into a buffer.
+//! - [`write_request`] and friends encode straight into a buffer;
+//!   [`write_request_with_meta`] adds the `_meta` member ([`Meta`]: the W3C
+//!   trace context) that docs/protocol.md reserves.
 //!
 //! The crate has no optional features.
 //!
@@ -80,7 +82,9 @@ pub use codec::{
     Codec, ContentLengthCodec, DEFAULT_MAX_FRAME, DEFAULT_MAX_HEADER, Framing, NdjsonCodec,
     REJECTED_HEAD,
 };
-pub use encode::{write_message, write_notification, write_request, write_response};
+pub use encode::{
+    Meta, write_message, write_notification, write_request, write_request_with_meta, write_response,
+};
 pub use error::{Error, HeaderProblem, Result, Rule};
 pub use error_object::{ErrorCode, ErrorObject};
 pub use id::Id;

@@ -79,7 +79,31 @@ pub mod fields {
     pub const CACHE_TIER: &str = "cache_tier";
     /// How the call ended: an [`Outcome`](super::Outcome).
     pub const OUTCOME: &str = "outcome";
+    /// The span of one attempt of a call (a retry opens another).
+    pub const ATTEMPT_SPAN: &str = "pybridge.attempt";
+    /// The span of one round trip to a worker: the wait for a slot, the
+    /// request and its answer. The worker's own spans are its children.
+    pub const WORKER_SPAN: &str = "pybridge.worker";
+    /// The breaker's state when the attempt was admitted (`closed`,
+    /// `open`, `half_open`).
+    pub const BREAKER: &str = "breaker";
+    /// OpenTelemetry semantic conventions for RPC: always `jsonrpc`.
+    pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
+    /// OpenTelemetry semantic conventions for RPC: the method name sent to
+    /// the worker.
+    pub const RPC_METHOD: &str = "rpc.method";
+    /// OpenTelemetry semantic conventions for JSON-RPC: the request id on
+    /// the wire (for a call, its correlation id).
+    pub const JSONRPC_REQUEST_ID: &str = "jsonrpc.request.id";
+    /// OpenTelemetry semantic conventions: the kind of error a failed span
+    /// ended with (the bridge error's code, such as `timeout`).
+    pub const ERROR_TYPE: &str = "error.type";
+    /// The OpenTelemetry status, `ERROR` for a failed span.
+    pub const OTEL_STATUS_CODE: &str = "otel.status_code";
 }
+
+/// The value of [`fields::RPC_SYSTEM_NAME`].
+pub const RPC_SYSTEM: &str = "jsonrpc";
 
 /// How a call ended; the [`labels::OUTCOME`] values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -209,20 +233,89 @@ pub fn describe() {
     );
 }
 
+/// The call span, at `target`.
+macro_rules! call_span_at {
+    ($target:expr, $correlation_id:expr, $method:expr, $wire_method:expr) => {
+        tracing::debug_span!(
+            target: $target,
+            "pybridge.call",
+            { fields::CORRELATION_ID } = $correlation_id,
+            { fields::METHOD } = $method,
+            { fields::WIRE_METHOD } = $wire_method,
+            { fields::RPC_SYSTEM_NAME } = RPC_SYSTEM,
+            { fields::RPC_METHOD } = $wire_method,
+            { fields::JSONRPC_REQUEST_ID } = $correlation_id,
+            { fields::ATTEMPT } = tracing::field::Empty,
+            { fields::WORKER } = tracing::field::Empty,
+            { fields::CACHE_TIER } = tracing::field::Empty,
+            { fields::BREAKER } = tracing::field::Empty,
+            { fields::OUTCOME } = tracing::field::Empty,
+            { fields::ERROR_TYPE } = tracing::field::Empty,
+            { fields::OTEL_STATUS_CODE } = tracing::field::Empty,
+        )
+    };
+}
+
+/// The target of call spans left out of trace export by head sampling but
+/// still wanted by a log layer (a prefix filter on `pybridge::call` keeps
+/// matching it).
+pub const UNTRACED_CALL_TARGET: &str = "pybridge::call::untraced";
+
 /// Opens the span of one call, with the correlation id and the method; the
-/// attempt, worker, cache tier and outcome are recorded later.
+/// attempt (the number of attempts made, in the end), worker, cache tier,
+/// breaker state, outcome and error type are recorded later.
 pub fn call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+    call_span_at!("pybridge::call", correlation_id, method, wire_method)
+}
+
+/// [`call_span`] for a call that trace export leaves out, at
+/// [`UNTRACED_CALL_TARGET`]: for logs only.
+pub fn untraced_call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+    call_span_at!(
+        "pybridge::call::untraced",
+        correlation_id,
+        method,
+        wire_method
+    )
+}
+
+/// Opens the span of attempt `attempt` (from 1) of a call, whose request
+/// has id `request_id` on the wire; the breaker state, worker and error
+/// type are recorded later.
+pub fn attempt_span(attempt: u32, request_id: i64) -> tracing::Span {
     tracing::debug_span!(
         target: "pybridge::call",
-        "pybridge.call",
-        { fields::CORRELATION_ID } = correlation_id,
-        { fields::METHOD } = method,
-        { fields::WIRE_METHOD } = wire_method,
-        { fields::ATTEMPT } = tracing::field::Empty,
-        { fields::WORKER } = tracing::field::Empty,
-        { fields::CACHE_TIER } = tracing::field::Empty,
-        { fields::OUTCOME } = tracing::field::Empty,
+        "pybridge.attempt",
+        { fields::ATTEMPT } = attempt,
+        { fields::JSONRPC_REQUEST_ID } = request_id,
+        { fields::BREAKER } = tracing::field::Empty,
+        { fields::ERROR_TYPE } = tracing::field::Empty,
+        { fields::OTEL_STATUS_CODE } = tracing::field::Empty,
     )
+}
+
+/// Opens the span of one round trip to a worker (a client span, in
+/// OpenTelemetry's terms): the slot wait, the request `request_id` of
+/// `wire_method`, and its answer. The pool records the worker's id in it.
+pub fn worker_span(request_id: i64, wire_method: &str) -> tracing::Span {
+    tracing::debug_span!(
+        target: "pybridge::call",
+        "pybridge.worker",
+        otel.kind = "client",
+        { fields::RPC_SYSTEM_NAME } = RPC_SYSTEM,
+        { fields::RPC_METHOD } = wire_method,
+        { fields::JSONRPC_REQUEST_ID } = request_id,
+        { fields::WORKER } = tracing::field::Empty,
+        { fields::ERROR_TYPE } = tracing::field::Empty,
+        { fields::OTEL_STATUS_CODE } = tracing::field::Empty,
+    )
+}
+
+/// Records a failure on `span`: its [`fields::ERROR_TYPE`] and an error
+/// status.
+pub fn record_error(span: &tracing::Span, error_type: &str) {
+    span.record(fields::ERROR_TYPE, error_type);
+    span.record(fields::OTEL_STATUS_CODE, "ERROR");
 }
 
 /// Counts where a call's result came from.

@@ -301,6 +301,46 @@ fn the_mcp_lists_load_from_a_file_and_an_empty_pattern_is_named() {
 }
 
 #[test]
+fn the_telemetry_section_loads_from_a_file_and_impossible_values_are_named() {
+    let f = file(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nservice_name = \"api\"\n\
+         sample_ratio = 0.01\nheaders = { x-api-key = \"k\" }\nexport_timeout = \"2s\"\n\
+         shutdown_timeout = \"1s\"\nmax_queue = 64\n",
+    );
+    let t = load(LoadOptions::new().file(f.path())).telemetry;
+    assert_eq!(t.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+    assert_eq!(t.service_name.as_deref(), Some("api"));
+    assert_eq!(t.sample_ratio, Some(0.01));
+    assert_eq!(t.headers.get("x-api-key").map(String::as_str), Some("k"));
+    assert_eq!(
+        (t.export_timeout, t.shutdown_timeout, t.max_queue),
+        (Duration::from_secs(2), Duration::from_secs(1), 64)
+    );
+    let default = Config::default().telemetry;
+    assert_eq!(
+        default.otlp_endpoint, None,
+        "export is off unless asked for"
+    );
+    for (line, key) in [
+        (
+            "otlp_endpoint = \"127.0.0.1:4318\"",
+            "telemetry.otlp_endpoint",
+        ),
+        ("sample_ratio = 1.5", "telemetry.sample_ratio"),
+        ("sample_ratio = -0.1", "telemetry.sample_ratio"),
+        ("service_name = \"\"", "telemetry.service_name"),
+        ("export_timeout = \"0s\"", "telemetry.export_timeout"),
+        ("shutdown_timeout = \"0s\"", "telemetry.shutdown_timeout"),
+        ("max_queue = 0", "telemetry.max_queue"),
+        ("collector = \"x\"", "telemetry.collector"),
+    ] {
+        let f = file(&format!("[telemetry]\n{line}\n"));
+        let err = error(LoadOptions::new().file(f.path()));
+        assert_eq!(err.key.as_deref(), Some(key), "{line}: {err}");
+    }
+}
+
+#[test]
 fn remote_workers_come_from_a_list_or_one_string_and_allow_no_local_worker() {
     let config = load(LoadOptions::new().env_vars([
         ("PYBRIDGE_WORKER__CONNECT", "tcp://127.0.0.1:7001"),

@@ -9,6 +9,10 @@ mod call_path;
 mod chaos;
 #[cfg(feature = "framework")]
 mod framework_worker;
+#[cfg(feature = "otel")]
+mod otel;
+#[cfg(feature = "otel")]
+mod otlp;
 #[cfg(feature = "redis")]
 mod redis_server;
 mod registry;

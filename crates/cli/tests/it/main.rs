@@ -7,6 +7,8 @@ mod call;
 mod conform;
 mod mcp;
 mod methods;
+mod otel;
+mod otlp;
 mod redis_server;
 mod serve;
 mod shared_cache;

@@ -45,7 +45,7 @@ pub(crate) fn pybridge(home: &tempfile::TempDir) -> Command {
 
 fn isolated(mut cmd: Command, home: &tempfile::TempDir) -> Command {
     for (key, _) in std::env::vars() {
-        if key.starts_with("PYBRIDGE_") && key != "PYBRIDGE_PYTHON" {
+        if key.starts_with("PYBRIDGE_") && key != "PYBRIDGE_PYTHON" || key.starts_with("OTEL_") {
             cmd.env_remove(key);
         }
     }

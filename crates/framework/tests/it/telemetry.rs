@@ -275,10 +275,16 @@ fn call_span_has_every_field() {
             f::CORRELATION_ID,
             f::METHOD,
             f::WIRE_METHOD,
+            f::RPC_SYSTEM_NAME,
+            f::RPC_METHOD,
+            f::JSONRPC_REQUEST_ID,
             f::ATTEMPT,
             f::WORKER,
             f::CACHE_TIER,
-            f::OUTCOME
+            f::BREAKER,
+            f::OUTCOME,
+            f::ERROR_TYPE,
+            f::OTEL_STATUS_CODE
         ]
         .map(str::to_owned)
     );

@@ -453,3 +453,49 @@ async fn a_short_deadline_behind_a_long_one_still_fires_on_time() {
     long.await.unwrap().unwrap();
     pool.shutdown().await;
 }
+
+/// Answers each request with the request's own `_meta` member (or `null`),
+/// so a test sees exactly what reached the worker.
+const META_ECHO: &str = r#"
+import json, sys
+print("READY", flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    if "id" in req:
+        answer = {"meta": req.get("_meta"), "params": req.get("params")}
+        print(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": answer}), flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_with_meta_puts_the_trace_context_beside_the_params() {
+    use pybridge_protocol::Meta;
+    let spec = WorkerSpec::new(python()).args(["-c", META_ECHO]);
+    let pool = start(spec, |b| b.workers(1)).await;
+    let deadline = || Instant::now() + Duration::from_secs(10);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let params = raw(r#"{"a":1}"#);
+    let traced = pool
+        .call_with_meta(
+            pool.reserve_id(),
+            "m",
+            Some(&params),
+            deadline(),
+            Some(&Meta::trace(tp, "")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        value(&traced),
+        serde_json::json!({"meta": {"traceparent": tp}, "params": {"a": 1}}),
+        "the empty tracestate is left out and params are untouched"
+    );
+    let plain = pool
+        .call_with_id(pool.reserve_id(), "m", Some(&params), deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        value(&plain),
+        serde_json::json!({"meta": null, "params": {"a": 1}})
+    );
+    pool.shutdown().await;
+}

@@ -2,8 +2,9 @@
 //! typed helpers that build params, results and error data.
 
 use pybridge_protocol::{
-    Error, ErrorCode, ErrorObject, Id, Message, Notification, Request, Response, Rule, to_raw,
-    write_message, write_notification, write_request, write_response,
+    Error, ErrorCode, ErrorObject, Id, Message, Meta, Notification, Request, Response, Rule,
+    to_raw, write_message, write_notification, write_request, write_request_with_meta,
+    write_response,
 };
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -369,4 +370,55 @@ fn decoded_messages_encode_to_what_was_sent() {
         );
         assert_ne!(describe_message(&message), Decoded::Parse);
     }
+}
+
+/// Writes a request with `meta` and returns the text.
+fn with_meta(meta: Option<&Meta<'_>>) -> String {
+    let params = raw(r#"{"a":1}"#);
+    let mut out = Vec::new();
+    write_request_with_meta(&mut out, &Id::Number(7), "calc.add", Some(&params), meta);
+    String::from_utf8(out).expect("utf-8")
+}
+
+#[test]
+fn meta_is_a_top_level_member_after_params() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(
+        with_meta(Some(&Meta::trace(tp, "vendor=value"))),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"calc.add","params":{{"a":1}},"_meta":{{"traceparent":"{tp}","tracestate":"vendor=value"}}}}"#
+        )
+    );
+}
+
+#[test]
+fn an_empty_tracestate_is_left_out_and_an_empty_meta_writes_nothing() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    assert_eq!(
+        with_meta(Some(&Meta::trace(tp, ""))),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"calc.add","params":{{"a":1}},"_meta":{{"traceparent":"{tp}"}}}}"#
+        )
+    );
+    let plain = r#"{"jsonrpc":"2.0","id":7,"method":"calc.add","params":{"a":1}}"#;
+    assert_eq!(with_meta(None), plain);
+    assert_eq!(with_meta(Some(&Meta::trace("", ""))), plain);
+    assert_eq!(with_meta(Some(&Meta::default())), plain);
+}
+
+#[test]
+fn a_request_with_meta_decodes_as_the_same_request() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let text = with_meta(Some(&Meta::trace(tp, "a=b")));
+    let Message::Request(request) = Message::from_slice(text.as_bytes()).expect("decodes") else {
+        panic!("a request was written");
+    };
+    assert_eq!(request.id, Id::Number(7));
+    assert_eq!(request.method, "calc.add");
+    assert_eq!(
+        request.params.as_deref().map(RawValue::get),
+        Some(r#"{"a":1}"#)
+    );
+    let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(value["_meta"]["tracestate"], "a=b");
 }

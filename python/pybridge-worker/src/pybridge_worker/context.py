@@ -18,7 +18,8 @@ class Context:
     ``id`` (None for a notification), ``method``, ``cancelled`` (bool),
     ``cancel_event`` (a ``threading.Event`` set on cancellation),
     ``check_cancelled()``, ``wait(seconds)``, ``await sleep(seconds)`` (in
-    ``async def`` methods) and ``log(...)``.
+    ``async def`` methods), ``log(...)`` and ``trace_context`` (the caller's
+    W3C trace context, or None).
 
     On the thread pool and the event loop the flag is set as soon as
     ``$/cancelRequest`` arrives (and an async method's task is cancelled).
@@ -46,6 +47,16 @@ class Context:
 
     def __repr__(self):
         return "Context(method=%r, id=%r, cancelled=%r)" % (self.method, self.id, self._cancelled)
+
+    @property
+    def trace_context(self):
+        """The caller's W3C trace context from the request's ``_meta``: a dict
+        with ``traceparent`` and, when not empty, ``tracestate``; None when
+        the request carried none."""
+        spec = self._spec
+        if spec is None and self._inline:
+            spec = self.worker._cur_spec
+        return None if spec is None else spec.trace_context
 
     @property
     def is_notification(self):

@@ -1,0 +1,638 @@
+//! OpenTelemetry, behind the `otel` feature: OTLP/HTTP export of the spans
+//! every layer opens through `tracing`, and the W3C trace context in and out
+//! (from a caller's headers; to the workers in each request's `_meta`).
+//!
+//! Libraries never install a subscriber: [`Telemetry::layer`] gives the
+//! binary a `tracing` layer to install beside its log layer, and
+//! [`Telemetry::shutdown`] flushes what is buffered within a bound.
+//!
+//! Export runs on the batch span processor's own thread with the blocking
+//! HTTP client (the async clients need a reactor that thread does not have,
+//! and silently drop every span). A collector that is down, slow or refusing
+//! therefore never slows a call: finished spans wait in a bounded queue, and
+//! spans that find it full, or whose export failed, are counted in
+//! [`metrics::SPANS_DROPPED_TOTAL`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TraceState, TracerProvider as _};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult, SdkTracer,
+    SdkTracerProvider, ShouldSample, SpanData, SpanExporter, SpanProcessor,
+};
+use pybridge_protocol::Meta;
+use pybridge_service::telemetry::UNTRACED_CALL_TARGET;
+use pybridge_service::telemetry::fields::CALL_SPAN;
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata};
+use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{Filtered, LevelFilter};
+use tracing_subscriber::layer::{Context as FilterContext, Filter};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::TelemetryConfig;
+use crate::{Error, Result};
+
+/// The metrics of trace export, recorded through the `metrics` facade.
+pub mod metrics {
+    /// Counter: spans handed to the collector.
+    pub const SPANS_EXPORTED_TOTAL: &str = "pybridge_telemetry_spans_exported_total";
+    /// Counter: spans lost, by `reason`: `queue_full` (the export queue was
+    /// full when the span ended) or `export_failed` (the collector was
+    /// unreachable, slow or refused the batch).
+    pub const SPANS_DROPPED_TOTAL: &str = "pybridge_telemetry_spans_dropped_total";
+    /// The `reason` label key of [`SPANS_DROPPED_TOTAL`].
+    pub const REASON: &str = "reason";
+
+    /// Registers the descriptions of the metrics above with the installed
+    /// recorder.
+    pub fn describe() {
+        metrics::describe_counter!(
+            SPANS_EXPORTED_TOTAL,
+            metrics::Unit::Count,
+            "Spans handed to the OTLP collector."
+        );
+        metrics::describe_counter!(
+            SPANS_DROPPED_TOTAL,
+            metrics::Unit::Count,
+            "Spans lost before reaching the OTLP collector, by reason (queue_full, export_failed)."
+        );
+    }
+}
+
+/// The gateway's span of one HTTP request, which may start a trace.
+const REQUEST_SPAN: &str = "http.request";
+
+/// The name of the instrumentation scope of pybridge's spans.
+const SCOPE: &str = "pybridge";
+
+/// Trace export, set up from a [`TelemetryConfig`] and the standard
+/// `OTEL_*` variables. Cheap to clone; clones share the exporter.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    inner: Option<Arc<Exporting>>,
+}
+
+#[derive(Debug)]
+struct Exporting {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    endpoint: String,
+    shutdown_timeout: Duration,
+    sampling: Sampling,
+}
+
+impl Telemetry {
+    /// Export on when an endpoint is set: `telemetry.otlp_endpoint`, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as given) or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` appended); off otherwise,
+    /// and when `OTEL_SDK_DISABLED=true`. Nothing is sent until spans end.
+    ///
+    /// # Errors
+    /// [`Error::Build`] when the exporter cannot be built (a malformed
+    /// endpoint or header).
+    pub fn from_config(config: &TelemetryConfig) -> Result<Telemetry> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Ok(Telemetry::disabled());
+        }
+        let configured = config.otlp_endpoint.as_deref().map(traces_url);
+        let endpoint = match &configured {
+            Some(url) => url.clone(),
+            None => match (
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            ) {
+                (Some(url), _) => url,
+                (None, Some(base)) => traces_url(&base),
+                (None, None) => return Ok(Telemetry::disabled()),
+            },
+        };
+        let build_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Build {
+            part: "trace exporter (telemetry)",
+            source,
+        };
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(config.export_timeout);
+        if let Some(url) = configured {
+            builder = builder.with_endpoint(url);
+        }
+        if !config.headers.is_empty() {
+            let headers: HashMap<String, String> = config.headers.clone().into_iter().collect();
+            builder = builder.with_headers(headers);
+        }
+        let exporter = builder.build().map_err(|e| build_error(Box::new(e)))?;
+        let gate = Arc::new(Gate {
+            pending: AtomicUsize::new(0),
+            capacity: config.max_queue,
+        });
+        let batch = BatchSpanProcessor::builder(Counted {
+            inner: exporter,
+            gate: Arc::clone(&gate),
+        })
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(config.max_queue)
+                .build(),
+        )
+        .build();
+        let ratio = sample_ratio(config);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(Gated { inner: batch, gate })
+            .with_resource(resource(config))
+            .with_sampler(Sampler::ParentBased(Box::new(RootSampler {
+                ratio: Sampler::TraceIdRatioBased(ratio),
+            })))
+            .build();
+        let tracer = provider.tracer(SCOPE);
+        Ok(Telemetry {
+            inner: Some(Arc::new(Exporting {
+                provider,
+                tracer,
+                endpoint,
+                shutdown_timeout: config.shutdown_timeout,
+                sampling: Sampling {
+                    threshold: threshold(ratio),
+                },
+            })),
+        })
+    }
+
+    /// No export.
+    pub fn disabled() -> Telemetry {
+        Telemetry { inner: None }
+    }
+
+    /// Where spans go, when export is on.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.inner.as_deref().map(|e| e.endpoint.as_str())
+    }
+
+    /// The `tracing` layer that turns spans into OpenTelemetry spans, when
+    /// export is on, with its own filter: pybridge's spans (`debug`, below
+    /// the usual log level) but not the gateway's per-connection span, the
+    /// application's spans at `info` and above, and warnings and errors as
+    /// span events. A call that starts a trace is drawn by the bridge before
+    /// its span opens, so a call left out costs next to nothing; calls
+    /// inside a traced span, and the gateway's requests (whose `traceparent`
+    /// decides), are left to the sampler.
+    pub fn layer<S>(&self) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, Sampling, S>>
+    where
+        S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+    {
+        let exporting = self.inner.as_deref()?;
+        Some(
+            tracing_opentelemetry::layer()
+                .with_tracer(exporting.tracer.clone())
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_filter(exporting.sampling.clone()),
+        )
+    }
+
+    /// Sends every finished span now and waits for the collector (at most
+    /// about `export_timeout`). Blocking: call it off the async runtime's
+    /// threads. Returns whether the spans were handed over.
+    pub fn force_flush(&self) -> bool {
+        self.inner
+            .as_deref()
+            .is_some_and(|e| e.provider.force_flush().is_ok())
+    }
+
+    /// Flushes what is buffered and stops export, waiting at most
+    /// `telemetry.shutdown_timeout`. Blocking: call it off the async
+    /// runtime's threads. Returns whether everything was handed over in
+    /// time (the collector's answer aside); spans ended later are dropped.
+    pub fn shutdown(&self) -> bool {
+        match self.inner.as_deref() {
+            Some(e) => e.provider.shutdown_with_timeout(e.shutdown_timeout).is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// Continues the caller's trace: makes `span`'s parent the W3C trace
+/// context in `traceparent` and `tracestate` (as read by `get`, a header
+/// lookup). Without a valid `traceparent`, `span` stays a root. Call it
+/// before the span is entered.
+pub fn set_parent_from<'a>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'a str>) {
+    if span.is_disabled() {
+        return;
+    }
+    let traceparent = get("traceparent");
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    let headers = Headers {
+        traceparent,
+        tracestate: get("tracestate"),
+    };
+    let cx = TraceContextPropagator::new()
+        .extract_with_context(&opentelemetry::Context::new(), &headers);
+    if cx.span().span_context().is_valid() {
+        // Only fails for a span that has already started its OpenTelemetry
+        // counterpart; then it stays where it is.
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The trace and span ids of `span`, as lowercase hex, when it belongs to
+/// an exported trace: for log lines that join the trace.
+pub fn ids(span: &tracing::Span) -> Option<(String, String)> {
+    if span.is_disabled() {
+        return None;
+    }
+    let cx = span.context();
+    let otel_span = cx.span();
+    let sc = otel_span.span_context();
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
+/// The filter of [`Telemetry::layer`]: which spans and events become
+/// OpenTelemetry data, and the ratio at which the bridge keeps calls that
+/// start a trace (read through the subscriber, so each subscriber has its
+/// own).
+#[derive(Debug, Clone)]
+pub struct Sampling {
+    /// A call is kept when a uniform 64-bit draw is below this; `u64::MAX`
+    /// (a ratio of 1) keeps every call without drawing.
+    threshold: u64,
+}
+
+fn threshold(ratio: f64) -> u64 {
+    if ratio >= 1.0 {
+        u64::MAX
+    } else {
+        // Saturating: a ratio just below 1 maps to just below the top.
+        (ratio.max(0.0) * u64::MAX as f64) as u64
+    }
+}
+
+/// Whether the bridge should open a traced span for a call made inside
+/// `current`: always without trace export in the current subscriber, inside
+/// a traced span (the sampler follows the parent) and at a ratio of 1;
+/// otherwise by a draw at the configured ratio.
+pub(crate) fn keep_call(current: &tracing::Span) -> bool {
+    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<Sampling>() {
+        None => true,
+        Some(sampling) => {
+            sampling.threshold == u64::MAX || is_traced(current) || draw(sampling.threshold)
+        }
+    })
+}
+
+/// SplitMix64 over one shared counter: uniform enough for sampling, one
+/// atomic add, no lock and no allocation.
+fn draw(threshold: u64) -> bool {
+    static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) < threshold
+}
+
+impl Sampling {
+    fn ours(meta: &Metadata<'_>) -> bool {
+        meta.target().starts_with("pybridge")
+    }
+}
+
+impl<S: tracing::Subscriber + for<'span> LookupSpan<'span>> Filter<S> for Sampling {
+    fn enabled(&self, meta: &Metadata<'_>, cx: &FilterContext<'_, S>) -> bool {
+        if !meta.is_span() {
+            return *meta.level() <= Level::WARN;
+        }
+        if !Sampling::ours(meta) {
+            return *meta.level() <= Level::INFO;
+        }
+        if *meta.level() > Level::DEBUG || meta.name() == "connection" {
+            return false;
+        }
+        // Inside a traced span the sampler follows the parent. A gateway
+        // request's parent is only known once its headers are read; a call
+        // that starts a trace was drawn by the bridge; any other span of
+        // ours outside a traced one belongs to a call left out.
+        if meta.target() == UNTRACED_CALL_TARGET {
+            return false;
+        }
+        match meta.name() {
+            // Drawn by the bridge before the span opened.
+            REQUEST_SPAN | CALL_SPAN => true,
+            _ => cx.lookup_current().is_some(),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::DEBUG)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if meta.is_span() && Sampling::ours(meta) && *meta.level() <= Level::DEBUG {
+            // Decided per span: it depends on the parent and the draw.
+            Interest::sometimes()
+        } else if self.enabled_statically(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+}
+
+impl Sampling {
+    fn enabled_statically(&self, meta: &Metadata<'_>) -> bool {
+        match (meta.is_span(), Sampling::ours(meta)) {
+            (false, _) => *meta.level() <= Level::WARN,
+            (true, false) => *meta.level() <= Level::INFO,
+            (true, true) => false,
+        }
+    }
+}
+
+/// The sampler of traces that start here: a call that starts one was
+/// already drawn by the bridge ([`keep_call`]); anything else (a gateway request without
+/// a `traceparent`) is drawn by trace id at the same ratio.
+#[derive(Debug, Clone)]
+struct RootSampler {
+    ratio: Sampler,
+}
+
+impl ShouldSample for RootSampler {
+    fn should_sample(
+        &self,
+        parent: Option<&opentelemetry::Context>,
+        trace_id: opentelemetry::trace::TraceId,
+        name: &str,
+        kind: &opentelemetry::trace::SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> SamplingResult {
+        if name == CALL_SPAN {
+            return SamplingResult {
+                decision: SamplingDecision::RecordAndSample,
+                attributes: Vec::new(),
+                trace_state: TraceState::default(),
+            };
+        }
+        self.ratio
+            .should_sample(parent, trace_id, name, kind, attributes, links)
+    }
+}
+
+/// The fraction of traces started here that are kept:
+/// `telemetry.sample_ratio`, else the standard `OTEL_TRACES_SAMPLER`
+/// variables (`*always_on`, `*always_off`, `*traceidratio` with
+/// `OTEL_TRACES_SAMPLER_ARG`), else all. A trace continued from a caller
+/// always follows the caller's decision.
+fn sample_ratio(config: &TelemetryConfig) -> f64 {
+    if let Some(ratio) = config.sample_ratio {
+        return ratio;
+    }
+    let sampler = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
+    match sampler.trim().to_ascii_lowercase().as_str() {
+        "always_off" | "parentbased_always_off" => 0.0,
+        "traceidratio" | "parentbased_traceidratio" => std::env::var("OTEL_TRACES_SAMPLER_ARG")
+            .ok()
+            .and_then(|arg| arg.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(1.0),
+        _ => 1.0,
+    }
+}
+
+/// Whether `span` belongs to an OpenTelemetry trace (sampled or not).
+pub(crate) fn is_traced(span: &tracing::Span) -> bool {
+    !span.is_disabled() && span.context().span().span_context().is_valid()
+}
+
+/// A span's W3C trace context, formatted for a request's `_meta`; the
+/// `traceparent` lives on the stack, so a call that carries one allocates
+/// only for a non-empty `tracestate`.
+#[derive(Debug)]
+pub(crate) struct WireContext {
+    traceparent: [u8; 55],
+    tracestate: Option<String>,
+}
+
+impl WireContext {
+    /// The context of `span`, when it has a valid one (sampled or not: a
+    /// worker must follow the caller's decision, not sample on its own).
+    /// Costs one check when no OpenTelemetry layer sees the span.
+    pub(crate) fn of(span: &tracing::Span) -> Option<WireContext> {
+        if span.is_disabled() {
+            return None;
+        }
+        let cx = span.context();
+        let otel_span = cx.span();
+        let sc = otel_span.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        let mut traceparent = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex_into(&mut traceparent[3..35], &sc.trace_id().to_bytes());
+        hex_into(&mut traceparent[36..52], &sc.span_id().to_bytes());
+        hex_into(&mut traceparent[53..55], &[sc.trace_flags().to_u8()]);
+        // The propagator writes an empty tracestate; workers see none.
+        let tracestate = (*sc.trace_state() != TraceState::NONE)
+            .then(|| sc.trace_state().header())
+            .filter(|s| !s.is_empty());
+        Some(WireContext {
+            traceparent,
+            tracestate,
+        })
+    }
+
+    /// The `_meta` member to send.
+    pub(crate) fn meta(&self) -> Meta<'_> {
+        Meta {
+            traceparent: std::str::from_utf8(&self.traceparent).ok(),
+            tracestate: self.tracestate.as_deref(),
+        }
+    }
+}
+
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+}
+
+/// The OTLP/HTTP traces URL for a base address, as the standard variable
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is read; a URL that already names
+/// `/v1/traces` is used as given.
+fn traces_url(base: &str) -> String {
+    let base = base.trim().trim_end_matches('/');
+    if base.ends_with("/v1/traces") {
+        base.to_string()
+    } else {
+        format!("{base}/v1/traces")
+    }
+}
+
+fn resource(config: &TelemetryConfig) -> Resource {
+    let builder = Resource::builder();
+    let from_env = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
+    match &config.service_name {
+        Some(name) => builder.with_service_name(name.clone()),
+        None if from_env => builder,
+        None => builder.with_service_name("pybridge"),
+    }
+    .build()
+}
+
+/// Header lookups for the propagator.
+struct Headers<'a> {
+    traceparent: &'a str,
+    tracestate: Option<&'a str>,
+}
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => Some(self.traceparent),
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
+}
+
+/// Counts finished spans from the moment they are queued until their export
+/// returns. The batch processor drops spans past its queue without saying
+/// so; holding the same bound in front of it makes every such drop ours to
+/// count, and it never sees a full queue.
+#[derive(Debug)]
+struct Gate {
+    pending: AtomicUsize,
+    capacity: usize,
+}
+
+impl Gate {
+    fn try_take(&self) -> bool {
+        self.pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        // Never below zero, whatever the processor does.
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_sub(n))
+            });
+    }
+}
+
+fn count_dropped(reason: &'static str, n: usize) {
+    ::metrics::counter!(metrics::SPANS_DROPPED_TOTAL, metrics::REASON => reason)
+        .increment(n as u64);
+}
+
+/// The batch processor behind the [`Gate`].
+#[derive(Debug)]
+struct Gated {
+    inner: BatchSpanProcessor,
+    gate: Arc<Gate>,
+}
+
+impl SpanProcessor for Gated {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        // The batch processor ignores unsampled spans; so does the count.
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if self.gate.try_take() {
+            self.inner.on_end(span);
+        } else {
+            count_dropped("queue_full", 1);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The OTLP exporter, counting what it sends and what it loses.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    gate: Arc<Gate>,
+}
+
+/// Gives the spans of one export back to the [`Gate`], even if the export
+/// is abandoned half-way.
+struct Release<'a> {
+    gate: &'a Gate,
+    n: usize,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.gate.release(self.n);
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len();
+        let _release = Release {
+            gate: &self.gate,
+            n,
+        };
+        let result = self.inner.export(batch).await;
+        match &result {
+            Ok(()) => ::metrics::counter!(metrics::SPANS_EXPORTED_TOTAL).increment(n as u64),
+            Err(_) => count_dropped("export_failed", n),
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests;

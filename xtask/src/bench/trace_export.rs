@@ -1,0 +1,170 @@
+//! What trace export costs a caller: `pybridge bench` with export off, on
+//! with every trace sampled, and on with 1 % sampled, interleaved in one
+//! session against an OTLP/HTTP sink in this process (so exports succeed and
+//! cost what they would against a collector on the same host).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::{DEMO_WORKER, Row};
+
+/// Calls per `pybridge bench` run, and rounds of the three modes.
+const REQUESTS: &str = "50000";
+const ROUNDS: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Off,
+    Sampled(f64),
+}
+
+/// The rows: export on at 100 % and at 1 % sampling, each against export off.
+pub(super) fn rows(root: &Path, cli: &Path, python: &str) -> Result<Vec<Row>> {
+    let endpoint = sink()?;
+    let python_path = crate::python_path(root)?;
+    let modes = [Mode::Off, Mode::Sampled(1.0), Mode::Sampled(0.01)];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    // Interleaved, so that a change in the machine's load hits every mode.
+    for _ in 0..ROUNDS {
+        for (i, mode) in modes.iter().enumerate() {
+            rates[i].push(bench(cli, python, &python_path, &endpoint, *mode)?);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let off = median(&mut rates[0]);
+    let mut rows = Vec::new();
+    for (i, (label, goal)) in [
+        ("every trace sampled", None),
+        ("1 % of traces sampled", Some(0.95)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let on = median(&mut rates[i + 1]);
+        let ratio = on / off;
+        rows.push(Row {
+            figure: format!(
+                "throughput with OTLP trace export on, {label} (pybridge bench, 100 B, 2 workers, 64 in flight; baseline: export off)"
+            ),
+            pybridge: format!("{on:.0} calls/s"),
+            baseline: format!("{off:.0} calls/s"),
+            ratio: format!("{ratio:.2}"),
+            goal: goal.map_or_else(String::new, |g| format!("≥ {g}")),
+            met: goal.map(|g| ratio >= g),
+        });
+    }
+    Ok(rows)
+}
+
+/// One `pybridge bench` run; its calls per second.
+fn bench(
+    cli: &Path,
+    python: &str,
+    python_path: &std::ffi::OsStr,
+    endpoint: &str,
+    mode: Mode,
+) -> Result<f64> {
+    let mut cmd = Command::new(cli);
+    cmd.args(["--workers", "2"]);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OTEL_") || key.starts_with("PYBRIDGE_TELEMETRY") {
+            cmd.env_remove(key);
+        }
+    }
+    if let Mode::Sampled(ratio) = mode {
+        cmd.args(["--otlp-endpoint", endpoint])
+            .env("PYBRIDGE_TELEMETRY__SAMPLE_RATIO", ratio.to_string());
+    }
+    let out = cmd
+        .args([
+            "bench",
+            "--requests",
+            REQUESTS,
+            "--concurrency",
+            "64",
+            "--json",
+            "--",
+        ])
+        .arg(python)
+        .args(DEMO_WORKER)
+        .env("PYTHONPATH", python_path)
+        .output()
+        .context("running pybridge bench")?;
+    if !out.status.success() {
+        bail!(
+            "pybridge bench ({mode:?}) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    report["rps"]
+        .as_f64()
+        .context("pybridge bench printed no rps")
+}
+
+/// An OTLP/HTTP sink: answers every request 200 after reading its body.
+/// Its threads live as long as this process, which ends with the bench.
+fn sink() -> Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding the OTLP sink")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = answer(stream);
+            });
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+fn answer(stream: TcpStream) -> std::io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
+    }
+}
+
+/// `cargo xtask bench --trace-export`: only these rows, printed.
+pub(super) fn print(root: &Path, cli: &Path, python: &str) -> Result<()> {
+    println!("| figure | pybridge | baseline | ratio | goal | met |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows(root, cli, python)? {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.figure, r.pybridge, r.baseline, r.ratio, r.goal, met
+        );
+    }
+    Ok(())
+}
