@@ -37,9 +37,29 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let (cli, without_otel) = (
+        target.join("release/pybridge"),
+        target.join("release/pybridge-without-otel"),
+    );
+    // The build without trace export first, kept aside under its own name;
+    // the default build then overwrites `pybridge`. Both reuse every
+    // dependency compiled for the other.
+    run(cargo(root).args([
+        "build",
+        "--release",
+        "-p",
+        "pybridge-cli",
+        "--no-default-features",
+    ]))?;
+    std::fs::copy(&cli, &without_otel)
+        .with_context(|| format!("copying {} aside", cli.display()))?;
     run(cargo(root).args(["build", "--release", "-p", "pybridge-cli"]))?;
+    let clis = trace_export::Clis {
+        with_otel: &cli,
+        without_otel: &without_otel,
+    };
     if args.iter().any(|a| a == "--trace-export") {
-        return trace_export::print(root, &target.join("release/pybridge"), &python);
+        return trace_export::print(root, clis, &python);
     }
 
     // 1. Criterion: the bridge and the raw baseline, interleaved in one run.
@@ -133,7 +153,6 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     )?;
 
     // 3. The bridge process's memory at full load: the CLI's own bench.
-    let cli = target.join("release/pybridge");
     let load = Command::new(&cli)
         .args([
             "bench",
@@ -158,7 +177,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let load: Value = serde_json::from_slice(&load.stdout)?;
 
     // 4. What trace export costs, in the same session.
-    let trace_rows = trace_export::rows(root, &cli, &python)?;
+    let trace_rows = trace_export::rows(root, clis, &python)?;
 
     let mut rows = Vec::new();
     let rate = |ns: f64| 1e9 / ns;
@@ -479,7 +498,8 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          SOCK_SEQPACKET socket (one request per read), writing to /dev/null.\n\
          - **trace export** (`xtask/src/bench/trace_export.rs`): `pybridge bench` (50,000 calls, 2 workers) \
          with export off, then to an OTLP/HTTP sink in the xtask process with every trace sampled and with \
-         1 % sampled (`telemetry.sample_ratio`), three interleaved rounds, the median of each.\n"
+         1 % sampled (`telemetry.sample_ratio`), and with the CLI built with `--no-default-features` \
+         (no `otel` feature), three interleaved rounds, the median of each.\n"
     )?;
     Ok(out)
 }

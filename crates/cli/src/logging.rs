@@ -6,8 +6,8 @@
 
 use std::io::Write as _;
 
+use crate::telemetry::Telemetry;
 use pybridge::config::{LogConfig, LogFormat};
-use pybridge::otel::Telemetry;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};

@@ -51,7 +51,7 @@ pub(crate) async fn registry(global: &GlobalArgs, worker: &[String]) -> Result<C
     }
     let config = options::load(global, &extra, worker)?;
     // Listing the registry calls no method: there is no trace to export.
-    crate::logging::init(&config.log, &pybridge::otel::Telemetry::disabled());
+    crate::logging::init(&config.log, &crate::telemetry::Telemetry::disabled());
     let bridge = options::start(config).await?;
     let catalog = bridge.service().catalog().clone();
     bridge.shutdown().await;

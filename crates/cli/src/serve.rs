@@ -232,7 +232,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
-    pybridge::otel::metrics::describe();
+    crate::telemetry::describe_metrics();
     Ok(handle)
 }
 
@@ -281,7 +281,7 @@ fn http_span(request: &Request<Body>) -> tracing::Span {
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
-    pybridge::otel::set_parent_from(&span, |name| {
+    crate::telemetry::set_parent_from(&span, |name| {
         request.headers().get(name).and_then(|v| v.to_str().ok())
     });
     span

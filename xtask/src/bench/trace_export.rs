@@ -1,7 +1,9 @@
 //! What trace export costs a caller: `pybridge bench` with export off, on
 //! with every trace sampled, and on with 1 % sampled, interleaved in one
 //! session against an OTLP/HTTP sink in this process (so exports succeed and
-//! cost what they would against a collector on the same host).
+//! cost what they would against a collector on the same host); and what the
+//! `otel` feature costs when no endpoint is set, against a binary built
+//! without it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,21 +19,46 @@ use super::{DEMO_WORKER, Row};
 const REQUESTS: &str = "50000";
 const ROUNDS: usize = 3;
 
+/// "Nothing measurable": within the run-to-run noise of `pybridge bench` on
+/// a shared machine.
+const COMPILED_IN_GOAL: f64 = 0.97;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
+    /// The feature compiled in, no endpoint.
     Off,
     Sampled(f64),
+    /// The binary built without the feature.
+    CompiledOut,
 }
 
-/// The rows: export on at 100 % and at 1 % sampling, each against export off.
-pub(super) fn rows(root: &Path, cli: &Path, python: &str) -> Result<Vec<Row>> {
+/// The two builds of the CLI: the default one (with `otel`) and one built
+/// with `--no-default-features`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clis<'a> {
+    pub(super) with_otel: &'a Path,
+    pub(super) without_otel: &'a Path,
+}
+
+/// The rows: export on at 100 % and at 1 % sampling, each against export
+/// off; and export off against the feature compiled out.
+pub(super) fn rows(root: &Path, clis: Clis<'_>, python: &str) -> Result<Vec<Row>> {
     let endpoint = sink()?;
     let python_path = crate::python_path(root)?;
-    let modes = [Mode::Off, Mode::Sampled(1.0), Mode::Sampled(0.01)];
+    let modes = [
+        Mode::Off,
+        Mode::Sampled(1.0),
+        Mode::Sampled(0.01),
+        Mode::CompiledOut,
+    ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     // Interleaved, so that a change in the machine's load hits every mode.
     for _ in 0..ROUNDS {
         for (i, mode) in modes.iter().enumerate() {
+            let cli = match mode {
+                Mode::CompiledOut => clis.without_otel,
+                _ => clis.with_otel,
+            };
             rates[i].push(bench(cli, python, &python_path, &endpoint, *mode)?);
         }
     }
@@ -40,6 +67,7 @@ pub(super) fn rows(root: &Path, cli: &Path, python: &str) -> Result<Vec<Row>> {
         v[v.len() / 2]
     };
     let off = median(&mut rates[0]);
+    let compiled_out = median(&mut rates[3]);
     let mut rows = Vec::new();
     for (i, (label, goal)) in [
         ("every trace sampled", None),
@@ -61,6 +89,15 @@ pub(super) fn rows(root: &Path, cli: &Path, python: &str) -> Result<Vec<Row>> {
             met: goal.map(|g| ratio >= g),
         });
     }
+    let ratio = off / compiled_out;
+    rows.push(Row {
+        figure: "throughput with the `otel` feature compiled in and no endpoint set (pybridge bench, 100 B, 2 workers, 64 in flight; baseline: the CLI built with `--no-default-features`)".into(),
+        pybridge: format!("{off:.0} calls/s"),
+        baseline: format!("{compiled_out:.0} calls/s"),
+        ratio: format!("{ratio:.2}"),
+        goal: format!("≥ {COMPILED_IN_GOAL} (noise)"),
+        met: Some(ratio >= COMPILED_IN_GOAL),
+    });
     Ok(rows)
 }
 
@@ -152,10 +189,10 @@ fn answer(stream: TcpStream) -> std::io::Result<()> {
 }
 
 /// `cargo xtask bench --trace-export`: only these rows, printed.
-pub(super) fn print(root: &Path, cli: &Path, python: &str) -> Result<()> {
+pub(super) fn print(root: &Path, clis: Clis<'_>, python: &str) -> Result<()> {
     println!("| figure | pybridge | baseline | ratio | goal | met |");
     println!("|---|---|---|---|---|---|");
-    for r in rows(root, cli, python)? {
+    for r in rows(root, clis, python)? {
         let met = match r.met {
             Some(true) => "yes",
             Some(false) => "**no**",

@@ -7,7 +7,9 @@ mod call;
 mod conform;
 mod mcp;
 mod methods;
+#[cfg(feature = "otel")]
 mod otel;
+#[cfg(feature = "otel")]
 mod otlp;
 mod redis_server;
 mod serve;
