@@ -35,7 +35,7 @@ fn main() {
         collect(&path, &root, &mut files);
     }
     let main_py = out_dir.join("__main__.py");
-    std::fs::write(&main_py, MAIN).expect("OUT_DIR is writable");
+    write_if_changed(&main_py, MAIN.as_bytes());
     files.push(("__main__.py".to_owned(), main_py));
     files.sort();
     // FNV-1a over names and contents: stable across toolchains, unlike std's hasher.
@@ -61,7 +61,7 @@ fn main() {
         table,
         "/// A hash of every embedded file, naming the directory they unpack into.\npub(crate) const HASH: &str = \"{hash:016x}\";"
     );
-    std::fs::write(out_dir.join("embedded.rs"), table).expect("OUT_DIR is writable");
+    write_if_changed(&out_dir.join("embedded.rs"), table.as_bytes());
 }
 
 fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
@@ -91,4 +91,14 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
             out.push((relative, path));
         }
     }
+}
+
+/// Writes `bytes` unless the file already holds them: a rewrite would give
+/// it a new modification time, and the binary, which embeds it, would be
+/// rebuilt each time this script runs (each change of the crate's features).
+fn write_if_changed(path: &Path, bytes: &[u8]) {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return;
+    }
+    std::fs::write(path, bytes).expect("OUT_DIR is writable");
 }

@@ -499,7 +499,8 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          - **trace export** (`xtask/src/bench/trace_export.rs`): `pybridge bench` (50,000 calls, 2 workers) \
          with export off, then to an OTLP/HTTP sink in the xtask process with every trace sampled and with \
          1 % sampled (`telemetry.sample_ratio`), and with the CLI built with `--no-default-features` \
-         (no `otel` feature), three interleaved rounds, the median of each.\n"
+         (no `otel` feature), five interleaved rounds, the median of each; its throughput (the goals) and its own CPU \
+         per call.\n"
     )?;
     Ok(out)
 }
