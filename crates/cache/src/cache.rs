@@ -268,10 +268,34 @@ impl Cache {
     /// Removes every entry of `method` (in any namespace) from both tiers,
     /// and with a shared tier from Redis and every other process.
     pub async fn invalidate_method(&self, method: &str) {
+        self.invalidate_methods([method]).await;
+    }
+
+    /// Removes every entry of each of `methods` as one invalidation: what a
+    /// write made stale. Other processes receive it as one message, so one
+    /// that has applied it has dropped the entries of all of them (several
+    /// [`Cache::invalidate_method`] calls arrive, and are applied, one by
+    /// one). Nothing happens when `methods` is empty.
+    pub async fn invalidate_methods<I, S>(&self, methods: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list: Vec<Arc<str>> = Vec::new();
+        for method in methods {
+            let method = method.as_ref();
+            if !list.iter().any(|m| &**m == method) {
+                list.push(Arc::from(method));
+            }
+        }
+        if list.is_empty() {
+            return;
+        }
+        let methods: Arc<[Arc<str>]> = list.into();
         self.inner
-            .invalidate_local(&Target::Method(Arc::from(method)))
+            .invalidate_local(&Target::Methods(Arc::clone(&methods)))
             .await;
-        self.inner.tier.publish_method(method);
+        self.inner.tier.publish_methods(methods);
     }
 
     /// Removes everything from both tiers, and with a shared tier everything
@@ -339,12 +363,12 @@ impl Inner {
         self.bump_epoch().await;
         match target {
             Target::Key(digest) => self.l1.invalidate(digest).await,
-            Target::Method(method) => {
-                let tag = method_tag(method);
+            Target::Methods(methods) => {
+                let tags: Vec<u64> = methods.iter().map(|m| method_tag(m)).collect();
                 let doomed: Vec<Arc<KeyDigest>> = self
                     .l1
                     .iter()
-                    .filter(|(_, entry)| entry.method_tag == tag)
+                    .filter(|(_, entry)| tags.contains(&entry.method_tag))
                     .map(|(key, _)| key)
                     .collect();
                 for key in doomed {

@@ -120,7 +120,7 @@ async fn apply(
                 continue;
             }
             Remote::Invalidate(Invalidation::Key { digest, .. }) => Target::Key(digest),
-            Remote::Invalidate(Invalidation::Method(method)) => Target::Method(method),
+            Remote::Invalidate(Invalidation::Methods(methods)) => Target::Methods(methods),
             Remote::Invalidate(Invalidation::All) => Target::All,
         };
         inner.invalidate_local(&target).await;
@@ -144,13 +144,13 @@ impl Attached {
         let _ = key;
     }
 
-    pub(crate) fn publish_method(&self, method: &str) {
+    pub(crate) fn publish_methods(&self, methods: Arc<[Arc<str>]>) {
         #[cfg(feature = "redis")]
         if let Some(tier) = &self.tier {
-            tier.invalidate(crate::shared_tier::Invalidation::Method(Arc::from(method)));
+            tier.invalidate(crate::shared_tier::Invalidation::Methods(methods));
         }
         #[cfg(not(feature = "redis"))]
-        let _ = method;
+        let _ = methods;
     }
 
     pub(crate) fn publish_all(&self) {

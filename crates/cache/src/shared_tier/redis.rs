@@ -631,9 +631,16 @@ impl Tier {
                 self.command(redis::cmd("UNLINK").arg(&name), "invalidate")
                     .await
             }
-            Invalidation::Method(method) => {
-                let index = self.index_name(crate::key::method_tag(method));
-                self.delete_index(&index).await
+            Invalidation::Methods(methods) => {
+                let mut deleted = true;
+                for method in methods.iter() {
+                    let index = self.index_name(crate::key::method_tag(method));
+                    if !self.delete_index(&index).await {
+                        deleted = false;
+                        break;
+                    }
+                }
+                deleted
             }
             Invalidation::All => {
                 let pattern = format!("{}*", glob_escape(&self.prefix));
