@@ -582,9 +582,10 @@ impl Inner {
         }
         // The shared tier's read waits at most its own timeout, cut to what
         // is left before the leader's deadline.
-        if let Some(hit) = self.shared_read(key, policy, epoch, deadline).await {
-            return Led::Shared(Ok(hit));
-        }
+        let fence = match self.shared_read(key, policy, epoch, deadline).await {
+            tier::SharedRead::Hit(hit) => return Led::Shared(Ok(hit)),
+            tier::SharedRead::Miss(fence) => fence,
+        };
         let counters = &self.shared.counters;
         counters.incr(Stat::Misses);
         counters.incr(Stat::Loads);
@@ -593,7 +594,8 @@ impl Inner {
         match tokio::time::timeout_at(deadline, load()).await {
             Ok(Ok(v)) => {
                 let (value, negative) = v.into().into_parts();
-                self.store(key, policy, epoch, &value, negative).await;
+                self.store(key, policy, (epoch, fence), &value, negative)
+                    .await;
                 tracing::trace!(
                     method = key.method(),
                     bytes = value.len(),
@@ -624,11 +626,15 @@ impl Inner {
         }
     }
 
+    /// Stores a loaded value, unless an invalidation ran since its load
+    /// started: `epoch` is this process's at the start, `fence` what the
+    /// shared tier's were (Redis refuses the write if another process
+    /// invalidated meanwhile).
     async fn store(
         &self,
         key: &CacheKey,
         policy: &CachePolicy,
-        epoch: u64,
+        (epoch, fence): (u64, tier::Fence),
         value: &Bytes,
         negative: bool,
     ) {
@@ -663,7 +669,7 @@ impl Inner {
             });
         }
         let shared_ttl = if policy.tiers.l2() { l2_ttl } else { l1_ttl };
-        self.tier.write(key, value, negative, shared_ttl);
+        self.tier.write(key, value, negative, shared_ttl, fence);
     }
 
     async fn store_l1(
