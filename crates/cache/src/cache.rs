@@ -120,6 +120,11 @@ struct Inner {
     /// invalidation ran since it started, so a value read before an
     /// invalidation can never be stored after it.
     epoch: AtomicU64,
+    /// Invalidations being applied right now. No load stores while one is:
+    /// a load that starts during one may read an entry it has not removed
+    /// yet (from disk, after its memory copy is gone) and would put it back
+    /// in memory for good.
+    invalidating: AtomicU64,
     /// Makes "check the epoch, then store" atomic with respect to "bump the
     /// epoch": stores share it, invalidations take it alone.
     store_gate: RwLock<()>,
@@ -171,6 +176,7 @@ impl Cache {
                 l1_capacity,
                 flights: Flights::default(),
                 epoch: AtomicU64::new(0),
+                invalidating: AtomicU64::new(0),
                 store_gate: RwLock::new(()),
                 shared,
                 disk,
@@ -360,7 +366,7 @@ impl Cache {
 impl Inner {
     /// Applies an invalidation to this process's memory and disk tiers.
     async fn invalidate_local(&self, target: &Target) {
-        self.bump_epoch().await;
+        let _applying = self.begin_invalidation().await;
         match target {
             Target::Key(digest) => self.l1.invalidate(digest).await,
             Target::Methods(methods) => {
@@ -648,7 +654,7 @@ impl Inner {
             return;
         }
         let _gate = self.store_gate.read().await;
-        if self.epoch.load(Ordering::Acquire) != epoch {
+        if !self.may_store(epoch) {
             self.shared.counters.incr(Stat::InvalidatedDuringLoad);
             return;
         }
@@ -681,7 +687,7 @@ impl Inner {
         ttl: Duration,
     ) {
         let _gate = self.store_gate.read().await;
-        if self.epoch.load(Ordering::Acquire) == epoch {
+        if self.may_store(epoch) {
             self.insert_l1(key, value, negative, ttl).await;
         }
     }
@@ -704,8 +710,38 @@ impl Inner {
         self.l1.insert(*key.digest(), entry).await;
     }
 
+    /// Cancels the stores of loads running now (the memory-only flush).
+    #[cfg(feature = "redis")]
     async fn bump_epoch(&self) {
         let _gate = self.store_gate.write().await;
         self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a load that started at `epoch` may store: no invalidation
+    /// started since, and none is being applied. Called under the store gate.
+    fn may_store(&self, epoch: u64) -> bool {
+        // `invalidating` first: an end seen here has bumped the epoch before.
+        self.invalidating.load(Ordering::SeqCst) == 0 && self.epoch.load(Ordering::SeqCst) == epoch
+    }
+
+    /// Starts applying an invalidation; it ends when the guard is dropped
+    /// (also if the caller is cancelled half-way).
+    async fn begin_invalidation(&self) -> Invalidating<'_> {
+        let _gate = self.store_gate.write().await;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.invalidating.fetch_add(1, Ordering::SeqCst);
+        Invalidating(self)
+    }
+}
+
+/// An invalidation being applied ([`Inner::begin_invalidation`]).
+struct Invalidating<'a>(&'a Inner);
+
+impl Drop for Invalidating<'_> {
+    fn drop(&mut self) {
+        // No gate needed: a store that checks before this sees the
+        // invalidation in progress, one that checks after sees a new epoch.
+        self.0.epoch.fetch_add(1, Ordering::SeqCst);
+        self.0.invalidating.fetch_sub(1, Ordering::SeqCst);
     }
 }
