@@ -847,8 +847,10 @@ impl Tier {
                 Ok(Ok(page)) => page,
                 other => return self.settle(other, "invalidate all"),
             };
-            // The epochs outlive every invalidation (see `Tier::epochs`).
-            names.retain(|name| *name != self.epochs);
+            // The epochs outlive every invalidation (see `Tier::epochs`),
+            // those of a deployment whose name extends ours included (the
+            // pattern matches them too). No entry or index name ends so.
+            names.retain(|name| !name.ends_with(":epochs"));
             if !names.is_empty()
                 && !self
                     .command(redis::cmd("UNLINK").arg(&names), "invalidate all")
