@@ -606,9 +606,12 @@ impl Bridge {
     async fn invalidate_family(&self, spec: &MethodSpec) {
         #[cfg(feature = "cache")]
         if let Some(cache) = &self.inner.cache {
-            for read in self.inner.service.stale_after(spec) {
-                cache.invalidate_method(read.wire_name()).await;
-            }
+            // One invalidation for all of them: another gateway that has
+            // applied it has dropped every one of these reads, never some.
+            let stale = self.inner.service.stale_after(spec);
+            cache
+                .invalidate_methods(stale.iter().map(|read| read.wire_name()))
+                .await;
         }
         #[cfg(not(feature = "cache"))]
         let _ = spec;

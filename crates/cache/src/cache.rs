@@ -120,6 +120,11 @@ struct Inner {
     /// invalidation ran since it started, so a value read before an
     /// invalidation can never be stored after it.
     epoch: AtomicU64,
+    /// Invalidations being applied right now. No load stores while one is:
+    /// a load that starts during one may read an entry it has not removed
+    /// yet (from disk, after its memory copy is gone) and would put it back
+    /// in memory for good.
+    invalidating: AtomicU64,
     /// Makes "check the epoch, then store" atomic with respect to "bump the
     /// epoch": stores share it, invalidations take it alone.
     store_gate: RwLock<()>,
@@ -171,6 +176,7 @@ impl Cache {
                 l1_capacity,
                 flights: Flights::default(),
                 epoch: AtomicU64::new(0),
+                invalidating: AtomicU64::new(0),
                 store_gate: RwLock::new(()),
                 shared,
                 disk,
@@ -268,10 +274,34 @@ impl Cache {
     /// Removes every entry of `method` (in any namespace) from both tiers,
     /// and with a shared tier from Redis and every other process.
     pub async fn invalidate_method(&self, method: &str) {
+        self.invalidate_methods([method]).await;
+    }
+
+    /// Removes every entry of each of `methods` as one invalidation: what a
+    /// write made stale. Other processes receive it as one message, so one
+    /// that has applied it has dropped the entries of all of them (several
+    /// [`Cache::invalidate_method`] calls arrive, and are applied, one by
+    /// one). Nothing happens when `methods` is empty.
+    pub async fn invalidate_methods<I, S>(&self, methods: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list: Vec<Arc<str>> = Vec::new();
+        for method in methods {
+            let method = method.as_ref();
+            if !list.iter().any(|m| &**m == method) {
+                list.push(Arc::from(method));
+            }
+        }
+        if list.is_empty() {
+            return;
+        }
+        let methods: Arc<[Arc<str>]> = list.into();
         self.inner
-            .invalidate_local(&Target::Method(Arc::from(method)))
+            .invalidate_local(&Target::Methods(Arc::clone(&methods)))
             .await;
-        self.inner.tier.publish_method(method);
+        self.inner.tier.publish_methods(methods);
     }
 
     /// Removes everything from both tiers, and with a shared tier everything
@@ -336,15 +366,15 @@ impl Cache {
 impl Inner {
     /// Applies an invalidation to this process's memory and disk tiers.
     async fn invalidate_local(&self, target: &Target) {
-        self.bump_epoch().await;
+        let _applying = self.begin_invalidation().await;
         match target {
             Target::Key(digest) => self.l1.invalidate(digest).await,
-            Target::Method(method) => {
-                let tag = method_tag(method);
+            Target::Methods(methods) => {
+                let tags: Vec<u64> = methods.iter().map(|m| method_tag(m)).collect();
                 let doomed: Vec<Arc<KeyDigest>> = self
                     .l1
                     .iter()
-                    .filter(|(_, entry)| entry.method_tag == tag)
+                    .filter(|(_, entry)| tags.contains(&entry.method_tag))
                     .map(|(key, _)| key)
                     .collect();
                 for key in doomed {
@@ -558,9 +588,10 @@ impl Inner {
         }
         // The shared tier's read waits at most its own timeout, cut to what
         // is left before the leader's deadline.
-        if let Some(hit) = self.shared_read(key, policy, epoch, deadline).await {
-            return Led::Shared(Ok(hit));
-        }
+        let fence = match self.shared_read(key, policy, epoch, deadline).await {
+            tier::SharedRead::Hit(hit) => return Led::Shared(Ok(hit)),
+            tier::SharedRead::Miss(fence) => fence,
+        };
         let counters = &self.shared.counters;
         counters.incr(Stat::Misses);
         counters.incr(Stat::Loads);
@@ -569,7 +600,8 @@ impl Inner {
         match tokio::time::timeout_at(deadline, load()).await {
             Ok(Ok(v)) => {
                 let (value, negative) = v.into().into_parts();
-                self.store(key, policy, epoch, &value, negative).await;
+                self.store(key, policy, (epoch, fence), &value, negative)
+                    .await;
                 tracing::trace!(
                     method = key.method(),
                     bytes = value.len(),
@@ -600,11 +632,15 @@ impl Inner {
         }
     }
 
+    /// Stores a loaded value, unless an invalidation ran since its load
+    /// started: `epoch` is this process's at the start, `fence` what the
+    /// shared tier's were (Redis refuses the write if another process
+    /// invalidated meanwhile).
     async fn store(
         &self,
         key: &CacheKey,
         policy: &CachePolicy,
-        epoch: u64,
+        (epoch, fence): (u64, tier::Fence),
         value: &Bytes,
         negative: bool,
     ) {
@@ -618,7 +654,7 @@ impl Inner {
             return;
         }
         let _gate = self.store_gate.read().await;
-        if self.epoch.load(Ordering::Acquire) != epoch {
+        if !self.may_store(epoch) {
             self.shared.counters.incr(Stat::InvalidatedDuringLoad);
             return;
         }
@@ -639,7 +675,7 @@ impl Inner {
             });
         }
         let shared_ttl = if policy.tiers.l2() { l2_ttl } else { l1_ttl };
-        self.tier.write(key, value, negative, shared_ttl);
+        self.tier.write(key, value, negative, shared_ttl, fence);
     }
 
     async fn store_l1(
@@ -651,7 +687,7 @@ impl Inner {
         ttl: Duration,
     ) {
         let _gate = self.store_gate.read().await;
-        if self.epoch.load(Ordering::Acquire) == epoch {
+        if self.may_store(epoch) {
             self.insert_l1(key, value, negative, ttl).await;
         }
     }
@@ -674,8 +710,38 @@ impl Inner {
         self.l1.insert(*key.digest(), entry).await;
     }
 
+    /// Cancels the stores of loads running now (the memory-only flush).
+    #[cfg(feature = "redis")]
     async fn bump_epoch(&self) {
         let _gate = self.store_gate.write().await;
         self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a load that started at `epoch` may store: no invalidation
+    /// started since, and none is being applied. Called under the store gate.
+    fn may_store(&self, epoch: u64) -> bool {
+        // `invalidating` first: an end seen here has bumped the epoch before.
+        self.invalidating.load(Ordering::SeqCst) == 0 && self.epoch.load(Ordering::SeqCst) == epoch
+    }
+
+    /// Starts applying an invalidation; it ends when the guard is dropped
+    /// (also if the caller is cancelled half-way).
+    async fn begin_invalidation(&self) -> Invalidating<'_> {
+        let _gate = self.store_gate.write().await;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.invalidating.fetch_add(1, Ordering::SeqCst);
+        Invalidating(self)
+    }
+}
+
+/// An invalidation being applied ([`Inner::begin_invalidation`]).
+struct Invalidating<'a>(&'a Inner);
+
+impl Drop for Invalidating<'_> {
+    fn drop(&mut self) {
+        // No gate needed: a store that checks before this sees the
+        // invalidation in progress, one that checks after sees a new epoch.
+        self.0.epoch.fetch_add(1, Ordering::SeqCst);
+        self.0.invalidating.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -62,7 +62,9 @@ pub(crate) struct WriteJob {
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Key(KeyDigest),
-    Method(Arc<str>),
+    /// Every entry of these methods (one invalidation: a write drops all the
+    /// reads it made stale at once).
+    Methods(Arc<[Arc<str>]>),
     All,
 }
 

@@ -34,7 +34,7 @@ use metrics::{Counter, Gauge, counter, gauge};
 #[cfg(feature = "redis")]
 pub(crate) use self::message::Invalidation;
 #[cfg(feature = "redis")]
-pub(crate) use self::redis::{Remote, SharedTier};
+pub(crate) use self::redis::{Epochs, Read, Remote, SharedTier};
 use crate::error::{Error, Result};
 #[cfg(feature = "redis")]
 use crate::metrics as names;

@@ -27,6 +27,30 @@ pub(crate) type Parts = Option<(
 #[cfg(not(feature = "redis"))]
 pub(crate) type Parts = ();
 
+/// What the shared tier had seen when a load started: the Redis epochs of the
+/// key's method and of the deployment, read with the miss. A load's write
+/// carries them, and Redis refuses it if an invalidation (from any process)
+/// bumped one since, so a value loaded before an invalidation is never
+/// written after it. Without an epoch (the read was skipped or failed) the
+/// write is dropped.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Fence {
+    #[cfg(feature = "redis")]
+    epochs: Option<crate::shared_tier::Epochs>,
+}
+
+/// The shared tier's answer on the read path.
+pub(crate) enum SharedRead {
+    /// A whole entry, put in memory unless an invalidation ran meanwhile.
+    #[cfg_attr(
+        not(feature = "redis"),
+        expect(dead_code, reason = "only a tier on Redis has hits")
+    )]
+    Hit(Fetched),
+    /// Nothing usable; what the loader's write must carry.
+    Miss(Fence),
+}
+
 /// The tier as the cache holds it: the tier and the task that applies other
 /// processes' invalidations (aborted with the cache).
 #[derive(Debug, Default)]
@@ -120,7 +144,7 @@ async fn apply(
                 continue;
             }
             Remote::Invalidate(Invalidation::Key { digest, .. }) => Target::Key(digest),
-            Remote::Invalidate(Invalidation::Method(method)) => Target::Method(method),
+            Remote::Invalidate(Invalidation::Methods(methods)) => Target::Methods(methods),
             Remote::Invalidate(Invalidation::All) => Target::All,
         };
         inner.invalidate_local(&target).await;
@@ -144,13 +168,13 @@ impl Attached {
         let _ = key;
     }
 
-    pub(crate) fn publish_method(&self, method: &str) {
+    pub(crate) fn publish_methods(&self, methods: Arc<[Arc<str>]>) {
         #[cfg(feature = "redis")]
         if let Some(tier) = &self.tier {
-            tier.invalidate(crate::shared_tier::Invalidation::Method(Arc::from(method)));
+            tier.invalidate(crate::shared_tier::Invalidation::Methods(methods));
         }
         #[cfg(not(feature = "redis"))]
-        let _ = method;
+        let _ = methods;
     }
 
     pub(crate) fn publish_all(&self) {
@@ -161,8 +185,15 @@ impl Attached {
     }
 
     /// Queues a write of a value the cache just stored (it passed the size
-    /// cap and the epoch check).
-    pub(crate) fn write(&self, key: &CacheKey, value: &Bytes, negative: bool, ttl: Duration) {
+    /// cap and the epoch check); Redis takes it only if `fence` still holds.
+    pub(crate) fn write(
+        &self,
+        key: &CacheKey,
+        value: &Bytes,
+        negative: bool,
+        ttl: Duration,
+        fence: Fence,
+    ) {
         #[cfg(feature = "redis")]
         if let Some(tier) = &self.tier {
             tier.write(
@@ -172,10 +203,11 @@ impl Attached {
                 negative,
                 ttl,
                 value,
+                fence.epochs,
             );
         }
         #[cfg(not(feature = "redis"))]
-        let _ = (key, value, negative, ttl);
+        let _ = (key, value, negative, ttl, fence);
     }
 
     /// A waiter got a value its leader read from the shared tier.
@@ -220,11 +252,18 @@ impl Inner {
         policy: &CachePolicy,
         epoch: u64,
         deadline: Instant,
-    ) -> Option<Fetched> {
+    ) -> SharedRead {
         #[cfg(feature = "redis")]
         {
-            let tier = self.tier.tier.as_ref()?;
-            let hit = tier.read(key.digest(), key.method_tag(), deadline).await?;
+            let Some(tier) = self.tier.tier.as_ref() else {
+                return SharedRead::Miss(Fence::default());
+            };
+            let hit = match tier.read(key.digest(), key.method_tag(), deadline).await {
+                crate::shared_tier::Read::Hit(hit) => hit,
+                crate::shared_tier::Read::Miss(epochs) => {
+                    return SharedRead::Miss(Fence { epochs });
+                }
+            };
             if policy.tiers.l1() {
                 let remaining =
                     Duration::from_millis(hit.expires_ms.saturating_sub(crate::clock::wall_ms()));
@@ -236,7 +275,7 @@ impl Inner {
                 self.store_l1(key, epoch, &hit.value, hit.negative, ttl.min(remaining))
                     .await;
             }
-            Some(Fetched {
+            SharedRead::Hit(Fetched {
                 value: hit.value,
                 source: super::Source::Shared,
                 negative: hit.negative,
@@ -246,7 +285,7 @@ impl Inner {
         #[cfg(not(feature = "redis"))]
         {
             let _ = (key, policy, epoch, deadline);
-            None
+            SharedRead::Miss(Fence::default())
         }
     }
 }

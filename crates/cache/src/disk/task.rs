@@ -355,9 +355,8 @@ impl DiskState {
         for meta in list(&self.dir)? {
             let matches = match target {
                 Target::All => true,
-                Target::Method(method) => {
-                    layout::parse_meta(&meta.metadata).is_some_and(|m| m.method == &**method)
-                }
+                Target::Methods(methods) => layout::parse_meta(&meta.metadata)
+                    .is_some_and(|m| methods.iter().any(|method| m.method == &**method)),
                 Target::Key(_) => false,
             };
             if matches {

@@ -46,6 +46,42 @@ const SCAN_BATCH: usize = 500;
 /// Remote invalidations waiting for the cache to apply them.
 const REMOTE_QUEUE: usize = 1024;
 
+/// The write of an entry, run by Redis as one step: it sets the value (with
+/// its TTL) and lists it in its method's index only if neither the
+/// deployment's epoch nor the method's moved since the load's read.
+/// KEYS: entry, method index, epochs hash. ARGV: record, TTL in ms, the
+/// method's epoch field, the epochs read (deployment, method).
+const WRITE_SCRIPT: &str = r"
+local seen = redis.call('HMGET', KEYS[3], 'all', ARGV[3])
+if (seen[1] or '0') ~= ARGV[4] or (seen[2] or '0') ~= ARGV[5] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2], 'NX')
+redis.call('PEXPIRE', KEYS[2], ARGV[2], 'GT')
+return 1
+";
+
+/// The deployment's and a method's invalidation epochs in Redis, as a read
+/// saw them before its load ran. Every invalidation bumps the epoch of what
+/// it covers (a key's bumps its method's) before it deletes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Epochs {
+    all: u64,
+    method: u64,
+}
+
+/// What a read found.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// A whole entry.
+    Hit(Record),
+    /// Nothing usable; the epochs a write of this key must still find, if
+    /// Redis answered.
+    Miss(Option<Epochs>),
+}
+
 /// What the subscriber hands to the cache.
 #[derive(Debug)]
 pub(crate) enum Remote {
@@ -65,6 +101,7 @@ struct WriteJob {
     method_tag: u64,
     record: Vec<u8>,
     ttl_ms: u64,
+    epochs: Epochs,
 }
 
 #[derive(Debug)]
@@ -87,6 +124,10 @@ struct Tier {
     /// `pybridge:<deployment>:`; every key starts with it.
     prefix: String,
     channel: String,
+    /// `<prefix>epochs`: a hash of invalidation epochs, field `all` for the
+    /// deployment and the method tag in hex for each method. Never deleted by
+    /// an invalidation (a reset epoch could match a stale write again).
+    epochs: String,
     /// This instance's nonce in every message it publishes.
     sender: u64,
     client: redis::Client,
@@ -128,12 +169,14 @@ impl SharedTier {
         let (remote, remote_rx) = mpsc::channel(REMOTE_QUEUE);
         let prefix = format!("pybridge:{}:", settings.deployment);
         let channel = format!("{prefix}invalidations");
+        let epochs = format!("{prefix}epochs");
         let counters = TierCounters::new();
         counters.set_state(SharedTierStatus::Connecting);
         let tier = Arc::new(Tier {
             sender: nonce(),
             prefix,
             channel,
+            epochs,
             client,
             conn: Mutex::new(conn),
             state: AtomicU8::new(CONNECTING),
@@ -168,13 +211,26 @@ impl SharedTier {
 
     /// The entry for `digest`, if Redis has a whole one within the read
     /// timeout: the smaller of the configured maximum and what is left before
-    /// `deadline`. Every failure is a miss.
+    /// `deadline`. Every failure is a miss. A miss carries the epochs read
+    /// in the same round trip, for the write of what the loader produces.
     pub(crate) async fn read(
         &self,
         digest: &KeyDigest,
         method_tag: u64,
         deadline: Instant,
-    ) -> Option<Record> {
+    ) -> Read {
+        match self.read_entry(digest, method_tag, deadline).await {
+            Ok(record) => Read::Hit(record),
+            Err(epochs) => Read::Miss(epochs),
+        }
+    }
+
+    async fn read_entry(
+        &self,
+        digest: &KeyDigest,
+        method_tag: u64,
+        deadline: Instant,
+    ) -> Result<Record, Option<Epochs>> {
         let tier = &self.tier;
         let wait = tier
             .settings
@@ -182,43 +238,57 @@ impl SharedTier {
             .min(deadline.saturating_duration_since(Instant::now()));
         if tier.state.load(Ordering::Acquire) != ACTIVE || wait.is_zero() {
             tier.counters.incr(TierStat::Skipped);
-            return None;
+            return Err(None);
         }
         let name = tier.key_name(digest, method_tag);
         let mut conn = tier.conn();
+        // The epochs first: whatever the loader then reads is at least as new
+        // as they are. One pipeline, one round trip.
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(&tier.epochs)
+            .arg("all")
+            .arg(epoch_field(method_tag))
+            .cmd("GET")
+            .arg(&name);
         let reply = timeout(
             wait,
-            redis::cmd("GET")
-                .arg(&name)
-                .query_async::<Option<Vec<u8>>>(&mut conn),
+            pipe.query_async::<(Vec<Option<u64>>, Option<Vec<u8>>)>(&mut conn),
         )
         .await;
-        let bytes = match reply {
-            Ok(Ok(bytes)) => {
+        let (seen, bytes) = match reply {
+            Ok(Ok(reply)) => {
                 tier.succeeded();
-                bytes
+                reply
             }
             Ok(Err(e)) => {
                 tier.failed(&format!("read: {e}"));
-                return None;
+                return Err(None);
             }
             Err(_) => {
                 tier.failed(&format!("read: no answer within {wait:?}"));
-                return None;
+                return Err(None);
             }
+        };
+        let epochs = match seen[..] {
+            [all, method] => Some(Epochs {
+                all: all.unwrap_or(0),
+                method: method.unwrap_or(0),
+            }),
+            _ => None,
         };
         let Some(bytes) = bytes else {
             tier.counters.incr(TierStat::Misses);
-            return None;
+            return Err(epochs);
         };
         match record::decode(Bytes::from(bytes), digest) {
             Some(record) if record.expires_ms > clock::wall_ms() => {
                 tier.counters.incr(TierStat::Hits);
-                Some(record)
+                Ok(record)
             }
             Some(_) => {
                 tier.counters.incr(TierStat::Misses);
-                None
+                Err(epochs)
             }
             None => {
                 tier.counters.incr(TierStat::Corrupt);
@@ -230,13 +300,18 @@ impl SharedTier {
                 // A full queue only delays the deletion: the entry is never
                 // served, and it expires by its TTL.
                 let _ = tier.jobs.try_send(Job::Delete(name));
-                None
+                Err(epochs)
             }
         }
     }
 
-    /// Queues a write; dropped (and counted) when the tier is not active or
-    /// the queue is full. Never waits.
+    /// Queues a write that Redis applies only if `epochs` (read before the
+    /// load) still hold; dropped (and counted) without them, when the tier
+    /// is not active or the queue is full. Never waits.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one entry, passed through from the cache's store"
+    )]
     pub(crate) fn write(
         &self,
         digest: &KeyDigest,
@@ -245,9 +320,16 @@ impl SharedTier {
         negative: bool,
         ttl: Duration,
         value: &[u8],
+        epochs: Option<Epochs>,
     ) {
         let tier = &self.tier;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let Some(epochs) = epochs else {
+            // The load's read never reached Redis: nothing says whether an
+            // invalidation ran since, so the value may not be shared.
+            tier.counters.incr(TierStat::WritesDropped);
+            return;
+        };
         if ttl_ms == 0 || tier.state.load(Ordering::Acquire) != ACTIVE {
             tier.counters.incr(TierStat::WritesDropped);
             return;
@@ -259,6 +341,7 @@ impl SharedTier {
             method_tag,
             record: record::encode(digest, negative, expires_ms, value),
             ttl_ms,
+            epochs,
         });
         if tier.jobs.try_send(job).is_err() {
             tier.counters.incr(TierStat::WritesDropped);
@@ -310,6 +393,11 @@ fn nonce() -> u64 {
     hasher.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
     let bytes = hasher.finalize();
     u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes of 32"))
+}
+
+/// A method's field in the epochs hash.
+fn epoch_field(method_tag: u64) -> String {
+    format!("{method_tag:016x}")
 }
 
 /// Escapes Redis glob characters, so a deployment name is matched literally.
@@ -572,43 +660,40 @@ impl Tier {
     }
 
     /// `SET` with the entry's TTL, and the key added to its method's index
-    /// (which lives as long as its longest entry), in one transaction.
+    /// (which lives as long as its longest entry), in one script that first
+    /// checks the load's epochs: a value loaded before an invalidation that
+    /// Redis has seen is never written.
     async fn store(&self, job: &WriteJob) {
         let name = self.key_name(&job.digest, job.method_tag);
         let index = self.index_name(job.method_tag);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(WRITE_SCRIPT)
+            .arg(3)
             .arg(&name)
+            .arg(&index)
+            .arg(&self.epochs)
             .arg(&job.record[..])
-            .arg("PX")
             .arg(job.ttl_ms)
-            .ignore()
-            .cmd("SADD")
-            .arg(&index)
-            .arg(&name)
-            .ignore()
-            // NX gives a new index a TTL, GT lengthens an old one.
-            .cmd("PEXPIRE")
-            .arg(&index)
-            .arg(job.ttl_ms)
-            .arg("NX")
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&index)
-            .arg(job.ttl_ms)
-            .arg("GT")
-            .ignore();
+            .arg(epoch_field(job.method_tag))
+            .arg(job.epochs.all)
+            .arg(job.epochs.method);
         let mut conn = self.conn();
         let reply = timeout(
             self.settings.write_timeout,
-            pipe.query_async::<()>(&mut conn),
+            cmd.query_async::<i64>(&mut conn),
         )
         .await;
-        if self.settle(reply, "write") {
+        let written = matches!(reply, Ok(Ok(1)));
+        if self.settle(reply, "write") && written {
             self.counters.incr(TierStat::Writes);
         } else {
             self.counters.incr(TierStat::WritesDropped);
+            if !written {
+                tracing::debug!(
+                    method = &*job.method,
+                    "shared cache write refused: invalidated since its load started"
+                );
+            }
         }
         tracing::trace!(method = &*job.method, "shared cache write");
     }
@@ -625,21 +710,31 @@ impl Tier {
                 job => keep.push(job),
             }
         }
-        let deleted = match &target {
-            Invalidation::Key { digest, method_tag } => {
-                let name = self.key_name(digest, *method_tag);
-                self.command(redis::cmd("UNLINK").arg(&name), "invalidate")
-                    .await
-            }
-            Invalidation::Method(method) => {
-                let index = self.index_name(crate::key::method_tag(method));
-                self.delete_index(&index).await
-            }
-            Invalidation::All => {
-                let pattern = format!("{}*", glob_escape(&self.prefix));
-                self.delete_matching(&pattern).await
-            }
-        };
+        // The epochs first: from here on Redis refuses every write of a value
+        // loaded before, and the deletion below removes those written before.
+        let deleted = self.bump(&target).await
+            && match &target {
+                Invalidation::Key { digest, method_tag } => {
+                    let name = self.key_name(digest, *method_tag);
+                    self.command(redis::cmd("UNLINK").arg(&name), "invalidate")
+                        .await
+                }
+                Invalidation::Methods(methods) => {
+                    let mut deleted = true;
+                    for method in methods.iter() {
+                        let index = self.index_name(crate::key::method_tag(method));
+                        if !self.delete_index(&index).await {
+                            deleted = false;
+                            break;
+                        }
+                    }
+                    deleted
+                }
+                Invalidation::All => {
+                    let pattern = format!("{}*", glob_escape(&self.prefix));
+                    self.delete_matching(&pattern).await
+                }
+            };
         let published = deleted
             && self
                 .command(
@@ -664,6 +759,43 @@ impl Tier {
                 }
             }
         }
+    }
+
+    /// Bumps the epochs `target` covers (a key's is its method's).
+    async fn bump(&self, target: &Invalidation) -> bool {
+        let mut pipe = redis::pipe();
+        match target {
+            Invalidation::Key { method_tag, .. } => {
+                pipe.cmd("HINCRBY")
+                    .arg(&self.epochs)
+                    .arg(epoch_field(*method_tag))
+                    .arg(1)
+                    .ignore();
+            }
+            Invalidation::Methods(methods) => {
+                for method in methods.iter() {
+                    pipe.cmd("HINCRBY")
+                        .arg(&self.epochs)
+                        .arg(epoch_field(crate::key::method_tag(method)))
+                        .arg(1)
+                        .ignore();
+                }
+            }
+            Invalidation::All => {
+                pipe.cmd("HINCRBY")
+                    .arg(&self.epochs)
+                    .arg("all")
+                    .arg(1)
+                    .ignore();
+            }
+        }
+        let mut conn = self.conn();
+        let reply = timeout(
+            self.settings.write_timeout,
+            pipe.query_async::<()>(&mut conn),
+        )
+        .await;
+        self.settle(reply, "invalidate")
     }
 
     /// Removes every key listed in a method's index, then the index.
@@ -711,10 +843,14 @@ impl Tier {
                     .query_async::<(u64, Vec<String>)>(&mut conn),
             )
             .await;
-            let (next, names) = match page {
+            let (next, mut names) = match page {
                 Ok(Ok(page)) => page,
                 other => return self.settle(other, "invalidate all"),
             };
+            // The epochs outlive every invalidation (see `Tier::epochs`),
+            // those of a deployment whose name extends ours included (the
+            // pattern matches them too). No entry or index name ends so.
+            names.retain(|name| !name.ends_with(":epochs"));
             if !names.is_empty()
                 && !self
                     .command(redis::cmd("UNLINK").arg(&names), "invalidate all")

@@ -49,7 +49,8 @@ fn messages_round_trip_and_foreign_text_is_ignored() {
             digest: d,
             method_tag: 0xdead_beef,
         },
-        Invalidation::Method(Arc::from("patterns find")),
+        Invalidation::Methods(Arc::from([Arc::from("patterns find")])),
+        Invalidation::Methods(Arc::from([Arc::from("a b"), Arc::from("c\n\"d\"")])),
         Invalidation::All,
     ] {
         let text = message::encode(42, &target);
@@ -62,6 +63,9 @@ fn messages_round_trip_and_foreign_text_is_ignored() {
         "v1 2a a",
         "v1 000000000000002a x",
         "v1 000000000000002a m ",
+        "v1 000000000000002a M []",
+        "v1 000000000000002a M [\"\"]",
+        "v1 000000000000002a M nope",
     ] {
         assert_eq!(message::decode(text), None, "{text:?}");
     }

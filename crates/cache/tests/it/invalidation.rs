@@ -128,3 +128,57 @@ async fn a_load_running_across_an_invalidation_is_returned_but_not_stored() {
     assert!(!cached(&cache, &k).await, "the stale value was not stored");
     assert_eq!(cache.stats().invalidated_during_load, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_while_an_invalidation_is_applied_never_puts_the_entry_back_in_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = cache_on(dir.path());
+    let k = key("m", "1");
+    fill(&cache, &[&k]).await;
+    // Disk writes queued ahead of the invalidation keep it between its
+    // memory part and its disk part for a while: reads then miss memory and
+    // find the entry still on disk.
+    let big: &'static [u8] = Box::leak(vec![7_u8; 64 * 1024].into_boxed_slice());
+    for n in 0..64 {
+        cache
+            .get_or_load(
+                &key("filler", &n.to_string()),
+                &policy(Tiers::Both),
+                far(),
+                || async { Ok::<_, Boom>(Bytes::from_static(big)) },
+            )
+            .await
+            .expect("value");
+    }
+    let stop = Arc::new(Notify::new());
+    let reader = {
+        let (cache, k, stop) = (cache.clone(), k.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut from_disk = 0_u32;
+            let probe = async {
+                loop {
+                    let fetched = cache
+                        .get_or_load(&k, &policy(Tiers::Both), far(), || async {
+                            Ok::<_, Boom>(Load::Negative(Bytes::from_static(b"absent")))
+                        })
+                        .await
+                        .expect("no error");
+                    from_disk += u32::from(fetched.source == Source::L2);
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::select! {
+                () = probe => {}
+                () = stop.notified() => {}
+            }
+            from_disk
+        })
+    };
+    cache.invalidate(&k).await;
+    stop.notify_one();
+    let from_disk = reader.await.expect("the reader does not panic");
+    assert!(
+        !cached(&cache, &k).await,
+        "the entry is back in memory ({from_disk} reads found it on disk meanwhile)"
+    );
+}

@@ -7,7 +7,11 @@ mod keys;
 mod persistence;
 mod policy;
 #[cfg(feature = "redis")]
+mod redis_proxy;
+#[cfg(feature = "redis")]
 mod redis_server;
+#[cfg(feature = "redis")]
+mod shared_race;
 #[cfg(feature = "redis")]
 mod shared_tier;
 mod single_flight;

@@ -3,6 +3,7 @@
 //! across caches, and a Redis that dies or freezes.
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use pybridge_cache::{
     Cache, CacheBuilder, CacheEvent, CacheKey, CachePolicy, Load, SharedTierConfig,
     SharedTierEvent, SharedTierStatus, Source, Tiers,
 };
+use tokio::sync::Barrier;
 use tokio::time::Instant;
 
 use crate::redis_server::RedisServer;
@@ -18,7 +20,7 @@ use crate::support::{Boom, Runs, far, get, key, next_event};
 /// Settings for tests that are not about timeouts: reads and writes wait
 /// long enough that a loaded machine does not turn the tier off by itself.
 /// The fault tests set the timeouts they are about.
-fn tier(server_url: &str) -> SharedTierConfig {
+pub(crate) fn tier(server_url: &str) -> SharedTierConfig {
     SharedTierConfig::new(server_url)
         .deployment("it")
         .probe_interval(Duration::from_millis(100))
@@ -26,7 +28,7 @@ fn tier(server_url: &str) -> SharedTierConfig {
         .write_timeout(Duration::from_secs(2))
 }
 
-fn build(tier: SharedTierConfig, dir: Option<&std::path::Path>) -> Cache {
+pub(crate) fn build(tier: SharedTierConfig, dir: Option<&std::path::Path>) -> Cache {
     let builder = CacheBuilder::new().namespace("test").shared_tier(tier);
     let builder = match dir {
         Some(dir) => builder.l2_dir(dir),
@@ -36,7 +38,7 @@ fn build(tier: SharedTierConfig, dir: Option<&std::path::Path>) -> Cache {
 }
 
 /// Waits (bounded) until the tier reports `status`.
-async fn wait_for(cache: &Cache, status: SharedTierStatus) {
+pub(crate) async fn wait_for(cache: &Cache, status: SharedTierStatus) {
     let started = Instant::now();
     while cache.shared_tier_status() != status {
         assert!(
@@ -50,7 +52,7 @@ async fn wait_for(cache: &Cache, status: SharedTierStatus) {
 
 /// Waits (bounded) until the tier is active and subscribed to invalidations
 /// (its first subscription flushes memory once).
-async fn ready(cache: &Cache) {
+pub(crate) async fn ready(cache: &Cache) {
     wait_for(cache, SharedTierStatus::Active).await;
     let started = Instant::now();
     while cache.shared_tier_stats().memory_flushes == 0 {
@@ -63,7 +65,7 @@ async fn ready(cache: &Cache) {
 }
 
 /// Waits (bounded) until the tier's write counter reaches `n`.
-async fn wait_writes(cache: &Cache, n: u64) {
+pub(crate) async fn wait_writes(cache: &Cache, n: u64) {
     let started = Instant::now();
     while cache.shared_tier_stats().writes < n {
         assert!(
@@ -74,11 +76,11 @@ async fn wait_writes(cache: &Cache, n: u64) {
     }
 }
 
-fn policy() -> CachePolicy {
+pub(crate) fn policy() -> CachePolicy {
     CachePolicy::with_ttl(Duration::from_secs(600))
 }
 
-async fn redis(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn redis(server: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(server.url())
         .expect("url")
         .get_multiplexed_async_connection()
@@ -86,14 +88,17 @@ async fn redis(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .expect("connect")
 }
 
-/// The entry keys (not the method indexes) the tier wrote for deployment `it`.
-async fn entry_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+/// The entry keys (not the method indexes or the invalidation epochs) the
+/// tier wrote for deployment `it`.
+pub(crate) async fn entry_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("pybridge:it:*")
         .query_async(conn)
         .await
         .expect("KEYS");
-    keys.into_iter().filter(|k| !k.contains(":idx:")).collect()
+    keys.into_iter()
+        .filter(|k| !k.contains(":idx:") && !k.ends_with(":epochs"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,16 +269,29 @@ async fn a_full_write_queue_drops_writes_and_counts_them() {
     );
     // Subscribed: its first flush cannot cancel one of the stores below.
     ready(&cache).await;
-    server.freeze();
+    // Ten loads read Redis (a write needs the epochs its read saw), then
+    // Redis freezes before any of them stores: their writes pile up.
+    let server = Arc::new(server);
+    let (read, frozen) = (Arc::new(Barrier::new(10)), Arc::new(Barrier::new(10)));
+    let mut loads = tokio::task::JoinSet::new();
     for n in 0..10 {
-        get(
-            &cache,
-            &key("m", &n.to_string()),
-            &policy(),
-            &Runs::default(),
-            "v",
-        )
-        .await;
+        let (cache, server) = (cache.clone(), Arc::clone(&server));
+        let (read, frozen) = (Arc::clone(&read), Arc::clone(&frozen));
+        loads.spawn(async move {
+            cache
+                .get_or_load(&key("m", &n.to_string()), &policy(), far(), || async move {
+                    if read.wait().await.is_leader() {
+                        server.freeze();
+                    }
+                    frozen.wait().await;
+                    Ok::<_, Boom>(Load::Value(Bytes::from_static(b"v")))
+                })
+                .await
+                .expect("the loader does not fail")
+        });
+    }
+    while let Some(load) = loads.join_next().await {
+        assert_eq!(load.expect("no panic").source, Source::Loader);
     }
     let stats = cache.shared_tier_stats();
     // One write is with the (frozen) server, one waits in the queue.
@@ -430,12 +448,20 @@ async fn a_dead_redis_turns_the_tier_off_without_failing_calls_and_it_comes_back
 
     let _server = RedisServer::start_on(port);
     ready(&cache).await;
+    // Memory is flushed twice: when the tier comes back, and when the
+    // subscription is back. Wait for both, or the second could cancel the
+    // store of the load below (it would not be written).
+    let started = Instant::now();
+    while cache.shared_tier_stats().memory_flushes < flushes + 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "memory is flushed when the tier and its subscription come back: {:?}",
+            cache.shared_tier_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let stats = cache.shared_tier_stats();
     assert!(stats.errors >= 3, "{stats:?}");
-    assert!(
-        stats.memory_flushes > flushes,
-        "memory is flushed when the tier comes back"
-    );
     get(&cache, &key("m", "1000"), &policy(), &Runs::default(), "v").await;
     wait_writes(&cache, 1).await;
 }

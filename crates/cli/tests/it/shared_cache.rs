@@ -162,6 +162,82 @@ async fn gateways_share_a_workers_values_and_different_workers_never_mix() {
     }
 }
 
+/// A gateway in front of the embedded framework worker, on `redis`.
+async fn framework_gateway(home: &tempfile::TempDir, redis: &RedisServer) -> Server {
+    let file = home.path().join("pybridge.toml");
+    std::fs::write(
+        &file,
+        "[cache]\nnamespace = \"it\"\nredis_read_timeout = \"250ms\"\n",
+    )
+    .unwrap();
+    let (file, url) = (file.display().to_string(), redis.url());
+    let server = Server::start(
+        home,
+        &["--config", &file, "--workers", "1", "--redis-url", &url],
+        &[],
+    )
+    .await;
+    wait_state(&server, "active").await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_gateway_drops_the_familys_reads_in_another_within_100ms() {
+    let redis = RedisServer::start();
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = tokio::join!(
+        framework_gateway(&home_a, &redis),
+        framework_gateway(&home_b, &redis)
+    );
+    let stats = || {
+        rpc(
+            &b,
+            "pattern_learning.get_statistics",
+            json!({"domain": "finance"}),
+        )
+    };
+    let misses = || async { metric(&b.get("/metrics").await.body, "pybridge_cache_misses_total") };
+
+    stats().await;
+    stats().await;
+    // b writes its value to Redis in the background: wait until it is there,
+    // or a write landing after a's invalidation would be served (a value
+    // written after an invalidation lives until its TTL, as documented).
+    let cached = Instant::now();
+    while shared(&b).await["writes"].as_u64().unwrap() == 0 {
+        assert!(
+            cached.elapsed() < Duration::from_secs(5),
+            "b never wrote its value to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = misses().await;
+    let recorded = rpc(
+        &a,
+        "pattern_learning.record_pattern",
+        json!({"pattern_name": "var-historical", "domain": "finance", "success_rate": 0.9}),
+    )
+    .await;
+    assert!(recorded.get("result").is_some(), "{recorded}");
+    let written = Instant::now();
+    while shared(&b).await["invalidations_received"].as_u64().unwrap() == 0 {
+        assert!(
+            written.elapsed() < Duration::from_secs(5),
+            "b never heard of the write"
+        );
+    }
+    let took = written.elapsed();
+    assert!(
+        took < Duration::from_millis(100),
+        "b heard of the write after {took:?}"
+    );
+    // Every tier dropped it: b's worker answers again.
+    stats().await;
+    assert_eq!(misses().await, before + 1.0);
+    a.terminate().await;
+    b.terminate().await;
+}
+
 /// Calls `count.get` with fresh keys from `tasks` tasks until `stop`; returns
 /// (calls, failures, slowest).
 fn load(
