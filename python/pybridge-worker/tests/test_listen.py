@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import stat
+import struct
 import subprocess
 import tempfile
 import time
@@ -46,11 +47,21 @@ class Listener:
         sock.connect(address)
         return Conn(sock)
 
-    def close(self):
-        if self.p.poll() is None:
+    def close(self, grace=0.0):
+        """Kills the listener (after ``grace`` seconds for it to end on its own)."""
+        try:
+            self.p.wait(grace)
+        except subprocess.TimeoutExpired:
             self.p.kill()
         self.p.wait(TIMEOUT)
-        self.p.stderr.close()
+        if not self.p.stderr.closed:
+            self.rest = self.p.stderr.read()
+            self.p.stderr.close()
+
+    def lines_after(self):
+        """What the listener wrote on stderr after it started listening
+        (once closed)."""
+        return [getattr(self, "rest", b"")]
 
 
 class Conn:
@@ -97,6 +108,13 @@ class Conn:
                 return message
 
     def close(self):
+        self.sock.close()
+
+    def abort(self):
+        """Closes at once, with a reset on TCP (SO_LINGER 0), as a bridge
+        that gives up on a connection does."""
+        if self.sock.family != socket.AF_UNIX:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()
 
 
@@ -227,6 +245,56 @@ class TestListening(unittest.TestCase):
             c.close()
         finally:
             w.close()
+
+
+class TestConnectionsInARow(unittest.TestCase):
+    """A listener serves one connection after another, whatever the last one
+    did. A bridge may close a connection the moment the challenge is done,
+    before the worker announced itself (``pybridge conform --connect`` does,
+    check after check): the worker's ``$/ready`` then meets a closed socket,
+    which a Unix socket reports at once (EPIPE) and TCP after a reset. That
+    ends the connection's run, never the listener."""
+
+    ROUNDS = 8
+
+    def check(self, url, *flags, secret=None):
+        w = Listener(url, *flags, secret=secret)
+        try:
+            for round_ in range(self.ROUNDS):
+                for leaves_early in (True, False):
+                    try:
+                        c = w.connect()
+                        auth = c.authenticate(secret)
+                    except (OSError, TypeError) as exc:  # refused, reset, or closed (None)
+                        w.close(grace=2.0)
+                        self.fail("round %d: the listener no longer serves (%r); it said: %s"
+                                  % (round_, exc, b"".join(w.lines_after()).decode(errors="replace")))
+                    self.assertEqual(auth["method"], "$/hello" if secret is None else "$/auth", auth)
+                    if leaves_early:
+                        c.abort()
+                        continue
+                    ready = c.recv()
+                    self.assertEqual(ready["method"], "$/ready", ready)
+                    self.assertEqual(ready["params"]["pid"], w.p.pid)
+                    self.assertEqual(c.call(1, "test.echo", {"round": round_})["result"], {"round": round_})
+                    c.close()
+            self.assertIsNone(w.p.poll(), "the listener keeps running")
+        finally:
+            w.close()
+
+    def test_a_unix_socket_with_a_secret(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.check("unix:%s" % os.path.join(d, "w.sock"), secret=SECRET)
+
+    def test_a_unix_socket_without_a_secret(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.check("unix:%s" % os.path.join(d, "w.sock"))
+
+    def test_tcp_with_a_secret(self):
+        self.check("tcp://127.0.0.1:0", secret=SECRET)
+
+    def test_tcp_without_a_secret(self):
+        self.check("tcp://127.0.0.1:0", "--insecure")
 
 
 if __name__ == "__main__":
