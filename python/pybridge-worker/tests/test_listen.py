@@ -6,7 +6,9 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 import unittest
 
@@ -19,12 +21,12 @@ SECRET = b"listen test secret"
 class Listener:
     """``python -m pybridge_worker --listen URL`` as a process; ``url`` is where it listens."""
 
-    def __init__(self, url, *flags, secret=None):
+    def __init__(self, url, *flags, secret=None, command=WORKER):
         env = dict(os.environ)
         env.pop(listen.SECRET_ENV, None)
         if secret is not None:
             env[listen.SECRET_ENV] = secret.decode()
-        self.p = subprocess.Popen(WORKER + ["--listen", url] + list(flags), env=env,
+        self.p = subprocess.Popen(command + ["--listen", url] + list(flags), env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE)
         self.lines = []
@@ -295,6 +297,54 @@ class TestConnectionsInARow(unittest.TestCase):
 
     def test_tcp_without_a_secret(self):
         self.check("tcp://127.0.0.1:0", "--insecure")
+
+    def test_a_call_that_outlives_its_connection_never_answers_on_the_next(self):
+        # The call ignores cancellation and runs past the end-of-input grace,
+        # so its thread is still busy when the next connection is served.
+        # Its answer has nobody to go to: request ids start again on each
+        # connection, so it would pass for the answer to the next bridge's
+        # id 1; and the next run's threads must still take every call.
+        with tempfile.TemporaryDirectory() as d:
+            w = Listener("unix:%s" % os.path.join(d, "w.sock"), command=STUBBORN)
+            try:
+                c = w.connect()
+                c.authenticate(None)
+                self.assertEqual(c.recv()["method"], "$/ready")
+                c.send({"jsonrpc": "2.0", "id": 1, "method": "stubborn", "params": [STUBBORN_SECONDS]})
+                time.sleep(0.2)
+                c.close()
+                c = w.connect()
+                c.authenticate(None)
+                self.assertEqual(c.recv()["method"], "$/ready")
+                time.sleep(STUBBORN_SECONDS)  # the stubborn call is done by now
+                for rid in range(1, 4):
+                    c.send({"jsonrpc": "2.0", "id": rid, "method": "echo", "params": [rid]})
+                answers = sorted((c.recv() for _ in range(3)), key=lambda m: m["id"])
+                self.assertEqual([m.get("result") for m in answers], [1, 2, 3], answers)
+                c.close()
+            finally:
+                w.close()
+
+
+#: A worker with a sync method that ignores cancellation, on two threads.
+STUBBORN = [sys.executable, "-c", textwrap.dedent("""
+    import time
+    from pybridge_worker import Worker
+
+    worker = Worker("stubborn", threads=2)
+
+    @worker.method
+    def stubborn(seconds):
+        time.sleep(seconds)
+        return "late"
+
+    @worker.method
+    def echo(value):
+        return value
+
+    raise SystemExit(worker.main())
+""")]
+STUBBORN_SECONDS = 2.0
 
 
 if __name__ == "__main__":

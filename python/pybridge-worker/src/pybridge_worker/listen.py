@@ -279,8 +279,8 @@ def _serve_connection(worker, conn, secret):
     conn.settimeout(None)
     # The connection replaces stdin/stdout: the process's own stdio stays as
     # is. A call the last connection left running past the end-of-input
-    # grace may still answer on its thread; its id belongs to a connection
-    # that is gone, and a bridge drops answers it did not ask for.
+    # grace may still finish on its thread; its answer is dropped (run()
+    # sends nothing for a run that has ended), never sent on this connection.
     try:
         return worker.run(in_fd=conn.fileno(), out_fd=conn.fileno())
     except OSError as exc:
