@@ -4,8 +4,11 @@ import json
 import os
 import socket
 import stat
+import struct
 import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 import unittest
 
@@ -18,12 +21,12 @@ SECRET = b"listen test secret"
 class Listener:
     """``python -m pybridge_worker --listen URL`` as a process; ``url`` is where it listens."""
 
-    def __init__(self, url, *flags, secret=None):
+    def __init__(self, url, *flags, secret=None, command=WORKER):
         env = dict(os.environ)
         env.pop(listen.SECRET_ENV, None)
         if secret is not None:
             env[listen.SECRET_ENV] = secret.decode()
-        self.p = subprocess.Popen(WORKER + ["--listen", url] + list(flags), env=env,
+        self.p = subprocess.Popen(command + ["--listen", url] + list(flags), env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE)
         self.lines = []
@@ -46,11 +49,21 @@ class Listener:
         sock.connect(address)
         return Conn(sock)
 
-    def close(self):
-        if self.p.poll() is None:
+    def close(self, grace=0.0):
+        """Kills the listener (after ``grace`` seconds for it to end on its own)."""
+        try:
+            self.p.wait(grace)
+        except subprocess.TimeoutExpired:
             self.p.kill()
         self.p.wait(TIMEOUT)
-        self.p.stderr.close()
+        if not self.p.stderr.closed:
+            self.rest = self.p.stderr.read()
+            self.p.stderr.close()
+
+    def lines_after(self):
+        """What the listener wrote on stderr after it started listening
+        (once closed)."""
+        return [getattr(self, "rest", b"")]
 
 
 class Conn:
@@ -97,6 +110,13 @@ class Conn:
                 return message
 
     def close(self):
+        self.sock.close()
+
+    def abort(self):
+        """Closes at once, with a reset on TCP (SO_LINGER 0), as a bridge
+        that gives up on a connection does."""
+        if self.sock.family != socket.AF_UNIX:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()
 
 
@@ -227,6 +247,104 @@ class TestListening(unittest.TestCase):
             c.close()
         finally:
             w.close()
+
+
+class TestConnectionsInARow(unittest.TestCase):
+    """A listener serves one connection after another, whatever the last one
+    did. A bridge may close a connection the moment the challenge is done,
+    before the worker announced itself (``pybridge conform --connect`` does,
+    check after check): the worker's ``$/ready`` then meets a closed socket,
+    which a Unix socket reports at once (EPIPE) and TCP after a reset. That
+    ends the connection's run, never the listener."""
+
+    ROUNDS = 8
+
+    def check(self, url, *flags, secret=None):
+        w = Listener(url, *flags, secret=secret)
+        try:
+            for round_ in range(self.ROUNDS):
+                for leaves_early in (True, False):
+                    try:
+                        c = w.connect()
+                        auth = c.authenticate(secret)
+                    except (OSError, TypeError) as exc:  # refused, reset, or closed (None)
+                        w.close(grace=2.0)
+                        self.fail("round %d: the listener no longer serves (%r); it said: %s"
+                                  % (round_, exc, b"".join(w.lines_after()).decode(errors="replace")))
+                    self.assertEqual(auth["method"], "$/hello" if secret is None else "$/auth", auth)
+                    if leaves_early:
+                        c.abort()
+                        continue
+                    ready = c.recv()
+                    self.assertEqual(ready["method"], "$/ready", ready)
+                    self.assertEqual(ready["params"]["pid"], w.p.pid)
+                    self.assertEqual(c.call(1, "test.echo", {"round": round_})["result"], {"round": round_})
+                    c.close()
+            self.assertIsNone(w.p.poll(), "the listener keeps running")
+        finally:
+            w.close()
+
+    def test_a_unix_socket_with_a_secret(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.check("unix:%s" % os.path.join(d, "w.sock"), secret=SECRET)
+
+    def test_a_unix_socket_without_a_secret(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.check("unix:%s" % os.path.join(d, "w.sock"))
+
+    def test_tcp_with_a_secret(self):
+        self.check("tcp://127.0.0.1:0", secret=SECRET)
+
+    def test_tcp_without_a_secret(self):
+        self.check("tcp://127.0.0.1:0", "--insecure")
+
+    def test_a_call_that_outlives_its_connection_never_answers_on_the_next(self):
+        # The call ignores cancellation and runs past the end-of-input grace,
+        # so its thread is still busy when the next connection is served.
+        # Its answer has nobody to go to: request ids start again on each
+        # connection, so it would pass for the answer to the next bridge's
+        # id 1; and the next run's threads must still take every call.
+        with tempfile.TemporaryDirectory() as d:
+            w = Listener("unix:%s" % os.path.join(d, "w.sock"), command=STUBBORN)
+            try:
+                c = w.connect()
+                c.authenticate(None)
+                self.assertEqual(c.recv()["method"], "$/ready")
+                c.send({"jsonrpc": "2.0", "id": 1, "method": "stubborn", "params": [STUBBORN_SECONDS]})
+                time.sleep(0.2)
+                c.close()
+                c = w.connect()
+                c.authenticate(None)
+                self.assertEqual(c.recv()["method"], "$/ready")
+                time.sleep(STUBBORN_SECONDS)  # the stubborn call is done by now
+                for rid in range(1, 4):
+                    c.send({"jsonrpc": "2.0", "id": rid, "method": "echo", "params": [rid]})
+                answers = sorted((c.recv() for _ in range(3)), key=lambda m: m["id"])
+                self.assertEqual([m.get("result") for m in answers], [1, 2, 3], answers)
+                c.close()
+            finally:
+                w.close()
+
+
+#: A worker with a sync method that ignores cancellation, on two threads.
+STUBBORN = [sys.executable, "-c", textwrap.dedent("""
+    import time
+    from pybridge_worker import Worker
+
+    worker = Worker("stubborn", threads=2)
+
+    @worker.method
+    def stubborn(seconds):
+        time.sleep(seconds)
+        return "late"
+
+    @worker.method
+    def echo(value):
+        return value
+
+    raise SystemExit(worker.main())
+""")]
+STUBBORN_SECONDS = 2.0
 
 
 if __name__ == "__main__":

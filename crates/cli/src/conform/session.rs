@@ -161,28 +161,17 @@ impl Session {
         within: Duration,
         observations: &Arc<Observations>,
     ) -> Result<Session, String> {
-        // A worker that serves one connection at a time may still be ending
-        // the previous check's connection: a dial that is refused or reset
-        // is tried again, with a short pause, until `within` runs out.
-        let dial = async {
-            let mut pause = Duration::from_millis(10);
-            loop {
-                match pybridge::pool::connect(&remote.endpoint, secret, &remote.policy).await {
-                    Err(
-                        pybridge::pool::ConnectError::Dial(_)
-                        | pybridge::pool::ConnectError::Closed,
-                    ) => {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(200));
-                    }
-                    other => return other,
-                }
-            }
-        };
-        let connection = timeout(within, dial)
-            .await
-            .map_err(|_| format!("{}: no handshake within {within:?}", remote.endpoint))?
-            .map_err(|err| format!("{}: {err}", remote.endpoint))?;
+        // One dial, not retried: a listener queues a connection that comes
+        // while it still serves the previous one (its accept backlog), so a
+        // dial that is refused, or a connection closed before the challenge,
+        // means the listener is gone, and each check says so at once.
+        let connection = timeout(
+            within,
+            pybridge::pool::connect(&remote.endpoint, secret, &remote.policy),
+        )
+        .await
+        .map_err(|_| format!("{}: no handshake within {within:?}", remote.endpoint))?
+        .map_err(|err| format!("{}: {err}", remote.endpoint))?;
         observations.lock().processes += 1;
         let (tx, frames) = mpsc::channel(FRAME_QUEUE);
         let sent = Arc::new(Mutex::new(HashSet::new()));

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -470,12 +471,8 @@ async fn usage_errors_exit_2_and_a_missing_program_fails_the_handshake() {
 }
 
 /// Starts the SDK's demo worker listening on `url` (`python3 -m pybridge_worker --listen`);
-/// returns it and the URL it listens on.
-async fn listener(
-    url: &str,
-    flags: &[&str],
-    env: &[(&str, &str)],
-) -> (tokio::process::Child, String) {
+/// returns it with the URL it listens on and its stderr.
+async fn listener(url: &str, flags: &[&str], env: &[(&str, &str)]) -> Listener {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(python())
         .args(["-m", "pybridge_worker", "--listen", url])
@@ -499,8 +496,34 @@ async fn listener(
     })
     .await
     .expect("the listener starts");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+    // Kept, so that a failed run shows what the listener said (a listener
+    // that ended, or refused a connection, says why on stderr).
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&stderr);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    Listener {
+        _child: child,
+        url,
+        stderr,
+    }
+}
+
+/// A worker listening on a socket, killed on drop.
+struct Listener {
+    _child: tokio::process::Child,
+    url: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Listener {
+    /// What the listener wrote on stderr since it started listening.
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
 }
 
 /// Runs `pybridge conform --json --connect URL ARGS` and parses its report.
@@ -532,7 +555,7 @@ async fn conform_connect_checks_a_listening_worker_and_its_secret() {
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "conform secret\n").unwrap();
     let secret = secret.display().to_string();
-    let (_worker, url) = listener(
+    let worker = listener(
         "tcp://127.0.0.1:0",
         &["--secret-file", &secret, "--handshake", "notification"],
         &[],
@@ -540,8 +563,15 @@ async fn conform_connect_checks_a_listening_worker_and_its_secret() {
     .await;
     let mut args = vec!["--secret-file", secret.as_str()];
     args.extend_from_slice(&SLOW_SDK);
-    let report = conform_connect(&url, &args, &[]).await;
-    assert_eq!(report.status, 0, "{:#?} {}", report.reports, report.stderr);
+    let report = conform_connect(&worker.url, &args, &[]).await;
+    assert_eq!(
+        report.status,
+        0,
+        "{:#?} {}\nthe listener said:\n{}",
+        report.reports,
+        report.stderr,
+        worker.stderr()
+    );
     assert_eq!(report.status_of("authentication"), "pass");
     assert_eq!(report.status_of("wrong-secret"), "pass");
     let seen = report.report("wrong-secret")["seen"].as_str().unwrap();
@@ -562,8 +592,35 @@ async fn conform_connect_checks_a_listening_worker_and_its_secret() {
     }
 
     // The same worker with the wrong secret in the environment: the handshake fails, saying why.
-    let report = conform_connect(&url, &[], &[("PYBRIDGE_WORKER_SECRET", "not it")]).await;
+    let report = conform_connect(&worker.url, &[], &[("PYBRIDGE_WORKER_SECRET", "not it")]).await;
     assert_eq!(report.status, 1);
     let seen = report.report("handshake")["seen"].as_str().unwrap();
     assert!(seen.contains("wrong secret"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conform_connect_checks_a_unix_socket_worker_and_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "conform secret\n").unwrap();
+    let secret = secret.display().to_string();
+    let path = dir.path().join("w.sock");
+    let worker = listener(
+        &format!("unix:{}", path.display()),
+        &["--secret-file", &secret],
+        &[],
+    )
+    .await;
+    let report = conform_connect(&worker.url, &["--secret-file", secret.as_str()], &[]).await;
+    assert_eq!(
+        report.status,
+        0,
+        "{:#?} {}\nthe listener said:\n{}",
+        report.reports,
+        report.stderr,
+        worker.stderr()
+    );
+    assert_eq!(report.status_of("authentication"), "pass");
+    assert_eq!(report.status_of("wrong-secret"), "pass");
+    assert_eq!(report.status_of("cancellation"), "n/a");
 }

@@ -82,8 +82,10 @@ class _AsyncMixin:
         self._async_done(ctx)
 
     def _async_done(self, ctx):
-        self._slots.release()
         with self._state_lock:
+            if ctx._run_id != self._run_id:
+                return  # a task of a run that has ended: the counters are the next run's
+            self._slots.release()
             self._async_running -= 1
             if self._async_running == 0:
                 self._async_idle.notify_all()

@@ -29,10 +29,11 @@ class Context:
     """
 
     __slots__ = ("id", "method", "worker", "_rid", "_cancelled", "_event", "_inline",
-                 "_state", "_spec", "_params", "_batch", "_task")
+                 "_state", "_spec", "_params", "_batch", "_task", "_run_id")
 
     def __init__(self, worker, method, rid, inline):
         self.worker = worker
+        self._run_id = worker._run_id
         self.method = method
         self.id = None if rid is _NO_ID else rid
         self._rid = rid

@@ -16,6 +16,7 @@ authentication"). A TCP listener refuses to start without a secret unless
 run the worker behind a TLS-terminating sidecar (docs/deployment.md).
 """
 
+import errno
 import hmac
 import hashlib
 import json
@@ -35,6 +36,15 @@ NONCE_BYTES = 32
 MAX_AUTH_LINE = 4096
 AUTH_TIMEOUT = 10.0
 SECRET_ENV = "PYBRIDGE_WORKER_SECRET"
+#: How long the listener waits before accepting again when the process is
+#: out of file descriptors or memory.
+ACCEPT_PAUSE = 0.5
+
+# accept() failures that concern one client only (it reset the connection
+# before it was accepted), and those that are the process's own shortage.
+_ACCEPT_RETRY = frozenset(getattr(errno, n) for n in ("ECONNABORTED", "EPROTO") if hasattr(errno, n))
+_ACCEPT_PAUSE = frozenset(getattr(errno, n) for n in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
+                          if hasattr(errno, n))
 
 
 class AuthError(Exception):
@@ -225,7 +235,18 @@ def serve(worker, url, secret=None, insecure=False, once=False, on_listening=Non
         if on_listening is not None:
             on_listening(where)
         while True:
-            conn, peer = sock.accept()
+            try:
+                conn, peer = sock.accept()
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY:
+                    continue  # that client is gone; the listener is fine
+                if exc.errno in _ACCEPT_PAUSE:
+                    # Out of descriptors or memory: the listener stays, and
+                    # tries again once connections or calls have given some back.
+                    _stderr("accepting a connection failed: %s; trying again" % exc)
+                    time.sleep(ACCEPT_PAUSE)
+                    continue
+                raise
             try:
                 served = _serve_connection(worker, conn, secret)
             finally:
@@ -247,10 +268,10 @@ def serve(worker, url, secret=None, insecure=False, once=False, on_listening=Non
 def _serve_connection(worker, conn, secret):
     """Serves one connection; returns the worker's exit code, or None when
     the bridge failed authentication."""
-    if conn.family != socket.AF_UNIX:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn.settimeout(AUTH_TIMEOUT)
     try:
+        if conn.family != socket.AF_UNIX:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(AUTH_TIMEOUT)
         server_handshake(conn, secret)
     except (AuthError, OSError) as exc:
         _stderr("authentication failed: %s" % exc)
@@ -258,9 +279,15 @@ def _serve_connection(worker, conn, secret):
     conn.settimeout(None)
     # The connection replaces stdin/stdout: the process's own stdio stays as
     # is. A call the last connection left running past the end-of-input
-    # grace may still answer on its thread; its id belongs to a connection
-    # that is gone, and a bridge drops answers it did not ask for.
-    return worker.run(in_fd=conn.fileno(), out_fd=conn.fileno())
+    # grace may still finish on its thread; its answer is dropped (run()
+    # sends nothing for a run that has ended), never sent on this connection.
+    try:
+        return worker.run(in_fd=conn.fileno(), out_fd=conn.fileno())
+    except OSError as exc:
+        # What one connection does (a peer that resets it at any moment)
+        # must never end the listener: the next bridge is served as usual.
+        _stderr("the connection failed: %s" % exc)
+        return 1
 
 
 def main(worker, ns):

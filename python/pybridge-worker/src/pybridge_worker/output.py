@@ -6,15 +6,17 @@ import os
 
 from .cli import LOG_LEVELS
 from .codec import _ENCODE_ERRORS, _encode, _lenient_encoder, _stderr
+from .context import _tls
 
 
 class _Batch:
     """Collects the responses of one batch whose elements run on the pool."""
 
-    __slots__ = ("worker", "bodies", "outstanding", "sealed")
+    __slots__ = ("worker", "bodies", "outstanding", "sealed", "run_id")
 
     def __init__(self, worker):
         self.worker = worker
+        self.run_id = worker._run_id
         self.bodies = []
         self.outstanding = 0
         self.sealed = False
@@ -30,7 +32,7 @@ class _Batch:
 
     def _emit(self):
         if self.bodies:
-            self.worker._send([self.worker._frame("[" + ",".join(self.bodies) + "]")])
+            self.worker._send([self.worker._frame("[" + ",".join(self.bodies) + "]")], self.run_id)
 
 
 class _OutputMixin:
@@ -42,7 +44,7 @@ class _OutputMixin:
         if ctx._batch is not None:
             ctx._batch.complete(body)
         elif body is not None:
-            self._send([self._frame(body)])
+            self._send([self._frame(body)], ctx._run_id)
 
     def _flush_pending(self):
         pending = self._pending
@@ -50,12 +52,16 @@ class _OutputMixin:
             self._pending = []
             self._send(pending)
 
-    def _send(self, frames):
+    def _send(self, frames, run_id=None):
         """Queue frames for stdout from any thread. The first thread to find no
         writer active becomes the writer and drains the queue, so frames from
-        many threads leave in few writes and no thread waits on another."""
+        many threads leave in few writes and no thread waits on another.
+        Frames of a run other than ``run_id`` (None: the current one) are
+        dropped: that run's reader is gone."""
         lock = self._out_lock
         with lock:
+            if run_id is not None and run_id != self._run_id:
+                return
             if self._writing:
                 self._outbox += frames
                 return
@@ -127,4 +133,5 @@ class _OutputMixin:
             body = _encode({"jsonrpc": "2.0", "method": "$/log", "params": params})
         except _ENCODE_ERRORS:
             body = _lenient_encoder.encode({"jsonrpc": "2.0", "method": "$/log", "params": params})
-        self._send([self._frame(body)])
+        ctx = getattr(_tls, "ctx", None)
+        self._send([self._frame(body)], None if ctx is None else ctx._run_id)

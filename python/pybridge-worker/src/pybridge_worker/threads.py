@@ -76,13 +76,17 @@ class _ThreadsMixin:
         put(ctx)
 
     def _pool_thread(self):
-        jobs = self._jobs
+        jobs, slots, run_id = self._jobs, self._slots, self._run_id
         while True:
             ctx = jobs.get()
             if ctx is None:
                 return
             try:
                 with self._state_lock:
+                    if self._run_id != run_id:
+                        # Left behind by a run that has ended: its jobs were
+                        # cancelled, and the counters are the next run's.
+                        return
                     self._waiting -= 1
                     self._queued_jobs -= 1
                     skip = ctx._state != _QUEUED
@@ -105,9 +109,13 @@ class _ThreadsMixin:
                         del self._active[rid]
                 self._deliver(ctx, body)
             finally:
-                self._slots.release()
+                slots.release()
                 with self._state_lock:
-                    self._waiting += 1
+                    current = self._run_id == run_id
+                    if current:
+                        self._waiting += 1
+            if not current:
+                return
 
     def _cancel_all(self):
         """stdin closed: the host is gone, so no answer will be read. Running
