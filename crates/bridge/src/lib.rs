@@ -69,25 +69,82 @@
 
 mod assemble;
 mod bridge;
+mod builder;
 pub mod config;
 mod error;
 mod events;
 mod health;
+#[cfg(feature = "http")]
+pub mod http;
 mod incidents;
+pub mod openrpc;
+mod options;
 #[cfg(feature = "otel")]
 pub mod otel;
 
-pub use bridge::{BatchCall, Bridge, BridgeBuilder, CallOptions, Invalidate, Reply, ResultSource};
+pub use bridge::Bridge;
+pub use builder::BridgeBuilder;
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::BridgeEvent;
 pub use health::{Health, Stats};
+pub use options::{BatchCall, CallOptions, CallRequest, Invalidate, Reply, ResultSource};
 
+/// Sizes in [`Config`] (`worker.max_frame`, `cache.memory`, …).
+pub use bytesize::ByteSize;
+/// A worker of one's own for [`BridgeBuilder::worker`].
+pub use pybridge_pool::{EnvPolicy, Handshake, WorkerSpec};
+/// The overall status in [`Health`], and what [`Bridge::shutdown`] reports.
+pub use pybridge_pool::{HealthStatus, ShutdownReport};
+/// How a worker frames its messages, for [`WorkerSpec::framing`].
+pub use pybridge_protocol::Framing;
+/// JSON-RPC error objects, as [`Error::to_error_object`] builds them.
+pub use pybridge_protocol::{ErrorCode, ErrorObject};
+/// The method registry as [`Bridge::catalog`] shows it.
+pub use pybridge_service::{Catalog, FieldSource, MethodSpec};
+
+/// The worker pool's types that appear in [`Health`], [`BridgeEvent`] and
+/// [`Error`]; the pool itself stays behind the bridge.
+pub mod pool {
+    pub use pybridge_pool::{
+        EndpointState, EndpointStats, Error, ExitReason, FailureReason, PoolEvent, PoolStats,
+        RecycleReason, TimeoutStage, WorkerFailure, WorkerId, WorkerState, WorkerStats,
+    };
+}
+
+/// The resilience layer's types that appear in [`Health`], [`BridgeEvent`]
+/// and [`Error`].
+pub mod resilience {
+    pub use pybridge_resilience::{
+        Event, Rejected, RetryEvent, RetryStopped, State as BreakerState, StateChange,
+    };
+}
+
+/// The cache's types that appear in [`Health`] and [`BridgeEvent`].
 #[cfg(feature = "cache")]
-pub use pybridge_cache as cache;
+pub mod cache {
+    pub use pybridge_cache::{
+        CacheEvent, Corruption, DiskFault, DiskOperation, SharedTierEvent, SharedTierStats,
+        SharedTierStatus, SweepReport, platform_cache_dir,
+    };
+}
+
+/// The method registry's error, the source of [`Error::Rejected`], and the
+/// names and buckets of the service layer's spans and metrics.
+pub mod service {
+    pub use pybridge_service::{Error, Violation};
+    /// Span, field and metric names; histogram buckets for a recorder.
+    pub mod telemetry {
+        pub use pybridge_service::telemetry::{LATENCY_BUCKETS_SECONDS, RPC_SYSTEM, fields};
+    }
+}
+
+/// The SQLite Extensions Framework's typed API ([`Bridge::framework`]) and
+/// its request and result types.
 #[cfg(feature = "framework")]
-pub use pybridge_framework::{self as framework, Framework};
-pub use pybridge_pool::{self as pool, HealthStatus, ShutdownReport, WorkerSpec};
-pub use pybridge_protocol as protocol;
-pub use pybridge_resilience as resilience;
-pub use pybridge_service as service;
+pub mod framework {
+    pub use pybridge_framework::api::*;
+    pub use pybridge_framework::{Framework, UNAVAILABLE_FAMILIES, catalog};
+}
+#[cfg(feature = "framework")]
+pub use pybridge_framework::Framework;
