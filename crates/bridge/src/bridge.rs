@@ -30,6 +30,35 @@ use crate::{BridgeBuilder, Config, Error, Result};
 ///
 /// Dropping the last clone kills every worker; [`Bridge::shutdown`] stops
 /// them gracefully instead.
+///
+/// A bridge is a [`tower::Service`] of [`CallRequest`]s, so middleware one
+/// already uses wraps it; here a concurrency limit:
+///
+/// ```
+/// use pybridge::{Bridge, CallRequest, Config};
+/// use serde_json::json;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/pybridge-worker/src");
+/// # let mut config = Config::default();
+/// # config.worker.command = vec!["python3".into(), "-m".into(), "pybridge_worker".into()];
+/// # config.worker.env.insert("PYTHONPATH".into(), sdk.into());
+/// # config.pool.min_workers = 1;
+/// # config.cache.enabled = false;
+/// let bridge = Bridge::from_config(config).await?;
+/// let mut service = ServiceBuilder::new()
+///     .concurrency_limit(8)
+///     .service(bridge.clone());
+///
+/// let request = CallRequest::json("test.echo", &json!([1, 2]))?;
+/// let reply = service.ready().await?.call(request).await?;
+/// assert_eq!(reply.result.get(), "[1,2]");
+/// bridge.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Bridge {
     inner: Arc<Inner>,

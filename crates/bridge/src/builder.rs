@@ -7,7 +7,30 @@ use crate::assemble::Parts;
 use crate::bridge::Bridge;
 use crate::{Config, Error, Result};
 
-/// Builds a [`Bridge`].
+/// Builds a [`Bridge`]: a [`Config`], and optionally a [`WorkerSpec`] of
+/// one's own instead of `worker.command`.
+///
+/// ```
+/// use pybridge::{Bridge, Config, Framing, WorkerSpec};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/pybridge-worker/src");
+/// let worker = WorkerSpec::new("python3")
+///     .args(["-m", "pybridge_worker"])
+///     .env("PYTHONPATH", sdk)
+///     .framing(Framing::Ndjson);
+/// let mut config = Config::default();
+/// config.pool.min_workers = 1;
+/// config.cache.enabled = false;
+/// let bridge = Bridge::builder().config(config).worker(worker).build().await?;
+///
+/// let pid: u32 = bridge.call_as("test.pid", &()).await?;
+/// assert_eq!(bridge.health().pool.workers[0].pid, pid);
+/// bridge.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct BridgeBuilder {
     config: Config,

@@ -736,6 +736,21 @@ impl Default for TelemetryConfig {
 impl Config {
     /// Loads the configuration from its layers; see [`LoadOptions`].
     ///
+    /// ```
+    /// use pybridge::config::{Config, LoadOptions, Source};
+    ///
+    /// let options = LoadOptions::new()
+    ///     .env_vars([("PYBRIDGE_POOL__MIN_WORKERS", "3")])
+    ///     .flag("cache.memory", "64MiB", "--cache-memory");
+    /// let loaded = Config::load(&options)?;
+    /// assert_eq!(loaded.config.pool.min_workers, 3);
+    /// assert_eq!(loaded.config.cache.memory, pybridge::ByteSize::mib(64));
+    /// let source = |key: &str| loaded.settings.iter().find(|s| s.key == key).map(|s| s.source.clone());
+    /// assert_eq!(source("pool.min_workers"), Some(Source::Env("PYBRIDGE_POOL__MIN_WORKERS".into())));
+    /// assert_eq!(source("pool.queue_capacity"), Some(Source::Default));
+    /// # Ok::<(), pybridge::config::ConfigError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`ConfigError`] naming the key and its source for an unknown key, a
     /// value of the wrong type, an unreadable file, or a value that fails
