@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pybridge_pool::{HealthStatus, PoolStats};
 use pybridge_resilience::State as BreakerState;
+#[cfg(feature = "cache")]
 use pybridge_service::telemetry::CacheTier;
 use serde::ser::{Serialize, Serializer};
 use serde_json::json;
@@ -163,6 +164,7 @@ impl Counters {
     }
 
     /// A cacheable call's result came from `tier`.
+    #[cfg(feature = "cache")]
     pub(crate) fn served_from(&self, tier: CacheTier) {
         let counter = match tier {
             CacheTier::L1 => &self.l1,

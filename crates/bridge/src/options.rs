@@ -66,7 +66,7 @@ pub enum ResultSource {
     CacheShared,
 }
 
-/// What [`Bridge::invalidate`] drops from the cache.
+/// What [`Bridge::invalidate`](crate::Bridge::invalidate) drops from the cache.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Invalidate<'a> {
@@ -99,7 +99,7 @@ pub struct Reply {
     pub correlation_id: i64,
 }
 
-/// One call of a [`Bridge::batch`].
+/// One call of a [`Bridge::batch`](crate::Bridge::batch).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct BatchCall {
