@@ -22,8 +22,8 @@ use crate::assemble::Layers;
 use crate::events::BridgeEvent;
 use crate::health::{Counters, Health, Stats};
 use crate::incidents::Incidents;
-use crate::options::{BatchCall, CallOptions, CallRequest, Invalidate, Reply};
-use crate::{BridgeBuilder, Config, Error, Result};
+use crate::options::{BatchCall, CallOptions, CallRequest, Invalidate, Reply, to_params};
+use crate::{Config, Error, Result};
 
 /// A running bridge: the workers, and everything in front of them. Cheap to
 /// clone; every clone shares the same workers.
@@ -80,20 +80,6 @@ impl Bridge {
                 incidents: Incidents::default(),
             }),
         }
-    }
-
-    /// A builder.
-    pub fn builder() -> BridgeBuilder {
-        BridgeBuilder::default()
-    }
-
-    /// Builds and starts a bridge from a configuration whose `worker.command`
-    /// names the worker.
-    ///
-    /// # Errors
-    /// As [`BridgeBuilder::build`].
-    pub async fn from_config(config: Config) -> Result<Bridge> {
-        Bridge::builder().config(config).build().await
     }
 
     /// Calls `method` with params given as a JSON value; returns the result as one.
@@ -394,15 +380,4 @@ impl tower::Service<CallRequest> for Bridge {
                 .await
         })
     }
-}
-
-pub(crate) fn to_params<P: Serialize + ?Sized>(
-    method: &str,
-    params: &P,
-) -> Result<Option<Box<RawValue>>> {
-    let raw = serde_json::value::to_raw_value(params).map_err(|source| Error::EncodeParams {
-        method: method.to_string(),
-        source,
-    })?;
-    Ok((raw.get() != "null").then_some(raw))
 }

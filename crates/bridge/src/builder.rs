@@ -71,3 +71,19 @@ impl BridgeBuilder {
         Ok(Bridge::new(parts.start().await?))
     }
 }
+
+impl Bridge {
+    /// A builder.
+    pub fn builder() -> BridgeBuilder {
+        BridgeBuilder::default()
+    }
+
+    /// Builds and starts a bridge from a configuration whose `worker.command`
+    /// names the worker.
+    ///
+    /// # Errors
+    /// As [`BridgeBuilder::build`].
+    pub async fn from_config(config: Config) -> Result<Bridge> {
+        Bridge::builder().config(config).build().await
+    }
+}

@@ -149,12 +149,13 @@ pub mod cache {
 }
 
 /// The method registry's error, the source of [`Error::Rejected`], and the
-/// names and buckets of the service layer's spans and metrics.
+/// histogram buckets of the call metrics.
 pub mod service {
     pub use pybridge_service::{Error, Violation};
-    /// Span, field and metric names; histogram buckets for a recorder.
+    /// The call metrics' names are `pybridge_service_*`; a recorder such as
+    /// Prometheus takes these buckets for their latency histograms.
     pub mod telemetry {
-        pub use pybridge_service::telemetry::{LATENCY_BUCKETS_SECONDS, RPC_SYSTEM, fields};
+        pub use pybridge_service::telemetry::LATENCY_BUCKETS_SECONDS;
     }
 }
 

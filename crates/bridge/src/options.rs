@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
+
+use crate::{Error, Result};
 
 /// Options for one call. The defaults come from the catalog and the configuration.
 #[derive(Debug, Clone, Default)]
@@ -153,7 +156,7 @@ impl CallRequest {
         params: &serde_json::Value,
     ) -> crate::Result<CallRequest> {
         let method = method.into();
-        let params = crate::bridge::to_params(&method, params)?;
+        let params = to_params(&method, params)?;
         Ok(CallRequest::new(method, params))
     }
 
@@ -162,4 +165,16 @@ impl CallRequest {
         self.options = options;
         self
     }
+}
+
+/// Params as raw JSON; `null` is no params.
+pub(crate) fn to_params<P: Serialize + ?Sized>(
+    method: &str,
+    params: &P,
+) -> Result<Option<Box<RawValue>>> {
+    let raw = serde_json::value::to_raw_value(params).map_err(|source| Error::EncodeParams {
+        method: method.to_string(),
+        source,
+    })?;
+    Ok((raw.get() != "null").then_some(raw))
 }
