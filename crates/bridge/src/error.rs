@@ -501,3 +501,6 @@ impl From<ServiceError> for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

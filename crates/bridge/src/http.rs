@@ -11,7 +11,7 @@
 //! Failed calls are answered with [`Error::to_safe_error_object`]: the
 //! error kind and whether a retry may help, nothing a worker wrote to
 //! stderr, unless [`Limits::expose_error_details`] is set; the details go
-//! to the log (`tracing`, target `pybridge::rpc`). When the request has an
+//! to the log (`tracing`, target `pybridge::http`). When the request has an
 //! `x-request-id` header (tower-http's `SetRequestIdLayer` adds one), error
 //! data and log lines carry it. `rpc.discover` answers the registry's
 //! OpenRPC document.
@@ -96,7 +96,7 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// The most entries in a batch (default 2000).
     pub max_batch: usize,
-    /// Calls of one batch in flight at once (default 32).
+    /// Calls of one batch in flight at once (default 32; 0 counts as 1).
     pub batch_concurrency: usize,
     /// The largest answer, in bytes (default 16 MiB).
     pub max_response: usize,
@@ -289,8 +289,9 @@ async fn batch(
     let mut calls = JoinSet::new();
     let mut entries = entries.into_iter().enumerate();
     loop {
-        // Start calls up to the batch's share of the pool, then take an answer.
-        while calls.len() < cx.limits.batch_concurrency {
+        // Start calls up to the batch's share of the pool (at least one),
+        // then take an answer.
+        while calls.len() < cx.limits.batch_concurrency.max(1) {
             let Some((index, entry)) = entries.next() else {
                 break;
             };
