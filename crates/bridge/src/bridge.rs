@@ -134,6 +134,42 @@ impl Bridge {
     /// Calls `method` with per-call options; the [`Reply`] also carries the
     /// envelope's metadata, where the result came from, and the correlation id.
     ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use pybridge::config::MethodSettings;
+    /// use pybridge::{Bridge, CallOptions, Config, Invalidate, ResultSource};
+    /// use serde_json::value::to_raw_value;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/pybridge-worker/src");
+    /// # let mut config = Config::default();
+    /// # config.worker.command = vec!["python3".into(), "-m".into(), "pybridge_worker".into()];
+    /// # config.worker.env.insert("PYTHONPATH".into(), sdk.into());
+    /// # config.pool.min_workers = 1;
+    /// config.cache.disk = false;
+    /// let mut cached = MethodSettings::default();
+    /// cached.cache = Some(true);
+    /// config.methods.insert("test.echo".into(), cached);
+    /// let bridge = Bridge::from_config(config).await?;
+    ///
+    /// let params = to_raw_value(&[1, 2])?;
+    /// let options = CallOptions::new().timeout(Duration::from_secs(5));
+    /// let first = bridge.call_with("test.echo", Some(&params), &options).await?;
+    /// assert_eq!(first.source, ResultSource::Worker);
+    /// let again = bridge.call_with("test.echo", Some(&params), &options).await?;
+    /// assert_eq!((again.source, again.result.get()), (ResultSource::CacheMemory, "[1,2]"));
+    ///
+    /// bridge.invalidate(Invalidate::Method("test.echo")).await?;
+    /// let fresh = bridge.call_with("test.echo", Some(&params), &options).await?;
+    /// assert_eq!(fresh.source, ResultSource::Worker);
+    /// assert_eq!(bridge.stats().cache_l1_hits, 1);
+    /// bridge.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// As [`Bridge::call`].
     pub async fn call_with(
