@@ -398,7 +398,9 @@ impl pybridge_service::Call for Bridge {
 /// A [`Bridge`] is a `tower` service of calls, so tower middleware composes
 /// with it. It is always ready: admission (the pool's bounded queue, the
 /// breakers) happens inside the call, whose failure is a typed [`Error`]
-/// such as [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull).
+/// such as [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull). To shed
+/// load before a call starts, put tower's `load_shed` over a
+/// `concurrency_limit` (or a rate limit), whose readiness it reads.
 impl tower::Service<CallRequest> for Bridge {
     type Response = Reply;
     type Error = Error;

@@ -51,3 +51,31 @@ async fn a_concurrency_limit_layer_holds_a_second_call_until_the_first_returns()
     assert_eq!(reply.result.get(), "[2]");
     bridge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_shedding_over_a_concurrency_limit_refuses_calls_beyond_it_at_once() {
+    let bridge = bridge(sdk_config()).await;
+    let shedding = ServiceBuilder::new()
+        .load_shed()
+        .concurrency_limit(1)
+        .service(bridge.clone());
+    let sleep = CallRequest::json("test.sleep", &json!({"ms": 400})).unwrap();
+    let running = tokio::spawn(shedding.clone().oneshot(sleep));
+    // Until the sleeping call holds the permit, a second call may still get it.
+    crate::support::eventually(
+        Duration::from_secs(10),
+        "the first call is in flight",
+        || bridge.health().pool.workers[0].in_flight == 1,
+    )
+    .await;
+    let echo = CallRequest::json("test.echo", &json!([3])).unwrap();
+    let shed = shedding.clone().oneshot(echo.clone()).await.unwrap_err();
+    assert!(
+        shed.is::<tower::load_shed::error::Overloaded>(),
+        "refused by the shedder, not the bridge: {shed}"
+    );
+    running.await.unwrap().unwrap();
+    let reply = shedding.oneshot(echo).await.unwrap();
+    assert_eq!(reply.result.get(), "[3]");
+    bridge.shutdown().await;
+}
