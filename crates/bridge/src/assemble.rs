@@ -1,4 +1,6 @@
-//! Building every layer from the configuration.
+//! Building every layer from the configuration, once: [`Parts`] checks and
+//! builds what needs no worker, [`Parts::start`] starts the pool and returns
+//! the [`Layers`] a bridge owns. Nothing here knows the call path.
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -16,14 +18,80 @@ use pybridge_service::{
     ResultValidation, Service, ServiceConfig,
 };
 use tokio::sync::broadcast;
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::bridge::{Counters, Inner};
 use crate::config::{
     BackoffSetting, BreakerMode, Config, FramingSetting, HandshakeSetting, JitterSetting,
     ResultCheck,
 };
 use crate::events::{self, BridgeEvent};
 use crate::{Error, Result};
+
+/// The layers, built once from the configuration, and the stream of their
+/// events. The bridge owns one and reads it; nothing changes it after
+/// [`Parts::start`].
+#[derive(Debug)]
+pub(crate) struct Layers {
+    config: Config,
+    service: Service,
+    pool: Pool,
+    #[cfg(feature = "cache")]
+    cache: Option<pybridge_cache::Cache>,
+    /// Each cached method's policy, by public name, built from the registry
+    /// once rather than on every call.
+    #[cfg(feature = "cache")]
+    cache_policies: std::collections::HashMap<String, pybridge_cache::CachePolicy>,
+    breakers: Option<BreakerRegistry>,
+    retry: Option<RetryPolicy>,
+    events: Arc<broadcast::Sender<BridgeEvent>>,
+    /// Forward each layer's events into `events`; aborted with the layers.
+    _forwarders: Vec<AbortOnDropHandle<()>>,
+}
+
+impl Layers {
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The registry, limits, validation and adapters.
+    pub(crate) fn service(&self) -> &Service {
+        &self.service
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    #[cfg(feature = "cache")]
+    pub(crate) fn cache(&self) -> Option<&pybridge_cache::Cache> {
+        self.cache.as_ref()
+    }
+
+    /// The cache policy of a method whose spec enables caching.
+    #[cfg(feature = "cache")]
+    pub(crate) fn cache_policy(
+        &self,
+        spec: &pybridge_service::MethodSpec,
+    ) -> std::borrow::Cow<'_, pybridge_cache::CachePolicy> {
+        match self.cache_policies.get(spec.name()) {
+            Some(policy) => std::borrow::Cow::Borrowed(policy),
+            // A method the registry does not list (pass-through mode).
+            None => std::borrow::Cow::Owned(cache_policy(spec, &self.config)),
+        }
+    }
+
+    pub(crate) fn breakers(&self) -> Option<&BreakerRegistry> {
+        self.breakers.as_ref()
+    }
+
+    pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
+    }
+
+    pub(crate) fn events(&self) -> &broadcast::Sender<BridgeEvent> {
+        &self.events
+    }
+}
 
 /// Everything that can be built before the workers start.
 pub(crate) struct Parts {
@@ -77,7 +145,8 @@ impl Parts {
         })
     }
 
-    pub(crate) async fn start(self) -> Result<Inner> {
+    /// Starts the workers and builds what needs their manifest.
+    pub(crate) async fn start(self) -> Result<Layers> {
         let Parts {
             config,
             service,
@@ -157,18 +226,25 @@ impl Parts {
         }
         pybridge_service::telemetry::describe();
         pybridge_resilience::metrics::describe();
-        Ok(Inner {
+        #[cfg(feature = "cache")]
+        let cache_policies = service
+            .catalog()
+            .methods()
+            .filter(|spec| spec.cache().enabled)
+            .map(|spec| (spec.name().to_string(), cache_policy(spec, &config)))
+            .collect();
+        Ok(Layers {
             config,
             service,
             pool,
             #[cfg(feature = "cache")]
             cache,
+            #[cfg(feature = "cache")]
+            cache_policies,
             breakers,
             retry,
             events,
             _forwarders: forwarders,
-            counters: Counters::default(),
-            incidents: Default::default(),
         })
     }
 }
@@ -181,12 +257,12 @@ fn worker_spec(config: &Config) -> Result<WorkerSpec> {
         .args(args)
         .framing(match w.framing {
             FramingSetting::ContentLength => Framing::ContentLength,
-            _ => Framing::Ndjson,
+            FramingSetting::Ndjson => Framing::Ndjson,
         })
         .handshake(match w.handshake {
             HandshakeSetting::Ping => Handshake::Ping,
             HandshakeSetting::None => Handshake::None,
-            _ => Handshake::Announce,
+            HandshakeSetting::Announce => Handshake::Announce,
         })
         .startup_timeout(w.startup_timeout)
         .max_frame(usize::try_from(w.max_frame.as_u64()).unwrap_or(usize::MAX))
@@ -330,7 +406,7 @@ fn service_config(config: &Config) -> Result<ServiceConfig> {
         .result_validation(match s.validate_results {
             ResultCheck::Warn => ResultValidation::Warn,
             ResultCheck::Enforce => ResultValidation::Enforce,
-            _ => ResultValidation::Off,
+            ResultCheck::Off => ResultValidation::Off,
         })
         .params_validation(if cfg!(feature = "validation") {
             ParamsValidation::Schema
@@ -357,7 +433,7 @@ fn breakers(config: &Config) -> Result<Option<BreakerRegistry>> {
     let builder = match b.mode {
         BreakerMode::Consecutive => BreakerConfig::builder()
             .consecutive_failures(NonZeroU32::new(b.failure_threshold).unwrap_or(one)),
-        _ => BreakerConfig::builder().failure_rate_over_time(
+        BreakerMode::FailureRate => BreakerConfig::builder().failure_rate_over_time(
             b.failure_rate,
             b.window,
             NonZeroU32::new(b.min_calls).unwrap_or(one),
@@ -381,13 +457,13 @@ fn retry_policy(config: &Config) -> Result<Option<RetryPolicy>> {
     let backoff = match r.backoff {
         BackoffSetting::Constant => Backoff::constant(r.initial_delay),
         BackoffSetting::Linear => Backoff::linear(r.initial_delay, r.initial_delay),
-        _ => Backoff::exponential(r.initial_delay, 2.0),
+        BackoffSetting::Exponential => Backoff::exponential(r.initial_delay, 2.0),
     };
     let jitter = match r.jitter {
         JitterSetting::None => Jitter::None,
         JitterSetting::Full => Jitter::Full,
         JitterSetting::Equal => Jitter::Equal,
-        _ => Jitter::Decorrelated,
+        JitterSetting::Decorrelated => Jitter::Decorrelated,
     };
     let budget = RetryBudget::builder()
         .retry_ratio(r.budget_ratio)
@@ -534,4 +610,24 @@ fn cache(
         .build()
         .map(Some)
         .map_err(|e| build_error("cache")(boxed(e)))
+}
+
+/// A method's cache policy from its registry entry and `[cache]`.
+#[cfg(feature = "cache")]
+fn cache_policy(
+    spec: &pybridge_service::MethodSpec,
+    config: &Config,
+) -> pybridge_cache::CachePolicy {
+    let declared = spec.cache();
+    let mut policy = pybridge_cache::CachePolicy::default();
+    if let Some(ttl) = declared.l1_ttl {
+        policy.l1_ttl = ttl;
+    }
+    if let Some(ttl) = declared.l2_ttl {
+        policy.l2_ttl = ttl;
+    }
+    if !config.cache.disk {
+        policy.tiers = pybridge_cache::Tiers::L1Only;
+    }
+    policy
 }

@@ -14,7 +14,7 @@
 //! | original | here | note |
 //! |---|---|---|
 //! | `frameworkPath` | `worker.command`, `worker.cwd` | any program and arguments; the embedded framework by default |
-//! | `pythonExecutable` | `worker.python` | for the embedded worker |
+//! | `pythonExecutable` | `worker.command` | the interpreter is the command's program (`pybridge`'s embedded worker: `--python`, `PYBRIDGE_PYTHON`) |
 //! | `maxProcesses` | `pool.min_workers`, `pool.max_workers` | the pool also grows and shrinks |
 //! | `processIdleTimeout` | `pool.idle_timeout` | shrinks an idle pool instead of respawning workers forever |
 //! | `processStartupTimeout` | `worker.startup_timeout` | |
@@ -52,6 +52,19 @@ use serde::{Deserialize, Serialize};
 
 pub use layers::{ConfigError, LoadOptions, Setting, Source};
 pub use presets::Preset;
+/// A value as [`LoadOptions::flag`] takes it and [`Setting`] shows it.
+pub use toml::Value;
+
+/// What [`Config::load`] returns: the configuration, and every setting as
+/// `key = value` with its source.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The merged, validated configuration.
+    pub config: Config,
+    /// Every setting and where its value came from.
+    pub settings: Vec<Setting>,
+}
 
 /// Every setting of a bridge. `Config::default()` is a working configuration
 /// for two workers; the fields' docs give each default.
@@ -96,8 +109,6 @@ pub struct WorkerConfig {
     /// Empty (the default) means the embedded reference framework worker of
     /// the `pybridge` command; a library user must set it.
     pub command: Vec<String>,
-    /// The Python interpreter that runs the embedded worker (default `python3`).
-    pub python: String,
     /// The worker's working directory (default: the host's).
     pub cwd: Option<PathBuf>,
     /// Extra environment variables for the worker.
@@ -142,7 +153,6 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             command: Vec::new(),
-            python: "python3".into(),
             cwd: None,
             env: BTreeMap::new(),
             inherit_env: true,
@@ -726,11 +736,26 @@ impl Default for TelemetryConfig {
 impl Config {
     /// Loads the configuration from its layers; see [`LoadOptions`].
     ///
+    /// ```
+    /// use pybridge::config::{Config, LoadOptions, Source};
+    ///
+    /// let options = LoadOptions::new()
+    ///     .env_vars([("PYBRIDGE_POOL__MIN_WORKERS", "3")])
+    ///     .flag("cache.memory", "64MiB", "--cache-memory");
+    /// let loaded = Config::load(&options)?;
+    /// assert_eq!(loaded.config.pool.min_workers, 3);
+    /// assert_eq!(loaded.config.cache.memory, pybridge::ByteSize::mib(64));
+    /// let source = |key: &str| loaded.settings.iter().find(|s| s.key == key).map(|s| s.source.clone());
+    /// assert_eq!(source("pool.min_workers"), Some(Source::Env("PYBRIDGE_POOL__MIN_WORKERS".into())));
+    /// assert_eq!(source("pool.queue_capacity"), Some(Source::Default));
+    /// # Ok::<(), pybridge::config::ConfigError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`ConfigError`] naming the key and its source for an unknown key, a
     /// value of the wrong type, an unreadable file, or a value that fails
     /// [`Config::validate`].
-    pub fn load(options: &LoadOptions) -> Result<(Config, Vec<Setting>), ConfigError> {
+    pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
         let (mut config, settings) = layers::load(options)?;
         for (name, method) in &mut config.methods {
             let prefix = format!("methods.\"{name}\".");
@@ -739,7 +764,7 @@ impl Config {
                 .find(|s| s.key.starts_with(&prefix) && s.source != Source::Default)
                 .map(|s| s.source.clone());
         }
-        Ok((config, settings))
+        Ok(Loaded { config, settings })
     }
 
     /// The effective configuration as `key = value` settings with their
@@ -907,9 +932,6 @@ impl Config {
         }
         if self.worker.command.first().is_some_and(|p| p.is_empty()) {
             return fail("worker.command", "the program must not be empty");
-        }
-        if self.worker.python.is_empty() {
-            return fail("worker.python", "must not be empty");
         }
         for (name, m) in &self.methods {
             if m.timeout.is_some_and(|d| d.is_zero()) {

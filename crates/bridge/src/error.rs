@@ -1,5 +1,5 @@
 //! The bridge's one error type: every layer's typed error kept as its source,
-//! a stable machine-readable code, and the JSON-RPC error it maps to.
+//! an [`ErrorKind`] with its stable name, and the JSON-RPC error it maps to.
 
 use std::time::Duration;
 
@@ -116,43 +116,124 @@ pub enum Error {
 /// A bridge result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// A stable, machine-readable name for the failure, for logs, metrics
-    /// and API clients: `invalid_params`, `method_not_found`, `remote_error`,
+/// What kind of failure an [`Error`] is: the stable, machine-readable name
+/// clients, logs and metrics see ([`as_str`](ErrorKind::as_str)), and the
+/// decisions made on it. Match it instead of a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The params broke the method's schema or limits, or could not be encoded.
+    InvalidParams,
+    /// No such method: unknown to the registry (strict mode), reserved, or
+    /// unknown to the worker.
+    MethodNotFound,
+    /// The result broke the method's result schema.
+    InvalidResult,
+    /// The worker answered with an error of its own.
+    RemoteError,
+    /// The worker died or broke its stream while it held the call.
+    WorkerFailed,
+    /// The call's deadline passed.
+    Timeout,
+    /// Every worker was busy and the queue was full.
+    QueueFull,
+    /// No worker could take the call.
+    Unavailable,
+    /// The bridge or pool is shutting down.
+    ShuttingDown,
+    /// The response was over a frame limit.
+    ResponseTooLarge,
+    /// The request was over a frame limit.
+    RequestTooLarge,
+    /// The method's circuit breaker is open.
+    CircuitOpen,
+    /// The result did not have the shape the caller asked for.
+    DecodeError,
+    /// The configuration is invalid, or names no worker.
+    Config,
+    /// No worker could be started.
+    StartFailed,
+    /// Anything else: a failure of the bridge itself.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind's name: `invalid_params`, `method_not_found`, `remote_error`,
     /// `worker_failed`, `timeout`, `queue_full`, `circuit_open`, …
-    pub fn code(&self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
-            Error::Shared(error) => error.code(),
-            Error::Rejected { source, .. } => match source.code() {
-                ErrorCode::METHOD_NOT_FOUND => "method_not_found",
-                _ => "invalid_params",
-            },
-            Error::InvalidResult { .. } => "invalid_result",
-            Error::Pool { source, .. } => match source {
-                PoolError::Remote { error, .. } => match error.code {
-                    ErrorCode::METHOD_NOT_FOUND => "method_not_found",
-                    ErrorCode::INVALID_PARAMS => "invalid_params",
-                    _ if is_sdk_too_large(error) => "response_too_large",
-                    _ => "remote_error",
-                },
-                PoolError::WorkerFailed { .. } => "worker_failed",
-                PoolError::Timeout { .. } => "timeout",
-                PoolError::QueueFull { .. } => "queue_full",
-                PoolError::Unavailable { .. } | PoolError::StartFailed { .. } => "unavailable",
-                PoolError::ShuttingDown => "shutting_down",
-                PoolError::ResponseTooLarge { .. } => "response_too_large",
-                PoolError::Encode(_) => "request_too_large",
-                _ => "internal",
-            },
-            Error::CircuitOpen { .. } => "circuit_open",
-            Error::DeadlineExceeded { .. } => "timeout",
-            Error::EncodeParams { .. } => "invalid_params",
-            Error::DecodeResult { .. } => "decode_error",
-            Error::ShuttingDown => "shutting_down",
-            Error::Config(_) => "config",
-            Error::Build { .. } => "config",
-            Error::Start(_) => "start_failed",
-            Error::NoWorker => "config",
+            ErrorKind::InvalidParams => "invalid_params",
+            ErrorKind::MethodNotFound => "method_not_found",
+            ErrorKind::InvalidResult => "invalid_result",
+            ErrorKind::RemoteError => "remote_error",
+            ErrorKind::WorkerFailed => "worker_failed",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::ShuttingDown => "shutting_down",
+            ErrorKind::ResponseTooLarge => "response_too_large",
+            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::DecodeError => "decode_error",
+            ErrorKind::Config => "config",
+            ErrorKind::StartFailed => "start_failed",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// Whether the failure is on the serving side (a worker or the bridge),
+    /// worth a warning in a server's log; the others are the caller's (bad
+    /// params, deadlines, overload) and would flood it.
+    pub const fn is_server_side(self) -> bool {
+        match self {
+            ErrorKind::RemoteError
+            | ErrorKind::WorkerFailed
+            | ErrorKind::InvalidResult
+            | ErrorKind::DecodeError
+            | ErrorKind::ResponseTooLarge
+            | ErrorKind::Unavailable
+            | ErrorKind::Internal => true,
+            ErrorKind::InvalidParams
+            | ErrorKind::MethodNotFound
+            | ErrorKind::Timeout
+            | ErrorKind::QueueFull
+            | ErrorKind::ShuttingDown
+            | ErrorKind::RequestTooLarge
+            | ErrorKind::CircuitOpen
+            | ErrorKind::Config
+            | ErrorKind::StartFailed => false,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Shared(error) => error.kind(),
+            Error::Rejected { source, .. } => {
+                if source.code() == ErrorCode::METHOD_NOT_FOUND {
+                    ErrorKind::MethodNotFound
+                } else {
+                    ErrorKind::InvalidParams
+                }
+            }
+            Error::InvalidResult { .. } => ErrorKind::InvalidResult,
+            Error::Pool { source, .. } => pool_kind(source),
+            Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
+            Error::DeadlineExceeded { .. } => ErrorKind::Timeout,
+            Error::EncodeParams { .. } => ErrorKind::InvalidParams,
+            Error::DecodeResult { .. } => ErrorKind::DecodeError,
+            Error::ShuttingDown => ErrorKind::ShuttingDown,
+            Error::Config(_) | Error::Build { .. } | Error::NoWorker => ErrorKind::Config,
+            Error::Start(_) => ErrorKind::StartFailed,
         }
     }
 
@@ -162,7 +243,15 @@ impl Error {
             Error::Shared(error) => error.is_retryable(),
             Error::Pool { source, .. } => source.is_retryable(),
             Error::CircuitOpen { .. } | Error::DeadlineExceeded { .. } => true,
-            _ => false,
+            Error::Rejected { .. }
+            | Error::InvalidResult { .. }
+            | Error::EncodeParams { .. }
+            | Error::DecodeResult { .. }
+            | Error::ShuttingDown
+            | Error::Config(_)
+            | Error::Build { .. }
+            | Error::Start(_)
+            | Error::NoWorker => false,
         }
     }
 
@@ -177,7 +266,11 @@ impl Error {
             | Error::DeadlineExceeded { method, .. }
             | Error::EncodeParams { method, .. }
             | Error::DecodeResult { method, .. } => Some(method),
-            _ => None,
+            Error::ShuttingDown
+            | Error::Config(_)
+            | Error::Build { .. }
+            | Error::Start(_)
+            | Error::NoWorker => None,
         }
     }
 
@@ -201,9 +294,11 @@ impl Error {
         text
     }
 
-    /// The JSON-RPC error object a server answers this failure with. A
-    /// worker's own error object passes through unchanged; every other one
-    /// carries `data.code` (the [`code`](Error::code)) and the details.
+    /// The JSON-RPC error object a server answers this failure with, in
+    /// full. A worker's own error object passes through unchanged; every
+    /// other one carries `data.code` (the [`kind`](Error::kind)) and the
+    /// details, including what a worker wrote to stderr: for development.
+    /// Serve [`to_safe_error_object`](Error::to_safe_error_object) to clients.
     pub fn to_error_object(&self) -> ErrorObject {
         let (code, mut data) = match self {
             Error::Shared(error) => return error.to_error_object(),
@@ -226,14 +321,91 @@ impl Error {
             }
             Error::EncodeParams { .. } => (ErrorCode::INVALID_PARAMS, json!({})),
             Error::ShuttingDown => (ErrorCode::SHUTTING_DOWN, json!({})),
-            _ => (ErrorCode::INTERNAL_ERROR, json!({})),
+            Error::InvalidResult { .. }
+            | Error::DecodeResult { .. }
+            | Error::Config(_)
+            | Error::Build { .. }
+            | Error::Start(_)
+            | Error::NoWorker => (ErrorCode::INTERNAL_ERROR, json!({})),
         };
         if let Some(map) = data.as_object_mut() {
-            map.insert("code".into(), json!(self.code()));
+            map.insert("code".into(), json!(self.kind().as_str()));
         }
         let object = ErrorObject::new(code, self.report());
         // A `Value` always serializes.
         object.clone().with_data(&data).unwrap_or(object)
+    }
+
+    /// The error object a client may see: the JSON-RPC code, a message that
+    /// quotes nothing a worker wrote to stderr (a worker's own error keeps
+    /// its message; a failed worker is named by what happened, not by its
+    /// last words), and `data` holding only the kind (`code`) and whether a
+    /// retry may help (`retryable`).
+    pub fn to_safe_error_object(&self) -> ErrorObject {
+        let object = ErrorObject::new(self.to_error_object().code, safe_message(self));
+        let data = json!({"code": self.kind().as_str(), "retryable": self.is_retryable()});
+        // A `Value` always serializes.
+        object.clone().with_data(&data).unwrap_or(object)
+    }
+}
+
+/// The message of `err` without anything a worker wrote to stderr.
+fn safe_message(err: &Error) -> String {
+    match err {
+        Error::Shared(inner) => safe_message(inner),
+        Error::Pool { source, .. } => match source {
+            PoolError::Remote { error, .. } => error.message.clone(),
+            PoolError::WorkerFailed { .. } => format!("{err}: the worker handling it failed"),
+            PoolError::Unavailable { .. } | PoolError::StartFailed { .. } => {
+                format!("{err}: no worker is available")
+            }
+            // Their causes describe the gateway's own state.
+            PoolError::Timeout { .. }
+            | PoolError::QueueFull { .. }
+            | PoolError::ShuttingDown
+            | PoolError::ResponseTooLarge { .. } => err.report(),
+            // The pool's error type is not exhaustive: a new kind shows only
+            // this level's message until it is listed here.
+            _ => err.to_string(),
+        },
+        Error::DeadlineExceeded { last, .. } => format!("{err}: {}", safe_message(last)),
+        // Their causes describe the caller's request.
+        Error::Rejected { .. } | Error::CircuitOpen { .. } => err.report(),
+        Error::InvalidResult { .. }
+        | Error::EncodeParams { .. }
+        | Error::DecodeResult { .. }
+        | Error::ShuttingDown
+        | Error::Config(_)
+        | Error::Build { .. }
+        | Error::Start(_)
+        | Error::NoWorker => err.to_string(),
+    }
+}
+
+/// The kind of a pool failure.
+fn pool_kind(error: &PoolError) -> ErrorKind {
+    match error {
+        PoolError::Remote { error, .. } => match error.code {
+            ErrorCode::METHOD_NOT_FOUND => ErrorKind::MethodNotFound,
+            ErrorCode::INVALID_PARAMS => ErrorKind::InvalidParams,
+            _ if is_sdk_too_large(error) => ErrorKind::ResponseTooLarge,
+            _ => ErrorKind::RemoteError,
+        },
+        PoolError::WorkerFailed { .. } => ErrorKind::WorkerFailed,
+        PoolError::Timeout { .. } => ErrorKind::Timeout,
+        PoolError::QueueFull { .. } => ErrorKind::QueueFull,
+        PoolError::Unavailable { .. } | PoolError::StartFailed { .. } => ErrorKind::Unavailable,
+        PoolError::ShuttingDown => ErrorKind::ShuttingDown,
+        PoolError::ResponseTooLarge { .. } => ErrorKind::ResponseTooLarge,
+        PoolError::Encode(_) => ErrorKind::RequestTooLarge,
+        PoolError::ProgramNotFound { .. }
+        | PoolError::Config(_)
+        | PoolError::InvalidEndpoint { .. }
+        | PoolError::InvalidSecret { .. } => ErrorKind::Internal,
+        // The pool's error type is not exhaustive (another crate's), so a
+        // wildcard is required; a new variant is the bridge's failure until
+        // it is classified here.
+        _ => ErrorKind::Internal,
     }
 }
 
@@ -329,3 +501,6 @@ impl From<ServiceError> for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

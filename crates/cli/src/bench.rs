@@ -117,7 +117,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
                         .errors
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .entry(err.code())
+                        .entry(err.kind().as_str())
                         .or_default() += 1;
                 }
                 tally.done.fetch_add(1, Ordering::Relaxed);

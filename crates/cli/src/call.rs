@@ -104,7 +104,7 @@ async fn call(
         Err(err) => {
             // A human line first (the JSON error stays the last line): an
             // unknown method says which names are close.
-            if err.code() == "method_not_found" {
+            if err.kind() == pybridge::ErrorKind::MethodNotFound {
                 eprintln!("pybridge: {}", err.report());
             }
             report(&err)

@@ -88,18 +88,18 @@ pub(crate) async fn run(
             if !args.worker.is_empty() {
                 anyhow::bail!("give either --connect URL or a worker command, not both");
             }
-            let endpoint = pybridge::pool::Endpoint::parse(url)?;
+            let endpoint = pybridge_pool::Endpoint::parse(url)?;
             let secret = match &args.secret_file {
-                Some(path) => Some(pybridge::pool::Secret::from_file(path)?),
+                Some(path) => Some(pybridge_pool::Secret::from_file(path)?),
                 None => match std::env::var("PYBRIDGE_WORKER_SECRET") {
-                    Ok(value) if !value.is_empty() => Some(pybridge::pool::Secret::new(value)?),
+                    Ok(value) if !value.is_empty() => Some(pybridge_pool::Secret::new(value)?),
                     _ => None,
                 },
             };
             Some(Remote {
                 endpoint,
                 secret,
-                policy: pybridge::pool::RemotePolicy::default(),
+                policy: pybridge_pool::RemotePolicy::default(),
             })
         }
     };

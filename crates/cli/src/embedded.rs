@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pybridge::Config;
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
@@ -12,16 +11,13 @@ include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 /// was interrupted and is never used.
 const COMPLETE: &str = ".complete";
 
-/// The worker command for the embedded framework: the configured Python
-/// running the unpacked directory, whose `__main__.py` runs the
+/// The worker command for the embedded framework: `python` running the
+/// unpacked directory, whose `__main__.py` runs the
 /// `sqlite_framework` package (Python puts the directory first on its
 /// import path, so both packages import as installed ones would).
-pub(crate) fn default_command(config: &Config) -> Result<Vec<String>> {
+pub(crate) fn default_command(python: &str) -> Result<Vec<String>> {
     let dir = unpack()?;
-    Ok(vec![
-        config.worker.python.clone(),
-        dir.display().to_string(),
-    ])
+    Ok(vec![python.to_owned(), dir.display().to_string()])
 }
 
 /// Unpacks the files unless an earlier run did; returns their directory.

@@ -19,10 +19,8 @@ mod embedded;
 mod logging;
 mod mcp;
 mod methods;
-mod openrpc;
 mod options;
 mod out;
-mod rpc;
 mod serve;
 mod telemetry;
 

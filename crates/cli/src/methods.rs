@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use pybridge::service::{Catalog, MethodSpec};
-use serde_json::{Value, json};
+use pybridge::{Catalog, MethodSpec};
+use serde_json::Value;
 
 use crate::options::{self, GlobalArgs};
 
@@ -29,7 +29,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: MethodsArgs) -> Result<ExitCo
     let text = if args.openrpc {
         format!(
             "{}\n",
-            serde_json::to_string_pretty(&crate::openrpc::document(&catalog))?
+            serde_json::to_string_pretty(&pybridge::openrpc::document(&catalog))?
         )
     } else if args.json {
         let all: Vec<Value> = catalog.methods().map(|spec| describe(spec)).collect();
@@ -53,41 +53,14 @@ pub(crate) async fn registry(global: &GlobalArgs, worker: &[String]) -> Result<C
     // Listing the registry calls no method: there is no trace to export.
     crate::logging::init(&config.log, &crate::telemetry::Telemetry::disabled());
     let bridge = options::start(config).await?;
-    let catalog = bridge.service().catalog().clone();
+    let catalog = bridge.catalog().clone();
     bridge.shutdown().await;
     Ok(catalog)
 }
 
-/// Policy and provenance, as `methods --json` and OpenRPC's `x-pybridge` give them.
-pub(crate) fn policy(spec: &MethodSpec) -> Value {
-    let sources = spec.sources();
-    let cache = spec.cache();
-    json!({
-        "wire_name": spec.wire_name(),
-        "aliases": spec.aliases().collect::<Vec<_>>(),
-        "available": spec.available(),
-        "idempotent": spec.idempotent(),
-        "cache_ttl_ms": cache.enabled.then(|| cache.l1_ttl.map(|d| d.as_millis() as u64)).flatten(),
-        "cacheable": cache.enabled,
-        "timeout_ms": spec.timeout().map(|d| d.as_millis() as u64),
-        "positional": spec.positional().map(|names| names.collect::<Vec<_>>()),
-        "source": spec.source(),
-        "sources": {
-            "method": sources.method.as_str(),
-            "wire_name": sources.wire_name.as_str(),
-            "description": sources.description.as_str(),
-            "params_schema": sources.params_schema.as_str(),
-            "result_schema": sources.result_schema.as_str(),
-            "idempotent": sources.idempotent.as_str(),
-            "cache": sources.cache.as_str(),
-            "timeout": sources.timeout.as_str(),
-        },
-    })
-}
-
 /// One method as `methods --json` prints it.
 pub(crate) fn describe(spec: &MethodSpec) -> Value {
-    let mut value = policy(spec);
+    let mut value = pybridge::openrpc::policy(spec);
     if let Some(map) = value.as_object_mut() {
         map.insert("name".into(), spec.name().into());
         map.insert("description".into(), spec.description().into());

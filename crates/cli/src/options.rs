@@ -40,6 +40,16 @@ pub(crate) struct GlobalArgs {
     /// (`cache.redis_url`; env `PYBRIDGE_CACHE__REDIS_URL`).
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) redis_url: Option<String>,
+    /// The Python interpreter that runs the embedded worker, when no worker
+    /// command is given.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PROGRAM",
+        env = "PYBRIDGE_PYTHON",
+        default_value = "python3"
+    )]
+    pub(crate) python: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -122,11 +132,11 @@ pub(crate) fn load(
     extra: &[(&str, toml::Value, &str)],
     worker: &[String],
 ) -> Result<Config> {
-    let (mut config, _) = Config::load(&global.load_options(extra, worker))?;
+    let mut config = Config::load(&global.load_options(extra, worker))?.config;
     if config.worker.command.is_empty() {
         // Unpacking writes a few files once; this thread may block for it.
         config.worker.command =
-            tokio::task::block_in_place(|| crate::embedded::default_command(&config))?;
+            tokio::task::block_in_place(|| crate::embedded::default_command(&global.python))?;
     }
     Ok(config)
 }

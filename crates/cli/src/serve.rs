@@ -7,9 +7,10 @@
 //! - `GET /metrics`: Prometheus text.
 //! - `/mcp`: the methods as MCP tools over streamable HTTP (`mcp.rs`).
 //!
-//! Every request passes the `Host` allow-list, the `Origin` check, the token
-//! (when set) and, for `/rpc`, the content type before its body is read
-//! (`guard.rs`). Connections are capped and timed out (`connections.rs`).
+//! `/rpc` is the library's router (`pybridge::http`, which owns the batch
+//! limits, the body's size and stall limits and the safe errors). Every
+//! request passes the `Host` allow-list, the `Origin` check and the token
+//! (when set) before its body is read (`guard.rs`). Connections are capped and timed out (`connections.rs`).
 //! Bodies are limited in size and in how long they may stall, requests in
 //! time, batches in length, share of the pool and answer size; every
 //! response carries an `x-request-id`, which failed calls' log lines name.
@@ -31,14 +32,12 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use clap::Args;
-use http_body_util::BodyExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
-use tokio::time::Instant;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -47,7 +46,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::options::{self, GlobalArgs};
-use crate::rpc;
 
 /// `pybridge serve`.
 #[derive(Debug, Args)]
@@ -83,9 +81,6 @@ pub(crate) struct ServeArgs {
 struct Gateway {
     bridge: pybridge::Bridge,
     metrics: PrometheusHandle,
-    request_timeout: Duration,
-    idle_timeout: Duration,
-    limits: rpc::Limits,
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
@@ -158,15 +153,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
     let gateway = Gateway {
         bridge: bridge.clone(),
         metrics: metrics.clone(),
-        request_timeout: g.request_timeout,
-        idle_timeout: g.idle_timeout,
-        limits: rpc::Limits {
-            max_batch: g.max_batch,
-            batch_concurrency: g.batch_concurrency,
-            max_response: usize::try_from(g.max_response.as_u64()).unwrap_or(usize::MAX),
-            expose_error_details: g.expose_error_details,
-        },
     };
+    let rpc = pybridge::http::router_with(bridge.clone(), pybridge::http::Limits::from(&g));
     let body_limit = usize::try_from(g.body_limit.as_u64()).unwrap_or(usize::MAX);
     // Cancelled when the gateway stops, so MCP sessions and streams end.
     let mcp_closing = tokio_util::sync::CancellationToken::new();
@@ -179,11 +167,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
         },
     );
     let app = Router::new()
-        .route("/rpc", post(rpc_endpoint))
         .nest_service("/mcp", mcp)
         .route("/health", get(health_endpoint))
         .route("/metrics", get(metrics_endpoint))
         .with_state(gateway)
+        .merge(rpc)
         .layer(RequestBodyLimitLayer::new(body_limit))
         // Before any body is read: host, origin, token, content type.
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
@@ -309,66 +297,6 @@ impl MakeRequestId for Counter {
     }
 }
 
-async fn rpc_endpoint(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(body, gateway.idle_timeout).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let request_id: Arc<str> = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .into();
-    let cx = rpc::Context {
-        bridge: gateway.bridge,
-        limits: gateway.limits,
-        deadline: Instant::now() + gateway.request_timeout,
-        request_id,
-    };
-    match rpc::handle(&cx, &body).await {
-        Some(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    }
-}
-
-/// Reads the body; a body that stalls for `idle` ends the request (408).
-async fn read_body(mut body: Body, idle: Duration) -> Result<Vec<u8>, Response> {
-    let mut out = Vec::new();
-    loop {
-        match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => {
-                let mut response =
-                    guard::refuse(StatusCode::REQUEST_TIMEOUT, "the request body stalled");
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return Err(response);
-            }
-            Ok(None) => return Ok(out),
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    out.extend_from_slice(&data);
-                }
-            }
-            Ok(Some(Err(err))) => {
-                let too_large =
-                    std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
-                        e.source()
-                    })
-                    .any(|e| e.is::<http_body_util::LengthLimitError>());
-                return Err(if too_large {
-                    guard::refuse(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the request body is over gateway.body_limit",
-                    )
-                } else {
-                    guard::refuse(StatusCode::BAD_REQUEST, "cannot read the request body")
-                });
-            }
-        }
-    }
-}
-
 async fn health_endpoint(
     State(gateway): State<Gateway>,
     authorized: Option<Extension<guard::Authorized>>,
@@ -387,80 +315,7 @@ async fn health_endpoint(
         )
             .into_response();
     }
-    let workers: Vec<_> = health
-        .pool
-        .workers
-        .iter()
-        .map(|w| {
-            json!({
-                "id": w.id.to_string(),
-                "pid": w.pid,
-                "state": w.state.as_str(),
-                "in_flight": w.in_flight,
-                "served": w.served,
-                "restarts": w.restarts,
-                "rss_bytes": w.rss_bytes,
-                "age_ms": w.age.as_millis() as u64,
-                "remote": w.remote,
-            })
-        })
-        .collect();
-    let endpoints: Vec<_> = health
-        .pool
-        .endpoints
-        .iter()
-        .map(|e| {
-            json!({
-                "address": &*e.address,
-                "state": e.state.as_str(),
-                "worker": e.worker.map(|w| w.to_string()),
-                "rtt_us": e.rtt.map(|d| d.as_micros() as u64),
-                "last_error": e.last_error.as_deref(),
-                "connects": e.connects,
-                "failures": e.failures,
-            })
-        })
-        .collect();
-    let breakers: Vec<_> = health
-        .open_breakers
-        .iter()
-        .map(|(method, state)| json!({"method": method, "state": format!("{state:?}").to_lowercase()}))
-        .collect();
-    let body = json!({
-        "status": health.status.as_str(),
-        "workers": workers,
-        "endpoints": endpoints,
-        "ready_workers": health.pool.ready_workers,
-        "target_workers": health.pool.target_workers,
-        "queued": health.pool.queued,
-        "restarts": health.pool.restarts,
-        "crash_loop": health.pool.crash_loop,
-        "open_breakers": breakers,
-        "cache_disk_ok": health.cache_disk_ok,
-        "cache_shared": shared_tier_json(&gateway.bridge, health.cache_shared_tier),
-    });
-    (status, axum::Json(body)).into_response()
-}
-
-/// The shared cache tier's state and counters, for `/health`.
-fn shared_tier_json(
-    bridge: &pybridge::Bridge,
-    state: pybridge::cache::SharedTierStatus,
-) -> serde_json::Value {
-    let stats = bridge
-        .cache()
-        .map(pybridge::cache::Cache::shared_tier_stats)
-        .unwrap_or_default();
-    json!({
-        "state": state.as_str(),
-        "hits": stats.hits,
-        "misses": stats.misses,
-        "errors": stats.errors,
-        "writes": stats.writes,
-        "writes_dropped": stats.writes_dropped,
-        "invalidations_published": stats.published,
-        "invalidations_received": stats.received,
-    })
+    (status, axum::Json(health)).into_response()
 }
 
 async fn metrics_endpoint(State(gateway): State<Gateway>) -> Response {

@@ -12,7 +12,9 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 }
 
 fn load(options: LoadOptions) -> Config {
-    Config::load(&options).unwrap_or_else(|e| panic!("{e}")).0
+    Config::load(&options)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config
 }
 
 fn error(options: LoadOptions) -> ConfigError {
@@ -156,8 +158,8 @@ fn impossible_values_fail_validation_with_their_source() {
 fn a_text_value_that_reads_as_a_number_still_fits_a_string_key() {
     let config = load(LoadOptions::new().env_vars([("PYBRIDGE_GATEWAY__TOKEN", "12345")]));
     assert_eq!(config.gateway.token.as_deref(), Some("12345"));
-    let config = load(LoadOptions::new().env_vars([("PYBRIDGE_WORKER__PYTHON", "3")]));
-    assert_eq!(config.worker.python, "3");
+    let config = load(LoadOptions::new().env_vars([("PYBRIDGE_CACHE__NAMESPACE", "3")]));
+    assert_eq!(config.cache.namespace, "3");
 }
 
 #[test]

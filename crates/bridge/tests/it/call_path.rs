@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pybridge::protocol::ErrorCode;
+use pybridge::ErrorCode;
 use pybridge::{BatchCall, Bridge, BridgeEvent, CallOptions, Error, HealthStatus};
 use serde_json::json;
 
@@ -47,7 +47,10 @@ async fn calls_round_trip_in_every_form() {
         .await;
     assert_eq!(replies.len(), 3);
     assert_eq!(replies[0].as_ref().unwrap().result.get(), "[1]");
-    assert_eq!(replies[1].as_ref().unwrap_err().code(), "remote_error");
+    assert_eq!(
+        replies[1].as_ref().unwrap_err().kind(),
+        pybridge::ErrorKind::RemoteError
+    );
     assert_eq!(replies[2].as_ref().unwrap().result.get(), "[3]");
     let stats = bridge.stats();
     assert_eq!((stats.calls, stats.succeeded, stats.failed), (6, 5, 1));
@@ -74,7 +77,7 @@ async fn bad_params_never_reach_a_worker_and_never_trip_a_breaker() {
             )
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_params");
+        assert_eq!(err.kind(), pybridge::ErrorKind::InvalidParams);
         let object = err.to_error_object();
         assert_eq!(object.code, ErrorCode::INVALID_PARAMS);
         let data: serde_json::Value = object.data_as().unwrap().unwrap();
@@ -192,7 +195,7 @@ async fn a_call_that_joins_a_cached_load_ends_by_its_own_deadline() {
     .await;
     let (joined, took) = timed_sleep(bridge.clone(), 2_500, 300).await;
     let err = joined.expect_err("the joiner runs out of time");
-    assert_eq!(err.code(), "timeout", "{}", err.report());
+    assert_eq!(err.kind(), pybridge::ErrorKind::Timeout, "{}", err.report());
     assert!(
         took < Duration::from_millis(1_500),
         "the joiner took {took:?}"
@@ -213,8 +216,8 @@ async fn a_call_that_joins_a_cached_load_ends_by_its_own_deadline() {
     assert_eq!(reply.source, pybridge::ResultSource::Worker);
     let (led, _) = leader.await.unwrap();
     assert_eq!(
-        led.expect_err("the first caller timed out").code(),
-        "timeout"
+        led.expect_err("the first caller timed out").kind(),
+        pybridge::ErrorKind::Timeout
     );
     bridge.shutdown().await;
 }
@@ -304,7 +307,12 @@ async fn a_call_that_is_not_safe_to_repeat_is_not_retried() {
     let bridge = bridge(config).await;
     let call = kill_the_worker_holding(&bridge, "mine.slow_write", json!({"ms": 2000})).await;
     let err = call.await.unwrap().unwrap_err();
-    assert_eq!(err.code(), "worker_failed", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::WorkerFailed,
+        "{}",
+        err.report()
+    );
     assert_eq!(err.to_error_object().code, ErrorCode::WORKER_FAILED);
     assert_eq!(
         bridge.stats().retries,
@@ -327,14 +335,14 @@ async fn a_failing_method_opens_its_breaker_which_fails_fast_and_recovers() {
             .call("test.error", json!({"type": "RuntimeError"}))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "remote_error");
+        assert_eq!(err.kind(), pybridge::ErrorKind::RemoteError);
     }
     let before = served(&bridge);
     let err = bridge
         .call("test.error", json!({"type": "RuntimeError"}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "circuit_open");
+    assert_eq!(err.kind(), pybridge::ErrorKind::CircuitOpen);
     let object = err.to_error_object();
     assert_eq!(object.code, ErrorCode::CIRCUIT_OPEN);
     assert_eq!(
@@ -365,7 +373,11 @@ async fn a_failing_method_opens_its_breaker_which_fails_fast_and_recovers() {
         .call("test.error", json!({"type": "RuntimeError"}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "remote_error", "the probe reached the worker");
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::RemoteError,
+        "the probe reached the worker"
+    );
     bridge.shutdown().await;
 }
 
@@ -379,7 +391,7 @@ async fn deadlines_hold_whatever_the_worker_does() {
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(err.code(), "timeout", "{}", err.report());
+    assert_eq!(err.kind(), pybridge::ErrorKind::Timeout, "{}", err.report());
     assert_eq!(err.to_error_object().code, ErrorCode::TIMEOUT);
     // The worker was told to cancel; it serves the next call at once.
     bridge.call("test.echo", json!([2])).await.unwrap();
@@ -409,7 +421,7 @@ async fn shutdown_finishes_in_flight_calls_and_refuses_new_ones() {
     assert!(report.drained);
     assert_eq!(call.await.unwrap().unwrap(), json!({"slept": 0.3}));
     let err = bridge.call("test.echo", json!([1])).await.unwrap_err();
-    assert_eq!(err.code(), "shutting_down");
+    assert_eq!(err.kind(), pybridge::ErrorKind::ShuttingDown);
     for pid in pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}/status")).exists() || is_zombie(pid),
@@ -446,7 +458,12 @@ async fn a_bridge_without_a_worker_or_with_a_bad_config_says_why() {
     let mut config = sdk_config();
     config.worker.command = vec!["/nonexistent/python".into()];
     let err = Bridge::from_config(config).await.unwrap_err();
-    assert_eq!(err.code(), "start_failed", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::StartFailed,
+        "{}",
+        err.report()
+    );
 }
 
 #[test]
@@ -559,7 +576,7 @@ async fn a_write_drops_the_cached_reads_of_its_family() {
 #[cfg(feature = "framework")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typed_framework_api_runs_over_the_bridge() {
-    use pybridge::framework::api::{Domain, GetRecommendationsRequest, RecordPatternRequest};
+    use pybridge::framework::{Domain, GetRecommendationsRequest, RecordPatternRequest};
     let mut config = sdk_config();
     config.worker.command = framework_command();
     config.worker.command.push("--memory".into());
@@ -589,7 +606,12 @@ async fn the_typed_framework_api_runs_over_the_bridge() {
         .record_pattern(&bad)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_params", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::InvalidParams,
+        "{}",
+        err.report()
+    );
     bridge.shutdown().await;
 }
 
@@ -699,7 +721,7 @@ async fn a_method_that_keeps_timing_out_on_a_live_worker_still_opens_its_breaker
             .call_with("test.sleep", Some(&raw(r#"{"seconds":5}"#)), &options)
             .await
             .unwrap_err();
-        codes.push(err.code());
+        codes.push(err.kind().as_str());
     }
     assert!(
         codes.iter().filter(|c| **c == "timeout").count() >= 2,
@@ -727,13 +749,13 @@ async fn by_default_a_breaker_opens_on_its_failure_rate() {
                 .call("test.error", json!({"type": "RuntimeError"}))
                 .await
                 .err()
-                .map(|e| e.code())
+                .map(|e| e.kind().as_str())
         } else {
             bridge
                 .call("test.echo", json!([i]))
                 .await
                 .err()
-                .map(|e| e.code())
+                .map(|e| e.kind().as_str())
         };
         codes.push(outcome.unwrap_or("ok"));
     }
@@ -747,7 +769,7 @@ async fn by_default_a_breaker_opens_on_its_failure_rate() {
         .call("test.error", json!({"type": "RuntimeError"}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "circuit_open", "{codes:?}");
+    assert_eq!(err.kind(), pybridge::ErrorKind::CircuitOpen, "{codes:?}");
     // test.echo's breaker is its own, and closed.
     bridge.call("test.echo", json!([1])).await.unwrap();
     bridge.shutdown().await;
@@ -778,7 +800,12 @@ async fn no_retry_makes_one_attempt_even_when_a_retry_would_be_safe() {
     let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     let err = call.await.unwrap().unwrap_err();
-    assert_eq!(err.code(), "worker_failed", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::WorkerFailed,
+        "{}",
+        err.report()
+    );
     assert_eq!(bridge.stats().retries, 0);
     bridge.shutdown().await;
 }

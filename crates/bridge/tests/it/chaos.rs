@@ -463,11 +463,21 @@ async fn a_method_that_keeps_killing_its_workers_still_opens_its_breaker() {
     let bridge = bridge(config).await;
     for i in 0..3 {
         let err = bridge.call("test.echo", json!([i])).await.unwrap_err();
-        assert_eq!(err.code(), "worker_failed", "{}", err.report());
+        assert_eq!(
+            err.kind(),
+            pybridge::ErrorKind::WorkerFailed,
+            "{}",
+            err.report()
+        );
         settle(&bridge, 1).await;
     }
     let err = bridge.call("test.echo", json!([3])).await.unwrap_err();
-    assert_eq!(err.code(), "circuit_open", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::CircuitOpen,
+        "{}",
+        err.report()
+    );
     bridge.shutdown().await;
 }
 
@@ -677,7 +687,7 @@ async fn one_call(
     };
     let outcome = match ended {
         Err(_) => Outcome::Hung(format!("{method} {}", params.get())),
-        Ok(Err(err)) => Outcome::Failed(err.code(), err.report()),
+        Ok(Err(err)) => Outcome::Failed(err.kind().as_str(), err.report()),
         Ok(Ok(reply)) => match serde_json::from_str::<Value>(reply.result.get()) {
             Ok(got) if same_result(&got, &expected) => Outcome::Ok,
             _ => Outcome::Wrong(format!(

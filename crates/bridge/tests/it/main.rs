@@ -7,8 +7,10 @@
 
 mod call_path;
 mod chaos;
+mod facade;
 #[cfg(feature = "framework")]
 mod framework_worker;
+mod http;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "otel")]
@@ -20,3 +22,4 @@ mod remote;
 #[cfg(feature = "redis")]
 mod shared_cache;
 mod support;
+mod tower;

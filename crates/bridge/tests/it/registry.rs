@@ -51,7 +51,12 @@ async fn bad_params_of_a_declared_method_never_reach_the_worker() {
         json!([1, 2, 3]),
     ] {
         let err = bridge.call("calc.add", params.clone()).await.unwrap_err();
-        assert_eq!(err.code(), "invalid_params", "{params}: {}", err.report());
+        assert_eq!(
+            err.kind(),
+            pybridge::ErrorKind::InvalidParams,
+            "{params}: {}",
+            err.report()
+        );
     }
     assert!(calls(&log).is_empty(), "the worker saw {:?}", calls(&log));
     assert_eq!(
@@ -66,7 +71,7 @@ async fn bad_params_of_a_declared_method_never_reach_the_worker() {
         json!(9)
     );
     assert_eq!(calls(&log), ["calc.add", "calc.add"]);
-    let spec = bridge.service().catalog().get("calc.add").unwrap().clone();
+    let spec = bridge.catalog().get("calc.add").unwrap().clone();
     assert_eq!(spec.source(), "manifest:calc-worker");
     assert_eq!(spec.metric_label(), "calc.add");
     bridge.shutdown().await;
@@ -80,7 +85,7 @@ async fn a_declared_timeout_and_cache_ttl_apply() {
         .call("calc.sleep", json!({"seconds": 5}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "timeout", "{}", err.report());
+    assert_eq!(err.kind(), pybridge::ErrorKind::Timeout, "{}", err.report());
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
@@ -153,7 +158,12 @@ async fn a_declared_idempotent_method_is_retried_after_its_worker_dies() {
     let err = kill_during(&bridge, "calc.slow_once_unsafe", &marker)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "worker_failed", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::WorkerFailed,
+        "{}",
+        err.report()
+    );
     assert_eq!(bridge.stats().retries, 0);
     bridge.shutdown().await;
 }
@@ -169,17 +179,14 @@ async fn method_overrides_apply_to_worker_methods_and_unknown_names_are_refused(
     slow.timeout = Some(Duration::from_millis(200));
     config.methods.insert("calc.slow".into(), slow);
     let bridge = bridge(config).await;
-    let spec = bridge.service().catalog().get("calc.slow").unwrap().clone();
+    let spec = bridge.catalog().get("calc.slow").unwrap().clone();
     assert_eq!(spec.timeout(), Some(Duration::from_millis(200)));
-    assert_eq!(
-        spec.sources().timeout,
-        pybridge::service::FieldSource::Config
-    );
+    assert_eq!(spec.sources().timeout, pybridge::FieldSource::Config);
     let err = bridge
         .call("calc.slow", json!({"seconds": 5}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "timeout", "{}", err.report());
+    assert_eq!(err.kind(), pybridge::ErrorKind::Timeout, "{}", err.report());
     bridge.shutdown().await;
 
     let mut config = calc_config(&[]);
@@ -200,12 +207,12 @@ async fn unknown_and_unavailable_methods_are_method_not_found_with_close_names()
     let bridge = bridge(calc_config(&[])).await;
     // Passed through to the worker, whose -32601 keeps its message and data.
     let err = bridge.call("calc.ad", json!({"a": 1})).await.unwrap_err();
-    assert_eq!(err.code(), "method_not_found");
+    assert_eq!(err.kind(), pybridge::ErrorKind::MethodNotFound);
     let text = err.to_string();
     assert!(text.contains("Method not found: calc.ad"), "{text}");
     assert!(text.contains("did you mean calc.add?"), "{text}");
     let object = err.to_error_object();
-    assert_eq!(object.code, pybridge::protocol::ErrorCode::METHOD_NOT_FOUND);
+    assert_eq!(object.code, pybridge::ErrorCode::METHOD_NOT_FOUND);
     let data: serde_json::Value = object.data_as().unwrap().unwrap();
     assert_eq!(
         data,
@@ -217,7 +224,12 @@ async fn unknown_and_unavailable_methods_are_method_not_found_with_close_names()
         .call("calc.slow", json!({"seconds": "x"}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_params", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::InvalidParams,
+        "{}",
+        err.report()
+    );
     assert!(err.to_string().contains("bad params"), "{err}");
 
     // A framework catalog method this worker does not declare: unavailable,
@@ -226,7 +238,7 @@ async fn unknown_and_unavailable_methods_are_method_not_found_with_close_names()
         .call_raw("getRecommendations", Some(&raw("{}")))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "method_not_found");
+    assert_eq!(err.kind(), pybridge::ErrorKind::MethodNotFound);
     let report = err.report();
     assert!(
         report.contains("pattern_learning.get_recommendations"),
@@ -310,7 +322,7 @@ async fn an_sdk_workers_type_hints_become_the_registrys_schema_and_policy() {
         log.display().to_string(),
     ];
     let bridge = bridge(config).await;
-    let spec = bridge.service().catalog().get("geo.scale").unwrap().clone();
+    let spec = bridge.catalog().get("geo.scale").unwrap().clone();
     assert_eq!(spec.source(), "manifest:typed-worker");
     assert!(spec.idempotent());
     assert_eq!(spec.timeout(), Some(Duration::from_secs(5)));
@@ -328,7 +340,12 @@ async fn an_sdk_workers_type_hints_become_the_registrys_schema_and_policy() {
         json!({"x": 1, "extra": true}),
     ] {
         let err = bridge.call("geo.scale", params.clone()).await.unwrap_err();
-        assert_eq!(err.code(), "invalid_params", "{params}: {}", err.report());
+        assert_eq!(
+            err.kind(),
+            pybridge::ErrorKind::InvalidParams,
+            "{params}: {}",
+            err.report()
+        );
     }
     assert!(calls(&log).is_empty(), "the worker saw {:?}", calls(&log));
     let value = bridge
@@ -353,7 +370,12 @@ async fn a_response_too_large_names_both_frame_settings() {
         .call("calc.big", json!({"n": 10000}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "response_too_large", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::ResponseTooLarge,
+        "{}",
+        err.report()
+    );
     let text = err.to_string();
     assert!(
         text.contains("`worker.max_frame`") && text.contains("`max_frame`"),
@@ -377,7 +399,12 @@ async fn a_response_too_large_names_both_frame_settings() {
         .call("geo.big", json!({"n": 10000}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "response_too_large", "{}", err.report());
+    assert_eq!(
+        err.kind(),
+        pybridge::ErrorKind::ResponseTooLarge,
+        "{}",
+        err.report()
+    );
     let text = err.to_string();
     assert!(text.contains("response too large"), "{text}");
     assert!(

@@ -62,7 +62,7 @@ async fn recomputed(bridge: &Bridge, x: i64) {
 
 async fn landed(bridge: &Bridge, n: u64) {
     let started = std::time::Instant::now();
-    while bridge.cache().unwrap().shared_tier_stats().writes < n {
+    while bridge.health().cache_shared_stats.writes < n {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "no write landed"
@@ -121,10 +121,11 @@ async fn a_result_of_one_bridge_is_served_by_another_and_invalidate_reaches_both
 
 #[test]
 fn the_redis_url_comes_from_the_environment_and_a_bad_read_timeout_is_refused() {
-    let (config, _) = Config::load(
+    let config = Config::load(
         &LoadOptions::new().env_vars([("PYBRIDGE_CACHE__REDIS_URL", "redis://127.0.0.1:6390/2")]),
     )
-    .unwrap();
+    .unwrap()
+    .config;
     assert_eq!(
         config.cache.redis_url.as_deref(),
         Some("redis://127.0.0.1:6390/2")

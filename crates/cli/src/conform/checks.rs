@@ -707,11 +707,11 @@ async fn authentication(plan: &Plan, observations: &Arc<Observations>) -> (Outco
 }
 
 /// A secret nobody configured: fixed text and the current time in nanoseconds.
-fn not_the_secret() -> pybridge::pool::Secret {
+fn not_the_secret() -> pybridge_pool::Secret {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    pybridge::pool::Secret::new(format!("pybridge-conform-wrong-secret-{nanos}"))
+    pybridge_pool::Secret::new(format!("pybridge-conform-wrong-secret-{nanos}"))
         .expect("a non-empty secret")
 }
 

@@ -9,7 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pybridge::protocol::Message;
+use pybridge_protocol::Message;
 use rustix::process::{Pid, Signal};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 
 /// The largest stdout frame the checker reads, as the pool's default.
-pub(crate) const MAX_FRAME: usize = pybridge::protocol::DEFAULT_MAX_FRAME;
+pub(crate) const MAX_FRAME: usize = pybridge_protocol::DEFAULT_MAX_FRAME;
 /// How many leading bytes of an offending frame a report quotes.
 const HEAD: usize = 120;
 /// How many stderr lines are kept for reports.
@@ -157,7 +157,7 @@ impl Session {
     /// connection as on a process's pipes.
     pub(crate) async fn connect(
         remote: &Remote,
-        secret: Option<&pybridge::pool::Secret>,
+        secret: Option<&pybridge_pool::Secret>,
         within: Duration,
         observations: &Arc<Observations>,
     ) -> Result<Session, String> {
@@ -167,7 +167,7 @@ impl Session {
         // means the listener is gone, and each check says so at once.
         let connection = timeout(
             within,
-            pybridge::pool::connect(&remote.endpoint, secret, &remote.policy),
+            pybridge_pool::connect(&remote.endpoint, secret, &remote.policy),
         )
         .await
         .map_err(|_| format!("{}: no handshake within {within:?}", remote.endpoint))?
@@ -389,9 +389,9 @@ impl std::fmt::Debug for Session {
 /// A listening worker to check instead of spawning one (`--connect`).
 #[derive(Debug, Clone)]
 pub(crate) struct Remote {
-    pub(crate) endpoint: pybridge::pool::Endpoint,
-    pub(crate) secret: Option<pybridge::pool::Secret>,
-    pub(crate) policy: pybridge::pool::RemotePolicy,
+    pub(crate) endpoint: pybridge_pool::Endpoint,
+    pub(crate) secret: Option<pybridge_pool::Secret>,
+    pub(crate) policy: pybridge_pool::RemotePolicy,
 }
 
 impl Drop for Session {

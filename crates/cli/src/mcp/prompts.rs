@@ -6,7 +6,7 @@
 //! A family's prompt is listed only while at least one of its methods is a
 //! tool: with a worker of one's own, the framework's families are not served.
 
-use pybridge::service::Catalog;
+use pybridge::Catalog;
 use rmcp::ErrorData;
 use rmcp::model::{
     GetPromptRequestParams, GetPromptResult, Prompt, PromptArgument, PromptMessage,
@@ -197,7 +197,7 @@ pub(crate) fn read(catalog: &Catalog, uri: &str) -> Result<ReadResourceResult, E
                 .map(|s| crate::methods::describe(s))
                 .collect(),
         ),
-        OPENRPC_URI => crate::openrpc::document(catalog),
+        OPENRPC_URI => pybridge::openrpc::document(catalog),
         _ => {
             return Err(ErrorData::resource_not_found(
                 format!("no resource `{uri}`"),

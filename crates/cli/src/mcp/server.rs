@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use pybridge::{Bridge, CallOptions, Error};
+use pybridge::{Bridge, CallOptions, Error, ErrorKind};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
@@ -59,7 +59,7 @@ impl Server {
         config: &pybridge::Config,
         closing: CancellationToken,
     ) -> Server {
-        let tools = Tools::build(bridge.service().catalog(), &config.mcp);
+        let tools = Tools::build(bridge.catalog(), &config.mcp);
         Server {
             inner: Arc::new(Inner {
                 bridge,
@@ -167,22 +167,30 @@ impl Server {
         let object = if self.inner.expose_error_details {
             err.to_error_object()
         } else {
-            crate::rpc::safe_error_object(err, request_id)
+            err.to_safe_error_object()
         };
         let level_is_warn = matches!(
-            err.code(),
-            "remote_error" | "worker_failed" | "invalid_result" | "decode_error"
+            err.kind(),
+            ErrorKind::RemoteError
+                | ErrorKind::WorkerFailed
+                | ErrorKind::InvalidResult
+                | ErrorKind::DecodeError
         );
         if level_is_warn {
-            tracing::warn!(request_id, method = %entry.method, code = err.code(), error = %err.report(), "tool call failed");
+            tracing::warn!(request_id, method = %entry.method, code = err.kind().as_str(), error = %err.report(), "tool call failed");
         } else {
-            tracing::debug!(request_id, method = %entry.method, code = err.code(), error = %err.report(), "tool call failed");
+            tracing::debug!(request_id, method = %entry.method, code = err.kind().as_str(), error = %err.report(), "tool call failed");
         }
         let mut data = object
             .data
             .as_deref()
             .and_then(|d| serde_json::from_str::<Value>(d.get()).ok())
-            .unwrap_or_else(|| json!({"code": err.code()}));
+            .unwrap_or_else(|| json!({"code": err.kind().as_str()}));
+        if !self.inner.expose_error_details
+            && let Value::Object(map) = &mut data
+        {
+            map.insert("request_id".into(), json!(request_id));
+        }
         // Invalid params: the model needs every violation to fix its call.
         if let Error::Rejected { method, source } = err
             && !source.violations().is_empty()
@@ -401,8 +409,7 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        prompts::read(self.inner.bridge.service().catalog(), &request.uri)
-            .map(ReadResourceResponse::from)
+        prompts::read(self.inner.bridge.catalog(), &request.uri).map(ReadResourceResponse::from)
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use pybridge::config::McpConfig;
-use pybridge::service::{Catalog, MethodSpec};
+use pybridge::{Catalog, MethodSpec};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 

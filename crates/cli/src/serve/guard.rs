@@ -1,15 +1,15 @@
 //! What every request passes before a handler reads its body: the `Host`
 //! allow-list and the `Origin` check (browsers: CSRF and DNS rebinding), the
-//! bearer token, and the content type of `POST /rpc`.
+//! bearer token. (`POST /rpc` checks its content type itself: see
+//! `pybridge::http`.)
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::response::Response;
 
 /// The checks, built once from the configuration and the bound address.
 #[derive(Debug)]
@@ -137,29 +137,12 @@ pub(crate) async fn check(
         );
         return response;
     }
-    if request.method() == Method::POST && path == "/rpc" && !is_json(headers) {
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content type must be application/json",
-        );
-    }
     request.extensions_mut().insert(Authorized(authorized));
     next.run(request).await
 }
 
 /// A refusal with a JSON-RPC error body, as the `/rpc` client expects.
-pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {
-    let body = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": message}, "id": null});
-    (status, axum::Json(body)).into_response()
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
+pub(crate) use pybridge::http::refuse;
 
 fn default_hosts(local: SocketAddr) -> Vec<HostRule> {
     let port = local.port();

@@ -1,14 +1,14 @@
 //! The registry as an OpenRPC 1.3.2 document: what `pybridge methods
-//! --openrpc` prints and what the gateway answers to `rpc.discover`.
+//! --openrpc` prints and what `/rpc` answers to `rpc.discover`.
 
-use pybridge::service::{Catalog, MethodSpec};
+use pybridge_service::{Catalog, MethodSpec};
 use serde_json::{Map, Value, json};
 
 /// The OpenRPC document of every method in `catalog`. Params are by name,
 /// one content descriptor per property of the params schema; a method
 /// without a params schema lists none. pybridge's own facts (source,
 /// policy, availability) are `x-pybridge` extensions.
-pub(crate) fn document(catalog: &Catalog) -> Value {
+pub fn document(catalog: &Catalog) -> Value {
     let manifest = catalog.manifest();
     let title = manifest
         .and_then(|m| m.name.clone())
@@ -50,8 +50,35 @@ fn method(spec: &MethodSpec) -> Value {
             "schema": spec.result_schema().cloned().unwrap_or(Value::Bool(true)),
         }),
     );
-    object.insert("x-pybridge".into(), crate::methods::policy(spec));
+    object.insert("x-pybridge".into(), policy(spec));
     Value::Object(object)
+}
+
+/// Policy and provenance, as `methods --json` and OpenRPC's `x-pybridge` give them.
+pub fn policy(spec: &MethodSpec) -> Value {
+    let sources = spec.sources();
+    let cache = spec.cache();
+    json!({
+        "wire_name": spec.wire_name(),
+        "aliases": spec.aliases().collect::<Vec<_>>(),
+        "available": spec.available(),
+        "idempotent": spec.idempotent(),
+        "cache_ttl_ms": cache.enabled.then(|| cache.l1_ttl.map(|d| d.as_millis() as u64)).flatten(),
+        "cacheable": cache.enabled,
+        "timeout_ms": spec.timeout().map(|d| d.as_millis() as u64),
+        "positional": spec.positional().map(|names| names.collect::<Vec<_>>()),
+        "source": spec.source(),
+        "sources": {
+            "method": sources.method.as_str(),
+            "wire_name": sources.wire_name.as_str(),
+            "description": sources.description.as_str(),
+            "params_schema": sources.params_schema.as_str(),
+            "result_schema": sources.result_schema.as_str(),
+            "idempotent": sources.idempotent.as_str(),
+            "cache": sources.cache.as_str(),
+            "timeout": sources.timeout.as_str(),
+        },
+    })
 }
 
 /// One content descriptor per property of an object schema, required ones

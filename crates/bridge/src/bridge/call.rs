@@ -1,0 +1,423 @@
+//! The call path: catalog, limits and validation, the cache with
+//! single-flight, the method's breaker inside each retry attempt, the pool,
+//! and the adapters, in the order ARCHITECTURE.md describes.
+
+use std::sync::Arc;
+
+use pybridge_pool::RequestId;
+use pybridge_resilience::{Classify, Outcome, StopReason};
+use pybridge_service::MethodSpec;
+use pybridge_service::telemetry::{self, CallGuard};
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::Bridge;
+use super::attempt::Attempt;
+use crate::options::{CallOptions, Reply, ResultSource};
+use crate::{Error, ErrorKind, Result};
+
+impl Bridge {
+    pub(super) async fn call_inner(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        options: &CallOptions,
+    ) -> Result<Reply> {
+        let inner = &*self.inner;
+        let prepared = self.prepare(method, params)?;
+        let spec = Arc::clone(prepared.spec());
+        let wire_params = prepared.params();
+        let id = inner.layers.pool().reserve_id();
+        let span = open_call_span(id.get(), spec.name(), spec.wire_name());
+        let guard = CallGuard::start(spec.metric_label().to_string());
+        let deadline = options.deadline.unwrap_or_else(|| {
+            let timeout = options
+                .timeout
+                .or(spec.timeout())
+                .unwrap_or(inner.layers.config().call.timeout);
+            Instant::now() + timeout
+        });
+        let call = async {
+            let (raw, source) = self
+                .fetch(&spec, wire_params, id, deadline, options)
+                .await?;
+            if !spec.idempotent() {
+                self.invalidate_family(&spec).await;
+            }
+            let adapted = inner
+                .layers
+                .service()
+                .adapt_result(&spec, raw)
+                .map_err(|source| Error::InvalidResult {
+                    method: method.to_string(),
+                    source,
+                })?;
+            Ok(Reply {
+                result: adapted.result,
+                metadata: adapted.metadata,
+                source,
+                correlation_id: id.get(),
+            })
+        }
+        .instrument(span.clone())
+        .await;
+        let call = call.map_err(|err| self.with_suggestions(method, err));
+        let outcome = match &call {
+            Ok(_) => telemetry::Outcome::Ok,
+            Err(e) => outcome_of(e),
+        };
+        span.record(telemetry::fields::OUTCOME, outcome.as_str());
+        if let Err(e) = &call {
+            telemetry::record_error(&span, e.kind().as_str());
+        }
+        guard.finish(outcome);
+        call
+    }
+
+    /// A worker that does not know the method (its -32601) keeps its
+    /// message and data; the registry's closest names join the data, as
+    /// `suggestions`, when the data is an object or absent.
+    fn with_suggestions(&self, method: &str, err: Error) -> Error {
+        use pybridge_pool::Error as P;
+        use pybridge_protocol::ErrorCode;
+        let Error::Pool {
+            method: called,
+            source: P::Remote { worker, error },
+        } = err
+        else {
+            return err;
+        };
+        let suggestions = if error.code == ErrorCode::METHOD_NOT_FOUND {
+            self.inner.layers.service().catalog().suggest(method)
+        } else {
+            Vec::new()
+        };
+        let mut data = match error.data_as::<serde_json::Value>() {
+            None => Some(serde_json::Map::new()),
+            Some(Ok(serde_json::Value::Object(map))) => Some(map),
+            Some(_) => None,
+        };
+        let error = match data.as_mut() {
+            Some(map) if !suggestions.is_empty() => {
+                map.insert("suggestions".into(), suggestions.into());
+                error.clone().with_data(map).unwrap_or(error)
+            }
+            _ => error,
+        };
+        Error::Pool {
+            method: called,
+            source: P::Remote { worker, error },
+        }
+    }
+
+    /// The catalog, the limits and the schema: a bad request ends here.
+    pub(super) fn prepare<'a>(
+        &self,
+        method: &str,
+        params: Option<&'a RawValue>,
+    ) -> Result<pybridge_service::Prepared<'a>> {
+        self.inner
+            .layers
+            .service()
+            .prepare(method, params)
+            .map_err(|source| Error::Rejected {
+                method: method.to_string(),
+                source,
+            })
+    }
+
+    /// The cache in front of the worker, when the method's policy allows.
+    async fn fetch(
+        &self,
+        spec: &Arc<MethodSpec>,
+        params: Option<&RawValue>,
+        id: RequestId,
+        deadline: Instant,
+        options: &CallOptions,
+    ) -> Result<(Box<RawValue>, ResultSource)> {
+        #[cfg(feature = "cache")]
+        if let Some(cache) = self.inner.layers.cache()
+            && !options.no_cache
+            && spec.cache().enabled
+        {
+            return self
+                .fetch_cached(cache, spec, params, id, deadline, options)
+                .await;
+        }
+        let raw = self.execute(spec, params, id, deadline, options).await?;
+        Ok((raw, ResultSource::Worker))
+    }
+
+    #[cfg(feature = "cache")]
+    async fn fetch_cached(
+        &self,
+        cache: &pybridge_cache::Cache,
+        spec: &Arc<MethodSpec>,
+        params: Option<&RawValue>,
+        id: RequestId,
+        deadline: Instant,
+        options: &CallOptions,
+    ) -> Result<(Box<RawValue>, ResultSource)> {
+        use pybridge_cache::{LoadError, Source};
+        use telemetry::CacheTier;
+        let counters = &self.inner.counters;
+        let key = match cache.key(spec.wire_name(), params.map_or("null", RawValue::get)) {
+            Ok(key) => key,
+            Err(err) => {
+                // Params the service accepted are JSON; if the cache still
+                // cannot key them, the call goes on uncached.
+                tracing::warn!(method = spec.name(), error = %err, "cannot build a cache key; not caching");
+                let raw = self.execute(spec, params, id, deadline, options).await?;
+                return Ok((raw, ResultSource::Worker));
+            }
+        };
+        let policy = self.inner.layers.cache_policy(spec);
+        let fetched = cache
+            .get_or_load(&key, &policy, deadline, || async {
+                let raw = self.execute(spec, params, id, deadline, options).await?;
+                let text: Box<str> = raw.into();
+                Ok::<_, Error>(bytes::Bytes::from(String::from(text)))
+            })
+            .await
+            .map_err(|err| match err {
+                LoadError::Loader(shared) => Arc::try_unwrap(shared).unwrap_or_else(Error::Shared),
+                // The cache ended this call at its deadline, mostly while it
+                // waited on another call's load of the same key; a load of its
+                // own is normally ended first by the pool, with its own stage.
+                LoadError::DeadlineExceeded { elapsed, .. } => Error::Pool {
+                    method: spec.name().to_string(),
+                    source: pybridge_pool::Error::Timeout {
+                        elapsed,
+                        stage: pybridge_pool::TimeoutStage::Queued,
+                        worker: None,
+                    },
+                },
+            })?;
+        let (tier, source) = match fetched.source {
+            Source::L1 => (CacheTier::L1, ResultSource::CacheMemory),
+            Source::L2 => (CacheTier::L2, ResultSource::CacheDisk),
+            Source::Shared => (CacheTier::Shared, ResultSource::CacheShared),
+            // A load; the cache's enum is another crate's, not exhaustive.
+            _ => (CacheTier::Miss, ResultSource::Worker),
+        };
+        counters.served_from(tier);
+        tracing::Span::current().record(telemetry::fields::CACHE_TIER, tier.as_str());
+        telemetry::record_cache(spec.metric_label(), tier);
+        let text = String::from_utf8(fetched.value.to_vec()).ok();
+        let raw = text
+            .and_then(|t| RawValue::from_string(t).ok())
+            .ok_or_else(|| Error::DecodeResult {
+                method: spec.name().to_string(),
+                source: serde::de::Error::custom("a cached result is not JSON"),
+            })?;
+        Ok((raw, source))
+    }
+
+    /// A successful write (a method that is not idempotent) drops the
+    /// cached reads the service's invalidation rules say it made stale (the
+    /// framework's: its family's reads).
+    async fn invalidate_family(&self, spec: &MethodSpec) {
+        #[cfg(feature = "cache")]
+        if let Some(cache) = self.inner.layers.cache() {
+            // One invalidation for all of them: another gateway that has
+            // applied it has dropped every one of these reads, never some.
+            let stale = self.inner.layers.service().stale_after(spec);
+            cache
+                .invalidate_methods(stale.iter().map(|read| read.wire_name()))
+                .await;
+        }
+        #[cfg(not(feature = "cache"))]
+        let _ = spec;
+    }
+
+    /// The method's breaker inside each retry attempt, around the pool.
+    async fn execute(
+        &self,
+        spec: &Arc<MethodSpec>,
+        params: Option<&RawValue>,
+        first_id: RequestId,
+        deadline: Instant,
+        options: &CallOptions,
+    ) -> Result<Box<RawValue>> {
+        let inner = &*self.inner;
+        let breaker = match inner.layers.breakers() {
+            Some(registry) => match registry.get(spec.name()) {
+                Ok(breaker) => Some(breaker),
+                Err(err) => {
+                    // A full registry must not fail calls; this method runs unguarded.
+                    tracing::warn!(method = spec.name(), error = %err, "no breaker for method");
+                    None
+                }
+            },
+            None => None,
+        };
+        // Attempt and round-trip spans only for a traced call: one left out
+        // by sampling pays for none (the call's span keeps its fields).
+        let child_spans = traced(&tracing::Span::current());
+        let attempt = |n: u32| {
+            let breaker = breaker.clone();
+            let id = if n == 1 {
+                first_id
+            } else {
+                inner.layers.pool().reserve_id()
+            };
+            // Recorded on the call's span: in the end, the attempts made.
+            tracing::Span::current().record(telemetry::fields::ATTEMPT, n);
+            let span = if child_spans {
+                telemetry::attempt_span(n, id.get())
+            } else {
+                tracing::Span::none()
+            };
+            if let Some(b) = &breaker {
+                span.record(telemetry::fields::BREAKER, b.state().as_str());
+            }
+            let run = async move {
+                let permit = match &breaker {
+                    Some(b) => Some(b.try_acquire_owned().map_err(|rejected| Attempt {
+                        error: Error::CircuitOpen {
+                            method: spec.name().to_string(),
+                            retry_after: rejected.retry_after(),
+                            source: rejected,
+                        },
+                        idempotent: spec.idempotent(),
+                    })?),
+                    None => None,
+                };
+                let started = Instant::now();
+                let attempt_deadline = match inner.layers.config().call.attempt_timeout {
+                    Some(limit) => deadline.min(started + limit),
+                    None => deadline,
+                };
+                let worker_span = if child_spans {
+                    telemetry::worker_span(id.get(), spec.wire_name())
+                } else {
+                    tracing::Span::none()
+                };
+                let result = self
+                    .send(&worker_span, id, spec.wire_name(), params, attempt_deadline)
+                    .instrument(worker_span.clone())
+                    .await;
+                let result = result.map_err(|source| Attempt {
+                    error: Error::Pool {
+                        method: spec.name().to_string(),
+                        source,
+                    },
+                    idempotent: spec.idempotent(),
+                });
+                if let Err(failed) = &result {
+                    telemetry::record_error(&worker_span, failed.error.kind().as_str());
+                }
+                if let Some(permit) = permit {
+                    let outcome = match &result {
+                        Ok(_) => Outcome::Success,
+                        Err(e) if e.is_dependency_failure() => match e.incident() {
+                            Some(i) if !inner.incidents.first(spec.name(), i) => Outcome::Ignored,
+                            _ => Outcome::Failure,
+                        },
+                        Err(_) => Outcome::Ignored,
+                    };
+                    permit.record(outcome, started.elapsed());
+                }
+                result
+            };
+            async move {
+                let result = run.instrument(span.clone()).await;
+                if let Err(failed) = &result {
+                    telemetry::record_error(&span, failed.error.kind().as_str());
+                }
+                result
+            }
+        };
+        let policy = inner.layers.retry().filter(|_| !options.no_retry);
+        let Some(policy) = policy else {
+            return attempt(1).await.map_err(|a| a.error);
+        };
+        let counters = &inner.counters;
+        policy
+            .run_with_hook(Some(deadline), attempt, |_| counters.retried())
+            .await
+            .map_err(|err| {
+                let (reason, attempts) = (err.reason(), err.attempts());
+                let last = err.into_last_error().error;
+                if matches!(reason, StopReason::DeadlineExceeded { .. }) && attempts > 1 {
+                    Error::DeadlineExceeded {
+                        method: spec.name().to_string(),
+                        attempts,
+                        last: Box::new(last),
+                    }
+                } else {
+                    last
+                }
+            })
+    }
+
+    /// One request to a worker, carrying the trace context of `span` (the
+    /// round trip's) in `_meta` when the `otel` feature traces it.
+    async fn send(
+        &self,
+        span: &tracing::Span,
+        id: RequestId,
+        wire_method: &str,
+        params: Option<&RawValue>,
+        deadline: Instant,
+    ) -> pybridge_pool::Result<Box<RawValue>> {
+        let pool = self.inner.layers.pool();
+        #[cfg(feature = "otel")]
+        if let Some(wire) = crate::otel::WireContext::of(span) {
+            let meta = wire.meta();
+            return pool
+                .call_with_meta(id, wire_method, params, deadline, Some(&meta))
+                .await;
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = span;
+        pool.call_with_id(id, wire_method, params, deadline).await
+    }
+}
+
+/// The call's span. With trace export sampling new traces, a call that
+/// would start one is drawn before its span opens: one left out gets a span
+/// only if a log layer wants it (at a target trace export ignores), and
+/// none otherwise, so it costs nothing.
+fn open_call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+    #[cfg(feature = "otel")]
+    if !crate::otel::keep_call(&tracing::Span::current()) {
+        return if tracing::enabled!(target: "pybridge::call", tracing::Level::DEBUG) {
+            telemetry::untraced_call_span(correlation_id, method, wire_method)
+        } else {
+            tracing::Span::none()
+        };
+    }
+    telemetry::call_span(correlation_id, method, wire_method)
+}
+
+/// Whether a call's span belongs to an OpenTelemetry trace; without the
+/// `otel` feature, whether it is recorded at all (for logs).
+#[cfg(feature = "otel")]
+fn traced(span: &tracing::Span) -> bool {
+    crate::otel::is_traced(span)
+}
+
+#[cfg(not(feature = "otel"))]
+fn traced(span: &tracing::Span) -> bool {
+    !span.is_disabled()
+}
+
+fn outcome_of(error: &Error) -> telemetry::Outcome {
+    use telemetry::Outcome as O;
+    match error.kind() {
+        ErrorKind::InvalidParams | ErrorKind::RequestTooLarge => O::InvalidParams,
+        ErrorKind::MethodNotFound => O::UnknownMethod,
+        ErrorKind::Timeout => O::Timeout,
+        ErrorKind::CircuitOpen | ErrorKind::QueueFull | ErrorKind::Unavailable => O::Rejected,
+        ErrorKind::RemoteError => O::WorkerError,
+        ErrorKind::InvalidResult | ErrorKind::DecodeError => O::InvalidResult,
+        ErrorKind::ShuttingDown => O::ShuttingDown,
+        ErrorKind::WorkerFailed
+        | ErrorKind::ResponseTooLarge
+        | ErrorKind::Config
+        | ErrorKind::StartFailed
+        | ErrorKind::Internal => O::WorkerFailed,
+    }
+}
