@@ -140,6 +140,8 @@ pub struct MethodSpec {
     pub(crate) positional: Option<Vec<Box<str>>>,
     pub(crate) sources: FieldSources,
     pub(crate) available: bool,
+    /// Registered once, used by every call ([`Self::metrics`]).
+    pub(crate) metrics: crate::telemetry::MethodMetrics,
 }
 
 impl MethodSpec {
@@ -169,6 +171,7 @@ impl MethodSpec {
             positional: None,
             sources: FieldSources::all(FieldSource::Default),
             available: true,
+            metrics: crate::telemetry::MethodMetrics::new(crate::telemetry::PASS_THROUGH_LABEL),
         }
     }
 
@@ -266,6 +269,11 @@ impl MethodSpec {
         } else {
             crate::telemetry::PASS_THROUGH_LABEL
         }
+    }
+
+    /// The method's call metrics, labelled [`Self::metric_label`].
+    pub fn metrics(&self) -> &crate::telemetry::MethodMetrics {
+        &self.metrics
     }
 
     /// The params schema (it describes the public params), if the method has one.

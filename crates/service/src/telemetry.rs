@@ -8,9 +8,10 @@
 //! Recording goes through the `metrics` and `tracing` facades and costs
 //! nothing when no recorder or subscriber is installed.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use metrics::{SharedString, Unit};
+use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 
 /// Counter: calls finished, by [`labels::METHOD`] and [`labels::OUTCOME`].
 pub const CALLS_TOTAL: &str = "pybridge_service_calls_total";
@@ -132,6 +133,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (an outcome's index in it is its
+    /// discriminant).
+    pub const ALL: [Outcome; 10] = [
+        Outcome::Ok,
+        Outcome::InvalidParams,
+        Outcome::UnknownMethod,
+        Outcome::Timeout,
+        Outcome::Rejected,
+        Outcome::WorkerError,
+        Outcome::WorkerFailed,
+        Outcome::InvalidResult,
+        Outcome::Cancelled,
+        Outcome::ShuttingDown,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -341,28 +357,104 @@ pub(crate) fn count_invalid_result(method: &str) {
     metrics::counter!(INVALID_RESULTS_TOTAL, labels::METHOD => method.to_owned()).increment(1);
 }
 
+/// One method's call metrics: the in-flight gauge, and a counter and a
+/// latency histogram per [`Outcome`]. Each handle is registered with the
+/// recorder installed at its first use and then reused, so a call builds,
+/// hashes and looks up no metric key. Install the recorder before the first
+/// call (as `pybridge serve` does).
+pub struct MethodMetrics {
+    label: SharedString,
+    in_flight: OnceLock<Gauge>,
+    outcomes: [OnceLock<(Counter, Histogram)>; Outcome::ALL.len()],
+}
+
+impl MethodMetrics {
+    /// The metrics of the method labelled `label` (use
+    /// [`MethodSpec::metric_label`](crate::MethodSpec::metric_label)).
+    pub fn new(label: impl Into<SharedString>) -> Self {
+        Self {
+            label: label.into(),
+            in_flight: OnceLock::new(),
+            outcomes: Default::default(),
+        }
+    }
+
+    fn in_flight(&self) -> &Gauge {
+        self.in_flight
+            .get_or_init(|| metrics::gauge!(CALLS_IN_FLIGHT, labels::METHOD => self.label.clone()))
+    }
+
+    fn outcome(&self, outcome: Outcome) -> &(Counter, Histogram) {
+        self.outcomes[outcome as usize].get_or_init(|| {
+            let labels = [
+                (labels::METHOD, self.label.clone()),
+                (labels::OUTCOME, SharedString::const_str(outcome.as_str())),
+            ];
+            (
+                metrics::counter!(CALLS_TOTAL, &labels),
+                metrics::histogram!(CALL_DURATION_SECONDS, &labels),
+            )
+        })
+    }
+}
+
+impl std::fmt::Debug for MethodMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MethodMetrics")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Measures one call: counts it in flight from [`start`](Self::start), and
 /// records its outcome and latency when [`finish`](Self::finish)ed. A guard
 /// dropped unfinished (the caller's future was dropped) records
 /// [`Outcome::Cancelled`], so the in-flight gauge never drifts.
 #[derive(Debug)]
 #[must_use = "a call guard measures the call until it is finished or dropped"]
-pub struct CallGuard {
-    method: SharedString,
+pub struct CallGuard<'a> {
+    metrics: Handles<'a>,
     started: Instant,
     finished: bool,
 }
 
-impl CallGuard {
+#[derive(Debug)]
+enum Handles<'a> {
+    Shared(&'a MethodMetrics),
+    Own(Box<MethodMetrics>),
+}
+
+impl CallGuard<'static> {
     /// Starts measuring a call to `method` (a metric label: use
-    /// [`MethodSpec::metric_label`](crate::MethodSpec::metric_label)).
+    /// [`MethodSpec::metric_label`](crate::MethodSpec::metric_label)),
+    /// registering its handles for this call only; the call path uses
+    /// [`CallGuard::start_for`] with the method's own.
     pub fn start(method: impl Into<SharedString>) -> Self {
-        let method = method.into();
-        metrics::gauge!(CALLS_IN_FLIGHT, labels::METHOD => method.clone()).increment(1.0);
-        Self {
-            method,
+        Self::begin(Handles::Own(Box::new(MethodMetrics::new(method))))
+    }
+}
+
+impl<'a> CallGuard<'a> {
+    /// Starts measuring a call with the method's registered handles
+    /// ([`MethodSpec::metrics`](crate::MethodSpec::metrics)).
+    pub fn start_for(metrics: &'a MethodMetrics) -> Self {
+        Self::begin(Handles::Shared(metrics))
+    }
+
+    fn begin(metrics: Handles<'a>) -> Self {
+        let guard = Self {
+            metrics,
             started: Instant::now(),
             finished: false,
+        };
+        guard.handles().in_flight().increment(1.0);
+        guard
+    }
+
+    fn handles(&self) -> &MethodMetrics {
+        match &self.metrics {
+            Handles::Shared(metrics) => metrics,
+            Handles::Own(metrics) => metrics,
         }
     }
 
@@ -376,24 +468,41 @@ impl CallGuard {
             return;
         }
         let elapsed = self.started.elapsed().as_secs_f64();
-        metrics::gauge!(CALLS_IN_FLIGHT, labels::METHOD => self.method.clone()).decrement(1.0);
-        metrics::counter!(
-            CALLS_TOTAL,
-            labels::METHOD => self.method.clone(),
-            labels::OUTCOME => outcome.as_str()
-        )
-        .increment(1);
-        metrics::histogram!(
-            CALL_DURATION_SECONDS,
-            labels::METHOD => self.method.clone(),
-            labels::OUTCOME => outcome.as_str()
-        )
-        .record(elapsed);
+        let metrics = self.handles();
+        metrics.in_flight().decrement(1.0);
+        let (count, latency) = metrics.outcome(outcome);
+        count.increment(1);
+        latency.record(elapsed);
     }
 }
 
-impl Drop for CallGuard {
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.record(Outcome::Cancelled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn every_outcome_has_its_place_among_all() {
+        for (index, outcome) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, index, "{outcome:?}");
+            // A new outcome fails to compile here until it joins `ALL`.
+            match outcome {
+                Outcome::Ok
+                | Outcome::InvalidParams
+                | Outcome::UnknownMethod
+                | Outcome::Timeout
+                | Outcome::Rejected
+                | Outcome::WorkerError
+                | Outcome::WorkerFailed
+                | Outcome::InvalidResult
+                | Outcome::Cancelled
+                | Outcome::ShuttingDown => {}
+            }
+        }
     }
 }

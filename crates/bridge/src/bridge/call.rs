@@ -30,7 +30,7 @@ impl Bridge {
         let wire_params = prepared.params();
         let id = inner.layers.pool().reserve_id();
         let span = open_call_span(id.get(), spec.name(), spec.wire_name());
-        let guard = CallGuard::start(spec.metric_label().to_string());
+        let guard = CallGuard::start_for(spec.metrics());
         let deadline = options.deadline.unwrap_or_else(|| {
             let timeout = options
                 .timeout

@@ -1,6 +1,7 @@
 //! Telemetry names, and what the service records through the facades.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use metrics::{
@@ -8,7 +9,7 @@ use metrics::{
     SharedString, Unit,
 };
 use pybridge_service::Mode;
-use pybridge_service::telemetry::{self, CacheTier, CallGuard, Outcome, Rejection};
+use pybridge_service::telemetry::{self, CacheTier, CallGuard, MethodMetrics, Outcome, Rejection};
 
 use crate::{raw, service, service_with};
 
@@ -63,6 +64,8 @@ fn metric_names_follow_the_convention_and_buckets_increase() {
 #[derive(Default)]
 struct TestRecorder {
     values: Arc<Mutex<BTreeMap<String, f64>>>,
+    /// Handles registered, of every kind.
+    registered: AtomicUsize,
 }
 
 struct Cell {
@@ -113,6 +116,7 @@ impl HistogramFn for Cell {
 
 impl TestRecorder {
     fn cell(&self, key: &Key) -> Arc<Cell> {
+        self.registered.fetch_add(1, Ordering::Relaxed);
         let mut labels: Vec<_> = key
             .labels()
             .map(|l| format!("{}={}", l.key(), l.value()))
@@ -288,4 +292,46 @@ fn call_span_has_every_field() {
         ]
         .map(str::to_owned)
     );
+}
+
+#[test]
+fn a_methods_handles_are_registered_once_and_shared_by_its_calls() {
+    let recorder = TestRecorder::default();
+    let metrics = MethodMetrics::new("test.echo");
+    metrics::with_local_recorder(&recorder, || {
+        for _ in 0..3 {
+            CallGuard::start_for(&metrics).finish(Outcome::Ok);
+        }
+        let pending = CallGuard::start_for(&metrics);
+        assert_eq!(
+            recorder.get("pybridge_service_calls_in_flight{method=test.echo}"),
+            Some(1.0)
+        );
+        pending.finish(Outcome::Timeout);
+        drop(CallGuard::start_for(&metrics));
+    });
+    let value = |key: &str| recorder.get(key);
+    assert_eq!(
+        value("pybridge_service_calls_total{method=test.echo,outcome=ok}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        value("pybridge_service_call_duration_seconds{method=test.echo,outcome=ok}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        value("pybridge_service_calls_total{method=test.echo,outcome=timeout}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("pybridge_service_calls_total{method=test.echo,outcome=cancelled}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("pybridge_service_calls_in_flight{method=test.echo}"),
+        Some(0.0)
+    );
+    // The gauge, then a counter and a histogram per outcome seen: five
+    // calls, three outcomes, seven handles, each registered once.
+    assert_eq!(recorder.registered.load(Ordering::Relaxed), 7);
 }
