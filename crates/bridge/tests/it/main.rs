@@ -14,9 +14,9 @@ mod http;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "otel")]
-mod otlp;
+use pybridge_test_support::otlp;
 #[cfg(feature = "redis")]
-mod redis_server;
+use pybridge_test_support::redis_server;
 mod registry;
 mod remote;
 #[cfg(feature = "redis")]

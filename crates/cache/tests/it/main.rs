@@ -9,7 +9,7 @@ mod policy;
 #[cfg(feature = "redis")]
 mod redis_proxy;
 #[cfg(feature = "redis")]
-mod redis_server;
+use pybridge_test_support::redis_server;
 #[cfg(feature = "redis")]
 mod shared_race;
 #[cfg(feature = "redis")]

@@ -10,8 +10,8 @@ mod methods;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "otel")]
-mod otlp;
-mod redis_server;
+use pybridge_test_support::otlp;
+use pybridge_test_support::redis_server;
 mod serve;
 mod shared_cache;
 mod support;

@@ -10,14 +10,14 @@ use rustix::process::{Pid, Signal, kill_process};
 
 /// One `redis-server` process; killed when dropped.
 #[derive(Debug)]
-pub(crate) struct RedisServer {
+pub struct RedisServer {
     child: Option<Child>,
     port: u16,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it answers.
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         loop {
             let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .and_then(|l| l.local_addr())
@@ -30,7 +30,7 @@ impl RedisServer {
     }
 
     /// Starts one on `port` (to restart a killed one where clients expect it).
-    pub(crate) fn start_on(port: u16) -> Self {
+    pub fn start_on(port: u16) -> Self {
         Self::try_start_on(port)
             .unwrap_or_else(|| panic!("redis-server did not start on port {port}"))
     }
@@ -70,11 +70,11 @@ impl RedisServer {
         }
     }
 
-    pub(crate) fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
@@ -105,17 +105,17 @@ impl RedisServer {
     }
 
     /// SIGSTOP: the server keeps its sockets but answers nothing.
-    pub(crate) fn freeze(&self) {
+    pub fn freeze(&self) {
         kill_process(self.pid(), Signal::STOP).expect("SIGSTOP");
     }
 
     /// SIGCONT.
-    pub(crate) fn thaw(&self) {
+    pub fn thaw(&self) {
         kill_process(self.pid(), Signal::CONT).expect("SIGCONT");
     }
 
     /// SIGKILL, and reaps it.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = kill_process(
                 Pid::from_raw(i32::try_from(child.id()).expect("pid fits")).expect("nonzero"),

@@ -16,29 +16,29 @@ use tokio::task::JoinHandle;
 
 /// One received span, ids as lowercase hex.
 #[derive(Debug, Clone)]
-pub(crate) struct Span {
-    pub(crate) name: String,
-    pub(crate) trace_id: String,
-    pub(crate) span_id: String,
+pub struct Span {
+    pub name: String,
+    pub trace_id: String,
+    pub span_id: String,
     /// Empty for a root span.
-    pub(crate) parent: String,
+    pub parent: String,
     /// The OTLP span kind (2 server, 3 client).
-    pub(crate) kind: i32,
+    pub kind: i32,
     /// The status code (2 error).
-    pub(crate) status: i32,
-    pub(crate) attributes: BTreeMap<String, String>,
-    pub(crate) service: String,
+    pub status: i32,
+    pub attributes: BTreeMap<String, String>,
+    pub service: String,
 }
 
 impl Span {
-    pub(crate) fn attr(&self, key: &str) -> Option<&str> {
+    pub fn attr(&self, key: &str) -> Option<&str> {
         self.attributes.get(key).map(String::as_str)
     }
 }
 
 /// The receiver; stops when dropped.
 #[derive(Debug)]
-pub(crate) struct Receiver {
+pub struct Receiver {
     addr: SocketAddr,
     spans: Arc<Mutex<Vec<Span>>>,
     task: JoinHandle<()>,
@@ -52,12 +52,12 @@ impl Drop for Receiver {
 
 impl Receiver {
     /// Starts answering on a free port.
-    pub(crate) async fn start() -> Receiver {
+    pub async fn start() -> Receiver {
         Receiver::start_with(true).await
     }
 
     /// Accepts connections but never answers: a collector that hangs.
-    pub(crate) async fn silent() -> Receiver {
+    pub async fn silent() -> Receiver {
         Receiver::start_with(false).await
     }
 
@@ -85,22 +85,22 @@ impl Receiver {
     }
 
     /// The base address, as `telemetry.otlp_endpoint` takes it.
-    pub(crate) fn endpoint(&self) -> String {
+    pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub(crate) fn spans(&self) -> Vec<Span> {
+    pub fn spans(&self) -> Vec<Span> {
         self.spans.lock().unwrap().clone()
     }
 }
 
 /// The spans of `spans` named `name`.
-pub(crate) fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
+pub fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
     spans.iter().filter(|s| s.name == name).collect()
 }
 
 /// The only span named `name` among `spans` whose parent is `parent`.
-pub(crate) fn child<'a>(spans: &'a [Span], parent: &Span, name: &str) -> &'a Span {
+pub fn child<'a>(spans: &'a [Span], parent: &Span, name: &str) -> &'a Span {
     let found: Vec<_> = spans
         .iter()
         .filter(|s| s.name == name && s.parent == parent.span_id)
