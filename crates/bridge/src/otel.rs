@@ -187,6 +187,11 @@ impl Telemetry {
     /// its span opens, so a call left out costs next to nothing; calls
     /// inside a traced span, and the gateway's requests (whose `traceparent`
     /// decides), are left to the sampler.
+    ///
+    /// Add it only when it is `Some`: with tracing-subscriber 0.3, a `None`
+    /// layer beside layers that have their own filters enables every span
+    /// (each call's spans are then built for no one), so branch, or collect
+    /// the layers you have into one `Vec<Box<dyn Layer<_>>>`.
     pub fn layer<S>(&self) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, Sampling, S>>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,

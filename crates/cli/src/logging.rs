@@ -43,8 +43,13 @@ pub(crate) fn init_with(config: &LogConfig, telemetry: &Telemetry, extra: Option
     let filter = || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
     let user_decides = directives.contains(WORKER_STDERR);
     let is_worker_line = || filter_fn(|meta| meta.target() == WORKER_STDERR);
-    // A second install (tests run commands in one process) is harmless.
-    let _ = match config.format {
+    // Every layer, each with its own filter, in one `Vec` on the registry:
+    // no `Option` layer and no empty `Vec`. A `None` layer beside per-layer
+    // filters makes every callsite "always" enabled in tracing-subscriber
+    // 0.3 (each call's spans built, entered and closed for no one), and an
+    // empty `Vec` spoils the level hint so that worker lines are lost.
+    let mut layers: Vec<Extra> = extra.into_iter().collect();
+    match config.format {
         LogFormat::Json => {
             let main = if user_decides {
                 filter()
@@ -58,40 +63,33 @@ pub(crate) fn init_with(config: &LogConfig, telemetry: &Telemetry, extra: Option
             let json = tracing_subscriber::fmt::layer()
                 .json()
                 .with_writer(std::io::stderr);
-            let json = if telemetry.endpoint().is_some() {
+            layers.push(if telemetry.endpoint().is_some() {
                 json.event_format(WithTraceIds(tracing_subscriber::fmt::format().json()))
                     .with_filter(main)
                     .boxed()
             } else {
                 json.with_filter(main).boxed()
-            };
-            Registry::default()
-                .with(extra)
-                .with(json)
-                .with(crate::telemetry::layer(telemetry))
-                .try_init()
+            });
         }
         _ => {
-            let main = tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(filter().and(is_worker_line().not()));
-            if user_decides {
-                Registry::default()
-                    .with(extra)
-                    .with(main)
-                    .with(WorkerLines.with_filter(filter().and(is_worker_line())))
-                    .with(crate::telemetry::layer(telemetry))
-                    .try_init()
+            layers.push(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter().and(is_worker_line().not()))
+                    .boxed(),
+            );
+            layers.push(if user_decides {
+                WorkerLines
+                    .with_filter(filter().and(is_worker_line()))
+                    .boxed()
             } else {
-                Registry::default()
-                    .with(extra)
-                    .with(main)
-                    .with(WorkerLines.with_filter(is_worker_line()))
-                    .with(crate::telemetry::layer(telemetry))
-                    .try_init()
-            }
+                WorkerLines.with_filter(is_worker_line()).boxed()
+            });
         }
-    };
+    }
+    layers.extend(crate::telemetry::layer::<Registry>(telemetry).map(Layer::boxed));
+    // A second install (tests run commands in one process) is harmless.
+    let _ = Registry::default().with(layers).try_init();
     crate::telemetry::announce(telemetry);
 }
 
