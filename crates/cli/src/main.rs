@@ -22,6 +22,7 @@ mod methods;
 mod options;
 mod out;
 mod serve;
+mod signals;
 mod telemetry;
 
 use std::process::ExitCode;

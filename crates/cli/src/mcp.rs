@@ -66,7 +66,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: McpArgs) -> Result<ExitCode> 
                     quit = running.waiting() => {
                         tracing::info!(?quit, "MCP client gone");
                     }
-                    () = crate::serve::shutdown_signal() => {}
+                    () = crate::signals::shutdown_signal() => {}
                 }
                 Ok(())
             }
@@ -76,7 +76,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: McpArgs) -> Result<ExitCode> 
                 Ok(())
             }
         },
-        () = crate::serve::shutdown_signal() => Ok(()),
+        () = crate::signals::shutdown_signal() => Ok(()),
     };
     // Calls still running are dropped, so their workers get `$/cancelRequest`.
     closing.cancel();

@@ -202,7 +202,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
         drain_timeout: g.request_timeout + Duration::from_secs(5),
     };
     let stop = async move {
-        shutdown_signal().await;
+        crate::signals::shutdown_signal().await;
         mcp_closing.cancel();
     };
     connections::serve(listener, app, limits, stop).await;
@@ -222,22 +222,6 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("installing the metrics recorder")?;
     crate::telemetry::describe_metrics();
     Ok(handle)
-}
-
-pub(crate) async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the gateway");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-    }
 }
 
 /// The server span of one HTTP request (OpenTelemetry's HTTP conventions),
