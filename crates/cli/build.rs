@@ -19,9 +19,10 @@ const PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// The entry point `python3 DIR` runs.
+/// Python never caches the main script's bytecode, so it only imports.
 const MAIN: &str = "\"\"\"The embedded reference framework worker: `python3 <this directory>`.\"\"\"\n\n\
-import runpy\n\n\
-runpy.run_module(\"sqlite_framework\", run_name=\"__main__\", alter_sys=True)\n";
+from sqlite_framework.server import main\n\n\
+raise SystemExit(main())\n";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
