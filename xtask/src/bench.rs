@@ -149,6 +149,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     // 2. What a Python user would reach for, in the same session.
     let ppe = python_json(
         &python,
+        root,
         &root.join("benches/python/ppe_echo.py"),
         &["--workers", "2", "--tasks", "20000"],
     )?;
@@ -158,6 +159,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     // Python half of the throughput gap, without round-trip noise.
     let sdk = python_json(
         &python,
+        root,
         &root.join("benches/python/sdk_overhead.py"),
         &["--json"],
     )?;
@@ -374,11 +376,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
 }
 
 /// Runs a Python benchmark script and parses the JSON line it prints.
-fn python_json(python: &str, script: &Path, args: &[&str]) -> Result<Value> {
-    let root = script
-        .ancestors()
-        .find(|dir| dir.join("python").is_dir())
-        .context("the script is not inside the repository")?;
+fn python_json(python: &str, root: &Path, script: &Path, args: &[&str]) -> Result<Value> {
     let out = Command::new(python)
         .env("PYTHONPATH", crate::python_path(root)?)
         .arg(script)
