@@ -1,7 +1,7 @@
 //! Pool throughput and latency next to the raw baseline, in the same run.
 //!
 //! - `pool/throughput/{raw,pool}/{1,2}w`: echo calls of 100 B params with 64
-//!   in flight (per worker pool), closed loop.
+//!   in flight per worker, closed loop.
 //! - `pool/sequential/{raw,pool}`: one call at a time.
 //!
 //! At the end it prints the bench process's CPU time per call for both, the
@@ -20,6 +20,7 @@ use pybridge_benches::{SDK_WORKER_ARGS, closed_loop, cpu_time, payload, python, 
 use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
 use tokio::runtime::Runtime;
 
+/// Calls in flight per worker.
 const IN_FLIGHT: usize = 64;
 
 fn runtime() -> Runtime {
@@ -66,12 +67,10 @@ fn throughput(c: &mut Criterion) {
         let mut raw_tally = CpuTally::default();
         group.bench_function(BenchmarkId::new("raw", format!("{workers}w")), |b| {
             b.iter_custom(|iters| {
-                let (raw, params) = (Arc::clone(&raw), Arc::clone(&params));
                 let before = cpu_time();
-                let elapsed = rt.block_on(closed_loop(iters, IN_FLIGHT, move || {
-                    let (raw, params) = (Arc::clone(&raw), Arc::clone(&params));
-                    async move { raw.call(&params).await.map(drop) }
-                }));
+                let elapsed = rt
+                    .block_on(raw.drive(iters, IN_FLIGHT, &params))
+                    .expect("the raw baseline answers every call");
                 raw_tally.cpu += cpu_time() - before;
                 raw_tally.calls += iters;
                 elapsed
@@ -82,7 +81,7 @@ fn throughput(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let (pool, params) = (pool.clone(), Arc::clone(&params));
                 let before = cpu_time();
-                let elapsed = rt.block_on(closed_loop(iters, IN_FLIGHT, move || {
+                let elapsed = rt.block_on(closed_loop(iters, IN_FLIGHT * workers, move || {
                     let (pool, params) = (pool.clone(), Arc::clone(&params));
                     async move { pool.call("test.echo", Some(&params)).await.map(drop) }
                 }));

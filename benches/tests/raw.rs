@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pybridge_benches::raw::{RawWorker, burning_echo_args};
+use pybridge_benches::raw::{RawPool, RawWorker, burning_echo_args};
 use pybridge_benches::{payload, python, raw_sdk_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,5 +34,17 @@ async fn the_burning_worker_spins_before_it_answers() -> anyhow::Result<()> {
         "{:?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driven_run_answers_every_call_and_gives_the_pipes_back() -> anyhow::Result<()> {
+    let pool = RawPool::spawn(&python(), 2).await?;
+    let params = payload(100);
+    for (total, window) in [(1000, 64), (10, 1), (1, 64), (0, 8)] {
+        pool.drive(total, window, &params).await?;
+    }
+    // The pipes are back in place: a single call still works.
+    assert_eq!(pool.call(&params).await?.get(), params.get());
     Ok(())
 }

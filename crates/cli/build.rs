@@ -19,9 +19,18 @@ const PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// The entry point `python3 DIR` runs.
+/// Python never caches the main script's bytecode, so it only imports. Once
+/// `main()` has returned (the store is closed), the interpreter's teardown
+/// would only delay `pybridge call`, which waits for the worker to exit:
+/// nothing is registered to run at exit, so it flushes and leaves.
 const MAIN: &str = "\"\"\"The embedded reference framework worker: `python3 <this directory>`.\"\"\"\n\n\
-import runpy\n\n\
-runpy.run_module(\"sqlite_framework\", run_name=\"__main__\", alter_sys=True)\n";
+import os\n\
+import sys\n\n\
+from sqlite_framework.server import main\n\n\
+code = main()\n\
+sys.stdout.flush()\n\
+sys.stderr.flush()\n\
+os._exit(code)\n";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));

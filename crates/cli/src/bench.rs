@@ -51,6 +51,9 @@ struct Tally {
     latencies_us: std::sync::Mutex<Vec<u32>>,
     errors: std::sync::Mutex<BTreeMap<&'static str, u64>>,
     done: AtomicU64,
+    /// Calls answered by a cache tier rather than a worker: a benchmark of
+    /// a cacheable method with repeated params measures the cache.
+    cache_hits: AtomicU64,
 }
 
 fn cpu_time() -> Duration {
@@ -84,6 +87,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
         latencies_us: std::sync::Mutex::new(Vec::new()),
         errors: std::sync::Mutex::new(BTreeMap::new()),
         done: AtomicU64::new(0),
+        cache_hits: AtomicU64::new(0),
     });
     let issued = Arc::new(AtomicU64::new(0));
     let options = if args.no_cache {
@@ -112,13 +116,20 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
                 let t0 = Instant::now();
                 let outcome = bridge.call_with(&method, Some(&params), &options).await;
                 local.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
-                if let Err(err) = outcome {
-                    *tally
-                        .errors
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .entry(err.kind().as_str())
-                        .or_default() += 1;
+                match outcome {
+                    Ok(response) => {
+                        if response.source != pybridge::ResultSource::Worker {
+                            tally.cache_hits.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(err) => {
+                        *tally
+                            .errors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(err.kind().as_str())
+                            .or_default() += 1;
+                    }
                 }
                 tally.done.fetch_add(1, Ordering::Relaxed);
                 bar.inc(1);
@@ -156,6 +167,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
     };
     let rps = requests as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
     let cpu_per_call_us = cpu.as_secs_f64() * 1e6 / requests.max(1) as f64;
+    let cache_hits = tally.cache_hits.load(Ordering::Relaxed);
+    let cache_hit_ratio = cache_hits as f64 / (requests - failed).max(1) as f64;
     if args.json {
         let report = serde_json::json!({
             "method": args.method,
@@ -171,6 +184,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
             "p99_us": pct(0.99),
             "max_us": latencies.last().copied().unwrap_or(0),
             "cpu_per_call_us": cpu_per_call_us,
+            "cache_hits": cache_hits,
+            "cache_hit_ratio": cache_hit_ratio,
             "rss_peak_bytes": rss_peak_bytes(),
         });
         crate::out::print(&format!("{report}\n"))?;
@@ -188,6 +203,17 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
         for (kind, n) in &errors {
             writeln!(text, "  {kind:<12} {n}")?;
         }
+        writeln!(
+            text,
+            "cache        {cache_hits} of {} answered by the cache ({:.1} %){}",
+            requests - failed,
+            cache_hit_ratio * 100.0,
+            if cache_hits > 0 {
+                ": this measures the cache, not the worker (--no-cache for the worker)"
+            } else {
+                ""
+            }
+        )?;
         writeln!(text, "throughput   {rps:.0} calls/s")?;
         writeln!(
             text,

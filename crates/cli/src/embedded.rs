@@ -1,5 +1,6 @@
 //! The embedded reference framework worker: the Python files are compiled
-//! into the binary and unpacked once into a versioned cache directory.
+//! into the binary and unpacked once into a versioned cache directory, with
+//! their bytecode, so no later start compiles them again.
 
 use std::path::{Path, PathBuf};
 
@@ -16,12 +17,12 @@ const COMPLETE: &str = ".complete";
 /// `sqlite_framework` package (Python puts the directory first on its
 /// import path, so both packages import as installed ones would).
 pub(crate) fn default_command(python: &str) -> Result<Vec<String>> {
-    let dir = unpack()?;
+    let dir = unpack(python)?;
     Ok(vec![python.to_owned(), dir.display().to_string()])
 }
 
 /// Unpacks the files unless an earlier run did; returns their directory.
-fn unpack() -> Result<PathBuf> {
+fn unpack(python: &str) -> Result<PathBuf> {
     let base = pybridge::cache::platform_cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("pybridge");
@@ -35,6 +36,7 @@ fn unpack() -> Result<PathBuf> {
     let staging = base.join(format!(".worker-{HASH}-{}", std::process::id()));
     write_files(&staging)
         .with_context(|| format!("unpacking the embedded worker into {}", staging.display()))?;
+    precompile(python, &staging);
     match std::fs::rename(&staging, &dir) {
         Ok(()) => Ok(dir),
         Err(_) if dir.join(COMPLETE).exists() => {
@@ -47,6 +49,24 @@ fn unpack() -> Result<PathBuf> {
             Err(err).with_context(|| format!("moving the embedded worker into {}", dir.display()))
         }
     }
+}
+
+/// Writes the modules' bytecode beside them, once. Python would do it on
+/// the first import, but not when `PYTHONDONTWRITEBYTECODE` is set (or the
+/// directory is read-only later), and then every start compiles every
+/// module again: tens of milliseconds of each `pybridge call`. Python reads
+/// bytecode whatever that variable says, and checks it against the source's
+/// size and modification time, which the rename into place keeps. A failure
+/// costs only that time, so it is not an error: a Python that cannot compile
+/// the files cannot run them either, and the worker's start reports that.
+fn precompile(python: &str, staging: &Path) {
+    let _ = std::process::Command::new(python)
+        .args(["-m", "compileall", "-q", "-j", "0"])
+        .arg(staging)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 fn write_files(staging: &Path) -> Result<()> {

@@ -222,5 +222,72 @@ class TestSchemas(unittest.TestCase):
         self.assertEqual(m["max_concurrency"], 3)
 
 
+class SignatureWithoutInspect(unittest.TestCase):
+    """The SDK reads plain functions' parameters and docstrings from their
+    code objects (so a worker starts without importing inspect); what it
+    reads must be what inspect says."""
+
+    def check(self, fn):
+        import inspect
+
+        from pybridge_worker import schema
+
+        expected = [(int(p.kind), p.name, schema._EMPTY if p.default is p.empty else p.default)
+                    for p in inspect.signature(fn).parameters.values()]
+        self.assertEqual(schema._parameters(fn), expected, fn)
+        self.assertEqual(schema._doc(fn), inspect.getdoc(fn), fn)
+        self.assertEqual(schema._has_return_annotation(fn),
+                         inspect.signature(fn).return_annotation is not inspect.Signature.empty, fn)
+
+    def test_every_kind_of_parameter_and_default(self):
+        def a():
+            pass
+
+        def b(x, y=1, *args, z, w=2, **kw) -> int:
+            """First line.
+
+                Indented more.
+            Back.
+            """
+
+        def c(p, q=None, /, r=3, *, s):
+            "One line."
+
+        def d(*, only=("t",)):
+            """
+            Starts on the second line.\t(tab)
+
+            """
+
+        def e(**kw) -> None:
+            pass
+
+        def f(x, *args):
+            pass
+
+        async def g(a: int, b: str = "x"):
+            pass
+
+        for fn in (a, b, c, d, e, f, g, lambda x, y=2: x):
+            self.check(fn)
+
+    def test_wrapped_and_other_callables_still_go_through_inspect(self):
+        import functools
+
+        def inner(a, b=1):
+            """Inner."""
+
+        @functools.wraps(inner)
+        def outer(*args, **kwargs):
+            return inner(*args, **kwargs)
+
+        class Callable:
+            def __call__(self, x, y=2):
+                """Call."""
+
+        for fn in (outer, functools.partial(inner, 1), Callable(), Callable().__call__):
+            self.check(fn)
+
+
 if __name__ == "__main__":
     unittest.main()

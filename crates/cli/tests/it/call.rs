@@ -240,6 +240,56 @@ async fn bench_reports_throughput_latency_and_errors_as_json() {
     let p50 = report["p50_us"].as_u64().unwrap();
     let p99 = report["p99_us"].as_u64().unwrap();
     assert!(p50 > 0 && p50 <= p99, "{report}");
+    // test.echo is not cacheable: every call went to the worker.
+    assert_eq!(report["cache_hits"], 0, "{report}");
+    assert_eq!(report["cache_hit_ratio"], 0.0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_says_how_many_calls_the_cache_answered() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pybridge.toml");
+    // No disk tier: each run starts with an empty cache.
+    std::fs::write(
+        &file,
+        "[cache]\ndisk = false\n[methods.\"test.echo\"]\ncache = true\n",
+    )
+    .unwrap();
+    let worker = sdk_worker();
+    let with = |extra: &[&'static str]| {
+        let mut all = vec![
+            "--config",
+            file.to_str().unwrap(),
+            "bench",
+            "--requests",
+            "500",
+            "--concurrency",
+            "1",
+        ];
+        all.extend_from_slice(extra);
+        all.push("--");
+        all.extend(worker.iter().map(String::as_str));
+        all
+    };
+    // The same params every call: the first goes to the worker, the rest
+    // are answered by the memory tier.
+    let out = run(&home, &with(&["--json"])).await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["cache_hits"], 499, "{report}");
+    let ratio = report["cache_hit_ratio"].as_f64().unwrap();
+    assert!((ratio - 0.998).abs() < 1e-9, "{report}");
+    let out = run(&home, &with(&[])).await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("499 of 500 answered by the cache (99.8 %)")
+            && out.stdout.contains("this measures the cache"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&home, &with(&["--no-cache", "--json"])).await;
+    assert_eq!(json(&out.stdout)["cache_hits"], 0, "{}", out.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,9 @@ A signature the SDK cannot describe gets a permissive schema and a warning
 on stderr, never an exception: the worker must still start.
 """
 
-import dataclasses
-import datetime
 import enum
-import inspect
 import re
+import sys
 import types
 import typing
 
@@ -39,7 +37,9 @@ def parse_duration_ms(value, what):
     ``what`` otherwise (a mistake in the decorator, found at registration)."""
     if isinstance(value, bool):
         raise ValueError("%s must be a duration like '5s' or '10m', got %r" % (what, value))
-    if isinstance(value, datetime.timedelta):
+    # A timedelta implies its module is loaded: no import for the others.
+    datetime = sys.modules.get("datetime")
+    if datetime is not None and isinstance(value, datetime.timedelta):
         ms = value.total_seconds() * 1000.0
     elif isinstance(value, (int, float)):
         ms = float(value) * 1000.0
@@ -62,7 +62,7 @@ def describe_method(name, fn, *, raw, context, options):
     entry = {"name": name}
     description = options.get("description")
     if description is None:
-        description = inspect.getdoc(fn)
+        description = _doc(fn)
     if description:
         entry["description"] = str(description).strip()
     problems = []
@@ -99,18 +99,101 @@ def _hints(fn, problems):
         return None
 
 
+# Parameter kinds, with the values of ``inspect.Parameter``'s.
+_POSITIONAL_ONLY, _POSITIONAL_OR_KEYWORD, _VAR_POSITIONAL, _KEYWORD_ONLY, _VAR_KEYWORD = range(5)
+_EMPTY = object()  # no default
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+_FunctionType = types.FunctionType
+
+
+def _plain(fn):
+    """Whether ``fn`` is a function whose code object says all that
+    ``inspect.signature`` would (no wrapper, no explicit signature)."""
+    return type(fn) is _FunctionType and not hasattr(fn, "__wrapped__") and not hasattr(fn, "__signature__")
+
+
+def _parameters(fn):
+    """``fn``'s parameters as ``(kind, name, default)`` in signature order
+    (default ``_EMPTY`` when none). Read from the code object for plain
+    functions, so that a worker does not import ``inspect`` (and ``ast``,
+    ``dis`` and ``tokenize`` with it) at start-up; ``inspect.signature`` for
+    everything else. Raises ``TypeError`` or ``ValueError`` as it does."""
+    if not _plain(fn):
+        import inspect
+
+        return [(int(p.kind), p.name, _EMPTY if p.default is p.empty else p.default)
+                for p in inspect.signature(fn).parameters.values()]
+    code = fn.__code__
+    names = code.co_varnames
+    count = code.co_argcount
+    defaults = fn.__defaults__ or ()
+    first_default = count - len(defaults)
+    params = []
+    for i in range(count):
+        kind = _POSITIONAL_ONLY if i < code.co_posonlyargcount else _POSITIONAL_OR_KEYWORD
+        params.append((kind, names[i], defaults[i - first_default] if i >= first_default else _EMPTY))
+    keyword_only = names[count:count + code.co_kwonlyargcount]
+    rest = count + code.co_kwonlyargcount
+    if code.co_flags & _CO_VARARGS:
+        params.append((_VAR_POSITIONAL, names[rest], _EMPTY))
+        rest += 1
+    kwdefaults = fn.__kwdefaults__ or {}
+    for name in keyword_only:
+        params.append((_KEYWORD_ONLY, name, kwdefaults.get(name, _EMPTY)))
+    if code.co_flags & _CO_VARKEYWORDS:
+        params.append((_VAR_KEYWORD, names[rest], _EMPTY))
+    return params
+
+
+def _has_return_annotation(fn):
+    if _plain(fn):
+        return "return" in (fn.__annotations__ or {})
+    import inspect
+
+    return inspect.signature(fn).return_annotation is not inspect.Signature.empty
+
+
+def _doc(fn):
+    """``inspect.getdoc(fn)``, without importing ``inspect`` for a plain
+    function that has its own docstring."""
+    doc = getattr(fn, "__doc__", None) if _plain(fn) else None
+    if not isinstance(doc, str):
+        import inspect
+
+        return inspect.getdoc(fn)
+    return _cleandoc(doc)
+
+
+def _cleandoc(doc):
+    """``inspect.cleandoc``: tabs expanded, the common indentation of the
+    lines after the first removed, leading and trailing blank lines dropped."""
+    lines = doc.expandtabs().split("\n")
+    margin = None
+    for line in lines[1:]:
+        content = len(line.lstrip())
+        if content:
+            indent = len(line) - content
+            margin = indent if margin is None else min(margin, indent)
+    lines[0] = lines[0].lstrip()
+    if margin is not None:
+        lines[1:] = [line[margin:] for line in lines[1:]]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines)
+
+
 def _params_schema(fn, context, problems):
     """(params_schema, positional) from the signature; (permissive, None)
     when the signature cannot be described."""
     try:
-        sig = inspect.signature(fn)
+        params = _parameters(fn)
     except (TypeError, ValueError) as exc:
         problems.append("no signature (%s)" % exc)
         return dict(_ANY), None
-    params = list(sig.parameters.values())
     if context:
-        if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
-                                                inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        if not params or params[0][0] not in (_POSITIONAL_ONLY, _POSITIONAL_OR_KEYWORD):
             problems.append("context=True but the function takes no positional context argument")
             return dict(_ANY), None
         params = params[1:]
@@ -121,34 +204,34 @@ def _params_schema(fn, context, problems):
     required = []
     positional = []
     extra = False
-    for p in params:
-        if p.kind is inspect.Parameter.POSITIONAL_ONLY:
-            problems.append("parameter %r is positional-only, so it has no name in a params object" % p.name)
+    for kind, name, default in params:
+        if kind == _POSITIONAL_ONLY:
+            problems.append("parameter %r is positional-only, so it has no name in a params object" % name)
             return dict(_ANY), None
-        if p.kind is inspect.Parameter.VAR_POSITIONAL:
-            problems.append("*%s takes any number of positional params" % p.name)
+        if kind == _VAR_POSITIONAL:
+            problems.append("*%s takes any number of positional params" % name)
             return dict(_ANY), None
-        if p.kind is inspect.Parameter.VAR_KEYWORD:
+        if kind == _VAR_KEYWORD:
             extra = True
             continue
-        if p.name in hints:
+        if name in hints:
             try:
-                prop = _type_schema(hints[p.name], 0)
+                prop = _type_schema(hints[name], 0)
             except _Undescribable as exc:
-                problems.append("parameter %r: %s" % (p.name, exc))
+                problems.append("parameter %r: %s" % (name, exc))
                 prop = dict(_ANY)
         else:
             prop = dict(_ANY)
-        if p.default is inspect.Parameter.empty:
-            required.append(p.name)
+        if default is _EMPTY:
+            required.append(name)
         else:
-            default = _json_default(p.default)
+            default = _json_default(default)
             if default is not _NO_DEFAULT:
                 prop = dict(prop)
                 prop["default"] = default
-        properties[p.name] = prop
-        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
-            positional.append(p.name)
+        properties[name] = prop
+        if kind == _POSITIONAL_OR_KEYWORD:
+            positional.append(name)
     schema = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
@@ -160,10 +243,9 @@ def _result_schema(fn):
     """The return annotation's schema, or None when there is none or it has
     no JSON Schema equivalent (results are not validated, so no warning)."""
     try:
-        ann = inspect.signature(fn).return_annotation
+        if not _has_return_annotation(fn):
+            return None
     except (TypeError, ValueError):
-        return None
-    if ann is inspect.Signature.empty:
         return None
     try:
         hints = typing.get_type_hints(fn)
@@ -261,7 +343,8 @@ def _type_schema(tp, depth):
         return {"enum": values}
     if _is_typeddict(tp):
         return _typeddict_schema(tp, depth)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    # A dataclass implies its module is loaded: the test needs no import.
+    if isinstance(tp, type) and hasattr(tp, "__dataclass_fields__"):
         return _dataclass_schema(tp, depth)
     raise _Undescribable("no JSON Schema for the type %s" % _name(tp))
 
@@ -308,6 +391,8 @@ def _typeddict_schema(tp, depth):
 
 
 def _dataclass_schema(tp, depth):
+    import dataclasses
+
     try:
         hints = typing.get_type_hints(tp)
     except Exception as exc:

@@ -33,9 +33,12 @@ class _ThreadsMixin:
             self._deliver(ctx, _cancelled_body(ctx.id, False))
 
     def _start_pool(self, threads):
-        import queue
+        try:
+            from _queue import SimpleQueue  # what queue.SimpleQueue is, without queue's imports
+        except ImportError:  # pragma: no cover - an interpreter without the C module
+            from queue import SimpleQueue
 
-        self._jobs = queue.SimpleQueue()
+        self._jobs = SimpleQueue()
         self._max_threads = threads
         # Threads start on demand: a worker is ready without waiting for
         # all of them to be scheduled (Thread.start() waits for each), which
