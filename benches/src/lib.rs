@@ -3,7 +3,7 @@
 //! fixed number of calls in flight.
 
 pub mod raw;
-pub mod redis_server;
+pub use pybridge_test_support::redis_server;
 
 use std::future::Future;
 use std::path::PathBuf;
