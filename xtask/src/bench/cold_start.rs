@@ -52,19 +52,13 @@ pub(super) fn rows(target: &Path, cli: &Path, root: &Path, python: &str) -> Resu
     if !compiled.success() {
         bail!("compileall failed on {}", sdk.display());
     }
-    let config = scratch.path.join("pybridge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[worker]\npython = {:?}\n",
-            interpreter.display().to_string()
-        ),
-    )?;
     let call = |worker: &[&str]| {
         let mut command = Command::new(cli);
         command
-            .arg("--config")
-            .arg(&config)
+            // The embedded framework worker runs on the same interpreter
+            // file as the bare start it is compared with.
+            .arg("--python")
+            .arg(&interpreter)
             .args(["call", "test.echo", "{}"])
             .env("XDG_CACHE_HOME", scratch.path.join("cache"))
             .env("PYBRIDGE_DATA_DIR", scratch.path.join("data"))
