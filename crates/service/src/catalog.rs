@@ -557,7 +557,7 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
     }
 
     Ok(MethodSpec {
-        metrics: crate::telemetry::MethodMetrics::new(def.name.clone()),
+        metrics: Arc::new(crate::telemetry::MethodMetrics::new(def.name.clone())),
         name: def.name.into(),
         family: def.family.into(),
         aliases: def

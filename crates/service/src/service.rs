@@ -26,6 +26,9 @@ struct Inner {
     catalog: Catalog,
     config: ServiceConfig,
     hooks: Hooks,
+    /// Shared by every pass-through call's spec (they are built per call
+    /// and share one label), so their handles are registered once.
+    pass_through_metrics: Arc<telemetry::MethodMetrics>,
 }
 
 /// Worker-specific adapters a service can carry (the framework crate
@@ -150,13 +153,7 @@ pub struct Adapted {
 impl Service {
     /// A service over `catalog` with `config`.
     pub fn new(catalog: Catalog, config: ServiceConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                catalog,
-                config,
-                hooks: Hooks::default(),
-            }),
-        }
+        Self::with_hooks(catalog, config, Hooks::default())
     }
 
     /// A service whose results are reshaped by `reshape` when the config's
@@ -176,6 +173,9 @@ impl Service {
                 catalog,
                 config,
                 hooks,
+                pass_through_metrics: Arc::new(telemetry::MethodMetrics::new(
+                    telemetry::PASS_THROUGH_LABEL,
+                )),
             }),
         }
     }
@@ -238,7 +238,10 @@ impl Service {
                 });
             }
             None => (
-                Arc::new(MethodSpec::pass_through(method)),
+                Arc::new(MethodSpec::pass_through(
+                    method,
+                    Arc::clone(&self.inner.pass_through_metrics),
+                )),
                 Resolution::PassThrough,
             ),
         };

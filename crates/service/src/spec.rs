@@ -1,5 +1,6 @@
 //! What the catalog knows about one method.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -141,14 +142,14 @@ pub struct MethodSpec {
     pub(crate) sources: FieldSources,
     pub(crate) available: bool,
     /// Registered once, used by every call ([`Self::metrics`]).
-    pub(crate) metrics: crate::telemetry::MethodMetrics,
+    pub(crate) metrics: Arc<crate::telemetry::MethodMetrics>,
 }
 
 impl MethodSpec {
     /// A spec for a method that is not in the catalog: sent under the name
     /// the caller used, unvalidated (the limits still apply), uncached, not
     /// idempotent.
-    pub(crate) fn pass_through(name: &str) -> Self {
+    pub(crate) fn pass_through(name: &str, metrics: Arc<crate::telemetry::MethodMetrics>) -> Self {
         Self {
             name: name.into(),
             family: "".into(),
@@ -171,7 +172,7 @@ impl MethodSpec {
             positional: None,
             sources: FieldSources::all(FieldSource::Default),
             available: true,
-            metrics: crate::telemetry::MethodMetrics::new(crate::telemetry::PASS_THROUGH_LABEL),
+            metrics,
         }
     }
 

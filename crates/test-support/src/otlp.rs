@@ -62,8 +62,12 @@ impl Receiver {
     }
 
     async fn start_with(answer: bool) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free loopback port for the receiver");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let spans = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&spans);
         let task = tokio::spawn(async move {
@@ -90,7 +94,10 @@ impl Receiver {
     }
 
     pub fn spans(&self) -> Vec<Span> {
-        self.spans.lock().unwrap().clone()
+        self.spans
+            .lock()
+            .expect("no test panicked holding the spans")
+            .clone()
     }
 }
 
@@ -144,7 +151,9 @@ async fn serve(mut stream: TcpStream, sink: Arc<Mutex<Vec<Span>>>) {
         let body: Vec<u8> = buf.drain(..head_end + length).skip(head_end).collect();
         assert!(head.starts_with("post /v1/traces "), "request: {head}");
         let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("OTLP protobuf");
-        sink.lock().unwrap().extend(flatten(request));
+        sink.lock()
+            .expect("no test panicked holding the spans")
+            .extend(flatten(request));
         let answer =
             b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
         if stream.write_all(answer).await.is_err() {

@@ -335,3 +335,21 @@ fn a_methods_handles_are_registered_once_and_shared_by_its_calls() {
     // calls, three outcomes, seven handles, each registered once.
     assert_eq!(recorder.registered.load(Ordering::Relaxed), 7);
 }
+
+#[test]
+fn pass_through_calls_share_one_set_of_handles() {
+    let service = service();
+    let recorder = TestRecorder::default();
+    metrics::with_local_recorder(&recorder, || {
+        for method in ["src.a.one", "src.b.two", "src.a.one"] {
+            let prepared = service.prepare(method, None).expect("pass-through");
+            CallGuard::start_for(prepared.spec().metrics()).finish(Outcome::Ok);
+        }
+    });
+    assert_eq!(
+        recorder.get("pybridge_service_calls_total{method=_pass_through,outcome=ok}"),
+        Some(3.0)
+    );
+    // The gauge, the counter and the histogram: once for every call.
+    assert_eq!(recorder.registered.load(Ordering::Relaxed), 3);
+}
