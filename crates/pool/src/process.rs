@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -141,8 +141,12 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         endpoint: None,
     }));
     let writer_stop = CancellationToken::new();
-    let mut writer =
-        AbortOnDropHandle::new(tokio::spawn(write_loop(stdin, inbox, writer_stop.clone())));
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_loop(
+        stdin,
+        inbox,
+        writer_stop.clone(),
+        Arc::downgrade(&worker),
+    )));
     let mut stderr_task = AbortOnDropHandle::new(tokio::spawn(stderr_loop(
         stderr,
         tail,
@@ -471,12 +475,14 @@ pub(crate) async fn ping(
 }
 
 /// Writes frames to the worker (a process's stdin, or a connection), as many
-/// per system call as are queued. Returns the ids of requests that were
-/// never written.
+/// per system call as are queued; `busy` is the worker, whose calls in
+/// flight decide whether a write waits for the frames of callers about to
+/// run. Returns the ids of requests that were never written.
 pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     mut stdin: W,
     mut inbox: mpsc::Receiver<Outgoing>,
     stop: CancellationToken,
+    busy: Weak<Worker>,
 ) -> Vec<i64> {
     let mut batch: Vec<Outgoing> = Vec::with_capacity(MAX_BATCH);
     let mut unwritten = Vec::new();
@@ -490,11 +496,14 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             },
         };
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(message) => batch.push(message),
-                Err(_) => break,
-            }
+        drain(&mut inbox, &mut batch);
+        // With calls already at the worker, the frames of callers that are
+        // runnable now join this write: one system call (and one wake-up of
+        // the worker) for many frames, where writing at once would send
+        // them one by one. A lone call is written without the detour.
+        if batch.len() < MAX_BATCH && busy.upgrade().is_some_and(|w| w.in_flight() > batch.len()) {
+            tokio::task::yield_now().await;
+            drain(&mut inbox, &mut batch);
         }
         if let Err(written) = write_batch(&mut stdin, &batch).await {
             unwritten.extend(batch[written..].iter().filter_map(|m| m.id));
@@ -508,6 +517,15 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         unwritten.extend(message.id);
     }
     unwritten
+}
+
+fn drain(inbox: &mut mpsc::Receiver<Outgoing>, batch: &mut Vec<Outgoing>) {
+    while batch.len() < MAX_BATCH {
+        match inbox.try_recv() {
+            Ok(message) => batch.push(message),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Writes every frame of the batch; on failure returns how many frames may

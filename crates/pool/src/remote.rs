@@ -279,6 +279,7 @@ pub(crate) async fn run_remote(
         connection.writer,
         inbox,
         writer_stop.clone(),
+        Arc::downgrade(&worker),
     )));
     let (ready_tx, ready_rx) = oneshot::channel();
     let mut reader = AbortOnDropHandle::new(tokio::spawn(read_loop(
