@@ -356,7 +356,8 @@ impl Admission {
             stage: TimeoutStage::Queued,
             worker: None,
         };
-        if Instant::now() >= deadline {
+        // `started` is the caller's reading of the clock just now.
+        if started >= deadline {
             return Err(timeout());
         }
         if self.queue.len() == 0
