@@ -275,8 +275,9 @@ pub(crate) async fn run_remote(
         endpoint: Some(index),
     }));
     let writer_stop = CancellationToken::new();
+    worker.pipe.put(connection.writer);
     let mut writer = AbortOnDropHandle::new(tokio::spawn(write_loop(
-        connection.writer,
+        Arc::clone(&worker.pipe),
         inbox,
         writer_stop.clone(),
         Arc::downgrade(&worker),

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Lot;
+use crate::pipe::Pipe;
 use crate::stats::{WorkerState, WorkerStats};
 use crate::{FailureReason, WorkerFailure};
 
@@ -99,6 +100,9 @@ pub(crate) struct Worker {
     /// The request count after which it is recycled, drawn with jitter at spawn.
     pub(crate) recycle_after: Option<u64>,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
+    /// Its write half while the writer task does not hold it: a call alone
+    /// on the worker writes its frame itself.
+    pub(crate) pipe: Arc<Pipe>,
     pub(crate) stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Cancelled to kill the worker at once; the reason is set first.
     pub(crate) kill: CancellationToken,
@@ -167,6 +171,7 @@ impl Worker {
             endpoint: parts.endpoint,
             recycle_after: parts.recycle_after,
             outbox: parts.outbox,
+            pipe: Arc::default(),
             stderr_tail: parts.stderr_tail,
             kill: CancellationToken::new(),
             stop: CancellationToken::new(),
