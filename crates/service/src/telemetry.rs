@@ -494,7 +494,10 @@ impl<'a> CallGuard<'a> {
 
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        self.record(Outcome::Cancelled, Instant::now());
+        // A finished guard reads no clock on its way out.
+        if !self.finished {
+            self.record(Outcome::Cancelled, Instant::now());
+        }
     }
 }
 
