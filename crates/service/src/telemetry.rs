@@ -503,7 +503,56 @@ impl Drop for CallGuard<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Outcome;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use metrics::{
+        Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, SharedString, Unit,
+    };
+
+    use super::{CallGuard, MethodMetrics, Outcome};
+
+    /// A recorder that keeps every histogram sample, in order.
+    #[derive(Default)]
+    struct Samples(Arc<Mutex<Vec<f64>>>);
+
+    struct Sink(Arc<Mutex<Vec<f64>>>);
+
+    impl HistogramFn for Sink {
+        fn record(&self, value: f64) {
+            self.0.lock().expect("not poisoned").push(value);
+        }
+    }
+
+    impl metrics::Recorder for Samples {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Sink(Arc::clone(&self.0))))
+        }
+    }
+
+    #[test]
+    fn a_call_guard_measures_between_the_readings_it_is_given() {
+        let recorder = Samples::default();
+        metrics::with_local_recorder(&recorder, || {
+            let metrics = MethodMetrics::new("test.echo");
+            let t0 = Instant::now();
+            CallGuard::start_at(&metrics, t0)
+                .finish_at(Outcome::Ok, t0 + Duration::from_millis(1500));
+            // An end before the start records zero, never a panic.
+            CallGuard::start_at(&metrics, t0 + Duration::from_secs(1))
+                .finish_at(Outcome::Timeout, t0);
+        });
+        assert_eq!(*recorder.0.lock().expect("not poisoned"), [1.5, 0.0]);
+    }
 
     #[test]
     fn every_outcome_has_its_place_among_all() {
