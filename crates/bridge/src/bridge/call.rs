@@ -238,7 +238,9 @@ impl Bridge {
         let _ = spec;
     }
 
-    /// The method's breaker inside each retry attempt, around the pool.
+    /// The method's breaker inside each retry attempt, around the pool, for
+    /// a load the cache starts (it reads the clock when the load begins).
+    #[cfg(feature = "cache")]
     async fn execute(
         &self,
         spec: &Arc<MethodSpec>,
@@ -251,8 +253,9 @@ impl Bridge {
             .await
     }
 
-    /// [`Bridge::execute`] for a call whose first attempt starts at
-    /// `started`, a clock reading the caller already has.
+    /// The method's breaker inside each retry attempt, around the pool, for
+    /// a call whose first attempt starts at `started`, a clock reading the
+    /// caller already has.
     async fn execute_from(
         &self,
         spec: &Arc<MethodSpec>,
