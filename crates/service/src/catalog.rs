@@ -1,5 +1,6 @@
 //! The method catalog: every method pybridge knows, loaded from catalog files
-//! (built in, and the user's own), with schemas compiled once.
+//! (built in, and the user's own), with schemas compiled once: at load, or
+//! on first use for the built-in ones.
 
 mod reader;
 
@@ -161,6 +162,19 @@ impl Catalog {
     /// edit distance), closest first, at most three: for "did you mean".
     pub fn suggest(&self, name: &str) -> Vec<String> {
         suggest(name, self.inner.index.keys().map(|k| &**k))
+    }
+
+    /// Compiles every method's schemas that are not compiled yet (those of
+    /// built-in catalogs are compiled on first use otherwise).
+    ///
+    /// # Errors
+    /// The first schema that does not compile, as [`Error::Catalog`] naming
+    /// its file and key.
+    pub fn compile_schemas(&self) -> Result<()> {
+        self.inner
+            .methods
+            .iter()
+            .try_for_each(|spec| spec.compile_schemas())
     }
 
     /// A fingerprint of everything the catalog was built from (files and
@@ -447,18 +461,34 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
     let key = def.key.clone();
     let at = |field: &str| format!("{key}.{field}");
 
-    let load = |schema: Option<SchemaRef>, field: &str| -> Result<Option<CompiledSchema>> {
+    // Schemas compiled into the program (built-in catalogs) are compiled on
+    // first use: a process that makes one call compiles one method's schemas
+    // instead of the whole catalog's, twice (before and after the worker's
+    // manifest). Their tests compile every one of them
+    // (`Catalog::compile_schemas`), so they cannot be broken at run time.
+    // Schemas from outside (catalog files, the worker's manifest) are
+    // compiled here, so a bad one is an error at load that names its file
+    // and key, before any call.
+    let load = |schema: Option<SchemaRef>,
+                field: &str,
+                source: FieldSource|
+     -> Result<Option<CompiledSchema>> {
         let value = match schema {
             None => return Ok(None),
             Some(SchemaRef::Inline(value)) => value,
             Some(SchemaRef::Path(path)) => load_schema(&reader, &at(field), dir, builtin, &path)?,
         };
-        CompiledSchema::compile(value)
+        let schema = if source == FieldSource::Builtin && builtin.is_some() {
+            CompiledSchema::deferred(value)
+        } else {
+            CompiledSchema::compile(value)
+        };
+        schema
             .map(Some)
             .map_err(|reason| reader.error(at(field), CatalogProblem::InvalidSchema { reason }))
     };
-    let params_schema = load(def.params_schema, "params_schema")?;
-    let result_schema = load(def.result_schema, "result_schema")?;
+    let params_schema = load(def.params_schema, "params_schema", sources.params_schema)?;
+    let result_schema = load(def.result_schema, "result_schema", sources.result_schema)?;
 
     let tree = |entries: Vec<(String, Vec<String>)>,
                 field: &str,
@@ -558,6 +588,7 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
 
     Ok(MethodSpec {
         metrics: Arc::new(crate::telemetry::MethodMetrics::new(def.name.clone())),
+        catalog_key: key.into(),
         name: def.name.into(),
         family: def.family.into(),
         aliases: def

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::Violation;
+use crate::error::{CatalogProblem, Error, Result};
 use crate::rename::RenameTree;
 use crate::schema::CompiledSchema;
 
@@ -143,6 +144,9 @@ pub struct MethodSpec {
     pub(crate) available: bool,
     /// Registered once, used by every call ([`Self::metrics`]).
     pub(crate) metrics: Arc<crate::telemetry::MethodMetrics>,
+    /// Where the method is in its catalog file (`methods[2]`), for errors
+    /// about its schemas found after load.
+    pub(crate) catalog_key: Box<str>,
 }
 
 impl MethodSpec {
@@ -173,6 +177,7 @@ impl MethodSpec {
             sources: FieldSources::all(FieldSource::Default),
             available: true,
             metrics,
+            catalog_key: "".into(),
         }
     }
 
@@ -286,6 +291,38 @@ impl MethodSpec {
     /// and result renames), if the method has one.
     pub fn result_schema(&self) -> Option<&Value> {
         self.result_schema.as_ref().map(CompiledSchema::source)
+    }
+
+    /// Compiles the method's schemas, unless that was done already. Schemas
+    /// of built-in catalogs are compiled on first use; this compiles them
+    /// now (their tests do, and a long-running process may, off its callers'
+    /// path). Schemas from catalog files and manifests were compiled at load.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`] with [`CatalogProblem::InvalidSchema`], naming the
+    /// catalog file and key, when a schema does not compile.
+    pub fn compile_schemas(&self) -> Result<()> {
+        self.params_schema_ready()?;
+        self.result_schema_ready()
+    }
+
+    pub(crate) fn params_schema_ready(&self) -> Result<()> {
+        self.ready(self.params_schema.as_ref(), "params_schema")
+    }
+
+    pub(crate) fn result_schema_ready(&self) -> Result<()> {
+        self.ready(self.result_schema.as_ref(), "result_schema")
+    }
+
+    fn ready(&self, schema: Option<&CompiledSchema>, field: &str) -> Result<()> {
+        match schema.map(CompiledSchema::ready) {
+            Some(Err(reason)) => Err(Error::Catalog {
+                file: self.source.to_string(),
+                key: format!("{}.{field}", self.catalog_key),
+                problem: CatalogProblem::InvalidSchema { reason },
+            }),
+            Some(Ok(())) | None => Ok(()),
+        }
     }
 
     /// Validates public params against the params schema (no limits, no
