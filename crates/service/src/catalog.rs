@@ -17,7 +17,7 @@ use crate::coerce::has_defaults;
 use crate::error::{CatalogProblem, Error, Result};
 use crate::manifest::{Manifest, ManifestMethod};
 use crate::rename::RenameTree;
-use crate::schema::CompiledSchema;
+use crate::schema::{CompiledSchema, SchemaOrigin};
 use crate::spec::{CachePolicy, FieldSource, FieldSources, MethodSpec};
 
 use reader::{MethodDef, Reader, SchemaRef};
@@ -252,6 +252,10 @@ pub struct CatalogBuilder {
 struct Entry {
     file: String,
     dir: Option<PathBuf>,
+    /// Where in the worker's manifest the method is (`manifest:<worker>`,
+    /// `methods[i]`), when the manifest declares it: schemas it supplies are
+    /// located there in errors.
+    manifest_at: Option<(String, String)>,
     builtin: Option<BuiltinCatalog>,
     def: MethodDef,
     positional: Option<Vec<String>>,
@@ -337,6 +341,7 @@ impl CatalogBuilder {
                     defs.push(Entry {
                         file: (*name).to_owned(),
                         dir: None,
+                        manifest_at: None,
                         builtin: Some(*builtin),
                         def,
                         positional: None,
@@ -365,6 +370,7 @@ impl CatalogBuilder {
                 defs.push(Entry {
                     file: name.clone(),
                     dir: dir.clone(),
+                    manifest_at: None,
                     builtin: None,
                     def,
                     positional: None,
@@ -450,6 +456,7 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
     let Entry {
         file,
         dir,
+        manifest_at,
         builtin,
         def,
         positional,
@@ -461,14 +468,17 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
     let key = def.key.clone();
     let at = |field: &str| format!("{key}.{field}");
 
-    // Schemas compiled into the program (built-in catalogs) are compiled on
-    // first use: a process that makes one call compiles one method's schemas
-    // instead of the whole catalog's, twice (before and after the worker's
-    // manifest). Their tests compile every one of them
-    // (`Catalog::compile_schemas`), so they cannot be broken at run time.
-    // Schemas from outside (catalog files, the worker's manifest) are
-    // compiled here, so a bad one is an error at load that names its file
-    // and key, before any call.
+    // Schemas compiled into the program (built-in catalogs) and those of the
+    // worker's manifest are compiled on first use: a process that makes one
+    // call compiles one method's schemas, instead of the whole catalog's
+    // twice (before and after the manifest) and every manifest schema after
+    // the worker is ready, on the way to the first call. Built-in schemas
+    // cannot be broken at run time: their tests compile every one
+    // (`Catalog::compile_schemas`). A manifest schema that does not compile
+    // (the SDK generates them from type hints) fails its method's calls with
+    // a catalog error naming the manifest and key, not the whole start.
+    // Schemas of catalog files are compiled here, so a bad one is an error
+    // at load that names its file and key, before any call.
     let load = |schema: Option<SchemaRef>,
                 field: &str,
                 source: FieldSource|
@@ -478,10 +488,25 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
             Some(SchemaRef::Inline(value)) => value,
             Some(SchemaRef::Path(path)) => load_schema(&reader, &at(field), dir, builtin, &path)?,
         };
-        let schema = if source == FieldSource::Builtin && builtin.is_some() {
-            CompiledSchema::deferred(value)
+        let origin = match (&manifest_at, source) {
+            (Some((file, key)), FieldSource::Manifest) => SchemaOrigin {
+                file: file.as_str().into(),
+                key: format!("{key}.{field}").into(),
+            },
+            _ => SchemaOrigin {
+                file: file.into(),
+                key: at(field).into(),
+            },
+        };
+        let deferred = match source {
+            FieldSource::Builtin => builtin.is_some(),
+            FieldSource::Manifest => true,
+            FieldSource::Default | FieldSource::CatalogFile | FieldSource::Config => false,
+        };
+        let schema = if deferred {
+            CompiledSchema::deferred(value, origin)
         } else {
-            CompiledSchema::compile(value)
+            CompiledSchema::compile(value, origin)
         };
         schema
             .map(Some)
@@ -588,7 +613,6 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
 
     Ok(MethodSpec {
         metrics: Arc::new(crate::telemetry::MethodMetrics::new(def.name.clone())),
-        catalog_key: key.into(),
         name: def.name.into(),
         family: def.family.into(),
         aliases: def
@@ -688,6 +712,7 @@ fn merge_manifest(defs: &mut Vec<Entry>, manifest: &Manifest) -> Result<()> {
         for index in found {
             matched[index] = true;
             refine(&mut defs[index], method);
+            defs[index].manifest_at = Some((file.clone(), format!("methods[{i}]")));
         }
     }
     if !manifest.methods.is_empty() {
@@ -774,6 +799,7 @@ fn from_manifest(file: &str, index: usize, method: &ManifestMethod) -> Entry {
     Entry {
         file: file.to_owned(),
         dir: None,
+        manifest_at: Some((file.to_owned(), format!("methods[{index}]"))),
         builtin: None,
         def: MethodDef {
             key: format!("methods[{index}]"),

@@ -20,8 +20,17 @@ pub(crate) struct CompiledSchema {
     inner: Arc<Inner>,
 }
 
+/// Where a schema was declared: a catalog file or `manifest:<worker>`, and
+/// the key (`methods[2].params_schema`), for errors found after load.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaOrigin {
+    pub(crate) file: Box<str>,
+    pub(crate) key: Box<str>,
+}
+
 struct Inner {
     source: Value,
+    origin: SchemaOrigin,
     /// The validator, or the compiler's message. Set at load for
     /// [`CompiledSchema::compile`], on first use for [`CompiledSchema::deferred`].
     validator: OnceLock<Result<Validator, String>>,
@@ -42,8 +51,8 @@ impl CompiledSchema {
     ///
     /// # Errors
     /// The compiler's message when the schema is invalid.
-    pub(crate) fn compile(source: Value) -> Result<Self, String> {
-        let schema = Self::deferred(source)?;
+    pub(crate) fn compile(source: Value, origin: SchemaOrigin) -> Result<Self, String> {
+        let schema = Self::deferred(source, origin)?;
         schema.ready()?;
         Ok(schema)
     }
@@ -51,18 +60,20 @@ impl CompiledSchema {
     /// Keeps `source` and compiles it on first use. Only the cheap check
     /// (an object or a boolean) runs now: this is for schemas compiled into
     /// the program, whose tests compile every one of them (see
-    /// [`Catalog::compile_schemas`](crate::Catalog::compile_schemas)), so
-    /// that a process that calls one method compiles one method's schemas.
+    /// [`Catalog::compile_schemas`](crate::Catalog::compile_schemas)), and
+    /// the worker's manifest's, so that a process that calls one method
+    /// compiles one method's schemas.
     ///
     /// # Errors
     /// When `source` is neither an object nor a boolean.
-    pub(crate) fn deferred(source: Value) -> Result<Self, String> {
+    pub(crate) fn deferred(source: Value, origin: SchemaOrigin) -> Result<Self, String> {
         if !source.is_object() && !source.is_boolean() {
             return Err("a schema must be an object or a boolean".into());
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 source,
+                origin,
                 validator: OnceLock::new(),
             }),
         })
@@ -70,6 +81,10 @@ impl CompiledSchema {
 
     pub(crate) fn source(&self) -> &Value {
         &self.inner.source
+    }
+
+    pub(crate) fn origin(&self) -> &SchemaOrigin {
+        &self.inner.origin
     }
 
     /// Compiles the schema unless that was done already.

@@ -144,9 +144,6 @@ pub struct MethodSpec {
     pub(crate) available: bool,
     /// Registered once, used by every call ([`Self::metrics`]).
     pub(crate) metrics: Arc<crate::telemetry::MethodMetrics>,
-    /// Where the method is in its catalog file (`methods[2]`), for errors
-    /// about its schemas found after load.
-    pub(crate) catalog_key: Box<str>,
 }
 
 impl MethodSpec {
@@ -177,7 +174,6 @@ impl MethodSpec {
             sources: FieldSources::all(FieldSource::Default),
             available: true,
             metrics,
-            catalog_key: "".into(),
         }
     }
 
@@ -294,35 +290,40 @@ impl MethodSpec {
     }
 
     /// Compiles the method's schemas, unless that was done already. Schemas
-    /// of built-in catalogs are compiled on first use; this compiles them
-    /// now (their tests do, and a long-running process may, off its callers'
-    /// path). Schemas from catalog files and manifests were compiled at load.
+    /// of built-in catalogs and of the worker's manifest are compiled on
+    /// first use; this compiles them now (tests do, and a long-running
+    /// process may, off its callers' path). Schemas from catalog files were
+    /// compiled at load.
     ///
     /// # Errors
     /// [`Error::Catalog`] with [`CatalogProblem::InvalidSchema`], naming the
-    /// catalog file and key, when a schema does not compile.
+    /// catalog file or manifest (`manifest:<worker>`) and the key, when a
+    /// schema does not compile.
     pub fn compile_schemas(&self) -> Result<()> {
         self.params_schema_ready()?;
         self.result_schema_ready()
     }
 
     pub(crate) fn params_schema_ready(&self) -> Result<()> {
-        self.ready(self.params_schema.as_ref(), "params_schema")
+        self.ready(self.params_schema.as_ref())
     }
 
     pub(crate) fn result_schema_ready(&self) -> Result<()> {
-        self.ready(self.result_schema.as_ref(), "result_schema")
+        self.ready(self.result_schema.as_ref())
     }
 
-    fn ready(&self, schema: Option<&CompiledSchema>, field: &str) -> Result<()> {
-        match schema.map(CompiledSchema::ready) {
-            Some(Err(reason)) => Err(Error::Catalog {
-                file: self.source.to_string(),
-                key: format!("{}.{field}", self.catalog_key),
+    fn ready(&self, schema: Option<&CompiledSchema>) -> Result<()> {
+        let Some(schema) = schema else {
+            return Ok(());
+        };
+        schema.ready().map_err(|reason| {
+            let origin = schema.origin();
+            Error::Catalog {
+                file: origin.file.to_string(),
+                key: origin.key.to_string(),
                 problem: CatalogProblem::InvalidSchema { reason },
-            }),
-            Some(Ok(())) | None => Ok(()),
-        }
+            }
+        })
     }
 
     /// Validates public params against the params schema (no limits, no

@@ -124,3 +124,38 @@ fn the_same_schema_in_a_user_catalog_fails_at_load() {
         other => panic!("expected an invalid schema, got {other}"),
     }
 }
+
+#[test]
+fn a_manifest_schema_is_compiled_on_first_call_and_a_broken_one_fails_only_its_method() {
+    let manifest = pybridge_service::Manifest::from_value(&serde_json::json!({
+        "name": "typed",
+        "methods": [
+            {"name": "typed.good", "params_schema": {"type": "object", "required": ["n"]}},
+            {"name": "typed.broken", "params_schema": {"type": "strng"}}
+        ]
+    }))
+    .expect("a valid manifest");
+    let catalog = Catalog::builder()
+        .manifest(manifest)
+        .build()
+        .expect("manifest schemas are compiled on first use");
+    let service = Service::new(catalog, ServiceConfig::default());
+    let empty = raw("{}");
+    match service.prepare("typed.good", Some(&empty)) {
+        Err(Error::InvalidParams { violations, .. }) => {
+            assert_eq!(violations[0].keyword, "required");
+        }
+        other => panic!("expected invalid params, got {other:?}"),
+    }
+    match service.prepare("typed.broken", Some(&empty)) {
+        Err(Error::Catalog {
+            file,
+            key,
+            problem: CatalogProblem::InvalidSchema { .. },
+        }) => assert_eq!(
+            (file.as_str(), key.as_str()),
+            ("manifest:typed", "methods[1].params_schema")
+        ),
+        other => panic!("expected an invalid schema, got {other:?}"),
+    }
+}
