@@ -200,17 +200,15 @@ impl DiskState {
     }
 
     /// Whether no process sharing the directory swept it within the sweep
-    /// interval (by the stamp file; a missing or unreadable stamp, or one
-    /// from the future, means due).
+    /// interval (by the stamp file; a missing or unreadable stamp means due).
+    /// A stamp a little ahead of `now` is another clock's rounding; one
+    /// more than an interval ahead means the clock was set back, and is due.
     fn sweep_due(&self, now: u64) -> bool {
         let interval = u64::try_from(self.sweep_interval.as_millis()).unwrap_or(u64::MAX);
         let last = std::fs::read_to_string(self.dir.join(SWEEP_STAMP))
             .ok()
             .and_then(|text| text.trim().parse::<u64>().ok());
-        match last {
-            Some(last) if last <= now => now - last >= interval,
-            _ => true,
-        }
+        last.is_none_or(|last| now.abs_diff(last) >= interval)
     }
 
     fn periodic(&mut self, now: u64) {
