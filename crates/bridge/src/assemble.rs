@@ -1,6 +1,7 @@
 //! Building every layer from the configuration, once: [`Parts`] checks and
-//! builds what needs no worker, [`Parts::start`] starts the pool and returns
-//! the [`Layers`] a bridge owns. Nothing here knows the call path.
+//! builds what needs no worker, [`Parts::start`] starts the pool (first, so
+//! the workers' start overlaps the rest), builds the registry and the cache,
+//! and returns the [`Layers`] a bridge owns. Nothing here knows the call path.
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -93,13 +94,11 @@ impl Layers {
     }
 }
 
-/// Everything that can be built before the workers start.
+/// Everything the workers' start needs, checked, and the policies that need
+/// no worker. The registry is built in [`Parts::start`], while the workers
+/// start.
 pub(crate) struct Parts {
     config: Config,
-    /// The service over the catalogs alone: it checks the configuration
-    /// before any worker starts. [`Parts::start`] rebuilds it with the
-    /// worker's manifest and the `[methods]` overrides.
-    service: Service,
     worker: WorkerSpec,
     breakers: Option<BreakerRegistry>,
     retry: Option<RetryPolicy>,
@@ -131,13 +130,11 @@ impl Parts {
             Some(spec) => spec,
             None => worker_spec(&config)?,
         };
-        let service = service(&config, None, false)?;
         let breakers = breakers(&config)?;
         let retry = retry_policy(&config)?;
         let pool = pool_config(&config, worker.clone())?;
         Ok(Parts {
             config,
-            service,
             worker,
             breakers,
             retry,
@@ -145,17 +142,46 @@ impl Parts {
         })
     }
 
-    /// Starts the workers and builds what needs their manifest.
+    /// Starts the workers, builds the registry over the catalogs while they
+    /// start, then what needs their manifest.
+    ///
+    /// The workers are spawned first: a worker's interpreter takes tens of
+    /// milliseconds to start, and everything else here overlaps that rather
+    /// than delaying it. The registry over the catalogs alone (built on a
+    /// blocking thread: it may read catalog files) still checks the
+    /// configuration as before; when it fails, its error wins over the
+    /// pool's and the workers just started are stopped.
     pub(crate) async fn start(self) -> Result<Layers> {
         let Parts {
             config,
-            service,
             worker,
             breakers,
             retry,
             pool,
         } = self;
-        let pool = Pool::start(pool).await.map_err(Error::Start)?;
+        let catalogs = async {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || service(&config, None, false))
+                .await
+                .map_err(|err| Error::Build {
+                    part: "method registry (the builder task failed)",
+                    source: Box::new(err),
+                })
+                .and_then(|built| built)
+        };
+        // `join!` polls the pool's start first, so the spawn is under way
+        // before the catalogs are read.
+        let (pool, service) = tokio::join!(Pool::start(pool), catalogs);
+        let (pool, service) = match (pool, service) {
+            (Ok(pool), Ok(service)) => (pool, service),
+            (pool, Err(err)) => {
+                if let Ok(pool) = pool {
+                    pool.shutdown().await;
+                }
+                return Err(err);
+            }
+            (Err(err), Ok(_)) => return Err(Error::Start(err)),
+        };
         // The registry takes the worker's manifest, known once a worker is
         // ready; building it reads files and compiles schemas, so it runs on
         // a blocking thread. A failure stops the workers just started.

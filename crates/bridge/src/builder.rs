@@ -59,8 +59,9 @@ impl BridgeBuilder {
     /// without a worker command, [`Error::Build`] when the catalog, cache or
     /// policies cannot be built, and [`Error::Start`] when no worker starts.
     pub async fn build(self) -> Result<Bridge> {
-        // Reading catalog files and compiling schemas blocks; keep it off
-        // the runtime's threads.
+        // Checking the configuration may read files (the worker's secret);
+        // keep it off the runtime's threads. Catalogs are read in `start`,
+        // while the workers start.
         let (config, worker) = (self.config, self.worker);
         let parts = tokio::task::spawn_blocking(move || Parts::new(config, worker))
             .await

@@ -124,6 +124,12 @@ impl CacheBuilder {
     /// disk tier is off, checks whether it works again). At least
     /// [`CacheBuilder::MIN_SWEEP_INTERVAL`]. The byte budget is also enforced
     /// after every batch of writes, between sweeps.
+    ///
+    /// The first sweep is not at the start: it runs a second later, or when
+    /// the cache closes first, and only if no cache sharing the directory
+    /// swept it within the interval (a `last-sweep` file in the directory
+    /// records when). Until this cache's first sweep, its byte budget counts
+    /// only its own writes.
     #[must_use]
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;

@@ -1,5 +1,6 @@
 //! The disk tier: cacache in a directory, read on the caller's path, written
-//! and swept by one background task.
+//! and swept by one background task (its first sweep deferred past the
+//! start, see `disk/task.rs`).
 //!
 //! Reads run on the blocking pool, one hop per read (index lookup, content read
 //! and integrity check together), bounded by a semaphore. Everything that
@@ -118,7 +119,12 @@ impl Disk {
         let (tx, rx) = mpsc::channel(config.queue);
         let dir: Arc<Path> = Arc::from(config.dir.as_path());
         let reads = Semaphore::new(config.reads);
-        let state = task::DiskState::new(config.dir.clone(), config.max_bytes, Arc::clone(&shared));
+        let state = task::DiskState::new(
+            config.dir.clone(),
+            config.max_bytes,
+            config.sweep_interval,
+            Arc::clone(&shared),
+        );
         let handle = runtime.spawn(task::run(state, rx, config.sweep_interval));
         Disk {
             dir,

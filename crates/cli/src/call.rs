@@ -90,7 +90,17 @@ async fn call(
         call_options = call_options.no_cache();
     }
     let outcome = bridge.call_with(&args.method, params, &call_options).await;
+    // The answer is printed as soon as it is known: whoever reads it need
+    // not wait for the workers to exit. The shutdown still runs to its end
+    // (stdin closed, then SIGTERM and SIGKILL of the group if need be)
+    // before the process exits, so no worker outlives it.
+    let code = answer(outcome, args);
     bridge.shutdown().await;
+    code
+}
+
+/// Prints the result on stdout, or the error on stderr.
+fn answer(outcome: Result<pybridge::Reply, pybridge::Error>, args: &CallArgs) -> Result<ExitCode> {
     match outcome {
         Ok(reply) => {
             if args.pretty {

@@ -1,5 +1,6 @@
 //! The method catalog: every method pybridge knows, loaded from catalog files
-//! (built in, and the user's own), with schemas compiled once.
+//! (built in, and the user's own), with schemas compiled once: at load, or
+//! on first use for the built-in ones.
 
 mod reader;
 
@@ -16,7 +17,7 @@ use crate::coerce::has_defaults;
 use crate::error::{CatalogProblem, Error, Result};
 use crate::manifest::{Manifest, ManifestMethod};
 use crate::rename::RenameTree;
-use crate::schema::CompiledSchema;
+use crate::schema::{CompiledSchema, SchemaOrigin};
 use crate::spec::{CachePolicy, FieldSource, FieldSources, MethodSpec};
 
 use reader::{MethodDef, Reader, SchemaRef};
@@ -163,6 +164,19 @@ impl Catalog {
         suggest(name, self.inner.index.keys().map(|k| &**k))
     }
 
+    /// Compiles every method's schemas that are not compiled yet (those of
+    /// built-in catalogs are compiled on first use otherwise).
+    ///
+    /// # Errors
+    /// The first schema that does not compile, as [`Error::Catalog`] naming
+    /// its file and key.
+    pub fn compile_schemas(&self) -> Result<()> {
+        self.inner
+            .methods
+            .iter()
+            .try_for_each(|spec| spec.compile_schemas())
+    }
+
     /// A fingerprint of everything the catalog was built from (files and
     /// overrides); it changes when any of them changes, so cache keys that
     /// include it never serve a result computed under another catalog.
@@ -238,6 +252,10 @@ pub struct CatalogBuilder {
 struct Entry {
     file: String,
     dir: Option<PathBuf>,
+    /// Where in the worker's manifest the method is (`manifest:<worker>`,
+    /// `methods[i]`), when the manifest declares it: schemas it supplies are
+    /// located there in errors.
+    manifest_at: Option<(String, String)>,
     builtin: Option<BuiltinCatalog>,
     def: MethodDef,
     positional: Option<Vec<String>>,
@@ -323,6 +341,7 @@ impl CatalogBuilder {
                     defs.push(Entry {
                         file: (*name).to_owned(),
                         dir: None,
+                        manifest_at: None,
                         builtin: Some(*builtin),
                         def,
                         positional: None,
@@ -351,6 +370,7 @@ impl CatalogBuilder {
                 defs.push(Entry {
                     file: name.clone(),
                     dir: dir.clone(),
+                    manifest_at: None,
                     builtin: None,
                     def,
                     positional: None,
@@ -436,6 +456,7 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
     let Entry {
         file,
         dir,
+        manifest_at,
         builtin,
         def,
         positional,
@@ -447,18 +468,52 @@ fn compile(entry: Entry, changes: MethodOverride) -> Result<MethodSpec> {
     let key = def.key.clone();
     let at = |field: &str| format!("{key}.{field}");
 
-    let load = |schema: Option<SchemaRef>, field: &str| -> Result<Option<CompiledSchema>> {
+    // Schemas compiled into the program (built-in catalogs) and those of the
+    // worker's manifest are compiled on first use: a process that makes one
+    // call compiles one method's schemas, instead of the whole catalog's
+    // twice (before and after the manifest) and every manifest schema after
+    // the worker is ready, on the way to the first call. Built-in schemas
+    // cannot be broken at run time: their tests compile every one
+    // (`Catalog::compile_schemas`). A manifest schema that does not compile
+    // (the SDK generates them from type hints) fails its method's calls with
+    // a catalog error naming the manifest and key, not the whole start.
+    // Schemas of catalog files are compiled here, so a bad one is an error
+    // at load that names its file and key, before any call.
+    let load = |schema: Option<SchemaRef>,
+                field: &str,
+                source: FieldSource|
+     -> Result<Option<CompiledSchema>> {
         let value = match schema {
             None => return Ok(None),
             Some(SchemaRef::Inline(value)) => value,
             Some(SchemaRef::Path(path)) => load_schema(&reader, &at(field), dir, builtin, &path)?,
         };
-        CompiledSchema::compile(value)
+        let origin = match (&manifest_at, source) {
+            (Some((file, key)), FieldSource::Manifest) => SchemaOrigin {
+                file: file.as_str().into(),
+                key: format!("{key}.{field}").into(),
+            },
+            _ => SchemaOrigin {
+                file: file.into(),
+                key: at(field).into(),
+            },
+        };
+        let deferred = match source {
+            FieldSource::Builtin => builtin.is_some(),
+            FieldSource::Manifest => true,
+            FieldSource::Default | FieldSource::CatalogFile | FieldSource::Config => false,
+        };
+        let schema = if deferred {
+            CompiledSchema::deferred(value, origin)
+        } else {
+            CompiledSchema::compile(value, origin)
+        };
+        schema
             .map(Some)
             .map_err(|reason| reader.error(at(field), CatalogProblem::InvalidSchema { reason }))
     };
-    let params_schema = load(def.params_schema, "params_schema")?;
-    let result_schema = load(def.result_schema, "result_schema")?;
+    let params_schema = load(def.params_schema, "params_schema", sources.params_schema)?;
+    let result_schema = load(def.result_schema, "result_schema", sources.result_schema)?;
 
     let tree = |entries: Vec<(String, Vec<String>)>,
                 field: &str,
@@ -657,6 +712,7 @@ fn merge_manifest(defs: &mut Vec<Entry>, manifest: &Manifest) -> Result<()> {
         for index in found {
             matched[index] = true;
             refine(&mut defs[index], method);
+            defs[index].manifest_at = Some((file.clone(), format!("methods[{i}]")));
         }
     }
     if !manifest.methods.is_empty() {
@@ -743,6 +799,7 @@ fn from_manifest(file: &str, index: usize, method: &ManifestMethod) -> Entry {
     Entry {
         file: file.to_owned(),
         dir: None,
+        manifest_at: Some((file.to_owned(), format!("methods[{index}]"))),
         builtin: None,
         def: MethodDef {
             key: format!("methods[{index}]"),

@@ -212,8 +212,9 @@ impl Service {
     /// defaults were added.
     ///
     /// # Errors
-    /// [`Error::ReservedMethod`], [`Error::UnknownMethod`] (strict mode), or
-    /// [`Error::InvalidParams`] with the violations.
+    /// [`Error::ReservedMethod`], [`Error::UnknownMethod`] (strict mode),
+    /// [`Error::InvalidParams`] with the violations, or [`Error::Catalog`]
+    /// when a built-in params schema, compiled on first use, does not compile.
     pub fn prepare<'a>(&self, method: &str, params: Option<&'a RawValue>) -> Result<Prepared<'a>> {
         if check_method_name(method).is_err() {
             telemetry::count_rejection(
@@ -252,6 +253,10 @@ impl Service {
                 suggestions: Vec::new(),
                 unavailable: true,
             });
+        }
+        if self.inner.config.params_validation == ParamsValidation::Schema {
+            // A built-in schema is compiled on its method's first call.
+            spec.params_schema_ready()?;
         }
         let params = params.filter(|raw| raw.get().trim() != "null");
         match self.wire_params(&spec, resolution, params) {
@@ -392,7 +397,9 @@ impl Service {
     /// # Errors
     /// [`Error::InvalidResult`] when result validation is
     /// [`ResultValidation::Enforce`] and the result breaks its schema, or a
-    /// declared result rename would overwrite a field the worker also sent.
+    /// declared result rename would overwrite a field the worker also sent;
+    /// [`Error::Catalog`] when, in that mode, a built-in result schema,
+    /// compiled on first use, does not compile.
     pub fn adapt_result(&self, spec: &MethodSpec, raw: Box<RawValue>) -> Result<Adapted> {
         let config = &self.inner.config;
         let (unwrapped, metadata) = match spec.envelope.then(|| envelope::split(&raw)).flatten() {
@@ -419,6 +426,10 @@ impl Service {
             });
         }
 
+        if validate && config.result_validation == ResultValidation::Enforce {
+            // A built-in schema is compiled on its method's first result.
+            spec.result_schema_ready()?;
+        }
         let invalid = |violations: Vec<Violation>| Error::InvalidResult {
             method: spec.name().to_owned(),
             violations,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::Violation;
+use crate::error::{CatalogProblem, Error, Result};
 use crate::rename::RenameTree;
 use crate::schema::CompiledSchema;
 
@@ -286,6 +287,43 @@ impl MethodSpec {
     /// and result renames), if the method has one.
     pub fn result_schema(&self) -> Option<&Value> {
         self.result_schema.as_ref().map(CompiledSchema::source)
+    }
+
+    /// Compiles the method's schemas, unless that was done already. Schemas
+    /// of built-in catalogs and of the worker's manifest are compiled on
+    /// first use; this compiles them now (tests do, and a long-running
+    /// process may, off its callers' path). Schemas from catalog files were
+    /// compiled at load.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`] with [`CatalogProblem::InvalidSchema`], naming the
+    /// catalog file or manifest (`manifest:<worker>`) and the key, when a
+    /// schema does not compile.
+    pub fn compile_schemas(&self) -> Result<()> {
+        self.params_schema_ready()?;
+        self.result_schema_ready()
+    }
+
+    pub(crate) fn params_schema_ready(&self) -> Result<()> {
+        self.ready(self.params_schema.as_ref())
+    }
+
+    pub(crate) fn result_schema_ready(&self) -> Result<()> {
+        self.ready(self.result_schema.as_ref())
+    }
+
+    fn ready(&self, schema: Option<&CompiledSchema>) -> Result<()> {
+        let Some(schema) = schema else {
+            return Ok(());
+        };
+        schema.ready().map_err(|reason| {
+            let origin = schema.origin();
+            Error::Catalog {
+                file: origin.file.to_string(),
+                key: origin.key.to_string(),
+                problem: CatalogProblem::InvalidSchema { reason },
+            }
+        })
     }
 
     /// Validates public params against the params schema (no limits, no

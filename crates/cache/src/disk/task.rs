@@ -1,6 +1,15 @@
 //! The disk task: the only writer of the directory within a process. It writes
 //! entries, applies invalidations, enforces the byte budget, sweeps, and
 //! re-enables the tier after a failure once the directory works again.
+//!
+//! The start-up sweep is deferred: the tier opens as soon as its probe
+//! passes, and the first sweep runs [`STARTUP_SWEEP_DELAY`] later, or when
+//! the cache closes first (a one-call process), and only when no process
+//! sharing the directory swept it within the sweep interval (a stamp file
+//! records the last sweep). A process that makes one call and exits
+//! therefore neither waits for a sweep before its call nor, most of the
+//! time, at its exit; the directory is still swept at least once per
+//! interval by whichever process comes first.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -30,6 +39,15 @@ pub(crate) const ORPHAN_GRACE: Duration = Duration::from_secs(10 * 60);
 /// Jobs taken from the queue per trip to the blocking pool.
 const BATCH: usize = 64;
 
+/// How long after the start the first sweep runs, when one is due: past the
+/// first calls of a process, which need the disk's reads, not its sweep.
+pub(crate) const STARTUP_SWEEP_DELAY: Duration = Duration::from_secs(1);
+
+/// The file, at the top of the directory (outside cacache's folders, which
+/// the sweep walks), holding the wall-clock time of the last sweep in Unix
+/// milliseconds, as decimal text.
+const SWEEP_STAMP: &str = "last-sweep";
+
 #[derive(Debug)]
 struct DiskEntry {
     integrity: Integrity,
@@ -55,18 +73,24 @@ pub(crate) struct DiskState {
     /// An invalidation arrived while the tier was off: the directory may hold
     /// entries that must never be served, so it is cleared before re-enabling.
     dirty: bool,
+    sweep_interval: Duration,
+    /// Whether this process has swept the directory (until then, `entries`
+    /// and `total_bytes` count only its own writes).
+    swept: bool,
 }
 
 pub(crate) async fn run(state: DiskState, mut rx: mpsc::Receiver<Job>, sweep_interval: Duration) {
     let shared = Arc::clone(&state.shared);
     let now = clock::wall_ms();
-    let Some(mut state) = blocking(state, move |s| s.start(now))
-        .await
-        .map(|(s, ())| s)
-    else {
+    let Some((mut state, due)) = blocking(state, move |s| s.start(now)).await else {
         return;
     };
-    let mut ticker = tokio::time::interval_at(Instant::now() + sweep_interval, sweep_interval);
+    let first = if due {
+        STARTUP_SWEEP_DELAY.min(sweep_interval)
+    } else {
+        sweep_interval
+    };
+    let mut ticker = tokio::time::interval_at(Instant::now() + first, sweep_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -136,7 +160,12 @@ async fn blocking<R: Send + 'static>(
 }
 
 impl DiskState {
-    pub(crate) fn new(dir: PathBuf, budget: u64, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        dir: PathBuf,
+        budget: u64,
+        sweep_interval: Duration,
+        shared: Arc<Shared>,
+    ) -> Self {
         DiskState {
             dir,
             budget,
@@ -145,20 +174,41 @@ impl DiskState {
             entries: HashMap::default(),
             total_bytes: 0,
             dirty: false,
+            sweep_interval,
+            swept: false,
         }
     }
 
-    fn start(&mut self, now: u64) {
+    /// Probes the directory and opens the tier; returns whether a sweep is
+    /// due (see [`Self::sweep_due`]).
+    fn start(&mut self, now: u64) -> bool {
         match probe(&self.dir, now) {
+            // Reads may start now; the sweep is deferred (see the module
+            // docs). Until it runs, the byte budget counts this process's
+            // writes only: the directory may exceed it by what is written
+            // before the first sweep, at most one interval's worth.
             Ok(()) => {
                 self.shared.set_l2_active();
                 tracing::debug!(dir = %self.dir.display(), "disk cache tier active");
-                self.sweep_or_disable(now);
+                self.sweep_due(now)
             }
             Err(fault) => {
                 self.shared.disable_l2(fault);
+                false
             }
         }
+    }
+
+    /// Whether no process sharing the directory swept it within the sweep
+    /// interval (by the stamp file; a missing or unreadable stamp means due).
+    /// A stamp a little ahead of `now` is another clock's rounding; one
+    /// more than an interval ahead means the clock was set back, and is due.
+    fn sweep_due(&self, now: u64) -> bool {
+        let interval = u64::try_from(self.sweep_interval.as_millis()).unwrap_or(u64::MAX);
+        let last = std::fs::read_to_string(self.dir.join(SWEEP_STAMP))
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        last.is_none_or(|last| now.abs_diff(last) >= interval)
     }
 
     fn periodic(&mut self, now: u64) {
@@ -223,6 +273,11 @@ impl DiskState {
                     close = true;
                 }
             }
+        }
+        // A process that closes before its deferred first sweep still sweeps
+        // when nobody did within the interval, or no process ever would.
+        if close && !self.swept && self.shared.l2_state() == ACTIVE && self.sweep_due(now) {
+            self.sweep_or_disable(now);
         }
         if self.shared.l2_state() == ACTIVE
             && self.total_bytes > self.budget
@@ -514,6 +569,11 @@ impl DiskState {
         report.entries = self.entries.len() as u64;
         report.bytes = self.total_bytes;
         self.publish_size();
+        self.swept = true;
+        // Best effort: without the stamp, the next process sweeps again.
+        if let Err(error) = std::fs::write(self.dir.join(SWEEP_STAMP), now.to_string()) {
+            tracing::debug!(%error, "could not record the sweep's time");
+        }
         tracing::debug!(?report, "disk cache swept");
         Ok(report)
     }

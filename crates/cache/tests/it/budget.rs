@@ -142,6 +142,14 @@ async fn the_sweeper_removes_orphaned_files_and_keeps_live_entries() {
     let live = key("m", "1");
     get(&cache, &live, &long, &Runs::default(), "live").await;
     cache.flush().await;
+    // The first sweep runs a second after the start; the stamp it leaves is
+    // a file of the directory too.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    next_event(&mut events, |e| match e {
+        CacheEvent::Swept(report) => Some(*report),
+        _ => None,
+    })
+    .await;
     let before = files(dir.path()).len();
 
     // Content no index entry points to; a temporary file left by a crash; a
@@ -191,4 +199,66 @@ async fn the_sweeper_removes_orphaned_files_and_keeps_live_entries() {
     )
     .await;
     assert_eq!((again.source, &again.value[..]), (Source::L2, &b"live"[..]));
+}
+
+fn swept(events: &mut tokio::sync::broadcast::Receiver<CacheEvent>) -> usize {
+    std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|e| matches!(e, CacheEvent::Swept(_)))
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_sweep_is_deferred_and_done_once_per_interval_across_caches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = pybridge_cache::CachePolicy::with_ttl(Duration::from_secs(24 * 3600));
+    let cache_on = || {
+        builder_on(dir.path())
+            .sweep_interval(Duration::from_secs(60))
+            .build()
+            .expect("valid")
+    };
+
+    // Nobody swept this directory: a cache that closes before its deferred
+    // first sweep sweeps as it closes, and says when.
+    let first = cache_on();
+    let mut events = first.subscribe();
+    get(&first, &key("m", "1"), &long, &Runs::default(), "v").await;
+    first.flush().await;
+    assert_eq!(swept(&mut events), 0, "no sweep before the first call");
+    first.close().await;
+    assert_eq!(swept(&mut events), 1, "a sweep on close");
+    assert!(dir.path().join("last-sweep").is_file());
+
+    // Within the interval, another cache on the directory sweeps neither
+    // after its start nor on close; its reads work at once.
+    let second = cache_on();
+    let mut events = second.subscribe();
+    let read = get(
+        &second,
+        &key("m", "1"),
+        &policy(Tiers::L2Only),
+        &Runs::default(),
+        "reloaded",
+    )
+    .await;
+    assert_eq!(read.source, Source::L2);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    second.flush().await;
+    second.close().await;
+    assert_eq!(swept(&mut events), 0, "swept within the interval already");
+
+    // Past the interval, a new cache's first sweep runs a second after its start.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let third = cache_on();
+    let mut events = third.subscribe();
+    third.flush().await;
+    assert_eq!(swept(&mut events), 0);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let report = next_event(&mut events, |e| match e {
+        CacheEvent::Swept(report) => Some(*report),
+        _ => None,
+    })
+    .await;
+    assert_eq!(report.entries, 1, "{report:?}");
+    third.close().await;
 }

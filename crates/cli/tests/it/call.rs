@@ -421,3 +421,17 @@ async fn bench_exits_1_when_calls_fail_unless_errors_are_allowed() {
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert_eq!(json(&out.stdout)["errors"], 20);
 }
+
+/// `call` prints its answer before it shuts the workers down, and still
+/// exits only once they are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_answers_then_exits_without_leaving_its_worker_behind() {
+    let home = tempfile::tempdir().unwrap();
+    let mut args = vec!["call", "test.pid", "--"];
+    let worker = sdk_worker();
+    args.extend(worker.iter().map(String::as_str));
+    let out = run(&home, &args).await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let pid: u32 = out.stdout.trim().parse().expect("the worker's pid");
+    assert!(!alive(pid), "worker {pid} outlived pybridge call");
+}

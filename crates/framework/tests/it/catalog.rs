@@ -360,6 +360,21 @@ fn the_sixteen_main_methods_have_params_and_result_schemas() {
     }
 }
 
+/// Built-in schemas are compiled on their method's first call, not at load:
+/// this is what keeps a broken one from ever reaching a caller.
+#[test]
+fn every_builtin_schema_compiles() {
+    let catalog = catalog();
+    let with_schemas = catalog
+        .methods()
+        .filter(|spec| spec.params_schema().is_some() || spec.result_schema().is_some())
+        .count();
+    assert!(with_schemas >= 16, "{with_schemas} methods with schemas");
+    catalog
+        .compile_schemas()
+        .expect("every built-in schema compiles");
+}
+
 #[test]
 fn version_is_stable_and_changes_with_inputs() {
     let a = catalog();
