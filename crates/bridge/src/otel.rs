@@ -205,6 +205,9 @@ impl Telemetry {
                 .with_location(false)
                 .with_threads(false)
                 .with_tracked_inactivity(false)
+                // The scope names pybridge and the span names say the rest:
+                // one attribute less to build and encode per span.
+                .with_target(false)
                 // No code here reads OpenTelemetry's current context (the
                 // worker's comes from the span itself, in `_meta`); making
                 // each span current on every poll of its future cost an
