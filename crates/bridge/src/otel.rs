@@ -192,7 +192,13 @@ impl Telemetry {
     /// Add it only when it is `Some`: with tracing-subscriber 0.3, a `None`
     /// layer beside layers that have their own filters enables every span
     /// (each call's spans are then built for no one), so branch, or collect
-    /// the layers you have into one `Vec<Box<dyn Layer<_>>>`.
+    /// the layers you have into one `Vec<Box<dyn Layer<_>>>`, this one first
+    /// (each call looks its filter up in the subscriber, in layer order).
+    ///
+    /// Entering a span does not make its OpenTelemetry context current
+    /// (`opentelemetry::Context::current()`); to continue a pybridge span
+    /// elsewhere, take its context from the span itself
+    /// (`OpenTelemetrySpanExt::context`).
     pub fn layer<S>(&self) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, Sampling, S>>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
