@@ -511,10 +511,10 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          - **worker CPU per message** (`benches/python/sdk_overhead.py`): the process CPU of the SDK's loop \
          and of the baseline's Python loop answering the same requests from a file (64 KiB reads) or a \
          SOCK_SEQPACKET socket (one request per read), writing to /dev/null.\n\
-         - **trace export** (`xtask/src/bench/trace_export.rs`): `pybridge bench` (50,000 calls, 2 workers) \
+         - **trace export** (`xtask/src/bench/trace_export.rs`): `pybridge bench` (200,000 calls, 2 workers) \
          with export off, then to an OTLP/HTTP sink in the xtask process with every trace sampled and with \
          1 % sampled (`telemetry.sample_ratio`), and with the CLI built with `--no-default-features` \
-         (no `otel` feature), five interleaved rounds, the median of each; its throughput (the goals) and its own CPU \
+         (no `otel` feature), seven interleaved rounds, the median of each; its throughput (the goals) and its own CPU \
          per call.\n\
          - **cold start** (`xtask/src/bench/cold_start.rs`): the whole `pybridge call test.echo '{{}}'` \
          process, exec to exit, against `python -c pass` of the same interpreter file (resolved past any \

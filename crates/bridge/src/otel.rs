@@ -13,9 +13,10 @@
 //! spans that find it full, or whose export failed, are counted in
 //! [`metrics::SPANS_DROPPED_TOTAL`].
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -191,18 +192,33 @@ impl Telemetry {
     /// Add it only when it is `Some`: with tracing-subscriber 0.3, a `None`
     /// layer beside layers that have their own filters enables every span
     /// (each call's spans are then built for no one), so branch, or collect
-    /// the layers you have into one `Vec<Box<dyn Layer<_>>>`.
+    /// the layers you have into one `Vec<Box<dyn Layer<_>>>`, this one first
+    /// (each call looks its filter up in the subscriber, in layer order).
+    ///
+    /// Entering a span does not make its OpenTelemetry context current
+    /// (`opentelemetry::Context::current()`); to continue a pybridge span
+    /// elsewhere, take its context from the span itself
+    /// (`OpenTelemetrySpanExt::context`).
     pub fn layer<S>(&self) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, Sampling, S>>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
         let exporting = self.inner.as_deref()?;
+        SAMPLING_BUILT.store(true, Ordering::Relaxed);
         Some(
             tracing_opentelemetry::layer()
                 .with_tracer(exporting.tracer.clone())
                 .with_location(false)
                 .with_threads(false)
                 .with_tracked_inactivity(false)
+                // The scope names pybridge and the span names say the rest:
+                // one attribute less to build and encode per span.
+                .with_target(false)
+                // No code here reads OpenTelemetry's current context (the
+                // worker's comes from the span itself, in `_meta`); making
+                // each span current on every poll of its future cost an
+                // attach and a guard per enter.
+                .with_context_activation(false)
                 .with_filter(exporting.sampling.clone()),
         )
     }
@@ -286,27 +302,71 @@ fn threshold(ratio: f64) -> u64 {
     }
 }
 
-/// Whether the bridge should open a traced span for a call made inside
-/// `current`: always without trace export in the current subscriber, inside
-/// a traced span (the sampler follows the parent) and at a ratio of 1;
-/// otherwise by a draw at the configured ratio.
-pub(crate) fn keep_call(current: &tracing::Span) -> bool {
+/// Set once a [`Sampling`] filter has been built in this process: until
+/// then no subscriber can export, and [`keep_call`] asks no dispatcher.
+static SAMPLING_BUILT: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Spans that a [`Sampling`] filter let through, entered on this thread
+    /// and not yet exited (counted by the filter's `on_enter`/`on_exit`).
+    /// At zero the current span cannot belong to a trace, so the call path
+    /// skips looking it up; otherwise it asks the span itself.
+    static ENTERED: Cell<usize> = const { Cell::new(0) };
+    /// This thread's draw state (see [`draw`]).
+    static DRAW_STATE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Whether the bridge should open a traced span for a call made in the
+/// current span: always without trace export in the current subscriber,
+/// inside a traced span (the sampler follows the parent) and at a ratio of
+/// 1; otherwise by a draw at the configured ratio.
+pub(crate) fn keep_call() -> bool {
+    if !SAMPLING_BUILT.load(Ordering::Relaxed) {
+        return true;
+    }
     tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<Sampling>() {
         None => true,
         Some(sampling) => {
-            sampling.threshold == u64::MAX || is_traced(current) || draw(sampling.threshold)
+            sampling.threshold == u64::MAX || draw(sampling.threshold) || in_traced_span()
         }
     })
 }
 
-/// SplitMix64 over one shared counter: uniform enough for sampling, one
-/// atomic add, no lock and no allocation.
+/// Whether the current span belongs to an OpenTelemetry trace; without a
+/// lookup when no span that trace export sees is entered on this thread.
+pub(crate) fn in_traced_span() -> bool {
+    // Unknown while the thread is being torn down: ask the span.
+    let entered = ENTERED.try_with(Cell::get).unwrap_or(1);
+    entered > 0 && is_traced(&tracing::Span::current())
+}
+
+/// SplitMix64 over a per-thread state: uniform enough for sampling, no
+/// shared cache line, no lock and no allocation. Each thread starts at its
+/// own point of one shared sequence.
 fn draw(threshold: u64) -> bool {
-    static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
-    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+    static SEEDS: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+    let step = |state: &Cell<u64>| {
+        let mut z = state.get();
+        if z == 0 {
+            // A new thread: a seed far from every other thread's.
+            z = mix(SEEDS.fetch_add(GAMMA, Ordering::Relaxed)) | 1;
+        }
+        z = z.wrapping_add(GAMMA);
+        state.set(z);
+        mix(z)
+    };
+    // During thread teardown: a fresh seed, drawn once.
+    let z = DRAW_STATE
+        .try_with(step)
+        .unwrap_or_else(|_| mix(SEEDS.fetch_add(GAMMA, Ordering::Relaxed)));
+    z < threshold
+}
+
+fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) < threshold
+    z ^ (z >> 31)
 }
 
 impl Sampling {
@@ -342,6 +402,14 @@ impl<S: tracing::Subscriber + for<'span> LookupSpan<'span>> Filter<S> for Sampli
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
         Some(LevelFilter::DEBUG)
+    }
+
+    fn on_enter(&self, _id: &tracing::span::Id, _cx: FilterContext<'_, S>) {
+        let _ = ENTERED.try_with(|n| n.set(n.get() + 1));
+    }
+
+    fn on_exit(&self, _id: &tracing::span::Id, _cx: FilterContext<'_, S>) {
+        let _ = ENTERED.try_with(|n| n.set(n.get().saturating_sub(1)));
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {

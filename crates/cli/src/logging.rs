@@ -48,7 +48,13 @@ pub(crate) fn init_with(config: &LogConfig, telemetry: &Telemetry, extra: Option
     // filters makes every callsite "always" enabled in tracing-subscriber
     // 0.3 (each call's spans built, entered and closed for no one), and an
     // empty `Vec` spoils the level hint so that worker lines are lost.
-    let mut layers: Vec<Extra> = extra.into_iter().collect();
+    // Trace export first: the bridge finds its sampling filter once per call
+    // by downcasting the subscriber, which searches the layers in order.
+    let mut layers: Vec<Extra> = crate::telemetry::layer::<Registry>(telemetry)
+        .map(Layer::boxed)
+        .into_iter()
+        .chain(extra)
+        .collect();
     match config.format {
         LogFormat::Json => {
             let main = if user_decides {
@@ -87,7 +93,6 @@ pub(crate) fn init_with(config: &LogConfig, telemetry: &Telemetry, extra: Option
             });
         }
     }
-    layers.extend(crate::telemetry::layer::<Registry>(telemetry).map(Layer::boxed));
     // A second install (tests run commands in one process) is harmless.
     let _ = Registry::default().with(layers).try_init();
     crate::telemetry::announce(telemetry);

@@ -279,7 +279,7 @@ impl Bridge {
         };
         // Attempt and round-trip spans only for a traced call: one left out
         // by sampling pays for none (the call's span keeps its fields).
-        let child_spans = traced(&tracing::Span::current());
+        let child_spans = traced_current();
         let attempt = |n: u32| {
             let breaker = breaker.clone();
             let id = if n == 1 {
@@ -415,7 +415,7 @@ impl Bridge {
 /// none otherwise, so it costs nothing.
 fn open_call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
     #[cfg(feature = "otel")]
-    if !crate::otel::keep_call(&tracing::Span::current()) {
+    if !crate::otel::keep_call() {
         return if tracing::enabled!(target: "pybridge::call", tracing::Level::DEBUG) {
             telemetry::untraced_call_span(correlation_id, method, wire_method)
         } else {
@@ -425,16 +425,16 @@ fn open_call_span(correlation_id: i64, method: &str, wire_method: &str) -> traci
     telemetry::call_span(correlation_id, method, wire_method)
 }
 
-/// Whether a call's span belongs to an OpenTelemetry trace; without the
-/// `otel` feature, whether it is recorded at all (for logs).
+/// Whether the current span (a call's) belongs to an OpenTelemetry trace;
+/// without the `otel` feature, whether it is recorded at all (for logs).
 #[cfg(feature = "otel")]
-fn traced(span: &tracing::Span) -> bool {
-    crate::otel::is_traced(span)
+fn traced_current() -> bool {
+    crate::otel::in_traced_span()
 }
 
 #[cfg(not(feature = "otel"))]
-fn traced(span: &tracing::Span) -> bool {
-    !span.is_disabled()
+fn traced_current() -> bool {
+    !tracing::Span::current().is_disabled()
 }
 
 fn outcome_of(error: &Error) -> telemetry::Outcome {

@@ -147,3 +147,35 @@ fn spans_of_a_call_left_out_and_of_connections_never_reach_the_exporter() {
         );
     });
 }
+
+#[test]
+fn the_current_span_is_traced_only_inside_a_span_that_export_sees() {
+    let config = TelemetryConfig {
+        otlp_endpoint: Some("http://127.0.0.1:9".into()),
+        ..TelemetryConfig::default()
+    };
+    let telemetry = Telemetry::from_config(&config).expect("an exporter");
+    let layer = telemetry.layer().expect("export is on");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert!(!in_traced_span(), "no span entered");
+        let call = pybridge_service::telemetry::call_span(1, "m", "m");
+        call.in_scope(|| {
+            assert!(in_traced_span(), "inside a kept call");
+            let left_out = pybridge_service::telemetry::untraced_call_span(2, "m", "m");
+            left_out.in_scope(|| assert!(!in_traced_span(), "a span export ignores"));
+            assert!(in_traced_span(), "back in the kept call");
+            assert!(keep_call(), "a call inside a trace follows it");
+        });
+        assert!(!in_traced_span(), "the call's span exited");
+        assert_eq!(ENTERED.with(Cell::get), 0, "every enter was matched");
+    });
+}
+
+#[test]
+fn without_trace_export_in_the_subscriber_every_call_is_kept() {
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        assert!((0..1000).all(|_| keep_call()));
+        let span = tracing::info_span!("logged only");
+        span.in_scope(|| assert!(!in_traced_span()));
+    });
+}
