@@ -203,7 +203,7 @@ impl Bridge {
         };
         counters.served_from(tier);
         tracing::Span::current().record(telemetry::fields::CACHE_TIER, tier.as_str());
-        telemetry::record_cache(spec.metric_label(), tier);
+        spec.metrics().record_cache(tier);
         let text = String::from_utf8(fetched.value.to_vec()).ok();
         let raw = text
             .and_then(|t| RawValue::from_string(t).ok())
