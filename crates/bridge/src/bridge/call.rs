@@ -204,13 +204,15 @@ impl Bridge {
         counters.served_from(tier);
         tracing::Span::current().record(telemetry::fields::CACHE_TIER, tier.as_str());
         spec.metrics().record_cache(tier);
-        let text = String::from_utf8(fetched.value.to_vec()).ok();
-        let raw = text
-            .and_then(|t| RawValue::from_string(t).ok())
-            .ok_or_else(|| Error::DecodeResult {
+        // Every value is checked on its way out, from any tier: one pass
+        // checks the UTF-8 and the JSON and copies the text once. A value
+        // read from disk or Redis is not trusted, and memory holds those too.
+        let raw = serde_json::from_slice::<Box<RawValue>>(&fetched.value).map_err(|_| {
+            Error::DecodeResult {
                 method: spec.name().to_string(),
                 source: serde::de::Error::custom("a cached result is not JSON"),
-            })?;
+            }
+        })?;
         Ok((raw, source))
     }
 
