@@ -146,7 +146,8 @@ fn namespace_and_method_are_part_of_the_key() {
     let base = CacheKey::new("v1", "m", "{}").expect("valid");
     assert_ne!(base, CacheKey::new("v2", "m", "{}").expect("valid"));
     assert_ne!(base, CacheKey::new("v1", "n", "{}").expect("valid"));
-    // Length prefixes keep the boundary between namespace and method.
+    // Each namespace hashes with a key of its own, and the method is
+    // length-prefixed: the boundary between them is kept.
     assert_ne!(
         CacheKey::new("ab", "c", "{}").expect("valid"),
         CacheKey::new("a", "bc", "{}").expect("valid")
