@@ -31,17 +31,8 @@ impl Bridge {
         let id = inner.layers.pool().reserve_id();
         let span = open_call_span(id.get(), spec.name(), spec.wire_name());
         let guard = CallGuard::start_for(spec.metrics());
-        let deadline = options.deadline.unwrap_or_else(|| {
-            let timeout = options
-                .timeout
-                .or(spec.timeout())
-                .unwrap_or(inner.layers.config().call.timeout);
-            Instant::now() + timeout
-        });
         let call = async {
-            let (raw, source) = self
-                .fetch(&spec, wire_params, id, deadline, options)
-                .await?;
+            let (raw, source) = self.fetch(&spec, wire_params, id, options).await?;
             if !spec.idempotent() {
                 self.invalidate_family(&spec).await;
             }
@@ -127,13 +118,24 @@ impl Bridge {
             })
     }
 
+    /// The call's deadline: the caller's, or its timeout from now. Read
+    /// where a call first needs it, so that a memory hit reads no clock for it.
+    fn deadline(&self, spec: &MethodSpec, options: &CallOptions) -> Instant {
+        options.deadline.unwrap_or_else(|| {
+            let timeout = options
+                .timeout
+                .or(spec.timeout())
+                .unwrap_or(self.inner.layers.config().call.timeout);
+            Instant::now() + timeout
+        })
+    }
+
     /// The cache in front of the worker, when the method's policy allows.
     async fn fetch(
         &self,
         spec: &Arc<MethodSpec>,
         params: Option<&RawValue>,
         id: RequestId,
-        deadline: Instant,
         options: &CallOptions,
     ) -> Result<(Box<RawValue>, ResultSource)> {
         #[cfg(feature = "cache")]
@@ -141,10 +143,9 @@ impl Bridge {
             && !options.no_cache
             && spec.cache().enabled
         {
-            return self
-                .fetch_cached(cache, spec, params, id, deadline, options)
-                .await;
+            return self.fetch_cached(cache, spec, params, id, options).await;
         }
+        let deadline = self.deadline(spec, options);
         let raw = self.execute(spec, params, id, deadline, options).await?;
         Ok((raw, ResultSource::Worker))
     }
@@ -156,7 +157,6 @@ impl Bridge {
         spec: &Arc<MethodSpec>,
         params: Option<&RawValue>,
         id: RequestId,
-        deadline: Instant,
         options: &CallOptions,
     ) -> Result<(Box<RawValue>, ResultSource)> {
         use pybridge_cache::{LoadError, Source};
@@ -168,14 +168,23 @@ impl Bridge {
                 // Params the service accepted are JSON; if the cache still
                 // cannot key them, the call goes on uncached.
                 tracing::warn!(method = spec.name(), error = %err, "cannot build a cache key; not caching");
-                let raw = self.execute(spec, params, id, deadline, options).await?;
+                let deadline = self.deadline(spec, options);
+                // Boxed, like the cache's own loads: a hit should not carry
+                // the size of a worker call's future.
+                let raw = Box::pin(self.execute(spec, params, id, deadline, options)).await?;
                 return Ok((raw, ResultSource::Worker));
             }
         };
         let policy = self.inner.layers.cache_policy(spec);
+        // Read once, by the cache after a memory miss, and then by the
+        // loader: the cache and the pool end the call at the same instant.
+        let deadline = std::sync::OnceLock::new();
+        let deadline = || *deadline.get_or_init(|| self.deadline(spec, options));
         let fetched = cache
-            .get_or_load(&key, &policy, deadline, || async {
-                let raw = self.execute(spec, params, id, deadline, options).await?;
+            .get_or_load_by(&key, &policy, deadline, || async {
+                let raw = self
+                    .execute(spec, params, id, deadline(), options)
+                    .await?;
                 let text: Box<str> = raw.into();
                 Ok::<_, Error>(bytes::Bytes::from(String::from(text)))
             })
