@@ -146,7 +146,10 @@ impl Bridge {
             return self.fetch_cached(cache, spec, params, id, options).await;
         }
         let deadline = self.deadline(spec, options);
-        let raw = self.execute(spec, params, id, deadline, options).await?;
+        // Boxed: a worker call's future (retries, the breaker, the pool's
+        // send) is kilobytes, and every call's future would carry, and
+        // move, that much; one allocation is small next to the round trip.
+        let raw = Box::pin(self.execute(spec, params, id, deadline, options)).await?;
         Ok((raw, ResultSource::Worker))
     }
 
