@@ -185,9 +185,7 @@ impl Bridge {
         let deadline = || *deadline.get_or_init(|| self.deadline(spec, options));
         let fetched = cache
             .get_or_load_by(&key, &policy, deadline, || async {
-                let raw = self
-                    .execute(spec, params, id, deadline(), options)
-                    .await?;
+                let raw = self.execute(spec, params, id, deadline(), options).await?;
                 let text: Box<str> = raw.into();
                 Ok::<_, Error>(bytes::Bytes::from(String::from(text)))
             })

@@ -224,7 +224,10 @@ fn strings_end_escape_and_fail_at_any_offset() {
     for at in 0..20 {
         let plain = "x".repeat(at);
         check(&format!("\"{plain}\""), &format!("\"{plain}\""));
-        check(&format!("\"{plain}é{plain}\""), &format!("\"{plain}é{plain}\""));
+        check(
+            &format!("\"{plain}é{plain}\""),
+            &format!("\"{plain}é{plain}\""),
+        );
         check(
             &format!(r#""{plain}\u0041\"{plain}""#),
             &format!(r#""{plain}A\"{plain}""#),
