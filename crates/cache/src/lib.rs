@@ -12,14 +12,16 @@
 //!
 //! # What it does
 //!
-//! - **Keys** ([`CacheKey`]): blake3 over a namespace (the catalog version),
-//!   the method and the canonical params: object keys sorted at every depth,
+//! - **Keys** ([`CacheKey`]): blake3 of the method and the canonical params,
+//!   keyed by the namespace (the catalog version; hashed once, when the cache
+//!   is built): object keys sorted at every depth,
 //!   numbers by exact decimal value (`1`, `1.0` and `1e0` agree), whitespace
 //!   and escapes normalised. Building a key from 100 bytes of params takes a
 //!   few hundred nanoseconds and does not allocate beyond the method name.
 //! - **Read path** ([`Cache::get_or_load`]): memory, then disk (a disk hit is
 //!   promoted to memory with the rest of its disk TTL), then the loader. The
-//!   answer says which tier gave it ([`Source`]).
+//!   answer says which tier gave it ([`Source`]). [`Cache::get_or_load_by`]
+//!   reads the deadline only after a memory miss.
 //! - **Single-flight**: concurrent misses of one key run the loader once; every
 //!   caller gets its value or its error (one shared `Arc<E>`). Errors are never
 //!   stored; a loader may return a [`Load::Negative`] result, which is stored

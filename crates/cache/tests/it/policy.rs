@@ -321,3 +321,53 @@ fn get_or_load_futures_are_send_when_their_loader_is() {
     assert_send(&cache.invalidate_method("m"));
     assert_send(&cache.flush());
 }
+
+#[tokio::test]
+async fn a_lazy_deadline_is_read_once_before_a_load_and_never_for_a_memory_hit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let cache = memory_cache();
+    let k = key("m", "1");
+    let reads = AtomicUsize::new(0);
+    let deadline = || {
+        reads.fetch_add(1, Ordering::SeqCst);
+        far()
+    };
+    let load = |value: &'static str| {
+        let reads = &reads;
+        move || async move {
+            // The deadline was read before the loader started.
+            assert_eq!(reads.load(Ordering::SeqCst), 1, "reads before the load");
+            Ok::<_, Boom>(Bytes::from_static(value.as_bytes()))
+        }
+    };
+    let loaded = cache
+        .get_or_load_by(&k, &policy(Tiers::L1Only), deadline, load("v"))
+        .await
+        .expect("loaded");
+    assert_eq!(
+        (loaded.source, reads.load(Ordering::SeqCst)),
+        (Source::Loader, 1)
+    );
+    let hit = cache
+        .get_or_load_by(&k, &policy(Tiers::L1Only), deadline, load("other"))
+        .await
+        .expect("hit");
+    assert_eq!(hit.source, Source::L1);
+    assert_eq!(hit.value, Bytes::from_static(b"v"));
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        1,
+        "a memory hit read the deadline"
+    );
+    // A disabled policy loads, and reads the deadline for it.
+    let bypassed = cache
+        .get_or_load_by(&k, &CachePolicy::disabled(), deadline, || async {
+            Ok::<_, Boom>(Bytes::from_static(b"w"))
+        })
+        .await
+        .expect("loaded");
+    assert_eq!(
+        (bypassed.source, reads.load(Ordering::SeqCst)),
+        (Source::Loader, 2)
+    );
+}
