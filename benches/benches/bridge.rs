@@ -87,12 +87,17 @@ fn throughput(c: &mut Criterion) {
             let tally = Arc::clone(&cpu);
             group.bench_function(BenchmarkId::new("bridge", &id), |b| {
                 b.iter_custom(|iters| {
-                    let (bridge, params) = (bridge.clone(), Arc::clone(&params));
+                    let state = (bridge.clone(), Arc::clone(&params));
                     let before = cpu_time();
-                    let elapsed = rt.block_on(closed_loop(iters, IN_FLIGHT * workers, move || {
-                        let (bridge, params) = (bridge.clone(), Arc::clone(&params));
-                        async move { bridge.call_raw("test.echo", Some(&params)).await.map(drop) }
-                    }));
+                    let elapsed = rt.block_on(closed_loop(
+                        iters,
+                        IN_FLIGHT * workers,
+                        state,
+                        |(bridge, params)| async move {
+                            let outcome = bridge.call_raw("test.echo", Some(&params)).await;
+                            ((bridge, params), outcome.map(drop))
+                        },
+                    ));
                     tally.lock().expect("tally").push((
                         format!("bridge-{id}"),
                         cpu_time() - before,

@@ -79,12 +79,17 @@ fn throughput(c: &mut Criterion) {
         let mut pool_tally = CpuTally::default();
         group.bench_function(BenchmarkId::new("pool", format!("{workers}w")), |b| {
             b.iter_custom(|iters| {
-                let (pool, params) = (pool.clone(), Arc::clone(&params));
+                let state = (pool.clone(), Arc::clone(&params));
                 let before = cpu_time();
-                let elapsed = rt.block_on(closed_loop(iters, IN_FLIGHT * workers, move || {
-                    let (pool, params) = (pool.clone(), Arc::clone(&params));
-                    async move { pool.call("test.echo", Some(&params)).await.map(drop) }
-                }));
+                let elapsed = rt.block_on(closed_loop(
+                    iters,
+                    IN_FLIGHT * workers,
+                    state,
+                    |(pool, params)| async move {
+                        let outcome = pool.call("test.echo", Some(&params)).await;
+                        ((pool, params), outcome.map(drop))
+                    },
+                ));
                 pool_tally.cpu += cpu_time() - before;
                 pool_tally.calls += iters;
                 elapsed

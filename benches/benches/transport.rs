@@ -102,11 +102,16 @@ fn throughput(c: &mut Criterion) {
     for (name, pool) in &set.pools {
         group.bench_function(*name, |b| {
             b.iter_custom(|iters| {
-                let (pool, params) = (pool.clone(), Arc::clone(&params));
-                rt.block_on(closed_loop(iters, IN_FLIGHT, move || {
-                    let (pool, params) = (pool.clone(), Arc::clone(&params));
-                    async move { pool.call("test.echo", Some(&params)).await.map(drop) }
-                }))
+                let state = (pool.clone(), Arc::clone(&params));
+                rt.block_on(closed_loop(
+                    iters,
+                    IN_FLIGHT,
+                    state,
+                    |(pool, params)| async move {
+                        let outcome = pool.call("test.echo", Some(&params)).await;
+                        ((pool, params), outcome.map(drop))
+                    },
+                ))
             });
         });
     }

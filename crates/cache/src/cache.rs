@@ -251,42 +251,17 @@ impl Cache {
         V: Into<Load>,
         E: Send + Sync + 'static,
     {
-        self.get_or_load_by(key, policy, || deadline, load).await
-    }
-
-    /// [`Cache::get_or_load`] with the deadline read from `deadline`, once,
-    /// and only when the memory tier has no answer: a memory hit, returned
-    /// whatever the deadline, then reads no clock for it. The loader runs
-    /// after `deadline` was called.
-    ///
-    /// # Errors
-    ///
-    /// As [`Cache::get_or_load`].
-    pub async fn get_or_load_by<D, F, Fut, V, E>(
-        &self,
-        key: &CacheKey,
-        policy: &CachePolicy,
-        deadline: D,
-        load: F,
-    ) -> Result<Fetched, LoadError<E>>
-    where
-        D: FnOnce() -> Instant,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
-        V: Into<Load>,
-        E: Send + Sync + 'static,
-    {
         // The slow paths are boxed: their futures (disk, shared tier, the
         // loader's own) are large, and a hit should not build or move them.
         if !policy.enabled {
-            return Box::pin(self.inner.bypass(deadline(), load)).await;
+            return Box::pin(self.inner.bypass(deadline, load)).await;
         }
         if policy.tiers.l1()
             && let Some(hit) = self.inner.l1_get(key.digest()).await
         {
             return Ok(hit);
         }
-        Box::pin(self.inner.load_slow(key, policy, deadline(), load)).await
+        Box::pin(self.inner.load_slow(key, policy, deadline, load)).await
     }
 
     /// Removes `key` from both tiers. When this returns, no caller gets the old

@@ -20,8 +20,7 @@
 //!   few hundred nanoseconds and does not allocate beyond the method name.
 //! - **Read path** ([`Cache::get_or_load`]): memory, then disk (a disk hit is
 //!   promoted to memory with the rest of its disk TTL), then the loader. The
-//!   answer says which tier gave it ([`Source`]). [`Cache::get_or_load_by`]
-//!   reads the deadline only after a memory miss.
+//!   answer says which tier gave it ([`Source`]).
 //! - **Single-flight**: concurrent misses of one key run the loader once; every
 //!   caller gets its value or its error (one shared `Arc<E>`). Errors are never
 //!   stored; a loader may return a [`Load::Negative`] result, which is stored

@@ -37,6 +37,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::pipe::Direct;
 use crate::stats::WorkerState;
 use crate::worker::{HeldFailure, Outgoing, Worker, WorkerId, encode_frame, lock};
 use crate::{Error, Result, TimeoutStage, WorkerFailure};
@@ -356,7 +357,8 @@ impl Admission {
             stage: TimeoutStage::Queued,
             worker: None,
         };
-        if Instant::now() >= deadline {
+        // `started` is the caller's reading of the clock just now.
+        if started >= deadline {
             return Err(timeout());
         }
         if self.queue.len() == 0
@@ -564,15 +566,38 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// Hands the request to the worker's writer. The outbox holds more than
-    /// a worker's in-flight cap, so a request finds room at once; waiting
-    /// covers the rare burst of control messages. Fails when the worker's
-    /// stdin is closed.
+    /// Writes the request itself when it is alone on an idle worker (see
+    /// [`Pipe`](crate::pipe::Pipe)); otherwise hands it to the worker's
+    /// writer. The outbox holds more than a worker's in-flight cap, so a
+    /// request finds room at once; waiting covers the rare burst of control
+    /// messages. Fails when the worker's stdin is closed.
     pub(crate) async fn send(
         &mut self,
-        outbox: &mpsc::Sender<Outgoing>,
+        worker: &Worker,
         frame: bytes::Bytes,
     ) -> std::result::Result<(), ()> {
+        let outbox = &worker.outbox;
+        let frame = if worker.in_flight() <= 1 {
+            match worker.pipe.try_write(frame) {
+                Direct::Written => {
+                    self.written = true;
+                    return Ok(());
+                }
+                Direct::Started => {
+                    self.written = true;
+                    // Wakes the writer to finish the frame. A full outbox
+                    // wakes it anyway; a closed one means the worker is gone.
+                    let _ = outbox.try_send(Outgoing {
+                        id: None,
+                        frame: bytes::Bytes::new(),
+                    });
+                    return Ok(());
+                }
+                Direct::Queue(frame) => frame,
+            }
+        } else {
+            frame
+        };
         let message = Outgoing {
             id: Some(self.id),
             frame,

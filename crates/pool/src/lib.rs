@@ -82,6 +82,7 @@ mod error;
 mod events;
 mod handshake;
 pub mod metrics;
+mod pipe;
 mod pool;
 mod process;
 mod remote;

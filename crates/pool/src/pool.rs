@@ -182,7 +182,7 @@ impl Pool {
         // the runtime wakes its driver on every call.
         let mut call = slot.register(id, deadline)?;
         shared.sweep_by(deadline);
-        if call.send(&worker.outbox, frame).await.is_err() {
+        if call.send(&worker, frame).await.is_err() {
             drop(call);
             return Err(Error::WorkerFailed {
                 failure: Arc::new(failure_now(&worker, FailureReason::Exited)),

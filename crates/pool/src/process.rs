@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 use crate::admission::Settled;
 use crate::events::{ExitReason, PoolEvent};
 use crate::handshake::{Ready, manifest_difference};
+use crate::pipe::Pipe;
 use crate::shared::{Shared, SupervisorMsg};
 use crate::stats::WorkerState;
 use crate::worker::{Outgoing, Worker, WorkerParts, lock};
@@ -141,8 +142,13 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         endpoint: None,
     }));
     let writer_stop = CancellationToken::new();
-    let mut writer =
-        AbortOnDropHandle::new(tokio::spawn(write_loop(stdin, inbox, writer_stop.clone())));
+    worker.pipe.put(Box::new(stdin));
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_loop(
+        Arc::clone(&worker.pipe),
+        inbox,
+        writer_stop.clone(),
+        Arc::downgrade(&worker),
+    )));
     let mut stderr_task = AbortOnDropHandle::new(tokio::spawn(stderr_loop(
         stderr,
         tail,
@@ -470,14 +476,26 @@ pub(crate) async fn ping(
     }
 }
 
-/// Writes frames to the worker (a process's stdin, or a connection), as many
-/// per system call as are queued. Returns the ids of requests that were
-/// never written.
-pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
-    mut stdin: W,
+/// Writes frames to the worker (a process's stdin, or a connection, parked
+/// in `pipe`), as many per system call as are queued; `busy` is the worker,
+/// whose calls in flight decide whether a write waits for the frames of
+/// callers about to run. The pipe is closed when this ends, however it ends.
+/// Returns the ids of requests that were never written.
+pub(crate) async fn write_loop(
+    pipe: Arc<Pipe>,
     mut inbox: mpsc::Receiver<Outgoing>,
     stop: CancellationToken,
+    busy: Weak<Worker>,
 ) -> Vec<i64> {
+    /// Closes the pipe when the loop ends, or is aborted while the write
+    /// half is parked (a write half the loop holds dies with it).
+    struct CloseOnDrop(Arc<Pipe>);
+    impl Drop for CloseOnDrop {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let pipe = CloseOnDrop(pipe);
     let mut batch: Vec<Outgoing> = Vec::with_capacity(MAX_BATCH);
     let mut unwritten = Vec::new();
     loop {
@@ -490,24 +508,53 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             },
         };
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(message) => batch.push(message),
-                Err(_) => break,
-            }
+        drain(&mut inbox, &mut batch);
+        // With calls already at the worker, the frames of callers that are
+        // runnable now join this write: one system call (and one wake-up of
+        // the worker) for many frames, where writing at once would send
+        // them one by one. A lone call is written without the detour.
+        if batch.len() < MAX_BATCH && busy.upgrade().is_some_and(|w| w.in_flight() > batch.len()) {
+            tokio::task::yield_now().await;
+            drain(&mut inbox, &mut batch);
         }
-        if let Err(written) = write_batch(&mut stdin, &batch).await {
+        let Some((mut writer, rest)) = pipe.0.take() else {
+            unwritten.extend(batch.iter().filter_map(|m| m.id));
+            break;
+        };
+        // The end of a frame a caller began goes before any other.
+        let written = match rest {
+            Some(rest) => writer.write_all(&rest).await.map_err(|_| 0),
+            None => Ok(()),
+        };
+        let written = match written {
+            Ok(()) => write_batch(&mut writer, &batch).await,
+            Err(none) => Err(none),
+        };
+        pipe.0.put(writer);
+        if let Err(written) = written {
             unwritten.extend(batch[written..].iter().filter_map(|m| m.id));
             break;
         }
         batch.clear();
     }
+    // No caller may write once the loop is over, and the worker sees the end
+    // of its input.
+    drop(pipe);
     // No sender may slip a frame in after the final drain.
     inbox.close();
     while let Ok(message) = inbox.try_recv() {
         unwritten.extend(message.id);
     }
     unwritten
+}
+
+fn drain(inbox: &mut mpsc::Receiver<Outgoing>, batch: &mut Vec<Outgoing>) {
+    while batch.len() < MAX_BATCH {
+        match inbox.try_recv() {
+            Ok(message) => batch.push(message),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Writes every frame of the batch; on failure returns how many frames may

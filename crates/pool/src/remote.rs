@@ -275,10 +275,12 @@ pub(crate) async fn run_remote(
         endpoint: Some(index),
     }));
     let writer_stop = CancellationToken::new();
+    worker.pipe.put(connection.writer);
     let mut writer = AbortOnDropHandle::new(tokio::spawn(write_loop(
-        connection.writer,
+        Arc::clone(&worker.pipe),
         inbox,
         writer_stop.clone(),
+        Arc::downgrade(&worker),
     )));
     let (ready_tx, ready_rx) = oneshot::channel();
     let mut reader = AbortOnDropHandle::new(tokio::spawn(read_loop(

@@ -23,7 +23,7 @@ use crate::admission::Admission;
 use crate::events::{PoolEvent, RecycleReason};
 use crate::remote::EndpointSlot;
 use crate::stats::{HealthStatus, PoolStats, WorkerState};
-use crate::worker::encode_frame;
+use crate::worker::{encode_frame, encode_frame_sized};
 use crate::{PoolConfig, Result, WorkerId};
 
 /// What a worker's task, or the call path, tells the supervisor.
@@ -146,7 +146,10 @@ impl Shared {
         params: Option<&RawValue>,
         meta: Option<&Meta<'_>>,
     ) -> Result<Bytes> {
-        self.frame_with(|buf| write_request_with_meta(buf, &Id::Number(id), method, params, meta))
+        let hint = method.len() + params.map_or(0, |p| p.get().len());
+        encode_frame_sized(&self.codec, hint, |buf| {
+            write_request_with_meta(buf, &Id::Number(id), method, params, meta)
+        })
     }
 
     pub(crate) fn frame_with(&self, write: impl FnOnce(&mut BytesMut)) -> Result<Bytes> {

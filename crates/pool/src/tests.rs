@@ -123,7 +123,7 @@ mod admission {
                 .expect("a free slot");
             let mut call = slot.register(id, deadline).expect("a new id");
             if send {
-                call.send(&self.worker.outbox, Bytes::from_static(b"{}\n"))
+                call.send(&self.worker, Bytes::from_static(b"{}\n"))
                     .await
                     .expect("the outbox is open");
             }

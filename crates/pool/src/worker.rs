@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Lot;
+use crate::pipe::Pipe;
 use crate::stats::{WorkerState, WorkerStats};
 use crate::{FailureReason, WorkerFailure};
 
@@ -99,6 +100,9 @@ pub(crate) struct Worker {
     /// The request count after which it is recycled, drawn with jitter at spawn.
     pub(crate) recycle_after: Option<u64>,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
+    /// Its write half while the writer task does not hold it: a call alone
+    /// on the worker writes its frame itself.
+    pub(crate) pipe: Arc<Pipe>,
     pub(crate) stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Cancelled to kill the worker at once; the reason is set first.
     pub(crate) kill: CancellationToken,
@@ -167,6 +171,7 @@ impl Worker {
             endpoint: parts.endpoint,
             recycle_after: parts.recycle_after,
             outbox: parts.outbox,
+            pipe: Arc::default(),
             stderr_tail: parts.stderr_tail,
             kill: CancellationToken::new(),
             stop: CancellationToken::new(),
@@ -248,6 +253,18 @@ pub(crate) fn encode_frame(
     codec: &Codec,
     write: impl FnOnce(&mut BytesMut),
 ) -> crate::Result<Bytes> {
+    encode_frame_sized(codec, 0, write)
+}
+
+/// [`encode_frame`] for a message of about `hint` bytes: the buffer is sized
+/// once, where growing from a small one would copy large params several times.
+pub(crate) fn encode_frame_sized(
+    codec: &Codec,
+    hint: usize,
+    write: impl FnOnce(&mut BytesMut),
+) -> crate::Result<Bytes> {
+    /// The envelope around the params: version, id, method name, `_meta`.
+    const ENVELOPE: usize = 256;
     let too_large = |len: usize| {
         crate::Error::Encode(Arc::new(pybridge_protocol::Error::FrameTooLarge {
             limit: codec.max_frame(),
@@ -256,25 +273,23 @@ pub(crate) fn encode_frame(
     };
     match codec.framing() {
         Framing::Ndjson => {
-            let mut buf = BytesMut::with_capacity(256);
+            let mut buf = BytesMut::with_capacity(hint + ENVELOPE);
             write(&mut buf);
             if buf.len() > codec.max_frame() {
                 return Err(too_large(buf.len()));
             }
             // Raw params may be pretty-printed; a raw newline can only be
             // whitespace between JSON tokens, so a space replaces it.
-            if buf.iter().any(|&b| b == b'\n' || b == b'\r') {
-                for b in buf.iter_mut() {
-                    if *b == b'\n' || *b == b'\r' {
-                        *b = b' ';
-                    }
-                }
+            let mut from = 0;
+            while let Some(at) = memchr::memchr2(b'\n', b'\r', &buf[from..]) {
+                buf[from + at] = b' ';
+                from += at + 1;
             }
             buf.put_u8(b'\n');
             Ok(buf.freeze())
         }
         _ => {
-            let mut payload = BytesMut::with_capacity(256);
+            let mut payload = BytesMut::with_capacity(hint + ENVELOPE);
             write(&mut payload);
             let mut out = BytesMut::with_capacity(payload.len() + 32);
             codec

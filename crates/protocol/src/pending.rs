@@ -6,6 +6,7 @@
 //! table works on any runtime or none. Dropping a `Pending` deregisters its id,
 //! so an abandoned call never leaks an entry.
 
+use std::collections::hash_map::Entry as Vacancy;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
@@ -288,23 +289,26 @@ impl<E: Clone> PendingTable<E> {
                 finished: false,
             });
         }
-        if state.entries.contains_key(&id) {
+        let TableState {
+            entries,
+            deadlines,
+            next_seq,
+            ..
+        } = &mut *state;
+        let Vacancy::Vacant(place) = entries.entry(id.clone()) else {
             return Err(Error::DuplicateId { id });
-        }
+        };
         let deadline = deadline.map(|at| {
-            let key = (at, state.next_seq);
-            state.next_seq += 1;
-            state.deadlines.insert(key, id.clone());
+            let key = (at, *next_seq);
+            *next_seq += 1;
+            deadlines.insert(key, id.clone());
             key
         });
         let slot = Slot::new(SlotState::Waiting(None));
-        state.entries.insert(
-            id.clone(),
-            Entry {
-                slot: Arc::clone(&slot),
-                deadline,
-            },
-        );
+        place.insert(Entry {
+            slot: Arc::clone(&slot),
+            deadline,
+        });
         Ok(Pending {
             id,
             slot,

@@ -497,8 +497,10 @@ impl Shared {
 
     /// Records an outcome: inlined for a closed-state success that leaves
     /// nothing to forget in consecutive-failure mode, the common case.
+    /// `now` is when the call ended, if the caller has read the clock
+    /// already; a time window reads it otherwise.
     #[inline]
-    fn record(&self, ticket: Ticket, outcome: Outcome, duration: Duration) {
+    fn record(&self, ticket: Ticket, outcome: Outcome, duration: Duration, now: Option<Instant>) {
         if !ticket.probe
             && outcome == Outcome::Success
             && self.config.slow_call.is_none()
@@ -509,10 +511,16 @@ impl Shared {
             // changes nothing.
             return;
         }
-        self.record_slow(ticket, outcome, duration);
+        self.record_slow(ticket, outcome, duration, now);
     }
 
-    fn record_slow(&self, ticket: Ticket, outcome: Outcome, duration: Duration) {
+    fn record_slow(
+        &self,
+        ticket: Ticket,
+        outcome: Outcome,
+        duration: Duration,
+        now: Option<Instant>,
+    ) {
         let failed = match outcome {
             Outcome::Ignored => {
                 if ticket.probe {
@@ -526,11 +534,11 @@ impl Shared {
         if ticket.probe {
             self.record_probe(ticket, failed);
         } else {
-            self.record_closed(ticket, failed);
+            self.record_closed(ticket, failed, now);
         }
     }
 
-    fn record_closed(&self, ticket: Ticket, failed: bool) {
+    fn record_closed(&self, ticket: Ticket, failed: bool, now: Option<Instant>) {
         match self.config.mode {
             FailureMode::Consecutive { threshold } => {
                 let mut word = Word(self.word.load(Ordering::Acquire));
@@ -573,7 +581,9 @@ impl Shared {
                 ..
             } => {
                 let now = match self.config.mode {
-                    FailureMode::TimeWindow { .. } => self.nanos_since_epoch(Instant::now()),
+                    FailureMode::TimeWindow { .. } => {
+                        self.nanos_since_epoch(now.unwrap_or_else(Instant::now))
+                    }
                     _ => 0,
                 };
                 let mut inner = self.lock();

@@ -79,8 +79,15 @@ impl RetryBudget {
     /// Records a call (its first attempt).
     #[inline]
     pub fn deposit(&self) {
+        self.deposit_at(Instant::now());
+    }
+
+    /// Records a call that started at `now`, a clock reading the caller
+    /// already has: the call path reads the clock once and passes it down.
+    #[inline]
+    pub fn deposit_at(&self, now: Instant) {
         let inner = &*self.inner;
-        let now = inner.nanos_since_epoch(Instant::now());
+        let now = inner.nanos_since_epoch(now);
         if now >= inner.rotate_at.load(Ordering::Acquire) {
             let mut rotation = inner.lock();
             inner.rotate(&mut rotation, now);

@@ -185,6 +185,30 @@ impl RetryPolicy {
     pub async fn run_with_hook<T, E, F, Fut, H>(
         &self,
         deadline: Option<Instant>,
+        op: F,
+        hook: H,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Classify + fmt::Display,
+        H: FnMut(&RetryInfo<'_, E>),
+    {
+        self.run_with_hook_at(Instant::now(), deadline, op, hook)
+            .await
+    }
+
+    /// Like [`run_with_hook`](RetryPolicy::run_with_hook), for a call that
+    /// started at `now`: a caller that has already read the clock passes
+    /// its reading, and the policy reads none until an attempt fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](RetryPolicy::run).
+    pub async fn run_with_hook_at<T, E, F, Fut, H>(
+        &self,
+        now: Instant,
+        deadline: Option<Instant>,
         mut op: F,
         mut hook: H,
     ) -> Result<T, RetryError<E>>
@@ -196,7 +220,7 @@ impl RetryPolicy {
     {
         let inner = &*self.inner;
         if let Some(budget) = &inner.budget {
-            budget.deposit();
+            budget.deposit_at(now);
         }
         let mut attempt: u32 = 1;
         // Created on the first retry only, so the success path draws nothing.

@@ -456,7 +456,10 @@ impl CallGuard<'static> {
     /// registering its handles for this call only; the call path uses
     /// [`CallGuard::start_for`] with the method's own.
     pub fn start(method: impl Into<SharedString>) -> Self {
-        Self::begin(Handles::Own(Box::new(MethodMetrics::new(method))))
+        Self::begin(
+            Handles::Own(Box::new(MethodMetrics::new(method))),
+            Instant::now(),
+        )
     }
 }
 
@@ -464,13 +467,19 @@ impl<'a> CallGuard<'a> {
     /// Starts measuring a call with the method's registered handles
     /// ([`MethodSpec::metrics`](crate::MethodSpec::metrics)).
     pub fn start_for(metrics: &'a MethodMetrics) -> Self {
-        Self::begin(Handles::Shared(metrics))
+        Self::begin(Handles::Shared(metrics), Instant::now())
     }
 
-    fn begin(metrics: Handles<'a>) -> Self {
+    /// Like [`CallGuard::start_for`], for a call that started at `started`:
+    /// the call path reads the clock once and passes the reading down.
+    pub fn start_at(metrics: &'a MethodMetrics, started: Instant) -> Self {
+        Self::begin(Handles::Shared(metrics), started)
+    }
+
+    fn begin(metrics: Handles<'a>, started: Instant) -> Self {
         let guard = Self {
             metrics,
-            started: Instant::now(),
+            started,
             finished: false,
         };
         guard.handles().in_flight().increment(1.0);
@@ -486,14 +495,21 @@ impl<'a> CallGuard<'a> {
 
     /// Records the call's outcome and latency.
     pub fn finish(mut self, outcome: Outcome) {
-        self.record(outcome);
+        self.record(outcome, Instant::now());
     }
 
-    fn record(&mut self, outcome: Outcome) {
+    /// Records the call's outcome and its latency up to `ended`, a clock
+    /// reading the caller already has (and took from the same clock as the
+    /// start).
+    pub fn finish_at(mut self, outcome: Outcome, ended: Instant) {
+        self.record(outcome, ended);
+    }
+
+    fn record(&mut self, outcome: Outcome, ended: Instant) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        let elapsed = self.started.elapsed().as_secs_f64();
+        let elapsed = ended.saturating_duration_since(self.started).as_secs_f64();
         let metrics = self.handles();
         metrics.in_flight().decrement(1.0);
         let (count, latency) = metrics.outcome(outcome);
@@ -504,13 +520,65 @@ impl<'a> CallGuard<'a> {
 
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        self.record(Outcome::Cancelled);
+        // A finished guard reads no clock on its way out.
+        if !self.finished {
+            self.record(Outcome::Cancelled, Instant::now());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Outcome;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use metrics::{
+        Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, SharedString, Unit,
+    };
+
+    use super::{CallGuard, MethodMetrics, Outcome};
+
+    /// A recorder that keeps every histogram sample, in order.
+    #[derive(Default)]
+    struct Samples(Arc<Mutex<Vec<f64>>>);
+
+    struct Sink(Arc<Mutex<Vec<f64>>>);
+
+    impl HistogramFn for Sink {
+        fn record(&self, value: f64) {
+            self.0.lock().expect("not poisoned").push(value);
+        }
+    }
+
+    impl metrics::Recorder for Samples {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Sink(Arc::clone(&self.0))))
+        }
+    }
+
+    #[test]
+    fn a_call_guard_measures_between_the_readings_it_is_given() {
+        let recorder = Samples::default();
+        metrics::with_local_recorder(&recorder, || {
+            let metrics = MethodMetrics::new("test.echo");
+            let t0 = Instant::now();
+            CallGuard::start_at(&metrics, t0)
+                .finish_at(Outcome::Ok, t0 + Duration::from_millis(1500));
+            // An end before the start records zero, never a panic.
+            CallGuard::start_at(&metrics, t0 + Duration::from_secs(1))
+                .finish_at(Outcome::Timeout, t0);
+        });
+        assert_eq!(*recorder.0.lock().expect("not poisoned"), [1.5, 0.0]);
+    }
 
     #[test]
     fn every_cache_tier_has_its_place_among_all() {

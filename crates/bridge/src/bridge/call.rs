@@ -30,9 +30,22 @@ impl Bridge {
         let wire_params = prepared.params();
         let id = inner.layers.pool().reserve_id();
         let span = open_call_span(id.get(), spec.name(), spec.wire_name());
-        let guard = CallGuard::start_for(spec.metrics());
+        // The one clock reading of the call's start: the metrics, the
+        // deadline, the retry budget and the first attempt's latency all
+        // measure from it.
+        let started = Instant::now();
+        let guard = CallGuard::start_at(spec.metrics(), started.into_std());
+        let deadline = options.deadline.unwrap_or_else(|| {
+            let timeout = options
+                .timeout
+                .or(spec.timeout())
+                .unwrap_or(inner.layers.config().call.timeout);
+            started + timeout
+        });
         let call = async {
-            let (raw, source) = self.fetch(&spec, wire_params, id, options).await?;
+            let (raw, source) = self
+                .fetch(&spec, wire_params, id, started, deadline, options)
+                .await?;
             if !spec.idempotent() {
                 self.invalidate_family(&spec).await;
             }
@@ -62,7 +75,7 @@ impl Bridge {
         if let Err(e) = &call {
             telemetry::record_error(&span, e.kind().as_str());
         }
-        guard.finish(outcome);
+        guard.finish_at(outcome, Instant::now().into_std());
         call
     }
 
@@ -118,24 +131,14 @@ impl Bridge {
             })
     }
 
-    /// The call's deadline: the caller's, or its timeout from now. Read
-    /// where a call first needs it, so that a memory hit reads no clock for it.
-    fn deadline(&self, spec: &MethodSpec, options: &CallOptions) -> Instant {
-        options.deadline.unwrap_or_else(|| {
-            let timeout = options
-                .timeout
-                .or(spec.timeout())
-                .unwrap_or(self.inner.layers.config().call.timeout);
-            Instant::now() + timeout
-        })
-    }
-
     /// The cache in front of the worker, when the method's policy allows.
     async fn fetch(
         &self,
         spec: &Arc<MethodSpec>,
         params: Option<&RawValue>,
         id: RequestId,
+        started: Instant,
+        deadline: Instant,
         options: &CallOptions,
     ) -> Result<(Box<RawValue>, ResultSource)> {
         #[cfg(feature = "cache")]
@@ -143,13 +146,13 @@ impl Bridge {
             && !options.no_cache
             && spec.cache().enabled
         {
-            return self.fetch_cached(cache, spec, params, id, options).await;
+            return self
+                .fetch_cached(cache, spec, params, id, deadline, options)
+                .await;
         }
-        let deadline = self.deadline(spec, options);
-        // Boxed: a worker call's future (retries, the breaker, the pool's
-        // send) is kilobytes, and every call's future would carry, and
-        // move, that much; one allocation is small next to the round trip.
-        let raw = Box::pin(self.execute(spec, params, id, deadline, options)).await?;
+        let raw = self
+            .execute_from(spec, params, id, started, deadline, options)
+            .await?;
         Ok((raw, ResultSource::Worker))
     }
 
@@ -160,6 +163,7 @@ impl Bridge {
         spec: &Arc<MethodSpec>,
         params: Option<&RawValue>,
         id: RequestId,
+        deadline: Instant,
         options: &CallOptions,
     ) -> Result<(Box<RawValue>, ResultSource)> {
         use pybridge_cache::{LoadError, Source};
@@ -171,7 +175,6 @@ impl Bridge {
                 // Params the service accepted are JSON; if the cache still
                 // cannot key them, the call goes on uncached.
                 tracing::warn!(method = spec.name(), error = %err, "cannot build a cache key; not caching");
-                let deadline = self.deadline(spec, options);
                 // Boxed, like the cache's own loads: a hit should not carry
                 // the size of a worker call's future.
                 let raw = Box::pin(self.execute(spec, params, id, deadline, options)).await?;
@@ -179,13 +182,9 @@ impl Bridge {
             }
         };
         let policy = self.inner.layers.cache_policy(spec);
-        // Read once, by the cache after a memory miss, and then by the
-        // loader: the cache and the pool end the call at the same instant.
-        let deadline = std::sync::OnceLock::new();
-        let deadline = || *deadline.get_or_init(|| self.deadline(spec, options));
         let fetched = cache
-            .get_or_load_by(&key, &policy, deadline, || async {
-                let raw = self.execute(spec, params, id, deadline(), options).await?;
+            .get_or_load(&key, &policy, deadline, || async {
+                let raw = self.execute(spec, params, id, deadline, options).await?;
                 let text: Box<str> = raw.into();
                 Ok::<_, Error>(bytes::Bytes::from(String::from(text)))
             })
@@ -243,12 +242,30 @@ impl Bridge {
         let _ = spec;
     }
 
-    /// The method's breaker inside each retry attempt, around the pool.
+    /// The method's breaker inside each retry attempt, around the pool, for
+    /// a load the cache starts (it reads the clock when the load begins).
+    #[cfg(feature = "cache")]
     async fn execute(
         &self,
         spec: &Arc<MethodSpec>,
         params: Option<&RawValue>,
         first_id: RequestId,
+        deadline: Instant,
+        options: &CallOptions,
+    ) -> Result<Box<RawValue>> {
+        self.execute_from(spec, params, first_id, Instant::now(), deadline, options)
+            .await
+    }
+
+    /// The method's breaker inside each retry attempt, around the pool, for
+    /// a call whose first attempt starts at `started`, a clock reading the
+    /// caller already has.
+    async fn execute_from(
+        &self,
+        spec: &Arc<MethodSpec>,
+        params: Option<&RawValue>,
+        first_id: RequestId,
+        started: Instant,
         deadline: Instant,
         options: &CallOptions,
     ) -> Result<Box<RawValue>> {
@@ -296,7 +313,10 @@ impl Bridge {
                     })?),
                     None => None,
                 };
-                let started = Instant::now();
+                // The first attempt starts with the call (a breaker
+                // admission later, which is no measurable time); a retry
+                // reads the clock after its backoff.
+                let started = if n == 1 { started } else { Instant::now() };
                 let attempt_deadline = match inner.layers.config().call.attempt_timeout {
                     Some(limit) => deadline.min(started + limit),
                     None => deadline,
@@ -329,7 +349,8 @@ impl Bridge {
                         },
                         Err(_) => Outcome::Ignored,
                     };
-                    permit.record(outcome, started.elapsed());
+                    let ended = Instant::now();
+                    permit.record_at(outcome, ended.saturating_duration_since(started), ended);
                 }
                 result
             };
@@ -347,7 +368,7 @@ impl Bridge {
         };
         let counters = &inner.counters;
         policy
-            .run_with_hook(Some(deadline), attempt, |_| counters.retried())
+            .run_with_hook_at(started, Some(deadline), attempt, |_| counters.retried())
             .await
             .map_err(|err| {
                 let (reason, attempts) = (err.reason(), err.attempts());
@@ -375,16 +396,20 @@ impl Bridge {
         deadline: Instant,
     ) -> pybridge_pool::Result<Box<RawValue>> {
         let pool = self.inner.layers.pool();
+        // The pool's futures are boxed: they are the largest part of a
+        // call's state, and every layer above would otherwise hold them
+        // inline and copy them each time its own future is built or moved
+        // (a profile showed those copies at a tenth of the bridge's CPU).
+        // One allocation per attempt is cheaper.
         #[cfg(feature = "otel")]
         if let Some(wire) = crate::otel::WireContext::of(span) {
             let meta = wire.meta();
-            return pool
-                .call_with_meta(id, wire_method, params, deadline, Some(&meta))
+            return Box::pin(pool.call_with_meta(id, wire_method, params, deadline, Some(&meta)))
                 .await;
         }
         #[cfg(not(feature = "otel"))]
         let _ = span;
-        pool.call_with_id(id, wire_method, params, deadline).await
+        Box::pin(pool.call_with_id(id, wire_method, params, deadline)).await
     }
 }
 

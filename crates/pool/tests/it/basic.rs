@@ -499,3 +499,48 @@ async fn call_with_meta_puts_the_trace_context_beside_the_params() {
     );
     pool.shutdown().await;
 }
+
+/// A call alone on its worker writes its frame itself; one larger than the
+/// pipe goes out in part, and the writer task must finish it before any
+/// other frame, even if its caller has gone away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_larger_than_the_pipe_is_finished_before_any_other() {
+    let pool = Arc::new(start(sdk_worker(), |b| b.workers(1)).await);
+    let big = raw(&format!(r#"{{"data":"{}"}}"#, "x".repeat(1 << 20)));
+    let small = raw(r#"{"n":1}"#);
+    for round in 0..10 {
+        let first = {
+            let (pool, big) = (Arc::clone(&pool), big.clone());
+            tokio::spawn(async move {
+                if round % 2 == 0 {
+                    Some(pool.call("test.echo", Some(&big)).await)
+                } else {
+                    // The caller leaves while its frame may be half written.
+                    let _ = tokio::time::timeout(
+                        Duration::from_micros(50),
+                        pool.call("test.echo", Some(&big)),
+                    )
+                    .await;
+                    None
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        let mut others = Vec::new();
+        for _ in 0..8 {
+            let (pool, small) = (Arc::clone(&pool), small.clone());
+            others.push(tokio::spawn(async move {
+                pool.call("test.echo", Some(&small)).await
+            }));
+        }
+        if let Some(answer) = first.await.unwrap() {
+            check_echo(&answer.unwrap(), value(&big));
+        }
+        for other in others {
+            check_echo(&other.await.unwrap().unwrap(), value(&small));
+        }
+    }
+    let answer = pool.call("test.echo", Some(&big)).await.unwrap();
+    check_echo(&answer, value(&big));
+    Arc::try_unwrap(pool).unwrap().shutdown().await;
+}

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::{CircuitBreaker, Outcome, Shared, Ticket};
 use crate::Classify;
 
@@ -36,7 +38,17 @@ impl Permit<'_> {
     #[inline]
     pub fn record(mut self, outcome: Outcome, duration: Duration) {
         self.recorded = true;
-        self.shared.record(self.ticket, outcome, duration);
+        self.shared.record(self.ticket, outcome, duration, None);
+    }
+
+    /// Like [`record`](Permit::record), for a call that ended at `now`, a
+    /// clock reading the caller already has (a time window uses it instead
+    /// of reading the clock again).
+    #[inline]
+    pub fn record_at(mut self, outcome: Outcome, duration: Duration, now: Instant) {
+        self.recorded = true;
+        self.shared
+            .record(self.ticket, outcome, duration, Some(now));
     }
 
     /// Records a success that took `duration`.
@@ -82,7 +94,17 @@ impl OwnedPermit {
     /// Records how the call ended; `duration` is how long it took.
     pub fn record(mut self, outcome: Outcome, duration: Duration) {
         self.recorded = true;
-        self.breaker.shared.record(self.ticket, outcome, duration);
+        self.breaker
+            .shared
+            .record(self.ticket, outcome, duration, None);
+    }
+
+    /// Like [`record`](OwnedPermit::record), for a call that ended at `now`.
+    pub fn record_at(mut self, outcome: Outcome, duration: Duration, now: Instant) {
+        self.recorded = true;
+        self.breaker
+            .shared
+            .record(self.ticket, outcome, duration, Some(now));
     }
 
     /// Records a result, classified as [`Permit::record_result`] does.

@@ -477,3 +477,34 @@ async fn the_probe_cap_holds_under_contention() {
     assert!(breaker.try_acquire().is_err());
     drop(held);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_time_window_counts_calls_at_the_time_the_caller_says_they_ended() {
+    let breaker = breaker(BreakerConfig::builder().failure_rate_over_time(
+        0.5,
+        Duration::from_secs(10),
+        nz(3),
+    ));
+    let start = Instant::now();
+    let fail_at = |at: Instant| {
+        let permit = breaker.try_acquire().expect("a closed breaker admits");
+        permit.record_at(Outcome::Failure, ms(1), at);
+    };
+    // The clock never moves; the readings the caller passes do.
+    fail_at(start);
+    fail_at(start);
+    fail_at(start + Duration::from_secs(11));
+    fail_at(start + Duration::from_secs(12));
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "the first two failures ended more than a window before the others: 2 calls"
+    );
+    let permit = breaker.try_acquire_owned().expect("still closed");
+    permit.record_at(Outcome::Failure, ms(1), start + Duration::from_secs(12));
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "3 failures in 3 calls within 10 s"
+    );
+}

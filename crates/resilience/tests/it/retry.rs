@@ -358,3 +358,35 @@ fn the_run_future_is_send() {
     let run = policy.run(None, |_| async { Ok::<_, TestError>(()) });
     assert_send(&run);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_started_at_a_given_time_deposits_in_the_budget_as_at_that_time() {
+    let budget = RetryBudget::builder()
+        .ttl(Duration::from_secs(10))
+        .min_retries_per_sec(0)
+        .retry_ratio(0.5)
+        .build()
+        .unwrap();
+    let policy = policy(5, Backoff::constant(ms(10)))
+        .budget(budget.clone())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..2 {
+        let run = policy.run_with_hook_at(
+            started,
+            None,
+            |_| async { Ok::<_, TestError>("fine") },
+            |_| {},
+        );
+        assert_eq!(run.await.unwrap(), "fine");
+    }
+    assert_eq!(
+        budget.available(),
+        1,
+        "two calls at ratio 0.5 earn one retry"
+    );
+    // The deposits count from `started`, so they expire a ttl after it.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(budget.available(), 0);
+}
