@@ -18,7 +18,7 @@ use crate::clock;
 use crate::disk::{Disk, Target, WriteJob};
 use crate::event::{CacheEvent, L2Status};
 use crate::flight::{Flights, Outcome, Role};
-use crate::key::{CacheKey, JsonText, KeyDigest, method_tag};
+use crate::key::{CacheKey, JsonText, KeyDigest, NamespaceKey, method_tag};
 use crate::l1::{L1, L1Entry};
 use crate::policy::CachePolicy;
 use crate::shared::Shared;
@@ -131,6 +131,8 @@ struct Inner {
     shared: Arc<Shared>,
     disk: Option<Disk>,
     namespace: Arc<str>,
+    /// The namespace, hashed once for all keys.
+    namespace_key: NamespaceKey,
     /// The first subscriber gets this receiver, which has seen every event
     /// since the cache was built (start-up failures of the disk tier included).
     first_events: Mutex<Option<broadcast::Receiver<CacheEvent>>>,
@@ -180,6 +182,7 @@ impl Cache {
                 store_gate: RwLock::new(()),
                 shared,
                 disk,
+                namespace_key: NamespaceKey::new(&namespace),
                 namespace,
                 first_events,
             }),
@@ -196,7 +199,7 @@ impl Cache {
     ///
     /// [`Error::InvalidParams`](crate::Error::InvalidParams) if `params` is not JSON.
     pub fn key<P: JsonText + ?Sized>(&self, method: &str, params: &P) -> crate::Result<CacheKey> {
-        CacheKey::new(&self.inner.namespace, method, params)
+        CacheKey::in_namespace(&self.inner.namespace_key, method, params)
     }
 
     /// The namespace given to the builder.
@@ -248,15 +251,17 @@ impl Cache {
         V: Into<Load>,
         E: Send + Sync + 'static,
     {
+        // The slow paths are boxed: their futures (disk, shared tier, the
+        // loader's own) are large, and a hit should not build or move them.
         if !policy.enabled {
-            return self.inner.bypass(deadline, load).await;
+            return Box::pin(self.inner.bypass(deadline, load)).await;
         }
         if policy.tiers.l1()
             && let Some(hit) = self.inner.l1_get(key.digest()).await
         {
             return Ok(hit);
         }
-        self.inner.load_slow(key, policy, deadline, load).await
+        Box::pin(self.inner.load_slow(key, policy, deadline, load)).await
     }
 
     /// Removes `key` from both tiers. When this returns, no caller gets the old

@@ -12,11 +12,12 @@ use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 
-/// The blake3 key of the key hash: domain separation at no cost per byte
-/// (blake3 takes the key as its initial state). Change it whenever the
-/// canonical form changes, so that old disk entries can never be mistaken for
-/// new ones.
-const DOMAIN_KEY: [u8; 32] = *b"pybridge-cache-key/v1...........";
+/// The blake3 context from which each namespace derives the key that its
+/// entries' keys are hashed with: the namespace (long: it carries the catalog
+/// version and the producer's digest) is hashed once, when the cache is
+/// built, instead of with every key. Change it whenever the canonical form
+/// changes, so that old disk entries can never be mistaken for new ones.
+const NAMESPACE_CONTEXT: &str = "pybridge cache key v2: namespace";
 
 /// The 256-bit blake3 digest that identifies a cache entry in both tiers.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -250,6 +251,19 @@ impl fmt::Debug for ProducerId {
     }
 }
 
+/// A namespace, hashed once: the blake3 key of its entries' key hashes.
+/// Every namespace has its own, so equal methods and params in two
+/// namespaces are two entries, and the method and params that follow need
+/// no boundary against the namespace.
+#[derive(Clone)]
+pub(crate) struct NamespaceKey([u8; 32]);
+
+impl NamespaceKey {
+    pub(crate) fn new(namespace: &str) -> Self {
+        NamespaceKey(blake3::derive_key(NAMESPACE_CONTEXT, namespace.as_bytes()))
+    }
+}
+
 /// The identity of a cached result: a namespace (catalog version), a method
 /// and its params in canonical form, hashed with blake3.
 ///
@@ -273,17 +287,26 @@ impl CacheKey {
     ///
     /// [`Error::InvalidParams`] if `params` is not one valid JSON value.
     pub fn new<P: JsonText + ?Sized>(namespace: &str, method: &str, params: &P) -> Result<Self> {
+        Self::in_namespace(&NamespaceKey::new(namespace), method, params)
+    }
+
+    /// [`CacheKey::new`] with the namespace already hashed (a cache keeps
+    /// its own).
+    pub(crate) fn in_namespace<P: JsonText + ?Sized>(
+        namespace: &NamespaceKey,
+        method: &str,
+        params: &P,
+    ) -> Result<Self> {
         let digest = with_scratch(|scratch| {
             let out = &mut scratch.out;
             out.clear();
-            push_len_prefixed(out, namespace.as_bytes());
             push_len_prefixed(out, method.as_bytes());
             canonical::canonicalize(params.json_bytes(), scratch)
                 .map_err(|(offset, problem)| Error::InvalidParams { offset, problem })?;
             // Hashing cost grows by 64-byte block; the compact prefix keeps a
             // 100-byte params key within two blocks.
             Ok(KeyDigest(
-                *blake3::keyed_hash(&DOMAIN_KEY, &scratch.out).as_bytes(),
+                *blake3::keyed_hash(&namespace.0, &scratch.out).as_bytes(),
             ))
         })?;
         Ok(CacheKey {

@@ -12,8 +12,9 @@
 //!
 //! # What it does
 //!
-//! - **Keys** ([`CacheKey`]): blake3 over a namespace (the catalog version),
-//!   the method and the canonical params: object keys sorted at every depth,
+//! - **Keys** ([`CacheKey`]): blake3 of the method and the canonical params,
+//!   keyed by the namespace (the catalog version; hashed once, when the cache
+//!   is built): object keys sorted at every depth,
 //!   numbers by exact decimal value (`1`, `1.0` and `1e0` agree), whitespace
 //!   and escapes normalised. Building a key from 100 bytes of params takes a
 //!   few hundred nanoseconds and does not allocate beyond the method name.

@@ -182,6 +182,15 @@ pub enum CacheTier {
 }
 
 impl CacheTier {
+    /// Every tier, in declaration order (a tier's index is its place here).
+    const ALL: [CacheTier; 5] = [
+        CacheTier::L1,
+        CacheTier::L2,
+        CacheTier::Shared,
+        CacheTier::Miss,
+        CacheTier::Bypass,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -334,7 +343,8 @@ pub fn record_error(span: &tracing::Span, error_type: &str) {
     span.record(fields::OTEL_STATUS_CODE, "ERROR");
 }
 
-/// Counts where a call's result came from.
+/// Counts where a call's result came from (the call path uses
+/// [`MethodMetrics::record_cache`], which builds no key per call).
 pub fn record_cache(method: &str, tier: CacheTier) {
     metrics::counter!(
         CACHE_LOOKUPS_TOTAL,
@@ -366,6 +376,7 @@ pub struct MethodMetrics {
     label: SharedString,
     in_flight: OnceLock<Gauge>,
     outcomes: [OnceLock<(Counter, Histogram)>; Outcome::ALL.len()],
+    cache_lookups: [OnceLock<Counter>; CacheTier::ALL.len()],
 }
 
 impl MethodMetrics {
@@ -376,7 +387,22 @@ impl MethodMetrics {
             label: label.into(),
             in_flight: OnceLock::new(),
             outcomes: Default::default(),
+            cache_lookups: Default::default(),
         }
+    }
+
+    /// Counts where one of this method's calls got its result: what
+    /// [`record_cache`] counts, through a handle registered once.
+    pub fn record_cache(&self, tier: CacheTier) {
+        self.cache_lookups[tier as usize]
+            .get_or_init(|| {
+                metrics::counter!(
+                    CACHE_LOOKUPS_TOTAL,
+                    labels::METHOD => self.label.clone(),
+                    labels::TIER => tier.as_str()
+                )
+            })
+            .increment(1);
     }
 
     fn in_flight(&self) -> &Gauge {
@@ -552,6 +578,22 @@ mod tests {
                 .finish_at(Outcome::Timeout, t0);
         });
         assert_eq!(*recorder.0.lock().expect("not poisoned"), [1.5, 0.0]);
+    }
+
+    #[test]
+    fn every_cache_tier_has_its_place_among_all() {
+        use super::CacheTier;
+        for (index, tier) in CacheTier::ALL.into_iter().enumerate() {
+            assert_eq!(tier as usize, index, "{tier:?}");
+            // A new tier fails to compile here until it joins `ALL`.
+            match tier {
+                CacheTier::L1
+                | CacheTier::L2
+                | CacheTier::Shared
+                | CacheTier::Miss
+                | CacheTier::Bypass => {}
+            }
+        }
     }
 
     #[test]

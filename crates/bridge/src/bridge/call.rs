@@ -175,7 +175,9 @@ impl Bridge {
                 // Params the service accepted are JSON; if the cache still
                 // cannot key them, the call goes on uncached.
                 tracing::warn!(method = spec.name(), error = %err, "cannot build a cache key; not caching");
-                let raw = self.execute(spec, params, id, deadline, options).await?;
+                // Boxed, like the cache's own loads: a hit should not carry
+                // the size of a worker call's future.
+                let raw = Box::pin(self.execute(spec, params, id, deadline, options)).await?;
                 return Ok((raw, ResultSource::Worker));
             }
         };
@@ -210,14 +212,16 @@ impl Bridge {
         };
         counters.served_from(tier);
         tracing::Span::current().record(telemetry::fields::CACHE_TIER, tier.as_str());
-        telemetry::record_cache(spec.metric_label(), tier);
-        let text = String::from_utf8(fetched.value.to_vec()).ok();
-        let raw = text
-            .and_then(|t| RawValue::from_string(t).ok())
-            .ok_or_else(|| Error::DecodeResult {
+        spec.metrics().record_cache(tier);
+        // Every value is checked on its way out, from any tier: one pass
+        // checks the UTF-8 and the JSON and copies the text once. A value
+        // read from disk or Redis is not trusted, and memory holds those too.
+        let raw = serde_json::from_slice::<Box<RawValue>>(&fetched.value).map_err(|_| {
+            Error::DecodeResult {
                 method: spec.name().to_string(),
                 source: serde::de::Error::custom("a cached result is not JSON"),
-            })?;
+            }
+        })?;
         Ok((raw, source))
     }
 

@@ -146,7 +146,8 @@ fn namespace_and_method_are_part_of_the_key() {
     let base = CacheKey::new("v1", "m", "{}").expect("valid");
     assert_ne!(base, CacheKey::new("v2", "m", "{}").expect("valid"));
     assert_ne!(base, CacheKey::new("v1", "n", "{}").expect("valid"));
-    // Length prefixes keep the boundary between namespace and method.
+    // Each namespace hashes with a key of its own, and the method is
+    // length-prefixed: the boundary between them is kept.
     assert_ne!(
         CacheKey::new("ab", "c", "{}").expect("valid"),
         CacheKey::new("a", "bc", "{}").expect("valid")
@@ -214,4 +215,26 @@ fn producers_are_told_apart_and_stable() {
         key(command),
         key(ProducerId::from_command(&["python3", "w.py"]))
     );
+}
+
+#[test]
+fn strings_end_escape_and_fail_at_any_offset() {
+    // Plain bytes are skipped eight at a time: put each special byte on
+    // either side of every word boundary.
+    for at in 0..20 {
+        let plain = "x".repeat(at);
+        check(&format!("\"{plain}\""), &format!("\"{plain}\""));
+        check(
+            &format!("\"{plain}é{plain}\""),
+            &format!("\"{plain}é{plain}\""),
+        );
+        check(
+            &format!(r#""{plain}\u0041\"{plain}""#),
+            &format!(r#""{plain}A\"{plain}""#),
+        );
+        check(&format!(r#""{plain}\\""#), &format!(r#""{plain}\\""#));
+        check_err(&format!("\"{plain}\u{1f}x\""), ParamsProblem::InvalidString);
+        check_err(&format!("\"{plain}\nx\""), ParamsProblem::InvalidString);
+        check_err(&format!("\"{plain}"), ParamsProblem::UnexpectedEnd);
+    }
 }
