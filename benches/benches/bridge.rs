@@ -174,6 +174,24 @@ fn cache_hit(c: &mut Criterion) {
             .iter(|| bridge.call_with("test.echo", Some(&params), &options))
     });
     group.finish();
+    let mut group = c.benchmark_group("bridge-cache-hit-cpu");
+    group.bench_function("bridge-100B", |b| {
+        b.iter_custom(|iters| {
+            let before = cpu_time();
+            rt.block_on(async {
+                for _ in 0..iters {
+                    std::hint::black_box(
+                        bridge
+                            .call_with("test.echo", Some(&params), &options)
+                            .await
+                            .expect("hit"),
+                    );
+                }
+            });
+            cpu_time() - before
+        })
+    });
+    group.finish();
     rt.block_on(bridge.shutdown());
 }
 
