@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use pybridge_cache::{CachePolicy, Source, Tiers};
+use pybridge_cache::{CacheEvent, CachePolicy, Source, Tiers};
 
-use crate::support::{Runs, cache_on, content_files, get, key, memory_cache};
+use crate::support::{Runs, cache_on, content_files, get, key, memory_cache, next_event};
 
 fn ttl_policy(tiers: Tiers, l1: u64, l2: u64) -> CachePolicy {
     let mut policy = CachePolicy::default();
@@ -49,11 +49,21 @@ async fn disk_entries_expire_after_their_ttl_and_are_removed() {
         ttl_policy(Tiers::L2Only, 10, 10),
         Runs::default(),
     );
+    let mut events = cache.subscribe();
     get(&cache, &k, &policy, &runs, "v1").await;
     cache.flush().await;
     assert_eq!(content_files(dir.path()).len(), 1);
+    // The first sweep (a second after the start) is over before the entry
+    // expires: only the read below may find it expired, so it is counted once.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let swept = next_event(&mut events, |e| match e {
+        CacheEvent::Swept(report) => Some(*report),
+        _ => None,
+    })
+    .await;
+    assert_eq!((swept.entries, swept.expired), (1, 0), "{swept:?}");
 
-    tokio::time::advance(Duration::from_secs(9)).await;
+    tokio::time::advance(Duration::from_secs(7)).await;
     let hit = get(&cache, &k, &policy, &runs, "v2").await;
     assert_eq!((hit.source, &hit.value[..]), (Source::L2, &b"v1"[..]));
 
