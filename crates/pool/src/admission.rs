@@ -554,14 +554,16 @@ impl Drop for SlotGuard {
 /// settled. Dropping it before then (its deadline passed, or its caller went
 /// away) parks it, under the lot's lock, if the worker may still answer:
 /// `$/cancelRequest` is sent and the slot stays taken until the answer comes
-/// or the worker dies. A call whose answer arrived, or whose request never
-/// reached the outbox, frees its slot at once.
+/// or the worker dies. A call whose answer arrived, or whose request was
+/// neither written (in whole or in part) nor handed to the worker's writer,
+/// frees its slot at once.
 #[derive(Debug)]
 pub(crate) struct Call {
     id: i64,
     slot: Option<SlotGuard>,
     pending: Option<Pending<HeldFailure>>,
-    /// Whether the request was handed to the worker's writer.
+    /// Whether the request was written, in whole or in part, by its caller,
+    /// or handed to the worker's writer.
     written: bool,
 }
 

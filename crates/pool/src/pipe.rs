@@ -151,6 +151,46 @@ mod tests {
         assert!(matches!(pipe.try_write(second), Direct::Queue(_)));
     }
 
+    /// A caller's empty wake-up that ends a batch after a whole frame needs
+    /// no write (one of nothing returns 0, which used to read as a closed
+    /// pipe and end the writer, and with it the worker).
+    #[tokio::test]
+    async fn a_wake_up_at_the_end_of_a_batch_leaves_the_writer_running() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let pipe = Arc::new(Pipe::default());
+        pipe.put(Box::new(ours));
+        let (outbox, inbox) = mpsc::channel(8);
+        let first = Bytes::from_static(b"{\"id\":1}\n");
+        for frame in [first.clone(), Bytes::new()] {
+            outbox.try_send(Outgoing { id: None, frame }).expect("room");
+        }
+        let writer = tokio::spawn(write_loop(
+            Arc::clone(&pipe),
+            inbox,
+            CancellationToken::new(),
+            Weak::new(),
+        ));
+        let mut seen = vec![0; first.len()];
+        theirs.read_exact(&mut seen).await.expect("the first frame");
+        // The batch is written; the writer must still take frames.
+        let second = Bytes::from_static(b"{\"id\":2}\n");
+        outbox
+            .send(Outgoing {
+                id: Some(2),
+                frame: second.clone(),
+            })
+            .await
+            .expect("the writer is still running");
+        drop(outbox);
+        let mut rest = Vec::new();
+        theirs.read_to_end(&mut rest).await.expect("read");
+        assert_eq!(rest, &second[..]);
+        assert!(
+            writer.await.expect("writer").is_empty(),
+            "nothing unwritten"
+        );
+    }
+
     /// A whole frame that fits is written at once, by the caller.
     #[tokio::test]
     async fn a_frame_that_fits_is_written_by_its_caller() {

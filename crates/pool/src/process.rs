@@ -567,7 +567,17 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         return stdin.write_all(&only.frame).await.map_err(|_| 1);
     }
     let (mut index, mut offset) = (0, 0);
-    while index < batch.len() {
+    loop {
+        // Frames with nothing left need no system call (a caller's wake-up
+        // is empty): a write of nothing returns 0, which reads as a closed
+        // pipe.
+        while index < batch.len() && batch[index].frame.len() == offset {
+            index += 1;
+            offset = 0;
+        }
+        if index == batch.len() {
+            return Ok(());
+        }
         let slices: Vec<IoSlice<'_>> = std::iter::once(&batch[index].frame[offset..])
             .chain(batch[index + 1..].iter().map(|m| &m.frame[..]))
             .map(IoSlice::new)
@@ -588,7 +598,6 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             }
         }
     }
-    Ok(())
 }
 
 /// Reads frames from the worker (a process's stdout, or a connection) and
