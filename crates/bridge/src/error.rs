@@ -16,7 +16,8 @@ use crate::config::ConfigError;
 pub enum Error {
     /// The request was rejected before any worker saw it: unknown method (in
     /// strict mode), reserved name, or params that break the method's schema
-    /// or limits. Never retried, never counted against a breaker.
+    /// or limits; or the method's schema itself does not compile (kind
+    /// [`ErrorKind::Config`]). Never retried, never counted against a breaker.
     #[error("request to `{method}` rejected")]
     Rejected {
         /// The method as called.
@@ -150,7 +151,8 @@ pub enum ErrorKind {
     CircuitOpen,
     /// The result did not have the shape the caller asked for.
     DecodeError,
-    /// The configuration is invalid, or names no worker.
+    /// The configuration is invalid, or names no worker; or a method's
+    /// schema (one compiled on its first call) does not compile.
     Config,
     /// No worker could be started.
     StartFailed,
@@ -218,6 +220,16 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Shared(error) => error.kind(),
+            // A method's schema that does not compile (one compiled on first
+            // use) is the worker's or the catalog's fault, not the caller's.
+            Error::Rejected {
+                source: ServiceError::Catalog { .. },
+                ..
+            }
+            | Error::InvalidResult {
+                source: ServiceError::Catalog { .. },
+                ..
+            } => ErrorKind::Config,
             Error::Rejected { source, .. } => {
                 if source.code() == ErrorCode::METHOD_NOT_FOUND {
                     ErrorKind::MethodNotFound

@@ -214,7 +214,8 @@ impl Service {
     /// # Errors
     /// [`Error::ReservedMethod`], [`Error::UnknownMethod`] (strict mode),
     /// [`Error::InvalidParams`] with the violations, or [`Error::Catalog`]
-    /// when a built-in params schema, compiled on first use, does not compile.
+    /// when a params schema compiled on first use (a built-in catalog's or the
+    /// worker manifest's) does not compile.
     pub fn prepare<'a>(&self, method: &str, params: Option<&'a RawValue>) -> Result<Prepared<'a>> {
         if check_method_name(method).is_err() {
             telemetry::count_rejection(
@@ -255,7 +256,8 @@ impl Service {
             });
         }
         if self.inner.config.params_validation == ParamsValidation::Schema {
-            // A built-in schema is compiled on its method's first call.
+            // Built-in and manifest schemas are compiled on their method's
+            // first call.
             spec.params_schema_ready()?;
         }
         let params = params.filter(|raw| raw.get().trim() != "null");
@@ -398,7 +400,7 @@ impl Service {
     /// [`Error::InvalidResult`] when result validation is
     /// [`ResultValidation::Enforce`] and the result breaks its schema, or a
     /// declared result rename would overwrite a field the worker also sent;
-    /// [`Error::Catalog`] when, in that mode, a built-in result schema,
+    /// [`Error::Catalog`] when, in that mode, a built-in or manifest result schema,
     /// compiled on first use, does not compile.
     pub fn adapt_result(&self, spec: &MethodSpec, raw: Box<RawValue>) -> Result<Adapted> {
         let config = &self.inner.config;
@@ -427,7 +429,8 @@ impl Service {
         }
 
         if validate && config.result_validation == ResultValidation::Enforce {
-            // A built-in schema is compiled on its method's first result.
+            // Built-in and manifest schemas are compiled on their method's
+            // first result.
             spec.result_schema_ready()?;
         }
         let invalid = |violations: Vec<Violation>| Error::InvalidResult {

@@ -24,7 +24,7 @@ const MAX_MESSAGE_CHARS: usize = 300;
 /// | `legacyName` | a field was given under two of its names (e.g. `maxResults` and `max_results`) |
 /// | `renameConflict` | (results) a declared result rename would overwrite a field the worker also sent |
 /// | `json` | (results) the result could not be parsed or serialized |
-/// | `$schema` | the method's built-in schema, compiled on first use, does not compile ([`MethodSpec::validate_params`](crate::MethodSpec::validate_params) and `validate_result` only; the service reports it as a catalog error) |
+/// | `$schema` | the method's schema, compiled on first use (built-in or from the worker's manifest), does not compile ([`MethodSpec::validate_params`](crate::MethodSpec::validate_params) and `validate_result` only; the service reports it as a catalog error) |
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Violation {

@@ -82,6 +82,33 @@ fn each_failure_has_its_kind_retry_hint_and_json_rpc_code() {
         false,
         ErrorCode::INTERNAL_ERROR,
     );
+    // A schema compiled on the method's first call that does not compile
+    // is the catalog's or worker's fault, on either side of the call.
+    let bad_schema = || pybridge_service::Error::Catalog {
+        file: "manifest:worker".into(),
+        key: "methods[0].params_schema".into(),
+        problem: pybridge_service::CatalogProblem::InvalidSchema {
+            reason: "not a schema".into(),
+        },
+    };
+    check(
+        Error::Rejected {
+            method: "m.x".into(),
+            source: bad_schema(),
+        },
+        ErrorKind::Config,
+        false,
+        ErrorCode::INTERNAL_ERROR,
+    );
+    check(
+        Error::InvalidResult {
+            method: "m.x".into(),
+            source: bad_schema(),
+        },
+        ErrorKind::Config,
+        false,
+        ErrorCode::INTERNAL_ERROR,
+    );
     check(
         Error::Shared(std::sync::Arc::new(pool(PoolError::QueueFull {
             capacity: 1,
