@@ -127,8 +127,9 @@ impl CacheBuilder {
     ///
     /// The first sweep is not at the start: it runs a second later, or when
     /// the cache closes first, and only if no cache sharing the directory
-    /// swept it within the interval (a `last-sweep` file in the directory
-    /// records when). Until this cache's first sweep, its byte budget counts
+    /// swept it within the interval when this one started (a `last-sweep`
+    /// file in the directory records when; caches that start together may
+    /// each sweep once). Until this cache's first sweep, its byte budget counts
     /// only its own writes.
     #[must_use]
     pub fn sweep_interval(mut self, interval: Duration) -> Self {

@@ -205,9 +205,7 @@ impl DiskState {
     /// more than an interval ahead means the clock was set back, and is due.
     fn sweep_due(&self, now: u64) -> bool {
         let interval = u64::try_from(self.sweep_interval.as_millis()).unwrap_or(u64::MAX);
-        let last = std::fs::read_to_string(self.dir.join(SWEEP_STAMP))
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok());
+        let last = read_stamp(&self.dir.join(SWEEP_STAMP));
         last.is_none_or(|last| now.abs_diff(last) >= interval)
     }
 
@@ -571,12 +569,42 @@ impl DiskState {
         self.publish_size();
         self.swept = true;
         // Best effort: without the stamp, the next process sweeps again.
-        if let Err(error) = std::fs::write(self.dir.join(SWEEP_STAMP), now.to_string()) {
+        if let Err(error) = write_stamp(&self.dir, now) {
             tracing::debug!(%error, "could not record the sweep's time");
         }
         tracing::debug!(?report, "disk cache swept");
         Ok(report)
     }
+}
+
+/// The time of the last sweep, from the stamp: only a small regular file
+/// counts (not a link, a FIFO or anything else another user could put there).
+fn read_stamp(path: &Path) -> Option<u64> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 32 {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Records `now` as the time of the last sweep: written whole to a new file
+/// in the temporary folder (never through a link), then renamed over the
+/// stamp, so a reader sees the old time or the new one, never part of one.
+/// A file left behind by a crash is swept from the temporary folder.
+fn write_stamp(dir: &Path, now: u64) -> io::Result<()> {
+    let tmp_dir = dir.join(TMP_DIR);
+    std::fs::create_dir_all(&tmp_dir)?;
+    let tmp = tmp_dir.join(format!("{SWEEP_STAMP}.{}.{now}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(now.to_string().as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(SWEEP_STAMP)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Writes, reads back and removes an entry with a unique key: proof that the

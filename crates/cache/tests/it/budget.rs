@@ -262,3 +262,28 @@ async fn the_first_sweep_is_deferred_and_done_once_per_interval_across_caches() 
     assert_eq!(report.entries, 1, "{report:?}");
     third.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_sweep_stamp_replaces_a_link_and_never_writes_through_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("tempdir");
+    let target = outside.path().join("precious");
+    std::fs::write(&target, "keep me").expect("write");
+    std::os::unix::fs::symlink(&target, dir.path().join("last-sweep")).expect("symlink");
+
+    // A link is no stamp: the sweep is due, and runs on close.
+    let cache = builder_on(dir.path())
+        .sweep_interval(Duration::from_secs(60))
+        .build()
+        .expect("valid");
+    let mut events = cache.subscribe();
+    cache.close().await;
+    assert_eq!(swept(&mut events), 1, "the link did not count as a stamp");
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("read"),
+        "keep me",
+        "nothing was written through the link"
+    );
+    let stamp = std::fs::symlink_metadata(dir.path().join("last-sweep")).expect("stamp");
+    assert!(stamp.is_file(), "the stamp is a file of its own now");
+}
