@@ -56,6 +56,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: McpArgs) -> Result<ExitCode> 
     config.pool.drain_timeout = config.pool.drain_timeout.min(MAX_DRAIN);
     config.pool.exit_grace = config.pool.exit_grace.min(MAX_EXIT_GRACE);
     let bridge = options::start(config.clone()).await?;
+    // Finite CPU work, done long before the process stops; held to the end.
+    let _schemas = options::compile_schemas_ahead(&bridge);
     let closing = CancellationToken::new();
     let server = Server::new(bridge.clone(), &config, closing.clone());
     tracing::info!(tools = server.tool_count(), "serving MCP on stdio");

@@ -148,6 +148,21 @@ pub(crate) async fn start(config: Config) -> Result<Bridge> {
         .context("starting the bridge")
 }
 
+/// For a long-running command: compiles every method's schemas now, on a
+/// blocking thread, instead of on each method's first call on a runtime
+/// thread. A schema that does not compile is logged with where it is; calls
+/// to its method fail with a configuration error that says the same.
+pub(crate) fn compile_schemas_ahead(bridge: &Bridge) -> tokio::task::JoinHandle<()> {
+    let catalog = bridge.catalog().clone();
+    tokio::task::spawn_blocking(move || {
+        for spec in catalog.methods() {
+            if let Err(error) = spec.compile_schemas() {
+                tracing::warn!(method = spec.name(), %error, "a schema does not compile");
+            }
+        }
+    })
+}
+
 pub(crate) fn print_config(global: &GlobalArgs, args: &ConfigArgs) -> Result<ExitCode> {
     let settings = Config::effective(&global.load_options(&[], &args.worker))?;
     let mut text = String::new();

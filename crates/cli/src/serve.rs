@@ -136,6 +136,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode
     let g = config.gateway.clone();
     let addr: SocketAddr = g.listen.parse().context("gateway.listen")?;
     let bridge = options::start(config.clone()).await?;
+    // Finite CPU work, done long before the process stops; held to the end.
+    let _schemas = options::compile_schemas_ahead(&bridge);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
