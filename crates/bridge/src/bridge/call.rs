@@ -301,6 +301,7 @@ impl Bridge {
             if let Some(b) = &breaker {
                 span.record(telemetry::fields::BREAKER, b.state().as_str());
             }
+            let parent = span.clone();
             let run = async move {
                 let permit = match &breaker {
                     Some(b) => Some(b.try_acquire_owned().map_err(|rejected| Attempt {
@@ -321,14 +322,18 @@ impl Bridge {
                     Some(limit) => deadline.min(started + limit),
                     None => deadline,
                 };
+                // The round trip's span is a child of the attempt's. Neither
+                // is entered on each poll of the attempt's future (the pool
+                // records the worker in the round trip's directly): every
+                // enter and exit of a traced span costs lookups in the
+                // subscriber, for each layer.
                 let worker_span = if child_spans {
-                    telemetry::worker_span(id.get(), spec.wire_name())
+                    parent.in_scope(|| telemetry::worker_span(id.get(), spec.wire_name()))
                 } else {
                     tracing::Span::none()
                 };
                 let result = self
                     .send(&worker_span, id, spec.wire_name(), params, attempt_deadline)
-                    .instrument(worker_span.clone())
                     .await;
                 let result = result.map_err(|source| Attempt {
                     error: Error::Pool {
@@ -355,7 +360,7 @@ impl Bridge {
                 result
             };
             async move {
-                let result = run.instrument(span.clone()).await;
+                let result = run.await;
                 if let Err(failed) = &result {
                     telemetry::record_error(&span, failed.error.kind().as_str());
                 }
@@ -404,12 +409,20 @@ impl Bridge {
         #[cfg(feature = "otel")]
         if let Some(wire) = crate::otel::WireContext::of(span) {
             let meta = wire.meta();
-            return Box::pin(pool.call_with_meta(id, wire_method, params, deadline, Some(&meta)))
-                .await;
+            return Box::pin(pool.call_with_meta_in(
+                span,
+                id,
+                wire_method,
+                params,
+                deadline,
+                Some(&meta),
+            ))
+            .await;
         }
-        #[cfg(not(feature = "otel"))]
-        let _ = span;
-        Box::pin(pool.call_with_id(id, wire_method, params, deadline)).await
+        if span.is_disabled() {
+            return Box::pin(pool.call_with_id(id, wire_method, params, deadline)).await;
+        }
+        Box::pin(pool.call_with_meta_in(span, id, wire_method, params, deadline, None)).await
     }
 }
 
