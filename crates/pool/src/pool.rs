@@ -167,8 +167,15 @@ impl Pool {
         deadline: Instant,
         meta: Option<&Meta<'_>>,
     ) -> Result<Box<RawValue>> {
-        self.call_recorded_in(None, id, method, params, deadline, meta)
-            .await
+        self.call_with_meta_in(
+            &tracing::Span::current(),
+            id,
+            method,
+            params,
+            deadline,
+            meta,
+        )
+        .await
     }
 
     /// Like [`call_with_meta`](Pool::call_with_meta), recording the worker's
@@ -187,19 +194,6 @@ impl Pool {
         deadline: Instant,
         meta: Option<&Meta<'_>>,
     ) -> Result<Box<RawValue>> {
-        self.call_recorded_in(Some(span), id, method, params, deadline, meta)
-            .await
-    }
-
-    async fn call_recorded_in(
-        &self,
-        span: Option<&tracing::Span>,
-        id: RequestId,
-        method: &str,
-        params: Option<&RawValue>,
-        deadline: Instant,
-        meta: Option<&Meta<'_>>,
-    ) -> Result<Box<RawValue>> {
         let shared = &self.handle.shared;
         if shared.admission.is_closing() {
             return Err(Error::ShuttingDown);
@@ -209,10 +203,7 @@ impl Pool {
         let started = Instant::now();
         let slot = shared.admission.acquire(deadline, started).await?;
         let worker = Arc::clone(slot.worker());
-        match span {
-            Some(span) => span.record("worker", worker.id.0),
-            None => tracing::Span::current().record("worker", worker.id.0),
-        };
+        span.record("worker", worker.id.0);
         // The deadline lives in the pending table and is fired by the pool's
         // sweep, not by a timer per call: registering a timer from outside
         // the runtime wakes its driver on every call.

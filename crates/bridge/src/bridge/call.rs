@@ -407,22 +407,16 @@ impl Bridge {
         // (a profile showed those copies at a tenth of the bridge's CPU).
         // One allocation per attempt is cheaper.
         #[cfg(feature = "otel")]
-        if let Some(wire) = crate::otel::WireContext::of(span) {
-            let meta = wire.meta();
-            return Box::pin(pool.call_with_meta_in(
-                span,
-                id,
-                wire_method,
-                params,
-                deadline,
-                Some(&meta),
-            ))
-            .await;
-        }
-        if span.is_disabled() {
-            return Box::pin(pool.call_with_id(id, wire_method, params, deadline)).await;
-        }
-        Box::pin(pool.call_with_meta_in(span, id, wire_method, params, deadline, None)).await
+        let wire = crate::otel::WireContext::of(span);
+        #[cfg(feature = "otel")]
+        let meta = wire.as_ref().map(crate::otel::WireContext::meta);
+        #[cfg(not(feature = "otel"))]
+        let meta = None;
+        // The pool records the worker in `span` itself, which the caller
+        // does not enter (a disabled span records nothing, and costs no
+        // lookup of the current one).
+        Box::pin(pool.call_with_meta_in(span, id, wire_method, params, deadline, meta.as_ref()))
+            .await
     }
 }
 

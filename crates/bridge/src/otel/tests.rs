@@ -118,15 +118,21 @@ fn the_head_sampling_draw_keeps_about_its_ratio() {
     );
 }
 
-#[test]
-fn spans_of_a_call_left_out_and_of_connections_never_reach_the_exporter() {
+/// Runs `f` under a subscriber whose only layer is trace export (to a port
+/// nothing listens on: nothing here waits for the export).
+fn with_trace_export(f: impl FnOnce()) {
     let config = TelemetryConfig {
         otlp_endpoint: Some("http://127.0.0.1:9".into()),
         ..TelemetryConfig::default()
     };
     let telemetry = Telemetry::from_config(&config).expect("an exporter");
     let layer = telemetry.layer().expect("export is on");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+}
+
+#[test]
+fn spans_of_a_call_left_out_and_of_connections_never_reach_the_exporter() {
+    with_trace_export(|| {
         use pybridge_service::telemetry::{attempt_span, untraced_call_span, worker_span};
         let call = untraced_call_span(1, "m", "m");
         assert!(
@@ -150,13 +156,7 @@ fn spans_of_a_call_left_out_and_of_connections_never_reach_the_exporter() {
 
 #[test]
 fn the_current_span_is_traced_only_inside_a_span_that_export_sees() {
-    let config = TelemetryConfig {
-        otlp_endpoint: Some("http://127.0.0.1:9".into()),
-        ..TelemetryConfig::default()
-    };
-    let telemetry = Telemetry::from_config(&config).expect("an exporter");
-    let layer = telemetry.layer().expect("export is on");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    with_trace_export(|| {
         assert!(!in_traced_span(), "no span entered");
         let call = pybridge_service::telemetry::call_span(1, "m", "m");
         call.in_scope(|| {
