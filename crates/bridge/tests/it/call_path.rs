@@ -166,7 +166,7 @@ async fn timed_sleep(
     (reply, started.elapsed())
 }
 
-#[cfg(feature = "cache")]
+#[cfg(any(feature = "cache", feature = "framework"))]
 fn in_flight(bridge: &Bridge) -> usize {
     bridge
         .health()
@@ -639,22 +639,26 @@ async fn dropping_the_bridge_leaves_no_worker_running() {
 }
 
 /// A worker command whose first spawn hangs on every call and whose later
-/// spawns serve normally (the count is kept in a file in `dir`).
+/// spawns serve normally. The first is the one that creates a marker file in
+/// `dir`: an exclusive create, since the pool spawns its workers at once and
+/// two reading a counter could both see themselves first.
 fn first_worker_hangs(dir: &std::path::Path) -> Vec<String> {
     let script = dir.join("launch.py");
-    let counter = dir.join("spawns");
+    let marker = dir.join("first");
     std::fs::write(
         &script,
         format!(
             r#"import os, sys
-counter = {counter:?}
-n = int(open(counter).read()) if os.path.exists(counter) else 0
-open(counter, "w").write(str(n + 1))
+try:
+    os.close(os.open({marker:?}, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    first = True
+except FileExistsError:
+    first = False
 faults = {faults:?}
-args = ["--mode", "hang", "--after", "0"] if n == 0 else ["--mode", "ok"]
+args = ["--mode", "hang", "--after", "0"] if first else ["--mode", "ok"]
 os.execv(sys.executable, [sys.executable, faults] + args)
 "#,
-            counter = counter.display().to_string(),
+            marker = marker.display().to_string(),
             faults = fixtures()
                 .join("faults/fault_worker.py")
                 .display()
@@ -677,8 +681,23 @@ async fn one_hung_worker_counts_once_against_the_breaker() {
     config.call.attempt_timeout = Some(Duration::from_millis(500));
     config.call.timeout = Duration::from_secs(20);
     let bridge = bridge(config).await;
-    // Half the calls land on the hung worker and time out together; that is
-    // one incident, and their retries on the healthy worker succeed.
+    // Each worker takes one call at a time. A call that holds one worker
+    // while the others are sent makes sure the hung worker gets a call
+    // whatever the timing: least-loaded routing sends calls that find both
+    // workers idle to the same one, so calls that each finish before the
+    // next starts would all go to the healthy worker.
+    let holder = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move { bridge.call("test.sleep", json!({"ms": 200})).await })
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the first call is in flight",
+        || in_flight(&bridge) == 1,
+    )
+    .await;
+    // The calls on the hung worker time out; that is one incident, and their
+    // retries on the healthy worker succeed.
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..10 {
         let bridge = bridge.clone();
@@ -691,6 +710,11 @@ async fn one_hung_worker_counts_once_against_the_breaker() {
             json!([i])
         );
     }
+    let held = holder.await.unwrap();
+    assert_eq!(
+        held.unwrap_or_else(|e| panic!("the holding call: {}", e.report())),
+        json!({"slept": 0.2})
+    );
     assert!(
         bridge.health().open_breakers.is_empty(),
         "{:?}",
