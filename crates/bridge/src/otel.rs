@@ -31,7 +31,7 @@ use opentelemetry_sdk::trace::{
 };
 use pybridge_protocol::Meta;
 use pybridge_service::telemetry::UNTRACED_CALL_TARGET;
-use pybridge_service::telemetry::fields::CALL_SPAN;
+use pybridge_service::telemetry::fields::{ATTEMPT_SPAN, CALL_SPAN, WORKER_SPAN};
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
@@ -324,12 +324,15 @@ pub(crate) fn keep_call() -> bool {
     if !SAMPLING_BUILT.load(Ordering::Relaxed) {
         return true;
     }
-    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<Sampling>() {
-        None => true,
-        Some(sampling) => {
-            sampling.threshold == u64::MAX || draw(sampling.threshold) || in_traced_span()
-        }
-    })
+    let drawn = tracing::dispatcher::get_default(|dispatch| {
+        dispatch
+            .downcast_ref::<Sampling>()
+            .is_none_or(|sampling| sampling.threshold == u64::MAX || draw(sampling.threshold))
+    });
+    // Outside the closure: inside it the current span cannot be looked up
+    // (a nested `get_default` sees no subscriber), and a call in a traced
+    // span would lose its own span.
+    drawn || in_traced_span()
 }
 
 /// Whether the current span belongs to an OpenTelemetry trace; without a
@@ -394,8 +397,10 @@ impl<S: tracing::Subscriber + for<'span> LookupSpan<'span>> Filter<S> for Sampli
             return false;
         }
         match meta.name() {
-            // Drawn by the bridge before the span opened.
-            REQUEST_SPAN | CALL_SPAN => true,
+            // Drawn by the bridge before the span opened; a call's attempt
+            // and round-trip spans are opened, with their parent named,
+            // only for a call whose span is traced.
+            REQUEST_SPAN | CALL_SPAN | ATTEMPT_SPAN | WORKER_SPAN => true,
             _ => cx.lookup_current().is_some(),
         }
     }

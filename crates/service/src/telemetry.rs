@@ -307,9 +307,10 @@ pub fn untraced_call_span(correlation_id: i64, method: &str, wire_method: &str) 
 /// Opens the span of attempt `attempt` (from 1) of a call, whose request
 /// has id `request_id` on the wire; the breaker state, worker and error
 /// type are recorded later.
-pub fn attempt_span(attempt: u32, request_id: i64) -> tracing::Span {
+pub fn attempt_span(call: &tracing::Span, attempt: u32, request_id: i64) -> tracing::Span {
     tracing::debug_span!(
         target: "pybridge::call",
+        parent: call,
         "pybridge.attempt",
         { fields::ATTEMPT } = attempt,
         { fields::JSONRPC_REQUEST_ID } = request_id,
@@ -322,9 +323,10 @@ pub fn attempt_span(attempt: u32, request_id: i64) -> tracing::Span {
 /// Opens the span of one round trip to a worker (a client span, in
 /// OpenTelemetry's terms): the slot wait, the request `request_id` of
 /// `wire_method`, and its answer. The pool records the worker's id in it.
-pub fn worker_span(request_id: i64, wire_method: &str) -> tracing::Span {
+pub fn worker_span(attempt: &tracing::Span, request_id: i64, wire_method: &str) -> tracing::Span {
     tracing::debug_span!(
         target: "pybridge::call",
+        parent: attempt,
         "pybridge.worker",
         otel.kind = "client",
         { fields::RPC_SYSTEM_NAME } = RPC_SYSTEM,

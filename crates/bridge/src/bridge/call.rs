@@ -29,7 +29,10 @@ impl Bridge {
         let spec = Arc::clone(prepared.spec());
         let wire_params = prepared.params();
         let id = inner.layers.pool().reserve_id();
-        let span = open_call_span(id.get(), spec.name(), spec.wire_name());
+        // Whether a log layer records the call's spans and what happens in
+        // them (debug at `pybridge::call`); trace export alone does not.
+        let logged = tracing::enabled!(target: "pybridge::call", tracing::Level::DEBUG);
+        let span = open_call_span(logged, id.get(), spec.name(), spec.wire_name());
         // The one clock reading of the call's start: the metrics, the
         // deadline, the retry budget and the first attempt's latency all
         // measure from it.
@@ -42,9 +45,23 @@ impl Bridge {
                 .unwrap_or(inner.layers.config().call.timeout);
             started + timeout
         });
+        // The call's fields are recorded on its span directly, and its
+        // attempts name it as their parent: the span is entered on every
+        // poll (each enter and exit a lookup in the subscriber for each
+        // layer) only when logs are written inside it.
         let call = async {
             let (raw, source) = self
-                .fetch(&spec, wire_params, id, started, deadline, options)
+                .fetch(
+                    Call {
+                        span: &span,
+                        spec: &spec,
+                        params: wire_params,
+                        id,
+                        deadline,
+                        options,
+                    },
+                    started,
+                )
                 .await?;
             if !spec.idempotent() {
                 self.invalidate_family(&spec).await;
@@ -63,9 +80,12 @@ impl Bridge {
                 source,
                 correlation_id: id.get(),
             })
-        }
-        .instrument(span.clone())
-        .await;
+        };
+        let call = if logged {
+            call.instrument(span.clone()).await
+        } else {
+            call.await
+        };
         let call = call.map_err(|err| self.with_suggestions(method, err));
         let outcome = match &call {
             Ok(_) => telemetry::Outcome::Ok,
@@ -134,25 +154,18 @@ impl Bridge {
     /// The cache in front of the worker, when the method's policy allows.
     async fn fetch(
         &self,
-        spec: &Arc<MethodSpec>,
-        params: Option<&RawValue>,
-        id: RequestId,
+        call: Call<'_>,
         started: Instant,
-        deadline: Instant,
-        options: &CallOptions,
     ) -> Result<(Box<RawValue>, ResultSource)> {
+        let Call { spec, options, .. } = call;
         #[cfg(feature = "cache")]
         if let Some(cache) = self.inner.layers.cache()
             && !options.no_cache
             && spec.cache().enabled
         {
-            return self
-                .fetch_cached(cache, spec, params, id, deadline, options)
-                .await;
+            return self.fetch_cached(cache, call).await;
         }
-        let raw = self
-            .execute_from(spec, params, id, started, deadline, options)
-            .await?;
+        let raw = self.execute_from(call, started).await?;
         Ok((raw, ResultSource::Worker))
     }
 
@@ -160,12 +173,15 @@ impl Bridge {
     async fn fetch_cached(
         &self,
         cache: &pybridge_cache::Cache,
-        spec: &Arc<MethodSpec>,
-        params: Option<&RawValue>,
-        id: RequestId,
-        deadline: Instant,
-        options: &CallOptions,
+        call: Call<'_>,
     ) -> Result<(Box<RawValue>, ResultSource)> {
+        let Call {
+            span,
+            spec,
+            params,
+            deadline,
+            ..
+        } = call;
         use pybridge_cache::{LoadError, Source};
         use telemetry::CacheTier;
         let counters = &self.inner.counters;
@@ -177,14 +193,14 @@ impl Bridge {
                 tracing::warn!(method = spec.name(), error = %err, "cannot build a cache key; not caching");
                 // Boxed, like the cache's own loads: a hit should not carry
                 // the size of a worker call's future.
-                let raw = Box::pin(self.execute(spec, params, id, deadline, options)).await?;
+                let raw = Box::pin(self.execute(call)).await?;
                 return Ok((raw, ResultSource::Worker));
             }
         };
         let policy = self.inner.layers.cache_policy(spec);
         let fetched = cache
             .get_or_load(&key, &policy, deadline, || async {
-                let raw = self.execute(spec, params, id, deadline, options).await?;
+                let raw = self.execute(call).await?;
                 let text: Box<str> = raw.into();
                 Ok::<_, Error>(bytes::Bytes::from(String::from(text)))
             })
@@ -211,7 +227,7 @@ impl Bridge {
             _ => (CacheTier::Miss, ResultSource::Worker),
         };
         counters.served_from(tier);
-        tracing::Span::current().record(telemetry::fields::CACHE_TIER, tier.as_str());
+        span.record(telemetry::fields::CACHE_TIER, tier.as_str());
         spec.metrics().record_cache(tier);
         // Every value is checked on its way out, from any tier: one pass
         // checks the UTF-8 and the JSON and copies the text once. A value
@@ -245,30 +261,22 @@ impl Bridge {
     /// The method's breaker inside each retry attempt, around the pool, for
     /// a load the cache starts (it reads the clock when the load begins).
     #[cfg(feature = "cache")]
-    async fn execute(
-        &self,
-        spec: &Arc<MethodSpec>,
-        params: Option<&RawValue>,
-        first_id: RequestId,
-        deadline: Instant,
-        options: &CallOptions,
-    ) -> Result<Box<RawValue>> {
-        self.execute_from(spec, params, first_id, Instant::now(), deadline, options)
-            .await
+    async fn execute(&self, call: Call<'_>) -> Result<Box<RawValue>> {
+        self.execute_from(call, Instant::now()).await
     }
 
     /// The method's breaker inside each retry attempt, around the pool, for
     /// a call whose first attempt starts at `started`, a clock reading the
     /// caller already has.
-    async fn execute_from(
-        &self,
-        spec: &Arc<MethodSpec>,
-        params: Option<&RawValue>,
-        first_id: RequestId,
-        started: Instant,
-        deadline: Instant,
-        options: &CallOptions,
-    ) -> Result<Box<RawValue>> {
+    async fn execute_from(&self, call: Call<'_>, started: Instant) -> Result<Box<RawValue>> {
+        let Call {
+            span: call_span,
+            spec,
+            params,
+            id: first_id,
+            deadline,
+            options,
+        } = call;
         let inner = &*self.inner;
         let breaker = match inner.layers.breakers() {
             Some(registry) => match registry.get(spec.name()) {
@@ -283,7 +291,7 @@ impl Bridge {
         };
         // Attempt and round-trip spans only for a traced call: one left out
         // by sampling pays for none (the call's span keeps its fields).
-        let child_spans = traced_current();
+        let child_spans = traced(call_span);
         let attempt = |n: u32| {
             let breaker = breaker.clone();
             let id = if n == 1 {
@@ -292,9 +300,9 @@ impl Bridge {
                 inner.layers.pool().reserve_id()
             };
             // Recorded on the call's span: in the end, the attempts made.
-            tracing::Span::current().record(telemetry::fields::ATTEMPT, n);
+            call_span.record(telemetry::fields::ATTEMPT, n);
             let span = if child_spans {
-                telemetry::attempt_span(n, id.get())
+                telemetry::attempt_span(call_span, n, id.get())
             } else {
                 tracing::Span::none()
             };
@@ -322,13 +330,13 @@ impl Bridge {
                     Some(limit) => deadline.min(started + limit),
                     None => deadline,
                 };
-                // The round trip's span is a child of the attempt's. Neither
-                // is entered on each poll of the attempt's future (the pool
-                // records the worker in the round trip's directly): every
-                // enter and exit of a traced span costs lookups in the
-                // subscriber, for each layer.
+                // The round trip's span is a child of the attempt's, named
+                // as its parent. Neither is entered on each poll of the
+                // attempt's future (the pool records the worker in the
+                // round trip's directly): every enter and exit of a traced
+                // span costs lookups in the subscriber, for each layer.
                 let worker_span = if child_spans {
-                    parent.in_scope(|| telemetry::worker_span(id.get(), spec.wire_name()))
+                    telemetry::worker_span(&parent, id.get(), spec.wire_name())
                 } else {
                     tracing::Span::none()
                 };
@@ -420,14 +428,34 @@ impl Bridge {
     }
 }
 
+/// What each stage of one call works with: its span (recorded on, never
+/// entered here), its method, params, first request id, deadline and
+/// options.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    span: &'a tracing::Span,
+    spec: &'a Arc<MethodSpec>,
+    params: Option<&'a RawValue>,
+    id: RequestId,
+    deadline: Instant,
+    options: &'a CallOptions,
+}
+
 /// The call's span. With trace export sampling new traces, a call that
 /// would start one is drawn before its span opens: one left out gets a span
-/// only if a log layer wants it (at a target trace export ignores), and
-/// none otherwise, so it costs nothing.
-fn open_call_span(correlation_id: i64, method: &str, wire_method: &str) -> tracing::Span {
+/// only if a log layer wants it (`logged`; at a target trace export
+/// ignores), and none otherwise, so it costs nothing.
+fn open_call_span(
+    logged: bool,
+    correlation_id: i64,
+    method: &str,
+    wire_method: &str,
+) -> tracing::Span {
+    #[cfg(not(feature = "otel"))]
+    let _ = logged;
     #[cfg(feature = "otel")]
     if !crate::otel::keep_call() {
-        return if tracing::enabled!(target: "pybridge::call", tracing::Level::DEBUG) {
+        return if logged {
             telemetry::untraced_call_span(correlation_id, method, wire_method)
         } else {
             tracing::Span::none()
@@ -436,16 +464,16 @@ fn open_call_span(correlation_id: i64, method: &str, wire_method: &str) -> traci
     telemetry::call_span(correlation_id, method, wire_method)
 }
 
-/// Whether the current span (a call's) belongs to an OpenTelemetry trace;
-/// without the `otel` feature, whether it is recorded at all (for logs).
+/// Whether a call's span belongs to an OpenTelemetry trace; without the
+/// `otel` feature, whether it is recorded at all (for logs).
 #[cfg(feature = "otel")]
-fn traced_current() -> bool {
-    crate::otel::in_traced_span()
+fn traced(span: &tracing::Span) -> bool {
+    crate::otel::is_traced(span)
 }
 
 #[cfg(not(feature = "otel"))]
-fn traced_current() -> bool {
-    !tracing::Span::current().is_disabled()
+fn traced(span: &tracing::Span) -> bool {
+    !span.is_disabled()
 }
 
 fn outcome_of(error: &Error) -> telemetry::Outcome {

@@ -121,8 +121,14 @@ fn the_head_sampling_draw_keeps_about_its_ratio() {
 /// Runs `f` under a subscriber whose only layer is trace export (to a port
 /// nothing listens on: nothing here waits for the export).
 fn with_trace_export(f: impl FnOnce()) {
+    with_trace_export_at(None, f);
+}
+
+/// [`with_trace_export`] with `telemetry.sample_ratio` set to `ratio`.
+fn with_trace_export_at(ratio: Option<f64>, f: impl FnOnce()) {
     let config = TelemetryConfig {
         otlp_endpoint: Some("http://127.0.0.1:9".into()),
+        sample_ratio: ratio,
         ..TelemetryConfig::default()
     };
     let telemetry = Telemetry::from_config(&config).expect("an exporter");
@@ -133,24 +139,39 @@ fn with_trace_export(f: impl FnOnce()) {
 #[test]
 fn spans_of_a_call_left_out_and_of_connections_never_reach_the_exporter() {
     with_trace_export(|| {
-        use pybridge_service::telemetry::{attempt_span, untraced_call_span, worker_span};
-        let call = untraced_call_span(1, "m", "m");
+        let call = pybridge_service::telemetry::untraced_call_span(1, "m", "m");
         assert!(
             WireContext::of(&call).is_none(),
             "a call left out is not traced"
         );
-        let worker = call.in_scope(|| attempt_span(1, 1).in_scope(|| worker_span(1, "m")));
-        assert!(
-            WireContext::of(&worker).is_none(),
-            "nor its round trip, which does not start a trace of its own"
-        );
-        let traced = pybridge_service::telemetry::call_span(2, "m", "m");
-        assert!(WireContext::of(&traced).is_some(), "a call kept is traced");
         let connection = tracing::debug_span!(target: "pybridge::serve::connections", "connection");
         assert!(
             WireContext::of(&connection).is_none(),
             "no trace per connection"
         );
+    });
+}
+
+#[test]
+fn a_kept_calls_attempt_and_round_trip_join_its_trace_without_being_entered() {
+    with_trace_export(|| {
+        use pybridge_service::telemetry::{attempt_span, call_span, worker_span};
+        let call = call_span(2, "m", "m");
+        assert!(is_traced(&call), "a call kept is traced");
+        let attempt = attempt_span(&call, 1, 2);
+        let worker = worker_span(&attempt, 2, "m");
+        let (trace, call_id) = ids(&call).expect("the call's ids");
+        let (attempt_trace, attempt_id) = ids(&attempt).expect("the attempt's ids");
+        let (worker_trace, worker_id) = ids(&worker).expect("the round trip's ids");
+        assert_eq!((&attempt_trace, &worker_trace), (&trace, &trace));
+        assert!(call_id != attempt_id && attempt_id != worker_id);
+        let wire = WireContext::of(&worker).expect("the round trip's context");
+        assert_eq!(
+            wire.meta().traceparent,
+            Some(format!("00-{trace}-{worker_id}-01").as_str()),
+            "a worker continues the round trip's span"
+        );
+        assert_eq!(ENTERED.with(Cell::get), 0, "nothing was entered");
     });
 }
 
@@ -168,6 +189,20 @@ fn the_current_span_is_traced_only_inside_a_span_that_export_sees() {
         });
         assert!(!in_traced_span(), "the call's span exited");
         assert_eq!(ENTERED.with(Cell::get), 0, "every enter was matched");
+    });
+}
+
+#[test]
+fn at_a_ratio_of_zero_only_a_call_inside_a_trace_is_kept() {
+    with_trace_export_at(Some(0.0), || {
+        assert!(!(0..1000).any(|_| keep_call()), "no call starts a trace");
+        // An application's span (a target of its own), continuing a caller's trace.
+        let caller = tracing::info_span!(target: "app", "caller");
+        set_parent_from(&caller, |name| {
+            (name == "traceparent")
+                .then_some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        });
+        caller.in_scope(|| assert!(keep_call(), "a call inside a trace follows it"));
     });
 }
 

@@ -266,12 +266,72 @@ async fn a_call_left_out_by_sampling_exports_nothing_and_sends_no_trace_context(
     assert!(traceparent.ends_with("-01"), "sampled, as the caller");
     assert!(flush(&telemetry).await);
     let spans = receiver.spans();
-    assert!(!spans.is_empty());
     assert!(
         spans
             .iter()
             .all(|s| s.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"),
         "only the caller's trace was exported: {spans:#?}"
     );
+    // The call that followed has its own spans in that trace.
+    for name in ["pybridge.call", "pybridge.attempt", "pybridge.worker"] {
+        assert_eq!(named(&spans, name).len(), 1, "one {name}: {spans:#?}");
+    }
     bridge.shutdown().await;
+}
+
+/// Records, for each "retrying" event, the names of the spans it was in.
+#[derive(Clone, Default)]
+struct RetryEvents(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+
+impl<S> tracing_subscriber::Layer<S> for RetryEvents
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, cx: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}") == "retrying" {
+                    self.0 = true;
+                }
+            }
+        }
+        let mut message = Message(false);
+        event.record(&mut message);
+        if message.0 {
+            let scope = cx
+                .event_scope(event)
+                .map(|scope| scope.map(|s| s.name().to_string()).collect())
+                .unwrap_or_default();
+            self.0.lock().unwrap().push(scope);
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_calls_logged_at_debug_events_inside_a_call_are_in_its_span() {
+    use tracing_subscriber::Layer as _;
+    let events = RetryEvents::default();
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("pybridge", tracing::Level::DEBUG)
+        .with_target("pybridge_resilience", tracing::Level::DEBUG);
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(events.clone().with_filter(filter)),
+    );
+    let bridge = bridge(config()).await;
+    bridge
+        .call_with(
+            "test.echo",
+            Some(&raw(r#"{"fail_first":"a"}"#)),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap();
+    bridge.shutdown().await;
+    let seen = events.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![vec!["pybridge.call".to_string()]],
+        "one retry, logged inside the call's span"
+    );
 }
