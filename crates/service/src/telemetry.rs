@@ -304,9 +304,10 @@ pub fn untraced_call_span(correlation_id: i64, method: &str, wire_method: &str) 
     )
 }
 
-/// Opens the span of attempt `attempt` (from 1) of a call, whose request
-/// has id `request_id` on the wire; the breaker state, worker and error
-/// type are recorded later.
+/// Opens the span of attempt `attempt` (from 1) of a call, as a child of
+/// the call's span `call` (named, so that neither needs to be entered),
+/// whose request has id `request_id` on the wire; the breaker state, worker
+/// and error type are recorded later.
 pub fn attempt_span(call: &tracing::Span, attempt: u32, request_id: i64) -> tracing::Span {
     tracing::debug_span!(
         target: "pybridge::call",
@@ -321,8 +322,9 @@ pub fn attempt_span(call: &tracing::Span, attempt: u32, request_id: i64) -> trac
 }
 
 /// Opens the span of one round trip to a worker (a client span, in
-/// OpenTelemetry's terms): the slot wait, the request `request_id` of
-/// `wire_method`, and its answer. The pool records the worker's id in it.
+/// OpenTelemetry's terms), as a child of the attempt's span `attempt`: the
+/// slot wait, the request `request_id` of `wire_method`, and its answer.
+/// The pool records the worker's id in it.
 pub fn worker_span(attempt: &tracing::Span, request_id: i64, wire_method: &str) -> tracing::Span {
     tracing::debug_span!(
         target: "pybridge::call",
