@@ -1,7 +1,7 @@
 //! `cargo xtask ci` and `cargo xtask test`.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -25,11 +25,78 @@ pub(crate) fn ci(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // Before the tests, whose build puts the default `pybridge` binary back.
+    without_otel(root)?;
     test(root)?;
     run(cargo(root)
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// The `pybridge` binary built without its default `otel` feature, which
+/// nothing else builds (the tests run with every feature): it lints clean,
+/// answers a call, and refuses an OTLP endpoint, from the flag or from the
+/// standard variable, with an error that says why.
+fn without_otel(root: &Path) -> Result<()> {
+    let lint = ["clippy", "-p", "pybridge-cli", "--no-default-features"];
+    run(cargo(root).args(lint).args(["--", "-D", "warnings"]))?;
+    run(cargo(root).args(["build", "-p", "pybridge-cli", "--no-default-features"]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let cli = target.join("debug/pybridge");
+    let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let worker = [python.as_str(), "-m", "pybridge_worker"];
+    let pybridge = |args: &[&str], env: Option<(&str, &str)>| -> Result<Output> {
+        let mut cmd = Command::new(&cli);
+        cmd.args(args)
+            .env("PYTHONPATH", crate::python_path(root)?)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        if let Some((key, value)) = env {
+            cmd.env(key, value);
+        }
+        cmd.output()
+            .with_context(|| format!("running {}", cli.display()))
+    };
+    let call = ["call", "test.echo", r#"{"a":1}"#, "--"];
+    let answered = pybridge(&[&call[..], &worker[..]].concat(), None)?;
+    let stdout = String::from_utf8_lossy(&answered.stdout);
+    if !answered.status.success() || !stdout.contains(r#""a":1"#) {
+        bail!(
+            "the CLI built without `otel` did not answer a call ({}): {stdout}{}",
+            answered.status,
+            String::from_utf8_lossy(&answered.stderr)
+        );
+    }
+    let flag = [
+        &["--otlp-endpoint", "http://127.0.0.1:9"][..],
+        &call[..],
+        &worker[..],
+    ]
+    .concat();
+    let variable = [&call[..], &worker[..]].concat();
+    for (args, env, source) in [
+        (&flag, None, "telemetry.otlp_endpoint"),
+        (
+            &variable,
+            Some(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")),
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+    ] {
+        let refused = pybridge(args, env)?;
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        if refused.status.success()
+            || !stderr.contains(source)
+            || !stderr.contains("built without the `otel` feature")
+        {
+            bail!(
+                "the CLI built without `otel` did not refuse {source} ({}): {stderr}",
+                refused.status
+            );
+        }
+    }
     Ok(())
 }
 

@@ -23,7 +23,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci       fmt check, clippy -D warnings, tidy, every Rust and Python test, docs
+  ci       fmt check, clippy -D warnings, tidy, the CLI without `otel`, every Rust and Python test, docs
   test     every Rust and Python test (no lints)
   tidy     file headers, crate dependency edges, no anyhow in libraries, Markdown links, Python versions
   bench    the full bridge against the raw limit and ProcessPoolExecutor; writes BENCHMARKS.md
