@@ -681,11 +681,11 @@ async fn one_hung_worker_counts_once_against_the_breaker() {
     config.call.attempt_timeout = Some(Duration::from_millis(500));
     config.call.timeout = Duration::from_secs(20);
     let bridge = bridge(config).await;
-    // Each worker takes one call at a time. A call that holds one worker
-    // while the others are sent makes sure the hung worker gets a call
-    // whatever the timing: least-loaded routing sends calls that find both
-    // workers idle to the same one, so calls that each finish before the
-    // next starts would all go to the healthy worker.
+    // A call that holds one worker while the others are sent makes sure the
+    // hung worker gets a call whatever the timing: least-loaded routing sends
+    // the next call to the other worker, while calls that each found both
+    // workers idle would all go to the first one (on a loaded machine, each
+    // finished before the next started, and none went to the hung worker).
     let holder = {
         let bridge = bridge.clone();
         tokio::spawn(async move { bridge.call("test.sleep", json!({"ms": 200})).await })
