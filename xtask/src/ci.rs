@@ -50,10 +50,15 @@ fn without_otel(root: &Path) -> Result<()> {
     let worker = [python.as_str(), "-m", "pybridge_worker"];
     let pybridge = |args: &[&str], env: Option<(&str, &str)>| -> Result<Output> {
         let mut cmd = Command::new(&cli);
-        cmd.args(args)
-            .env("PYTHONPATH", crate::python_path(root)?)
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        cmd.args(args).env("PYTHONPATH", crate::python_path(root)?);
+        // Only what the check sets: no configuration file or override, and
+        // no OpenTelemetry variable, from the environment it runs in.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("PYBRIDGE_") || key.starts_with("OTEL_") {
+                cmd.env_remove(&*key);
+            }
+        }
         if let Some((key, value)) = env {
             cmd.env(key, value);
         }
