@@ -8,6 +8,13 @@
 //! - the pool + SDK worker,
 //! - the full bridge + SDK worker (what `BENCHMARKS.md` calls pybridge).
 //!
+//! Each is timed twice: from a caller that blocks on the runtime
+//! (`Runtime::block_on`, as a program's `main` does; the rows of
+//! `BENCHMARKS.md`), and from a caller in a task spawned on the runtime (as
+//! a server's handlers are). A blocked caller is a thread outside the
+//! runtime, parked between calls, and waking it is part of every round
+//! trip; a spawned caller is woken on the runtime's own threads.
+//!
 //! They run in interleaved rounds, so drift on a shared machine hits all of
 //! them alike; each figure is the median over rounds of the round's p50.
 //!
@@ -18,6 +25,7 @@
 // A diagnostic's report is its output.
 #![allow(clippy::print_stdout)]
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -91,6 +99,26 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// `calls` sequential calls of `setups[index]`, each call's latency in µs.
+async fn time_calls(
+    setups: &[(String, Setup)],
+    index: usize,
+    calls: usize,
+    params: &RawValue,
+) -> Result<Vec<f64>> {
+    let setup = &setups[index].1;
+    let mut latencies = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        setup.call(params).await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(latencies)
+}
+
+/// The suffix of a row timed from a spawned task.
+const SPAWNED: &str = ", caller in a spawned task";
+
 async fn pool_of(spec: WorkerSpec) -> Result<Pool> {
     Ok(Pool::start(PoolConfig::builder(spec).workers(1).build()?).await?)
 }
@@ -159,28 +187,40 @@ fn main() -> Result<()> {
             ),
         ])
     })?;
-    let params = payload(100);
-    let mut p50s: Vec<Vec<f64>> = vec![Vec::with_capacity(options.rounds); setups.len()];
-    let mut latencies = Vec::with_capacity(options.calls);
+    let setups: Arc<Vec<(String, Setup)>> = Arc::new(
+        setups
+            .into_iter()
+            .map(|(name, setup)| (name.to_owned(), setup))
+            .collect(),
+    );
+    let params: Arc<RawValue> = Arc::from(payload(100));
+    // Per setup: the rounds' p50 from a blocked caller, then from a spawned one.
+    let mut p50s: Vec<[Vec<f64>; 2]> = (0..setups.len())
+        .map(|_| {
+            [
+                Vec::with_capacity(options.rounds),
+                Vec::with_capacity(options.rounds),
+            ]
+        })
+        .collect();
     for _ in 0..options.rounds {
-        for ((_, setup), p50) in setups.iter().zip(&mut p50s) {
-            latencies.clear();
-            runtime.block_on(async {
-                for _ in 0..options.calls {
-                    let started = Instant::now();
-                    setup.call(&params).await?;
-                    latencies.push(started.elapsed().as_secs_f64() * 1e6);
-                }
-                anyhow::Ok(())
-            })?;
-            p50.push(median(&mut latencies));
+        for (index, p50) in p50s.iter_mut().enumerate() {
+            let mut blocked =
+                runtime.block_on(time_calls(&setups, index, options.calls, &params))?;
+            p50[0].push(median(&mut blocked));
+            let (all, params, calls) = (Arc::clone(&setups), Arc::clone(&params), options.calls);
+            let mut spawned = runtime.block_on(async move {
+                tokio::spawn(async move { time_calls(&all, index, calls, &params).await }).await
+            })??;
+            p50[1].push(median(&mut spawned));
         }
     }
-    let rows: Vec<(&str, f64)> = setups
-        .iter()
-        .zip(&mut p50s)
-        .map(|((name, _), p50)| (*name, median(p50)))
-        .collect();
+    let mut rows: Vec<(String, f64)> = Vec::with_capacity(setups.len() * 2);
+    for (mode, suffix) in [(0, ""), (1, SPAWNED)] {
+        for ((name, _), p50) in setups.iter().zip(&mut p50s) {
+            rows.push((format!("{name}{suffix}"), median(&mut p50[mode])));
+        }
+    }
     if options.json {
         let rows: Vec<_> = rows
             .iter()
@@ -194,15 +234,20 @@ fn main() -> Result<()> {
         });
         println!("{out}");
     } else {
-        let base = rows[0].1;
         println!(
-            "{} rounds of {} sequential calls; median of the rounds' p50",
+            "{} rounds of {} sequential calls; median of the rounds' p50; \
+             each against the raw client and worker timed the same way",
             options.rounds, options.calls
         );
-        for (name, us) in &rows {
-            println!("{name:48} {us:7.1} µs  {:+6.1} µs", us - base);
+        for half in rows.chunks(setups.len()) {
+            let base = half[0].1;
+            for (name, us) in half {
+                println!("{name:74} {us:7.1} µs  {:+6.1} µs", us - base);
+            }
         }
     }
+    let setups = Arc::try_unwrap(setups)
+        .map_err(|_| anyhow::anyhow!("a timing task still holds the set-ups"))?;
     for (_, setup) in setups {
         match setup {
             Setup::Bridge(bridge) => drop(runtime.block_on(bridge.shutdown())),
