@@ -176,6 +176,13 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         setup_p50("bridge + SDK worker")?,
         setup_p50("raw client + raw worker")?,
     );
+    // The same calls from a task spawned on the runtime, as a server's
+    // handlers make them: no parked thread outside the runtime to wake.
+    let spawned = ", caller in a spawned task";
+    let (spawned_bridge, spawned_raw) = (
+        setup_p50(&format!("bridge + SDK worker{spawned}"))?,
+        setup_p50(&format!("raw client + raw worker{spawned}"))?,
+    );
 
     // 1b. The shared cache tier: a hit from Redis on loopback against a
     // memory hit and a worker round trip, interleaved in one run.
@@ -291,6 +298,16 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         ratio: format!("{extra_us:+.1} µs"),
         goal: "≤ +5 µs".into(),
         met: Some(extra_us <= 5.0),
+    });
+    rows.push(Row {
+        figure: format!(
+            "sequential latency, 100B params, 1 worker, caller in a spawned task (median of {SEQUENTIAL_ROUNDS} interleaved rounds' p50)"
+        ),
+        pybridge: format!("{spawned_bridge:.1} µs"),
+        baseline: format!("{spawned_raw:.1} µs"),
+        ratio: format!("{:+.1} µs", spawned_bridge - spawned_raw),
+        goal: String::new(),
+        met: None,
     });
     for size in ["100B", "4KiB", "64KiB"] {
         let (bridge, raw) = (
@@ -554,8 +571,10 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          - **sequential**: one call at a time. The goal's row: `cargo run --release -p pybridge-benches --example \
          sequential_gap -- --rounds 11 --calls 2000`, the raw client and raw worker and the full bridge and SDK \
          worker (with the set-ups between them, which say where a gap comes from) in interleaved rounds of \
-         2,000 calls, the median of the rounds' p50. The rows by size: criterion's median of per-sample means, \
-         raw then bridge.\n\
+         2,000 calls, the median of the rounds' p50, each call made by a caller blocked on the runtime \
+         (`block_on`, as a program's `main` makes it); the next row, the same calls from a task spawned on the \
+         runtime (as a server's handlers make them), where no parked thread outside the runtime is woken per \
+         answer. The rows by size: criterion's median of per-sample means, raw then bridge.\n\
          - **transports** (`benches/benches/transport.rs`): the pool and the SDK's demo worker over its \
          pipes, over TCP on 127.0.0.1 (`--listen`, with the HMAC challenge at connect time) and over a \
          Unix socket; one worker each, 100 B echo; the ratio is the socket's rate (or latency) to the \
