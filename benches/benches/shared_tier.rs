@@ -32,11 +32,11 @@ fn shared_tier(c: &mut Criterion) {
             .build()
             .expect("cache")
     });
-    rt.block_on(async {
-        while cache.shared_tier_status() != SharedTierStatus::Active {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
+    rt.block_on(settle("the shared tier to connect", || {
+        (cache.shared_tier_status() == SharedTierStatus::Active)
+            .then_some(())
+            .ok_or_else(|| format!("{:?}", cache.shared_tier_status()))
+    }));
     let value = Bytes::from(payload(100).get().to_owned());
     let memory_key = cache.key("bench.memory", "1").expect("key");
     let shared_key = cache.key("bench.shared", "1").expect("key");
@@ -59,13 +59,14 @@ fn shared_tier(c: &mut Criterion) {
     };
     rt.block_on(fill(memory_key.clone(), memory_policy.clone()));
     rt.block_on(fill(shared_key.clone(), shared_policy.clone()));
-    rt.block_on(async {
-        // Both fills are written to Redis (every policy that caches uses
-        // the shared tier); wait for both.
-        while cache.shared_tier_stats().writes < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
+    // Both fills are written to Redis (every policy that caches uses the
+    // shared tier); wait for both.
+    rt.block_on(settle("both fills to be written to Redis", || {
+        let stats = cache.shared_tier_stats();
+        (stats.writes >= 2)
+            .then_some(())
+            .ok_or_else(|| format!("{stats:?}"))
+    }));
     let hit = rt.block_on(fill(shared_key.clone(), shared_policy.clone()));
     assert_eq!(
         hit.source,
@@ -114,6 +115,22 @@ fn shared_tier(c: &mut Criterion) {
     );
     rt.block_on(bridge.shutdown());
     drop(redis);
+}
+
+/// Polls `ready` until it holds; panics after ten seconds with what it last
+/// said, so that a set-up that never settles fails the run instead of
+/// holding it forever.
+async fn settle(what: &str, mut ready: impl FnMut() -> Result<(), String>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match ready() {
+            Ok(()) => return,
+            Err(state) if tokio::time::Instant::now() >= deadline => {
+                panic!("waited 10 s for {what}; last seen: {state}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
 }
 
 criterion_group!(benches, shared_tier);
