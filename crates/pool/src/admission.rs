@@ -73,7 +73,24 @@ pub(crate) struct Lot {
     spawned_at: Instant,
     pending: PendingTable<HeldFailure>,
     parked: Mutex<HashMap<i64, Parked>>,
+    /// The pool's own `$/ping`s in the table: a dying worker's count of
+    /// failed calls leaves them out.
+    pings: Mutex<Vec<i64>>,
     in_flight_gauge: metrics::Gauge,
+}
+
+/// A `$/ping` registered outside the slot accounting; its id leaves the
+/// lot's list of pings when it drops.
+pub(crate) struct Ping<'a> {
+    lot: &'a Lot,
+    id: i64,
+    pub(crate) pending: Pending<HeldFailure>,
+}
+
+impl Drop for Ping<'_> {
+    fn drop(&mut self) {
+        lock(&self.lot.pings).retain(|id| *id != self.id);
+    }
 }
 
 /// A call whose deadline passed (or whose caller went away) while the worker
@@ -107,6 +124,7 @@ impl Lot {
             spawned_at,
             pending: PendingTable::new(),
             parked: Mutex::new(HashMap::new()),
+            pings: Mutex::new(Vec::new()),
             in_flight_gauge: metrics::gauge!(crate::metrics::IN_FLIGHT, crate::metrics::LABEL_SLOT => slot.to_string()),
         }
     }
@@ -174,10 +192,17 @@ impl Lot {
 
     /// Registers a request outside the slot accounting (the pool's own
     /// `$/ping`s), answered through the same table.
-    pub(crate) fn register_unslotted(&self, id: i64) -> Result<Pending<HeldFailure>> {
-        self.pending
+    pub(crate) fn register_ping(&self, id: i64) -> Result<Ping<'_>> {
+        let pending = self
+            .pending
             .register(Id::Number(id))
-            .map_err(|err| Error::Encode(Arc::new(err)))
+            .map_err(|err| Error::Encode(Arc::new(err)))?;
+        lock(&self.pings).push(id);
+        Ok(Ping {
+            lot: self,
+            id,
+            pending,
+        })
     }
 
     /// Settles an answer read from the worker: to its caller, or to its
@@ -239,6 +264,11 @@ impl Lot {
             for id in unwritten {
                 self.pending
                     .fail(&Id::Number(*id), HeldFailure::worker(failure, false));
+            }
+            // Pings are not calls: failed first, so the count is of calls.
+            for id in lock(&self.pings).iter() {
+                self.pending
+                    .fail(&Id::Number(*id), HeldFailure::worker(failure, true));
             }
             let failed = self.pending.close(&HeldFailure::worker(failure, true));
             (failed, parked.drain().map(|(_, entry)| entry).collect())

@@ -41,6 +41,8 @@ const MAX_STDERR_LINE: usize = 2048;
 const LOUD_BAD_FRAMES: u64 = 10;
 /// How long to wait for a dead worker's last stderr lines.
 const STDERR_LINGER: Duration = Duration::from_millis(100);
+/// How long a dead worker's stdout is read for answers still in the pipe.
+const READER_LINGER: Duration = Duration::from_millis(500);
 
 /// Sends `signal` to the process group led by `pid`. Errors mean the group is
 /// already gone, which is what the caller wants anyway.
@@ -253,6 +255,7 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
         }
         () = shared.token.cancelled() => End::PoolDropped,
     };
+    let reader_done = matches!(end, End::ReaderClosed);
     if matches!(end, End::Stopped) {
         // Still answering its calls while it drains; no new ones are routed here.
         worker.set_draining();
@@ -295,6 +298,13 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, id: WorkerId, slot: usize, r
     // group id cannot have been reused while members remain.
     signal_group(pid, Signal::KILL);
     group.armed = false;
+    if !reader_done {
+        // Answers written just before the exit may still be in the pipe:
+        // they are read to its end (bounded, in case a process outside the
+        // group holds it open) before the worker's calls are failed, so an
+        // answer the worker gave is never lost to its exit.
+        let _ = timeout(READER_LINGER, &mut reader).await;
+    }
 
     writer_stop.cancel();
     let unwritten = (&mut writer).await.unwrap_or_default();
@@ -444,10 +454,7 @@ pub(crate) async fn ping(
     let frame = shared
         .frame_with(|buf| pybridge_protocol::write_request(buf, &Id::Number(id), "$/ping", None))
         .map_err(|e| e.to_string())?;
-    let pending = worker
-        .lot
-        .register_unslotted(id)
-        .map_err(|e| e.to_string())?;
+    let mut ping = worker.lot.register_ping(id).map_err(|e| e.to_string())?;
     let sent = Instant::now();
     worker
         .outbox
@@ -457,7 +464,7 @@ pub(crate) async fn ping(
         })
         .await
         .map_err(|_| "the worker's stdin is closed".to_string())?;
-    match timeout(within, pending).await {
+    match timeout(within, &mut ping.pending).await {
         Ok(Ok(response)) => {
             let rtt = sent.elapsed();
             worker.set_rtt(rtt);

@@ -92,7 +92,7 @@ async fn failures_exit_1_with_the_error_as_json_and_usage_errors_exit_2() {
     .await;
     assert_eq!(out.status, 1);
     assert!(out.stdout.is_empty());
-    let error = json(out.stderr.lines().last().unwrap());
+    let error = out.error();
     assert_eq!(error["code"], -32602);
     assert_eq!(error["data"]["code"], "invalid_params");
     let paths: Vec<&str> = error["data"]["violations"]
@@ -111,7 +111,7 @@ async fn failures_exit_1_with_the_error_as_json_and_usage_errors_exit_2() {
         out.status, 1,
         "the reference framework does not implement research methods"
     );
-    assert_eq!(json(out.stderr.lines().last().unwrap())["code"], -32601);
+    assert_eq!(out.error()["code"], -32601);
 
     assert_eq!(
         run(&home, &["call"]).await.status,
@@ -385,7 +385,7 @@ async fn a_worker_that_cannot_start_exits_1_with_the_error_as_json() {
     .await;
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(out.stdout.is_empty());
-    let error = json(out.stderr.lines().last().unwrap());
+    let error = out.error();
     assert_eq!(error["data"]["code"], "start_failed", "{error}");
     assert!(
         error["message"].as_str().unwrap().contains("start"),

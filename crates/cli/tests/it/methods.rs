@@ -234,7 +234,7 @@ async fn a_misspelt_method_comes_back_with_the_closest_name() {
         "{}",
         out.stderr
     );
-    let error = json(out.stderr.lines().last().unwrap());
+    let error = out.error();
     assert_eq!(error["code"], -32601);
     assert_eq!(
         error["data"]["suggestions"],
@@ -273,16 +273,13 @@ async fn method_sections_apply_to_worker_methods_and_unknown_ones_name_the_file(
     let out = run(
         &home,
         &with_worker(
-            &["--config", config, "call", "calc.slow", r#"{"seconds": 5}"#],
+            &["--config", config, "call", "calc.slow", r#"{"seconds": 2}"#],
             &worker,
         ),
     )
     .await;
     assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(
-        json(out.stderr.lines().last().unwrap())["data"]["code"],
-        "timeout"
-    );
+    assert_eq!(out.error()["data"]["code"], "timeout");
 
     std::fs::write(&file, "[methods.\"calc.slwo\"]\ntimeout = \"1s\"\n").unwrap();
     let out = run(

@@ -71,6 +71,23 @@ pub(crate) struct Output {
     pub(crate) stderr: String,
 }
 
+impl Output {
+    /// The error `call` printed: the one JSON line on stderr, wherever the
+    /// logs of the shutdown that follows it put it.
+    pub(crate) fn error(&self) -> serde_json::Value {
+        let mut errors = self
+            .stderr
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(serde_json::Value::is_object);
+        let error = errors
+            .next()
+            .unwrap_or_else(|| panic!("no JSON error on stderr: {}", self.stderr));
+        assert!(errors.next().is_none(), "one error only: {}", self.stderr);
+        error
+    }
+}
+
 pub(crate) async fn run(home: &tempfile::TempDir, args: &[&str]) -> Output {
     let out = tokio::time::timeout(Duration::from_secs(60), pybridge(home).args(args).output())
         .await

@@ -58,6 +58,37 @@ async fn a_worker_that_crashes_mid_request_reports_its_status_and_stderr() {
     pool.shutdown().await;
 }
 
+/// A worker that answers and exits at once puts both before the pool
+/// together: the answer in the pipe is read before the worker's calls are
+/// failed, so the call gets it. Repeated, since either may be seen first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_written_just_before_the_worker_exits_is_delivered() {
+    let pool = start(fault_worker("answer-then-exit", &[]), |b| b.workers(1)).await;
+    let mut events = pool.subscribe();
+    for round in 0..20 {
+        eventually(Duration::from_secs(10), "a ready worker", || {
+            pool.stats().ready_workers == 1
+        })
+        .await;
+        let result = pool
+            .call("test.echo", None)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(value(&result)["last_words"], 1, "round {round}");
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: no exit event"))
+                .unwrap();
+            if let PoolEvent::WorkerExited { failed_calls, .. } = event {
+                assert_eq!(failed_calls, 0, "round {round}");
+                break;
+            }
+        }
+    }
+    pool.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_worker_is_killed_after_the_cancel_grace_and_replaced() {
     let health = HealthPolicy::default().cancel_grace(Duration::from_millis(300));
