@@ -73,23 +73,30 @@ pub(crate) struct Lot {
     spawned_at: Instant,
     pending: PendingTable<HeldFailure>,
     parked: Mutex<HashMap<i64, Parked>>,
-    /// The pool's own `$/ping`s in the table: a dying worker's count of
-    /// failed calls leaves them out.
+    /// The pool's own `$/ping`s not yet answered, those given up on
+    /// included: a dying worker's count of failed calls leaves them out, and
+    /// a late answer to one is expected, not a stray.
     pings: Mutex<Vec<i64>>,
     in_flight_gauge: metrics::Gauge,
 }
 
-/// A `$/ping` registered outside the slot accounting; its id leaves the
-/// lot's list of pings when it drops.
+/// A `$/ping` registered outside the slot accounting. Its id leaves the
+/// lot's list of pings when it drops [`settled`](Ping::settled); one given
+/// up on (timed out, or its health check cancelled) stays until its late
+/// answer comes or the worker dies.
 pub(crate) struct Ping<'a> {
     lot: &'a Lot,
     id: i64,
     pub(crate) pending: Pending<HeldFailure>,
+    /// Answered, or failed with the worker.
+    pub(crate) settled: bool,
 }
 
 impl Drop for Ping<'_> {
     fn drop(&mut self) {
-        lock(&self.lot.pings).retain(|id| *id != self.id);
+        if self.settled {
+            lock(&self.lot.pings).retain(|id| *id != self.id);
+        }
     }
 }
 
@@ -111,6 +118,8 @@ pub(crate) enum Settled {
     Delivered,
     /// Its call was parked; the parked slot is free again.
     Late,
+    /// It answered a `$/ping` the pool had given up on.
+    LatePing,
     /// No call has its id.
     Unknown(Response),
 }
@@ -202,6 +211,7 @@ impl Lot {
             lot: self,
             id,
             pending,
+            settled: false,
         })
     }
 
@@ -214,9 +224,21 @@ impl Lot {
                 Ok(()) => return Settled::Delivered,
                 Err(response) => response,
             };
-            match response.id.as_number().and_then(|id| parked.remove(&id)) {
+            let Some(id) = response.id.as_number() else {
+                return Settled::Unknown(response);
+            };
+            match parked.remove(&id) {
                 Some(entry) => entry,
-                None => return Settled::Unknown(response),
+                None => {
+                    let mut pings = lock(&self.pings);
+                    return match pings.iter().position(|p| *p == id) {
+                        Some(at) => {
+                            pings.swap_remove(at);
+                            Settled::LatePing
+                        }
+                        None => Settled::Unknown(response),
+                    };
+                }
             }
         };
         // The slot drops here, outside the lock.

@@ -464,7 +464,9 @@ pub(crate) async fn ping(
         })
         .await
         .map_err(|_| "the worker's stdin is closed".to_string())?;
-    match timeout(within, &mut ping.pending).await {
+    let answer = timeout(within, &mut ping.pending).await;
+    ping.settled = answer.is_ok();
+    match answer {
         Ok(Ok(response)) => {
             let rtt = sent.elapsed();
             worker.set_rtt(rtt);
@@ -875,6 +877,10 @@ impl Router {
             Settled::Late => {
                 metrics::counter!(crate::metrics::LATE_RESPONSES).increment(1);
                 debug!(worker = %self.worker.id, "late response to an abandoned call");
+                return;
+            }
+            Settled::LatePing => {
+                debug!(worker = %self.worker.id, "late answer to a ping given up on");
                 return;
             }
             Settled::Unknown(response) => response,

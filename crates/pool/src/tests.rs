@@ -179,6 +179,22 @@ mod admission {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn a_ping_given_up_on_takes_its_late_answer_once_and_an_answered_one_none() {
+        let f = fixture();
+        let ping = f.worker.lot.register_ping(7).expect("a new id");
+        drop(ping);
+        assert!(matches!(f.answer(7), Settled::LatePing));
+        assert!(matches!(f.answer(7), Settled::Unknown(_)), "once only");
+
+        let mut ping = f.worker.lot.register_ping(8).expect("a new id");
+        assert!(matches!(f.answer(8), Settled::Delivered));
+        assert!((&mut ping.pending).await.is_ok());
+        ping.settled = true;
+        drop(ping);
+        assert!(matches!(f.answer(8), Settled::Unknown(_)));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn a_request_never_handed_to_the_writer_is_not_parked() {
         let mut f = fixture();
         drop(f.call(1, far(), false).await);
@@ -259,7 +275,9 @@ mod admission {
             match f.answer(id) {
                 Settled::Delivered => delivered += 1,
                 Settled::Late => late += 1,
-                Settled::Unknown(_) => panic!("round {id}: the answer found no call"),
+                Settled::LatePing | Settled::Unknown(_) => {
+                    panic!("round {id}: the answer found no call")
+                }
             }
             caller.join().expect("the caller thread");
             assert_eq!(f.held(), 0, "round {id}: the slot is free");
