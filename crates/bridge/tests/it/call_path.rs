@@ -293,19 +293,36 @@ async fn an_idempotent_call_survives_its_worker_being_killed() {
     bridge.shutdown().await;
 }
 
+/// The worker is killed once it has begun the call (it logs each method
+/// as it starts it): a request still on its way, never received, would be
+/// resent, as it may be.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_is_not_safe_to_repeat_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = dir.path().join("mine.json");
-    std::fs::write(
-        &catalog,
-        r#"{"family":"mine","methods":[{"name":"mine.slow_write","wire_name":"test.sleep","idempotent":false}]}"#,
-    )
-    .unwrap();
+    let log = dir.path().join("calls.log");
     let mut config = sdk_config();
-    config.service.catalog_files = vec![catalog];
+    // `calc.slow` declares no idempotence: a write, as far as anyone knows.
+    config.worker.command = vec![
+        python(),
+        fixtures()
+            .join("registry/calc_worker.py")
+            .display()
+            .to_string(),
+        "--log".into(),
+        log.display().to_string(),
+    ];
     let bridge = bridge(config).await;
-    let call = kill_the_worker_holding(&bridge, "mine.slow_write", json!({"ms": 2000})).await;
+    let pid = bridge.health().pool.workers[0].pid;
+    let call = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move { bridge.call("calc.slow", json!({"seconds": 5})).await })
+    };
+    eventually(Duration::from_secs(10), "the worker began the call", || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("calc.slow"))
+    })
+    .await;
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     let err = call.await.unwrap().unwrap_err();
     assert_eq!(
         err.kind(),
@@ -317,8 +334,10 @@ async fn a_call_that_is_not_safe_to_repeat_is_not_retried() {
     assert_eq!(
         bridge.stats().retries,
         0,
-        "a written, non-idempotent call must not run twice"
+        "a received, non-idempotent call must not run twice"
     );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(log.matches("calc.slow").count(), 1, "{log}");
     bridge.shutdown().await;
 }
 
