@@ -587,8 +587,9 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          - **trace export** (`xtask/src/bench/trace_export.rs`): `pybridge bench` (200,000 calls, 2 workers) \
          with export off, then to an OTLP/HTTP sink in the xtask process with every trace sampled and with \
          1 % sampled (`telemetry.sample_ratio`), and with the CLI built with `--no-default-features` \
-         (no `otel` feature), seven interleaved rounds, the median of each; its throughput (the goals) and its own CPU \
-         per call.\n\
+         (no `otel` feature), eleven interleaved rounds; each figure is the median over the rounds, each \
+         ratio the median of the rounds' ratios (of two runs made one after the other); its throughput (the \
+         goals) and its own CPU per call.\n\
          - **cold start** (`xtask/src/bench/cold_start.rs`): the whole `pybridge call test.echo '{{}}'` \
          process, exec to exit, against `python -c pass` of the same interpreter file (resolved past any \
          shim), interleaved; the demo worker from a copy of the SDK with compiled bytecode (as installed), \
