@@ -588,7 +588,7 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          with export off, then to an OTLP/HTTP sink in the xtask process with every trace sampled and with \
          1 % sampled (`telemetry.sample_ratio`), and with the CLI built with `--no-default-features` \
          (no `otel` feature), eleven interleaved rounds; each figure is the median over the rounds, each \
-         ratio the median of the rounds' ratios (of two runs made one after the other); its throughput (the \
+         ratio the median of the rounds' ratios (of two runs of the same round, seconds apart); its throughput (the \
          goals) and its own CPU per call.\n\
          - **cold start** (`xtask/src/bench/cold_start.rs`): the whole `pybridge call test.echo '{{}}'` \
          process, exec to exit, against `python -c pass` of the same interpreter file (resolved past any \

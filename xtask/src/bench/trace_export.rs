@@ -76,9 +76,10 @@ pub(super) fn rows(root: &Path, clis: Clis<'_>, python: &str) -> Result<Vec<Row>
     };
     let rps = |i: usize| median(&runs[i], |r| r.rps);
     let cpu = |i: usize| median(&runs[i], |r| r.cpu_per_call_us);
-    // The ratio is the median of each round's ratio, of two runs made one
-    // after the other: the load of a shared machine drifts over a session
-    // by more than the costs measured here, and within a round far less.
+    // The ratio is the median of each round's ratio, of two runs of the
+    // same round, seconds apart: the load of a shared machine drifts over a
+    // session by more than the costs measured here, and within a round far
+    // less.
     let paired = |a: usize, b: usize, figure: fn(&Run) -> f64| {
         let mut ratios: Vec<f64> = runs[a]
             .iter()
