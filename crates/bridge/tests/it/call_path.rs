@@ -375,15 +375,21 @@ async fn a_failing_method_opens_its_breaker_which_fails_fast_and_recovers() {
     assert_eq!(health.open_breakers[0].0, "test.error");
     // Other methods are not affected.
     bridge.call("test.echo", json!([1])).await.unwrap();
-    let mut saw_state_change = false;
-    while let Ok(event) = events.try_recv() {
-        saw_state_change |= matches!(
-            event,
-            BridgeEvent::Resilience(pybridge::resilience::Event::StateChanged(_))
-        );
-    }
+    // Forwarded to the bridge's stream by a task of its own: waited for.
+    let state_change = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.recv().await {
+                Ok(BridgeEvent::Resilience(pybridge::resilience::Event::StateChanged(_))) => {
+                    return;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(closed) => panic!("the event stream ended: {closed}"),
+            }
+        }
+    })
+    .await;
     assert!(
-        saw_state_change,
+        state_change.is_ok(),
         "the breaker's state change reached the event stream"
     );
     // After the break, one probe is admitted (and fails again here).
