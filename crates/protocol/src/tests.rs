@@ -2,7 +2,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::decode::{first_byte, is_version, parse_id};
+use crate::decode::{decode_general, first_byte, is_version, parse_id, plain_response};
 use crate::{Error, Id, Message, Rule};
 
 fn raw(text: &str) -> Box<RawValue> {
@@ -128,4 +128,58 @@ fn to_error_object_carries_the_description_as_data() {
         object.data.as_deref().map(RawValue::get),
         Some(r#""invalid message: a batch must not be empty""#)
     );
+}
+
+#[test]
+fn the_plain_answer_path_decodes_exactly_as_the_general_one() {
+    let cases: &[&[u8]] = &[
+        br#"{"jsonrpc":"2.0","id":7,"result":{"data":"xx"}}"#,
+        br#"{"jsonrpc":"2.0","id":0,"result":null}"#,
+        br#"{"jsonrpc":"2.0","id":-0,"result":1}"#,
+        br#"{"jsonrpc":"2.0","id":-42,"result":[1,2,{"a":"\u00e9"}]}"#,
+        br#"{"jsonrpc":"2.0","id":123456789012345678,"result":"s"}"#,
+        br#"{"jsonrpc":"2.0","id":9223372036854775807,"result":1}"#,
+        br#"{"jsonrpc":"2.0","id":99999999999999999999,"result":1}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result": {"a" : 1} }  "#,
+        br#"{"jsonrpc":"2.0","id":1,"result":{"a":1}}"#,
+        br#"{"jsonrpc":"2.0","id":01,"result":1}"#,
+        br#"{"jsonrpc":"2.0","id":-,"result":1}"#,
+        br#"{"jsonrpc":"2.0","id":1.5,"result":1}"#,
+        br#"{"jsonrpc":"2.0","id":1e3,"result":1}"#,
+        br#"{"jsonrpc":"2.0","id":"7","result":1}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":1,"result":2}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"m"}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":1,"id":2}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":{}}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":{}} x"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":[1,}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":"\x"}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":1"#,
+        br#"{"jsonrpc":"2.0","id":1,"result"#,
+        br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"m"}"#,
+        br#" {"jsonrpc":"2.0","id":1,"result":1}"#,
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}",
+    ];
+    let mut plain = 0;
+    for bytes in cases {
+        let text = String::from_utf8_lossy(bytes);
+        let general = format!("{:?}", decode_general(bytes));
+        assert_eq!(
+            format!("{:?}", Message::from_slice(bytes)),
+            general,
+            "{text}"
+        );
+        if let Some(response) = plain_response(bytes) {
+            plain += 1;
+            assert_eq!(
+                format!("{:?}", Ok::<_, Error>(Message::Response(response))),
+                general,
+                "{text}"
+            );
+        }
+    }
+    // The cases the plain path reads itself, so the comparison above tests it.
+    assert_eq!(plain, 7);
 }
