@@ -6,8 +6,9 @@
 //! table works on any runtime or none. Dropping a `Pending` deregisters its id,
 //! so an abandoned call never leaks an entry.
 
+use std::cmp::{Ordering, Reverse};
 use std::collections::hash_map::Entry as Vacancy;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -71,14 +72,89 @@ struct Shared<E> {
     state: Mutex<TableState<E>>,
 }
 
+/// foldhash, not SipHash: hashing the id with SipHash was a quarter of a
+/// registration's instructions.
+type Entries<E> = HashMap<Id, Entry<E>, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 struct TableState<E> {
-    entries: HashMap<Id, Entry<E>>,
-    /// Entries with a deadline, in deadline order; the sequence number breaks ties.
-    deadlines: BTreeMap<(Instant, u64), Id>,
+    entries: Entries<E>,
+    /// Deadlines, earliest on top, removed lazily: an answered call (nearly
+    /// every one) leaves its deadline behind, which is dropped when it
+    /// reaches the top or when stale ones outnumber the live (see
+    /// [`TableState::push_deadline`]). A sorted map paid for a removal per
+    /// call and a node allocation per few.
+    deadlines: BinaryHeap<Reverse<Deadline>>,
     next_seq: u64,
     /// Set by [`PendingTable::close`]: new registrations fail at once with it.
     closed: Option<E>,
+}
+
+/// A call's deadline; the sequence number breaks ties and tells a live
+/// deadline from a stale one left by an earlier call with the same id.
+#[derive(Debug)]
+struct Deadline {
+    at: Instant,
+    seq: u64,
+    id: Id,
+}
+
+impl Deadline {
+    fn key(&self) -> (Instant, u64) {
+        (self.at, self.seq)
+    }
+}
+
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Deadline {}
+
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Deadline {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl<E> TableState<E> {
+    /// Whether `deadline` is still its call's.
+    fn is_live(entries: &Entries<E>, deadline: &Deadline) -> bool {
+        entries
+            .get(&deadline.id)
+            .is_some_and(|entry| entry.deadline == Some(deadline.key()))
+    }
+
+    /// Adds a deadline; drops the stale ones once they outnumber the live,
+    /// so the heap stays within a constant factor of the calls pending and
+    /// each call pays for its own deadline's removal at most once.
+    fn push_deadline(&mut self, deadline: Deadline) {
+        self.deadlines.push(Reverse(deadline));
+        if self.deadlines.len() > 2 * self.entries.len() + 64 {
+            let entries = &self.entries;
+            self.deadlines
+                .retain(|Reverse(deadline)| Self::is_live(entries, deadline));
+        }
+    }
+
+    /// Drops stale deadlines from the top; returns the earliest live one.
+    fn earliest(&mut self) -> Option<&Deadline> {
+        while let Some(Reverse(top)) = self.deadlines.peek() {
+            if Self::is_live(&self.entries, top) {
+                break;
+            }
+            self.deadlines.pop();
+        }
+        self.deadlines.peek().map(|Reverse(top)| top)
+    }
 }
 
 #[derive(Debug)]
@@ -160,8 +236,8 @@ impl<E> PendingTable<E> {
         PendingTable {
             shared: Arc::new(Shared {
                 state: Mutex::new(TableState {
-                    entries: HashMap::new(),
-                    deadlines: BTreeMap::new(),
+                    entries: HashMap::default(),
+                    deadlines: BinaryHeap::new(),
                     next_seq: 0,
                     closed: None,
                 }),
@@ -186,11 +262,7 @@ impl<E> PendingTable<E> {
 
     /// The earliest deadline of any pending call.
     pub fn next_deadline(&self) -> Option<Instant> {
-        lock(&self.shared.state)
-            .deadlines
-            .keys()
-            .next()
-            .map(|(at, _)| *at)
+        lock(&self.shared.state).earliest().map(|top| top.at)
     }
 
     /// Routes a response to the call awaiting it.
@@ -202,12 +274,7 @@ impl<E> PendingTable<E> {
         let entry = {
             let mut state = lock(&self.shared.state);
             match state.entries.remove(&response.id) {
-                Some(entry) => {
-                    if let Some(key) = entry.deadline {
-                        state.deadlines.remove(&key);
-                    }
-                    entry
-                }
+                Some(entry) => entry,
                 None => return Err(response),
             }
         };
@@ -226,11 +293,12 @@ impl<E> PendingTable<E> {
         let expired: Vec<(Id, Entry<E>)> = {
             let mut state = lock(&self.shared.state);
             let mut due = Vec::new();
-            while let Some(entry) = state.deadlines.first_entry() {
-                if entry.key().0 > now {
+            while let Some(top) = state.earliest() {
+                if top.at > now {
                     break;
                 }
-                let id = entry.remove();
+                let id = top.id.clone();
+                state.deadlines.pop();
                 if let Some(pending) = state.entries.remove(&id) {
                     due.push((id, pending));
                 }
@@ -247,12 +315,7 @@ impl<E> PendingTable<E> {
     }
 
     fn remove_entry(&self, id: &Id) -> Option<Entry<E>> {
-        let mut state = lock(&self.shared.state);
-        let entry = state.entries.remove(id)?;
-        if let Some(key) = entry.deadline {
-            state.deadlines.remove(&key);
-        }
-        Some(entry)
+        lock(&self.shared.state).entries.remove(id)
     }
 }
 
@@ -289,26 +352,23 @@ impl<E: Clone> PendingTable<E> {
                 finished: false,
             });
         }
-        let TableState {
-            entries,
-            deadlines,
-            next_seq,
-            ..
-        } = &mut *state;
-        let Vacancy::Vacant(place) = entries.entry(id.clone()) else {
+        let seq = state.next_seq;
+        let Vacancy::Vacant(place) = state.entries.entry(id.clone()) else {
             return Err(Error::DuplicateId { id });
         };
-        let deadline = deadline.map(|at| {
-            let key = (at, *next_seq);
-            *next_seq += 1;
-            deadlines.insert(key, id.clone());
-            key
-        });
         let slot = Slot::new(SlotState::Waiting(None));
         place.insert(Entry {
             slot: Arc::clone(&slot),
-            deadline,
+            deadline: deadline.map(|at| (at, seq)),
         });
+        if let Some(at) = deadline {
+            state.next_seq += 1;
+            state.push_deadline(Deadline {
+                at,
+                seq,
+                id: id.clone(),
+            });
+        }
         Ok(Pending {
             id,
             slot,
@@ -404,11 +464,8 @@ impl<E> Drop for Pending<E> {
             .entries
             .get(&self.id)
             .is_some_and(|e| Arc::ptr_eq(&e.slot, &self.slot));
-        if ours
-            && let Some(entry) = state.entries.remove(&self.id)
-            && let Some(key) = entry.deadline
-        {
-            state.deadlines.remove(&key);
+        if ours {
+            state.entries.remove(&self.id);
         }
     }
 }

@@ -69,7 +69,7 @@ pub struct Catalog {
 
 struct Inner {
     methods: Vec<Arc<MethodSpec>>,
-    index: HashMap<Box<str>, (usize, Resolution)>,
+    index: HashMap<Box<str>, (usize, Resolution), foldhash::fast::RandomState>,
     version: String,
     manifest: Option<Manifest>,
 }
@@ -430,7 +430,7 @@ impl CatalogBuilder {
         }
 
         let mut methods = Vec::with_capacity(defs.len());
-        let mut index = HashMap::new();
+        let mut index = HashMap::default();
         for entry in defs {
             let changes = overrides.remove(&entry.def.name).unwrap_or_default();
             let spec = compile(entry, changes)?;

@@ -2,6 +2,7 @@
 //! table and to a simple model must agree, and the table's internal indexes
 //! must stay consistent.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::{Pending, PendingError, PendingTable, lock};
+use super::{Deadline, Pending, PendingError, PendingTable, TableState, lock};
 use crate::{Id, Response};
 
 #[derive(Debug, Clone)]
@@ -68,15 +69,18 @@ fn check_internals(table: &PendingTable<String>, model: &Model, base: Instant) {
     let state = lock(&table.shared.state);
     assert_eq!(state.entries.len(), model.entries.len());
     let with_deadline = model.entries.values().filter(|(_, d)| d.is_some()).count();
-    assert_eq!(
-        state.deadlines.len(),
-        with_deadline,
-        "a deadline per timed entry"
-    );
-    for ((at, _), id) in &state.deadlines {
-        let entry = state.entries.get(id).expect("every deadline has its entry");
-        assert_eq!(entry.deadline.map(|(t, _)| t), Some(*at));
+    let live: Vec<&Deadline> = state
+        .deadlines
+        .iter()
+        .map(|Reverse(d)| d)
+        .filter(|d| TableState::is_live(&state.entries, d))
+        .collect();
+    assert_eq!(live.len(), with_deadline, "a live deadline per timed entry");
+    for deadline in live {
+        let entry = &state.entries[&deadline.id];
+        assert_eq!(entry.deadline, Some(deadline.key()));
     }
+
     drop(state);
     let earliest = model
         .entries
@@ -232,4 +236,51 @@ fn dropping_the_table_clears_its_indexes_and_wakes_waiters() {
             Poll::Ready(Err(PendingError::TableDropped))
         ));
     }
+}
+
+/// Answered calls leave their deadlines behind in the heap; the table drops
+/// them once they outnumber the live, and a stale deadline of a reused id
+/// never fires the call that holds the id now.
+#[test]
+fn stale_deadlines_are_dropped_and_never_fire_a_later_call() {
+    let table = PendingTable::<String>::new();
+    let base = Instant::now();
+    let early = base + Duration::from_secs(1);
+    let late = base + Duration::from_secs(100);
+    // Four calls stay pending throughout, with deadlines after the others'.
+    let kept: Vec<_> = (0..4)
+        .map(|n| {
+            table
+                .register_with_deadline(Id::Number(1_000_000 + n), late)
+                .expect("a new id")
+        })
+        .collect();
+    for round in 0..10_000_i64 {
+        let id = Id::Number(round % 7);
+        let call = table
+            .register_with_deadline(id.clone(), early)
+            .expect("the id is free again");
+        let heap = lock(&table.shared.state).deadlines.len();
+        assert!(
+            heap <= 2 * table.len() + 64,
+            "round {round}: {heap} deadlines kept"
+        );
+        let response = Response {
+            id,
+            result: Ok(serde_json::value::RawValue::from_string("1".into()).expect("JSON")),
+        };
+        assert!(table.complete(response).is_ok());
+        drop(call);
+    }
+    // Id 3 is registered again, due late: the stale early deadlines of
+    // every earlier id 3 must not fire it.
+    let again = table
+        .register_with_deadline(Id::Number(3), late)
+        .expect("a free id");
+    assert_eq!(table.next_deadline(), Some(late));
+    assert_eq!(table.expire(early + Duration::from_secs(1)), 0);
+    assert!(table.contains(&Id::Number(3)));
+    assert_eq!(table.expire(late), 5);
+    drop((kept, again));
+    assert!(table.is_empty());
 }
