@@ -399,11 +399,15 @@ impl Admission {
     /// Takes a slot on the least-loaded ready worker, or waits in the queue.
     /// A call whose deadline passes while it waits fails with a queue-stage
     /// timeout and is never sent, even if a slot came free at that moment.
+    /// Returns the slot and the time it was granted: `started` (the caller's
+    /// reading of the clock just now) when one was free, else the grant's
+    /// own reading, so the caller reads the clock no more to know when its
+    /// request left the queue.
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         deadline: Instant,
         started: Instant,
-    ) -> Result<SlotGuard> {
+    ) -> Result<(SlotGuard, Instant)> {
         let timeout = || Error::Timeout {
             elapsed: started.elapsed(),
             stage: TimeoutStage::Queued,
@@ -416,7 +420,7 @@ impl Admission {
         if self.queue.len() == 0
             && let Some(slot) = self.try_reserve_any()
         {
-            return Ok(slot);
+            return Ok((slot, started));
         }
         if let Some(reason) = lock(&self.unavailable).clone() {
             return Err(Error::Unavailable { reason });
@@ -436,15 +440,16 @@ impl Admission {
             () = tokio::time::sleep_until(deadline) => return Err(timeout()),
         };
         drop(waiter);
+        let now = Instant::now();
         match granted {
             // Checked at the grant: a call woken late must not be sent late.
-            Ok(slot) if Instant::now() < deadline => Ok(slot),
+            Ok(slot) if now < deadline => Ok((slot, now)),
             Ok(slot) => {
                 drop(slot);
                 Err(timeout())
             }
             // The dispatcher drops the waiters whose deadline passed.
-            Err(_) if Instant::now() >= deadline => Err(timeout()),
+            Err(_) if now >= deadline => Err(timeout()),
             Err(_) => Err(self.closed_error()),
         }
     }

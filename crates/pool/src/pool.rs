@@ -35,6 +35,16 @@ struct Handle {
     _sweep: AbortOnDropHandle<()>,
 }
 
+/// When a call started and when it must be answered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTime {
+    /// The caller's reading of the clock as the call started: its queue
+    /// wait and timeouts measure from it.
+    pub started: Instant,
+    /// When the call fails with a timeout if no answer has come.
+    pub deadline: Instant,
+}
+
 /// A request id reserved with [`Pool::reserve_id`]. Only the pool makes
 /// them, so two calls can never share one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,7 +182,10 @@ impl Pool {
             id,
             method,
             params,
-            deadline,
+            CallTime {
+                started: Instant::now(),
+                deadline,
+            },
             meta,
         )
         .await
@@ -182,6 +195,9 @@ impl Pool {
     /// id in `span`'s `worker` field rather than the current span's: for a
     /// caller that does not enter its span on every poll of the call (each
     /// enter and exit of a traced span costs lookups in the subscriber).
+    /// `time` says when the call started, by the caller's own reading of
+    /// the clock (a caller that has one saves the pool reading it again),
+    /// and when it must be answered by.
     ///
     /// # Errors
     /// As [`call_with_deadline`](Pool::call_with_deadline).
@@ -191,17 +207,17 @@ impl Pool {
         id: RequestId,
         method: &str,
         params: Option<&RawValue>,
-        deadline: Instant,
+        time: CallTime,
         meta: Option<&Meta<'_>>,
     ) -> Result<Box<RawValue>> {
+        let CallTime { started, deadline } = time;
         let shared = &self.handle.shared;
         if shared.admission.is_closing() {
             return Err(Error::ShuttingDown);
         }
         let id = id.0;
         let frame = shared.frame_request(id, method, params, meta)?;
-        let started = Instant::now();
-        let slot = shared.admission.acquire(deadline, started).await?;
+        let (slot, sent) = shared.admission.acquire(deadline, started).await?;
         let worker = Arc::clone(slot.worker());
         span.record("worker", worker.id.0);
         // The deadline lives in the pending table and is fired by the pool's
@@ -216,7 +232,6 @@ impl Pool {
                 written: false,
             });
         }
-        let sent = Instant::now();
         let outcome = call.outcome().await;
         // Dropping the call settles its slot: freed if answered or failed;
         // parked if its deadline passed (the worker is asked to cancel it,

@@ -116,7 +116,7 @@ mod admission {
         /// A call holding a slot, registered to expire at `deadline`, sent or not.
         async fn call(&self, id: i64, deadline: Instant, send: bool) -> Call {
             let far = Instant::now() + Duration::from_secs(60);
-            let slot = self
+            let (slot, _) = self
                 .admission
                 .acquire(far, Instant::now())
                 .await

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pybridge_pool::RequestId;
+use pybridge_pool::{CallTime, RequestId};
 use pybridge_resilience::{Classify, Outcome, StopReason};
 use pybridge_service::MethodSpec;
 use pybridge_service::telemetry::{self, CallGuard};
@@ -341,7 +341,14 @@ impl Bridge {
                     tracing::Span::none()
                 };
                 let result = self
-                    .send(&worker_span, id, spec.wire_name(), params, attempt_deadline)
+                    .send(
+                        &worker_span,
+                        id,
+                        spec.wire_name(),
+                        params,
+                        started,
+                        attempt_deadline,
+                    )
                     .await;
                 let result = result.map_err(|source| Attempt {
                     error: Error::Pool {
@@ -406,6 +413,7 @@ impl Bridge {
         id: RequestId,
         wire_method: &str,
         params: Option<&RawValue>,
+        started: Instant,
         deadline: Instant,
     ) -> pybridge_pool::Result<Box<RawValue>> {
         let pool = self.inner.layers.pool();
@@ -423,8 +431,8 @@ impl Bridge {
         // The pool records the worker in `span` itself, which the caller
         // does not enter (a disabled span records nothing, and costs no
         // lookup of the current one).
-        Box::pin(pool.call_with_meta_in(span, id, wire_method, params, deadline, meta.as_ref()))
-            .await
+        let time = CallTime { started, deadline };
+        Box::pin(pool.call_with_meta_in(span, id, wire_method, params, time, meta.as_ref())).await
     }
 }
 
