@@ -151,14 +151,20 @@ pub(crate) fn parse<const BUILD: bool>(
 fn within_limits(text: &[u8], limits: &Limits) -> bool {
     /// One open object or array: its item count (arrays) and whether the
     /// next string is a key (objects).
-    #[derive(Clone, Copy)]
+    #[derive(Clone, Copy, Default)]
     struct Open {
         array: bool,
         commas: usize,
         expect_key: bool,
     }
+    /// Nesting the scan follows on the stack, without allocating; deeper
+    /// params (rare) are left to the exact parse.
+    const SCANNED_DEPTH: usize = 32;
     let max_depth = limits.max_depth.get();
-    let mut stack: Vec<Open> = Vec::with_capacity(8);
+    let mut stack = Stack {
+        open: [Open::default(); SCANNED_DEPTH],
+        len: 0,
+    };
     let mut i = 0;
     while i < text.len() {
         match text[i] {
@@ -196,18 +202,19 @@ fn within_limits(text: &[u8], limits: &Limits) -> bool {
                 continue;
             }
             b'{' | b'[' => {
-                if stack.len() == max_depth {
+                if stack.len == max_depth || stack.len == SCANNED_DEPTH {
                     return false;
                 }
                 let array = text[i] == b'[';
-                stack.push(Open {
+                stack.open[stack.len] = Open {
                     array,
                     commas: 0,
                     expect_key: !array,
-                });
+                };
+                stack.len += 1;
             }
             b'}' | b']' => {
-                stack.pop();
+                stack.len = stack.len.saturating_sub(1);
             }
             b',' => {
                 if let Some(open) = stack.last_mut() {
@@ -226,6 +233,19 @@ fn within_limits(text: &[u8], limits: &Limits) -> bool {
         i += 1;
     }
     true
+}
+
+/// The open objects and arrays of [`within_limits`]'s scan, innermost last.
+struct Stack<T, const N: usize> {
+    open: [T; N],
+    len: usize,
+}
+
+impl<T, const N: usize> Stack<T, N> {
+    fn last_mut(&mut self) -> Option<&mut T> {
+        let top = self.len.checked_sub(1)?;
+        self.open.get_mut(top)
+    }
 }
 
 struct State<'l> {

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use pybridge_protocol::MethodKind;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -217,7 +218,17 @@ impl Service {
     /// when a params schema compiled on first use (a built-in catalog's or the
     /// worker manifest's) does not compile.
     pub fn prepare<'a>(&self, method: &str, params: Option<&'a RawValue>) -> Result<Prepared<'a>> {
-        if check_method_name(method).is_err() {
+        // Every name the catalog holds passed `check_method_name` when it
+        // was loaded, bar the reserved prefixes (a catalog family may be
+        // named `rpc`): a name it resolves needs only that cheap check, and
+        // the scan of every character runs for the others.
+        let reserved = MethodKind::of(method) != MethodKind::Application;
+        let resolved = if reserved {
+            None
+        } else {
+            self.inner.catalog.resolve(method)
+        };
+        if resolved.is_none() && check_method_name(method).is_err() {
             telemetry::count_rejection(
                 telemetry::UNKNOWN_LABEL,
                 telemetry::Rejection::UnknownMethod,
@@ -226,7 +237,7 @@ impl Service {
                 method: method.to_owned(),
             });
         }
-        let (spec, resolution) = match self.inner.catalog.resolve(method) {
+        let (spec, resolution) = match resolved {
             Some((spec, how)) => (Arc::clone(spec), how),
             None if self.inner.config.mode == Mode::Strict => {
                 telemetry::count_rejection(

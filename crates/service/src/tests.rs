@@ -240,3 +240,29 @@ fn the_fast_scan_defers_to_the_exact_parse_whenever_in_doubt() {
     );
     check(&deep, Some("nested"));
 }
+
+/// The scan follows 32 levels on the stack and leaves deeper params to the
+/// exact parse: both still decide by the configured limit.
+#[test]
+fn nesting_deeper_than_the_scan_follows_is_checked_by_the_limit() {
+    let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let limits = Limits::default();
+    for depth in [31, 32, 33, 40, Limits::DEFAULT_MAX_DEPTH] {
+        let text = nested(depth);
+        assert!(
+            limits::parse::<false>(&raw(&text), &limits).is_ok(),
+            "depth {depth}"
+        );
+        assert!(
+            limits::parse::<true>(&raw(&text), &limits).is_ok(),
+            "depth {depth}"
+        );
+    }
+    let text = nested(Limits::DEFAULT_MAX_DEPTH + 1);
+    let scanned = limits::parse::<false>(&raw(&text), &limits).expect_err("too deep");
+    assert_eq!(
+        scanned,
+        limits::parse::<true>(&raw(&text), &limits).expect_err("too deep")
+    );
+    assert_eq!(scanned.keyword, "maxDepth");
+}
