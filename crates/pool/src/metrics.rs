@@ -22,7 +22,8 @@ pub const QUEUE_REJECTED: &str = "pybridge_pool_queue_rejected_total";
 pub const IN_FLIGHT: &str = "pybridge_pool_in_flight";
 /// Counter: calls answered, by `slot`.
 pub const REQUESTS: &str = "pybridge_pool_requests_total";
-/// Histogram: seconds from writing a request to its answer, by `slot`.
+/// Histogram: seconds from a call's admission to a worker (its start, or
+/// the end of its queue wait) to its answer, by `slot`.
 pub const REQUEST_DURATION: &str = "pybridge_pool_request_duration_seconds";
 /// Counter: frames from workers that were not valid messages, by `kind`.
 pub const BAD_FRAMES: &str = "pybridge_pool_bad_frames_total";
@@ -55,7 +56,7 @@ pub(crate) fn describe() {
     describe_histogram!(
         REQUEST_DURATION,
         Unit::Seconds,
-        "Time from writing a request to its answer, by slot"
+        "Time from a call's admission to a worker (after any queue wait) to its answer, by slot"
     );
     describe_counter!(
         BAD_FRAMES,

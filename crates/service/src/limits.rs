@@ -202,11 +202,14 @@ fn within_limits(text: &[u8], limits: &Limits) -> bool {
                 continue;
             }
             b'{' | b'[' => {
-                if stack.len == max_depth || stack.len == SCANNED_DEPTH {
+                if stack.len == max_depth {
                     return false;
                 }
+                let Some(slot) = stack.open.get_mut(stack.len) else {
+                    return false;
+                };
                 let array = text[i] == b'[';
-                stack.open[stack.len] = Open {
+                *slot = Open {
                     array,
                     commas: 0,
                     expect_key: !array,

@@ -218,10 +218,11 @@ impl Service {
     /// when a params schema compiled on first use (a built-in catalog's or the
     /// worker manifest's) does not compile.
     pub fn prepare<'a>(&self, method: &str, params: Option<&'a RawValue>) -> Result<Prepared<'a>> {
-        // Every name the catalog holds passed `check_method_name` when it
-        // was loaded, bar the reserved prefixes (a catalog family may be
-        // named `rpc`): a name it resolves needs only that cheap check, and
-        // the scan of every character runs for the others.
+        // Every name the catalog holds was checked as it loaded (a snake_case
+        // name, or an alias or manifest name that passed `check_method_name`)
+        // except for the reserved prefixes, which a family named `rpc` would
+        // give: a name it resolves needs only that cheap check, and the scan
+        // of every character runs for the others.
         let reserved = MethodKind::of(method) != MethodKind::Application;
         let resolved = if reserved {
             None
