@@ -300,18 +300,8 @@ async fn an_idempotent_call_survives_its_worker_being_killed() {
 async fn a_call_that_is_not_safe_to_repeat_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("calls.log");
-    let mut config = sdk_config();
     // `calc.slow` declares no idempotence: a write, as far as anyone knows.
-    config.worker.command = vec![
-        python(),
-        fixtures()
-            .join("registry/calc_worker.py")
-            .display()
-            .to_string(),
-        "--log".into(),
-        log.display().to_string(),
-    ];
-    let bridge = bridge(config).await;
+    let bridge = bridge(calc_config(&["--log", log.to_str().unwrap()])).await;
     let pid = bridge.health().pool.workers[0].pid;
     let call = {
         let bridge = bridge.clone();

@@ -5,30 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pybridge::{Bridge, CallOptions, Config, ResultSource};
+use pybridge::{Bridge, CallOptions, ResultSource};
 use serde_json::json;
 
-use crate::support::{bridge, eventually, fixtures, python, raw};
-
-fn calc_config(extra: &[&str]) -> Config {
-    let mut config = Config::default();
-    config.worker.command = vec![
-        python(),
-        fixtures()
-            .join("registry/calc_worker.py")
-            .display()
-            .to_string(),
-    ];
-    config
-        .worker
-        .command
-        .extend(extra.iter().map(|s| (*s).to_string()));
-    config.pool.min_workers = 1;
-    config.cache.disk = false;
-    config.retry.initial_delay = Duration::from_millis(5);
-    config.retry.max_delay = Duration::from_millis(50);
-    config
-}
+use crate::support::{bridge, calc_config, eventually, fixtures, python, raw};
 
 fn calls(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)

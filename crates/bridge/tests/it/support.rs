@@ -66,6 +66,28 @@ pub(crate) fn sdk_config() -> Config {
     config
 }
 
+/// A bridge on `fixtures/registry/calc_worker.py` (a worker of the user's
+/// own, without the SDK), with `extra` arguments after the script.
+pub(crate) fn calc_config(extra: &[&str]) -> Config {
+    let mut config = Config::default();
+    config.worker.command = vec![
+        python(),
+        fixtures()
+            .join("registry/calc_worker.py")
+            .display()
+            .to_string(),
+    ];
+    config
+        .worker
+        .command
+        .extend(extra.iter().map(|s| (*s).to_string()));
+    config.pool.min_workers = 1;
+    config.cache.disk = false;
+    config.retry.initial_delay = Duration::from_millis(5);
+    config.retry.max_delay = Duration::from_millis(50);
+    config
+}
+
 pub(crate) async fn bridge(config: Config) -> Bridge {
     Bridge::from_config(config)
         .await
