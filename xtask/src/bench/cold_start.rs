@@ -204,7 +204,8 @@ fn children_cpu() -> Result<Duration> {
     Ok(Duration::from_millis((ticks(13)? + ticks(14)?) * 10))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The middle value (the upper one of an even count); NaN when empty.
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }

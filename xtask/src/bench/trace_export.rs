@@ -13,6 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use super::cold_start::median;
 use super::{DEMO_WORKER, Row};
 
 /// Calls per `pybridge bench` run, and rounds of the four modes. Runs of
@@ -69,25 +70,22 @@ pub(super) fn rows(root: &Path, clis: Clis<'_>, python: &str) -> Result<Vec<Row>
             runs[i].push(bench(cli, python, &python_path, &endpoint, *mode)?);
         }
     }
-    let median = |runs: &[Run], figure: fn(&Run) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(figure).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let rps = |i: usize| median(&runs[i], |r| r.rps);
-    let cpu = |i: usize| median(&runs[i], |r| r.cpu_per_call_us);
+    let over_rounds =
+        |i: usize, figure: fn(&Run) -> f64| median(runs[i].iter().map(figure).collect());
+    let rps = |i: usize| over_rounds(i, |r| r.rps);
+    let cpu = |i: usize| over_rounds(i, |r| r.cpu_per_call_us);
     // The ratio is the median of each round's ratio, of two runs of the
     // same round, seconds apart: the load of a shared machine drifts over a
     // session by more than the costs measured here, and within a round far
     // less.
     let paired = |a: usize, b: usize, figure: fn(&Run) -> f64| {
-        let mut ratios: Vec<f64> = runs[a]
-            .iter()
-            .zip(&runs[b])
-            .map(|(a, b)| figure(a) / figure(b))
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        ratios[ratios.len() / 2]
+        median(
+            runs[a]
+                .iter()
+                .zip(&runs[b])
+                .map(|(a, b)| figure(a) / figure(b))
+                .collect(),
+        )
     };
     let setup = "pybridge bench, 100 B, 2 workers, 64 in flight";
     let mut rows = Vec::new();
