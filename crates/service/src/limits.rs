@@ -160,6 +160,17 @@ fn within_limits(text: &[u8], limits: &Limits) -> bool {
     /// Nesting the scan follows on the stack, without allocating; deeper
     /// params (rare) are left to the exact parse.
     const SCANNED_DEPTH: usize = 32;
+    /// The open objects and arrays, innermost last.
+    struct Stack {
+        open: [Open; SCANNED_DEPTH],
+        len: usize,
+    }
+    impl Stack {
+        fn last_mut(&mut self) -> Option<&mut Open> {
+            let top = self.len.checked_sub(1)?;
+            self.open.get_mut(top)
+        }
+    }
     let max_depth = limits.max_depth.get();
     let mut stack = Stack {
         open: [Open::default(); SCANNED_DEPTH],
@@ -236,19 +247,6 @@ fn within_limits(text: &[u8], limits: &Limits) -> bool {
         i += 1;
     }
     true
-}
-
-/// The open objects and arrays of [`within_limits`]'s scan, innermost last.
-struct Stack<T, const N: usize> {
-    open: [T; N],
-    len: usize,
-}
-
-impl<T, const N: usize> Stack<T, N> {
-    fn last_mut(&mut self) -> Option<&mut T> {
-        let top = self.len.checked_sub(1)?;
-        self.open.get_mut(top)
-    }
 }
 
 struct State<'l> {
