@@ -96,9 +96,14 @@ pub(crate) fn plain_response(bytes: &[u8]) -> Option<Response> {
         .fold(0_i64, |n, d| n * 10 + i64::from(d - b'0'));
     let id = if negative { -magnitude } else { magnitude };
     let body = rest[digits..]
-        .strip_prefix(PLAIN_RESULT)?
-        .trim_ascii_end()
-        .strip_suffix(b"}")?;
+        .strip_prefix(PLAIN_RESULT)?;
+    // JSON's whitespace only: `trim_ascii_end` would also take a form feed,
+    // which the general path rejects as a trailing character.
+    let end = body
+        .iter()
+        .rposition(|b| !is_json_whitespace(*b))
+        .map_or(0, |last| last + 1);
+    let body = body[..end].strip_suffix(b"}")?;
     // One value and nothing after it but whitespace: a second member, a
     // stray brace or bad JSON fails here and goes to the general path.
     let result = serde_json::from_slice::<Box<RawValue>>(body).ok()?;
@@ -109,10 +114,13 @@ pub(crate) fn plain_response(bytes: &[u8]) -> Option<Response> {
 }
 
 pub(crate) fn first_byte(bytes: &[u8]) -> Option<u8> {
-    bytes
-        .iter()
-        .copied()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    bytes.iter().copied().find(|b| !is_json_whitespace(*b))
+}
+
+/// Whitespace as JSON has it (RFC 8259): space, tab, line feed, carriage
+/// return; not form feed or vertical tab.
+fn is_json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 fn decode_batch(entries: Result<Vec<&RawValue>, serde_json::Error>) -> Result<Message, Error> {

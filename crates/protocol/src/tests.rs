@@ -161,6 +161,11 @@ fn the_plain_answer_path_decodes_exactly_as_the_general_one() {
         br#"{"jsonrpc":"2.0","id":1,"method":"m"}"#,
         br#" {"jsonrpc":"2.0","id":1,"result":1}"#,
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}",
+        // Form feed and vertical tab are ASCII whitespace but not JSON's.
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\x0c",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1\x0c}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\x0b",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\r\n\t ",
     ];
     let mut plain = 0;
     for bytes in cases {
@@ -181,5 +186,5 @@ fn the_plain_answer_path_decodes_exactly_as_the_general_one() {
         }
     }
     // The cases the plain path reads itself, so the comparison above tests it.
-    assert_eq!(plain, 7);
+    assert_eq!(plain, 8);
 }
