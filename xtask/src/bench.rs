@@ -587,9 +587,12 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          - **trace export** (`xtask/src/bench/trace_export.rs`): `pybridge bench` (200,000 calls, 2 workers) \
          with export off, then to an OTLP/HTTP sink in the xtask process with every trace sampled and with \
          1 % sampled (`telemetry.sample_ratio`), and with the CLI built with `--no-default-features` \
-         (no `otel` feature), eleven interleaved rounds; each figure is the median over the rounds, each \
-         ratio the median of the rounds' ratios (of two runs of the same round, seconds apart); its throughput (the \
-         goals) and its own CPU per call.\n\
+         (no `otel` feature), and export off once more as a control (its ratio to the first is the method's \
+         noise), eleven interleaved rounds, every other one in reverse order; each figure is the median over \
+         the rounds, each ratio the median of the rounds' ratios (of two runs of the same round, seconds apart) \
+         with the 3rd and the 9th of those eleven ratios in brackets (a 93.5 % confidence interval of the \
+         median); its throughput (the goals) and its own CPU per call. \"Nothing measurable\" reads as 1 \
+         within that bracket, with the median at least 0.95.\n\
          - **cold start** (`xtask/src/bench/cold_start.rs`): the whole `pybridge call test.echo '{{}}'` \
          process, exec to exit, against `python -c pass` of the same interpreter file (resolved past any \
          shim), interleaved; the demo worker from a copy of the SDK with compiled bytecode (as installed), \
