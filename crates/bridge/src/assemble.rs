@@ -41,7 +41,10 @@ pub(crate) struct Layers {
     /// Each cached method's policy, by public name, built from the registry
     /// once rather than on every call.
     #[cfg(feature = "cache")]
-    cache_policies: std::collections::HashMap<String, pybridge_cache::CachePolicy>,
+    // foldhash, as the catalog's index: the keys are the catalog's names, and
+    // SipHash was a quarter of a cache hit's lookups.
+    cache_policies:
+        std::collections::HashMap<String, pybridge_cache::CachePolicy, foldhash::fast::RandomState>,
     breakers: Option<BreakerRegistry>,
     retry: Option<RetryPolicy>,
     events: Arc<broadcast::Sender<BridgeEvent>>,
