@@ -219,9 +219,9 @@ fn producers_are_told_apart_and_stable() {
 
 #[test]
 fn strings_end_escape_and_fail_at_any_offset() {
-    // Plain bytes are skipped eight at a time: put each special byte on
-    // either side of every word boundary.
-    for at in 0..20 {
+    // Plain bytes are skipped a vector at a time (up to 128 bytes a step):
+    // put each special byte on either side of every vector boundary.
+    for at in 0..140 {
         let plain = "x".repeat(at);
         check(&format!("\"{plain}\""), &format!("\"{plain}\""));
         check(
@@ -236,5 +236,16 @@ fn strings_end_escape_and_fail_at_any_offset() {
         check_err(&format!("\"{plain}\u{1f}x\""), ParamsProblem::InvalidString);
         check_err(&format!("\"{plain}\nx\""), ParamsProblem::InvalidString);
         check_err(&format!("\"{plain}"), ParamsProblem::UnexpectedEnd);
+        // The error names the control character's offset, also when a
+        // quote or a backslash follows it.
+        for tail in ["x\"", "\\n\"", "\""] {
+            let input = format!("\"{plain}\u{1}{tail}");
+            let mut scratch = Scratch::default();
+            assert_eq!(
+                canonical::canonicalize(input.as_bytes(), &mut scratch),
+                Err((1 + at, ParamsProblem::InvalidString)),
+                "{input:?}"
+            );
+        }
     }
 }
