@@ -395,3 +395,60 @@ fn junk_is_quoted_by_its_first_80_bytes_escaped() {
     let quoted = quote_head(&long);
     assert_eq!(quoted, format!("{}...", "x".repeat(80)));
 }
+
+/// Frames cut from a thread's shared buffer stay intact while later frames
+/// are written after them, whatever their sizes, across buffer changes, after
+/// a refused frame, in both framings and on several threads at once.
+#[test]
+fn frames_cut_from_the_shared_buffer_never_change_afterwards() {
+    use bytes::BufMut;
+    use pybridge_protocol::{Codec, Framing};
+
+    fn body(n: usize, size: usize) -> String {
+        let fill = char::from(b'a' + u8::try_from(n % 26).expect("a letter"));
+        format!("{{\"n\":{n},\"data\":\"{}\"}}", fill.to_string().repeat(size))
+    }
+    fn framed(framing: Framing, body: &str) -> Vec<u8> {
+        match framing {
+            Framing::Ndjson => format!("{body}\n").into_bytes(),
+            _ => format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes(),
+        }
+    }
+    let run = |framing: Framing| {
+        let codec = Codec::new(framing, 64 * 1024);
+        // Sizes around the buffer's own and well past it, so that frames
+        // span buffer changes and some take a buffer of their own.
+        let sizes = [0, 10, 100, 3_000, 9_000, 15_900, 16_500, 40_000, 1];
+        let mut kept = Vec::new();
+        for n in 0..400 {
+            let size = sizes[n % sizes.len()];
+            let text = body(n, size);
+            let frame = crate::worker::encode_frame_sized(&codec, text.len(), |buf| {
+                buf.put_slice(text.as_bytes());
+            })
+            .expect("within the frame limit");
+            kept.push((framed(framing, &text), frame));
+            if n % 7 == 0 {
+                // A frame over the limit is refused and leaves nothing behind.
+                let refused = crate::worker::encode_frame_sized(&codec, 10, |buf| {
+                    buf.put_slice(&vec![b'x'; 70_000]);
+                });
+                assert!(refused.is_err(), "a 70,000-byte frame is over the limit");
+            }
+            if n % 5 == 0 {
+                // Some frames are written and dropped, as after their write.
+                kept.swap_remove(n % kept.len());
+            }
+        }
+        for (expected, frame) in &kept {
+            assert_eq!(&frame[..], &expected[..]);
+        }
+    };
+    let threads: Vec<_> = [Framing::Ndjson, Framing::ContentLength, Framing::Ndjson]
+        .into_iter()
+        .map(|framing| std::thread::spawn(move || run(framing)))
+        .collect();
+    for thread in threads {
+        thread.join().expect("no frame changed");
+    }
+}

@@ -1,5 +1,6 @@
 //! The state one worker shares between its I/O tasks, its callers and the supervisor.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::OnceLock;
@@ -256,6 +257,19 @@ pub(crate) fn encode_frame(
     encode_frame_sized(codec, 0, write)
 }
 
+/// Frames up to this size are cut from a buffer of this size that each
+/// thread keeps ([`FRAMES`]); larger ones get a buffer of their own.
+const SHARED_BUFFER: usize = 16 * 1024;
+
+thread_local! {
+    /// This thread's buffer that small frames are written into and split off:
+    /// the frames cut from one allocation share it (a reference count each)
+    /// and free it with the last, where a buffer per frame cost two
+    /// allocations and two frees per call (the buffer, and the header that
+    /// `freeze` adds to a buffer not filled to its capacity).
+    static FRAMES: Cell<BytesMut> = Cell::new(BytesMut::new());
+}
+
 /// [`encode_frame`] for a message of about `hint` bytes: the buffer is sized
 /// once, where growing from a small one would copy large params several times.
 pub(crate) fn encode_frame_sized(
@@ -265,18 +279,49 @@ pub(crate) fn encode_frame_sized(
 ) -> crate::Result<Bytes> {
     /// The envelope around the params: version, id, method name, `_meta`.
     const ENVELOPE: usize = 256;
+    let need = hint.saturating_add(ENVELOPE);
+    if need > SHARED_BUFFER {
+        return encode_into(codec, &mut BytesMut::with_capacity(need), write);
+    }
+    // Taken out of the cell while in use (an empty one is left, without
+    // allocating), so that a nested use, or one while the thread exits,
+    // gets a buffer of its own instead of a panic.
+    let mut buf = FRAMES.try_with(Cell::take).unwrap_or_default();
+    if buf.capacity() < need {
+        if buf.capacity() == 0 {
+            buf = BytesMut::with_capacity(SHARED_BUFFER);
+        } else {
+            // The rest of this buffer is too small: frames still in flight
+            // keep the old allocation alive, this thread moves to a new one
+            // (or back to the start of the old one, when they are all gone).
+            buf.reserve(need);
+        }
+    }
+    let framed = encode_into(codec, &mut buf, write);
+    let _ = FRAMES.try_with(|cell| cell.set(buf));
+    framed
+}
+
+/// Writes one message framed into `buf`, which holds nothing yet, and
+/// splits it off; on an error `buf` is left empty.
+fn encode_into(
+    codec: &Codec,
+    buf: &mut BytesMut,
+    write: impl FnOnce(&mut BytesMut),
+) -> crate::Result<Bytes> {
     let too_large = |len: usize| {
         crate::Error::Encode(Arc::new(pybridge_protocol::Error::FrameTooLarge {
             limit: codec.max_frame(),
             declared: Some(len as u64),
         }))
     };
+    write(buf);
     match codec.framing() {
         Framing::Ndjson => {
-            let mut buf = BytesMut::with_capacity(hint + ENVELOPE);
-            write(&mut buf);
             if buf.len() > codec.max_frame() {
-                return Err(too_large(buf.len()));
+                let len = buf.len();
+                buf.clear();
+                return Err(too_large(len));
             }
             // Raw params may be pretty-printed; a raw newline can only be
             // whitespace between JSON tokens, so a space replaces it.
@@ -286,16 +331,16 @@ pub(crate) fn encode_frame_sized(
                 from += at + 1;
             }
             buf.put_u8(b'\n');
-            Ok(buf.freeze())
         }
         _ => {
-            let mut payload = BytesMut::with_capacity(hint + ENVELOPE);
-            write(&mut payload);
-            let mut out = BytesMut::with_capacity(payload.len() + 32);
-            codec
-                .encode_frame(&payload, &mut out)
-                .map_err(|err| crate::Error::Encode(Arc::new(err)))?;
-            Ok(out.freeze())
+            // The codec checks the size, and copies the payload after its
+            // header.
+            let payload = buf.split();
+            if let Err(err) = codec.encode_frame(&payload, buf) {
+                buf.clear();
+                return Err(crate::Error::Encode(Arc::new(err)));
+            }
         }
     }
+    Ok(buf.split().freeze())
 }
