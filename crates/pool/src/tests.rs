@@ -406,7 +406,10 @@ fn frames_cut_from_the_shared_buffer_never_change_afterwards() {
 
     fn body(n: usize, size: usize) -> String {
         let fill = char::from(b'a' + u8::try_from(n % 26).expect("a letter"));
-        format!("{{\"n\":{n},\"data\":\"{}\"}}", fill.to_string().repeat(size))
+        format!(
+            "{{\"n\":{n},\"data\":\"{}\"}}",
+            fill.to_string().repeat(size)
+        )
     }
     fn framed(framing: Framing, body: &str) -> Vec<u8> {
         match framing {

@@ -95,8 +95,7 @@ pub(crate) fn plain_response(bytes: &[u8]) -> Option<Response> {
         .iter()
         .fold(0_i64, |n, d| n * 10 + i64::from(d - b'0'));
     let id = if negative { -magnitude } else { magnitude };
-    let body = rest[digits..]
-        .strip_prefix(PLAIN_RESULT)?;
+    let body = rest[digits..].strip_prefix(PLAIN_RESULT)?;
     // JSON's whitespace only: `trim_ascii_end` would also take a form feed,
     // which the general path rejects as a trailing character.
     let end = body
