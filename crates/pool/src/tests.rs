@@ -437,6 +437,9 @@ fn frames_cut_from_the_shared_buffer_never_change_afterwards() {
                     buf.put_slice(&vec![b'x'; 70_000]);
                 });
                 assert!(refused.is_err(), "a 70,000-byte frame is over the limit");
+                // Written with a 10-byte estimate, it grew the thread's
+                // buffer: that allocation is not kept.
+                assert!(crate::worker::frame_buffer_capacity() <= 2 * 16 * 1024);
             }
             if n % 5 == 0 {
                 // Some frames are written and dropped, as after their write.

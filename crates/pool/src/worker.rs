@@ -298,8 +298,25 @@ pub(crate) fn encode_frame_sized(
         }
     }
     let framed = encode_into(codec, &mut buf, write);
+    // A frame larger than its estimate (or refused as too large) grew this
+    // buffer with it: let that allocation go with the frame, so that no
+    // thread keeps more than about twice the buffer's size.
+    if !matches!(&framed, Ok(frame) if frame.len() <= SHARED_BUFFER) {
+        buf = BytesMut::new();
+    }
     let _ = FRAMES.try_with(|cell| cell.set(buf));
     framed
+}
+
+/// What this thread's frame buffer has left to write into.
+#[cfg(test)]
+pub(crate) fn frame_buffer_capacity() -> usize {
+    FRAMES.with(|cell| {
+        let buf = cell.take();
+        let capacity = buf.capacity();
+        cell.set(buf);
+        capacity
+    })
 }
 
 /// Writes one message framed into `buf`, which holds nothing yet, and
