@@ -43,8 +43,7 @@ pub(crate) struct Layers {
     #[cfg(feature = "cache")]
     // foldhash, as the catalog's index: the keys are the catalog's names, and
     // SipHash was a quarter of a cache hit's lookups.
-    cache_policies:
-        std::collections::HashMap<String, pybridge_cache::CachePolicy, foldhash::fast::RandomState>,
+    cache_policies: foldhash::HashMap<String, pybridge_cache::CachePolicy>,
     breakers: Option<BreakerRegistry>,
     retry: Option<RetryPolicy>,
     events: Arc<broadcast::Sender<BridgeEvent>>,

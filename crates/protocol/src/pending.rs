@@ -74,7 +74,7 @@ struct Shared<E> {
 
 /// foldhash, not SipHash: hashing the id with SipHash was a quarter of a
 /// registration's instructions.
-type Entries<E> = HashMap<Id, Entry<E>, foldhash::fast::RandomState>;
+type Entries<E> = foldhash::HashMap<Id, Entry<E>>;
 
 #[derive(Debug)]
 struct TableState<E> {

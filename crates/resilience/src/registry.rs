@@ -31,7 +31,7 @@ pub struct BreakerRegistry {
 struct Inner {
     template: BreakerConfig,
     capacity: NonZeroUsize,
-    breakers: RwLock<HashMap<Arc<str>, Entry, foldhash::fast::RandomState>>,
+    breakers: RwLock<foldhash::HashMap<Arc<str>, Entry>>,
     events: broadcast::Sender<Event>,
     size: Gauge,
 }
@@ -203,9 +203,7 @@ impl BreakerRegistry {
 
 /// Picks a closed breaker to evict: the first one not referenced since the
 /// last scan, clearing the marks it passes; failing that, any closed one.
-fn choose_victim(
-    breakers: &HashMap<Arc<str>, Entry, foldhash::fast::RandomState>,
-) -> Option<Arc<str>> {
+fn choose_victim(breakers: &foldhash::HashMap<Arc<str>, Entry>) -> Option<Arc<str>> {
     let mut fallback = None;
     for (key, entry) in breakers {
         if !entry.breaker.is_evictable() {

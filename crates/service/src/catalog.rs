@@ -69,7 +69,7 @@ pub struct Catalog {
 
 struct Inner {
     methods: Vec<Arc<MethodSpec>>,
-    index: HashMap<Box<str>, (usize, Resolution), foldhash::fast::RandomState>,
+    index: foldhash::HashMap<Box<str>, (usize, Resolution)>,
     version: String,
     manifest: Option<Manifest>,
 }
