@@ -703,7 +703,7 @@ pub struct TelemetryConfig {
     /// `OTEL_TRACES_SAMPLER` variables, else every trace).
     pub sample_ratio: Option<f64>,
     /// HTTP headers sent with every export, such as an API key (added to
-    /// `OTEL_EXPORTER_OTLP_HEADERS`).
+    /// those of `OTEL_EXPORTER_OTLP_HEADERS`; for a name in both, this one).
     pub headers: BTreeMap<String, String>,
     /// The longest one export request may take (default 10 s). Exports run
     /// on their own thread: a slow collector never slows a call.

@@ -7,27 +7,26 @@
 //! [`Telemetry::shutdown`] flushes what is buffered within a bound.
 //!
 //! Export runs on the batch span processor's own thread with the blocking
-//! HTTP client (the async clients need a reactor that thread does not have,
-//! and silently drop every span). A collector that is down, slow or refusing
-//! therefore never slows a call: finished spans wait in a bounded queue, and
-//! spans that find it full, or whose export failed, are counted in
+//! HTTP client (an async client would need a reactor that thread does not
+//! have), writing the OTLP protobuf straight from the span data. A
+//! collector that is down, slow or refusing therefore never slows a call:
+//! finished spans wait in a bounded queue, and spans that find it full,
+//! whose export failed or that the collector rejected are counted in
 //! [`metrics::SPANS_DROPPED_TOTAL`].
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TraceState, TracerProvider as _};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult, SdkTracer,
-    SdkTracerProvider, ShouldSample, SpanData, SpanExporter, SpanProcessor,
+    SdkTracerProvider, ShouldSample, SpanData, SpanProcessor,
 };
 use pybridge_protocol::Meta;
 use pybridge_service::telemetry::UNTRACED_CALL_TARGET;
@@ -40,16 +39,18 @@ use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{Context as FilterContext, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
+use self::exporter::Exporter;
 use crate::config::TelemetryConfig;
 use crate::{Error, Result};
 
 /// The metrics of trace export, recorded through the `metrics` facade.
 pub mod metrics {
-    /// Counter: spans handed to the collector.
+    /// Counter: spans the collector accepted.
     pub const SPANS_EXPORTED_TOTAL: &str = "pybridge_telemetry_spans_exported_total";
     /// Counter: spans lost, by `reason`: `queue_full` (the export queue was
-    /// full when the span ended) or `export_failed` (the collector was
-    /// unreachable, slow or refused the batch).
+    /// full when the span ended), `export_failed` (the collector was
+    /// unreachable, slow or refused the batch) or `rejected` (its partial
+    /// success turned these spans away).
     pub const SPANS_DROPPED_TOTAL: &str = "pybridge_telemetry_spans_dropped_total";
     /// The `reason` label key of [`SPANS_DROPPED_TOTAL`].
     pub const REASON: &str = "reason";
@@ -65,10 +66,13 @@ pub mod metrics {
         metrics::describe_counter!(
             SPANS_DROPPED_TOTAL,
             metrics::Unit::Count,
-            "Spans lost before reaching the OTLP collector, by reason (queue_full, export_failed)."
+            "Spans lost before reaching the OTLP collector, by reason (queue_full, export_failed, rejected)."
         );
     }
 }
+
+mod exporter;
+mod otlp;
 
 /// The gateway's span of one HTTP request, which may start a trace.
 const REQUEST_SPAN: &str = "http.request";
@@ -99,8 +103,10 @@ impl Telemetry {
     /// and when `OTEL_SDK_DISABLED=true`. Nothing is sent until spans end.
     ///
     /// # Errors
-    /// [`Error::Build`] when the exporter cannot be built (a malformed
-    /// endpoint or header).
+    /// [`Error::Build`] when the exporter cannot be built: a malformed
+    /// endpoint or header (from the config or `OTEL_EXPORTER_OTLP_HEADERS`),
+    /// or a compression or protocol other than uncompressed `http/protobuf`
+    /// asked for by the standard variables.
     pub fn from_config(config: &TelemetryConfig) -> Result<Telemetry> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
@@ -118,36 +124,47 @@ impl Telemetry {
                 (None, None) => return Ok(Telemetry::disabled()),
             },
         };
-        let build_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Build {
+        let build_error = |message: String| Error::Build {
             part: "trace exporter (telemetry)",
-            source,
+            source: message.into(),
         };
-        let mut builder = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(config.export_timeout);
-        if let Some(url) = configured {
-            builder = builder.with_endpoint(url);
-        }
-        if !config.headers.is_empty() {
-            let headers: HashMap<String, String> = config.headers.clone().into_iter().collect();
-            builder = builder.with_headers(headers);
-        }
-        let exporter = builder.build().map_err(|e| build_error(Box::new(e)))?;
+        // The signal's own variable first, as the specification reads them.
+        let standard = |name: &'static str| {
+            let traces = name.replacen("OTLP_", "OTLP_TRACES_", 1);
+            env(&traces)
+                .map(|value| (traces, value))
+                .or_else(|| env(name).map(|value| (name.to_string(), value)))
+        };
+        exporter::check_wire(
+            refs(&standard("OTEL_EXPORTER_OTLP_COMPRESSION")),
+            refs(&standard("OTEL_EXPORTER_OTLP_PROTOCOL")),
+        )
+        .map_err(build_error)?;
+        let headers = exporter::headers(
+            refs(&standard("OTEL_EXPORTER_OTLP_HEADERS")),
+            &config.headers,
+        )
+        .map_err(build_error)?;
         let gate = Arc::new(Gate {
             pending: AtomicUsize::new(0),
             capacity: config.max_queue,
         });
-        let batch = BatchSpanProcessor::builder(Counted {
-            inner: exporter,
-            gate: Arc::clone(&gate),
-        })
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(config.max_queue)
-                .build(),
+        let exporter = Exporter::new(
+            exporter::Target {
+                url: &endpoint,
+                headers,
+                timeout: config.export_timeout,
+            },
+            Arc::clone(&gate),
         )
-        .build();
+        .map_err(build_error)?;
+        let batch = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(
+                BatchConfigBuilder::default()
+                    .with_max_queue_size(config.max_queue)
+                    .build(),
+            )
+            .build();
         let ratio = sample_ratio(config);
         let provider = SdkTracerProvider::builder()
             .with_span_processor(Gated { inner: batch, gate })
@@ -343,10 +360,15 @@ pub(crate) fn in_traced_span() -> bool {
     entered > 0 && is_traced(&tracing::Span::current())
 }
 
-/// SplitMix64 over a per-thread state: uniform enough for sampling, no
-/// shared cache line, no lock and no allocation. Each thread starts at its
-/// own point of one shared sequence.
+/// Whether a uniform draw falls below `threshold`.
 fn draw(threshold: u64) -> bool {
+    random() < threshold
+}
+
+/// SplitMix64 over a per-thread state: uniform enough for sampling (and for
+/// the export's retry jitter), no shared cache line, no lock and no
+/// allocation. Each thread starts at its own point of one shared sequence.
+fn random() -> u64 {
     const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
     static SEEDS: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
     let step = |state: &Cell<u64>| {
@@ -360,10 +382,9 @@ fn draw(threshold: u64) -> bool {
         mix(z)
     };
     // During thread teardown: a fresh seed, drawn once.
-    let z = DRAW_STATE
+    DRAW_STATE
         .try_with(step)
-        .unwrap_or_else(|_| mix(SEEDS.fetch_add(GAMMA, Ordering::Relaxed)));
-    z < threshold
+        .unwrap_or_else(|_| mix(SEEDS.fetch_add(GAMMA, Ordering::Relaxed)))
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -573,6 +594,13 @@ fn resource(config: &TelemetryConfig) -> Resource {
     .build()
 }
 
+/// A standard variable's name and value, borrowed.
+fn refs(found: &Option<(String, String)>) -> Option<(&str, &str)> {
+    found
+        .as_ref()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+}
+
 /// Header lookups for the propagator.
 struct Headers<'a> {
     traceparent: &'a str,
@@ -657,54 +685,6 @@ impl SpanProcessor for Gated {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// The OTLP exporter, counting what it sends and what it loses.
-#[derive(Debug)]
-struct Counted<E> {
-    inner: E,
-    gate: Arc<Gate>,
-}
-
-/// Gives the spans of one export back to the [`Gate`], even if the export
-/// is abandoned half-way.
-struct Release<'a> {
-    gate: &'a Gate,
-    n: usize,
-}
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        self.gate.release(self.n);
-    }
-}
-
-impl<E: SpanExporter> SpanExporter for Counted<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let n = batch.len();
-        let _release = Release {
-            gate: &self.gate,
-            n,
-        };
-        let result = self.inner.export(batch).await;
-        match &result {
-            Ok(()) => ::metrics::counter!(metrics::SPANS_EXPORTED_TOTAL).increment(n as u64),
-            Err(_) => count_dropped("export_failed", n),
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
     }
 
     fn set_resource(&mut self, resource: &Resource) {

@@ -25,7 +25,7 @@ fn the_gate_holds_its_bound_and_releases_what_was_exported() {
     };
     assert!(gate.try_take() && gate.try_take());
     assert!(!gate.try_take(), "the third span finds the queue full");
-    drop(Release { gate: &gate, n: 2 });
+    drop(exporter::Release { gate: &gate, n: 2 });
     assert!(gate.try_take(), "an export frees its spans' places");
     gate.release(10);
     assert_eq!(gate.pending.load(Ordering::Relaxed), 0, "never below zero");
