@@ -40,8 +40,16 @@ impl Span {
 #[derive(Debug)]
 pub struct Receiver {
     addr: SocketAddr,
-    spans: Arc<Mutex<Vec<Span>>>,
+    record: Arc<Mutex<Record>>,
     task: JoinHandle<()>,
+}
+
+/// What the receiver was sent.
+#[derive(Debug, Default)]
+struct Record {
+    spans: Vec<Span>,
+    /// Each request's line and headers, lowercased.
+    heads: Vec<String>,
 }
 
 impl Drop for Receiver {
@@ -68,8 +76,8 @@ impl Receiver {
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let spans = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&spans);
+        let record = Arc::new(Mutex::new(Record::default()));
+        let sink = Arc::clone(&record);
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
@@ -85,7 +93,7 @@ impl Receiver {
                 });
             }
         });
-        Receiver { addr, spans, task }
+        Receiver { addr, record, task }
     }
 
     /// The base address, as `telemetry.otlp_endpoint` takes it.
@@ -94,9 +102,19 @@ impl Receiver {
     }
 
     pub fn spans(&self) -> Vec<Span> {
-        self.spans
+        self.record
             .lock()
-            .expect("no test panicked holding the spans")
+            .expect("no test panicked holding the record")
+            .spans
+            .clone()
+    }
+
+    /// The request line and headers of each export, lowercased.
+    pub fn heads(&self) -> Vec<String> {
+        self.record
+            .lock()
+            .expect("no test panicked holding the record")
+            .heads
             .clone()
     }
 }
@@ -122,7 +140,7 @@ pub fn child<'a>(spans: &'a [Span], parent: &Span, name: &str) -> &'a Span {
 }
 
 /// Answers HTTP/1.1 requests on one connection until the client closes it.
-async fn serve(mut stream: TcpStream, sink: Arc<Mutex<Vec<Span>>>) {
+async fn serve(mut stream: TcpStream, sink: Arc<Mutex<Record>>) {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {
@@ -151,9 +169,11 @@ async fn serve(mut stream: TcpStream, sink: Arc<Mutex<Vec<Span>>>) {
         let body: Vec<u8> = buf.drain(..head_end + length).skip(head_end).collect();
         assert!(head.starts_with("post /v1/traces "), "request: {head}");
         let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("OTLP protobuf");
-        sink.lock()
-            .expect("no test panicked holding the spans")
-            .extend(flatten(request));
+        {
+            let mut record = sink.lock().expect("no test panicked holding the record");
+            record.spans.extend(flatten(request));
+            record.heads.push(head);
+        }
         let answer =
             b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
         if stream.write_all(answer).await.is_err() {

@@ -123,6 +123,7 @@ async fn the_standard_variables_turn_export_on_and_name_the_service() {
     cmd.args(["call", "test.echo", r#"{"c":3}"#, "--"])
         .args(sdk_worker())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=blue%20team,x-key=k")
         .env("OTEL_SERVICE_NAME", "checkout");
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
@@ -145,6 +146,53 @@ async fn the_standard_variables_turn_export_on_and_name_the_service() {
         "pybridge.worker",
     );
     assert_eq!(worker.trace_id, call.trace_id);
+    let heads = receiver.heads();
+    assert!(!heads.is_empty());
+    for head in heads {
+        assert!(head.contains("\r\nx-tenant: blue team\r\n"), "{head}");
+        assert!(head.contains("\r\nx-key: k\r\n"), "{head}");
+        assert!(
+            head.contains("\r\ncontent-type: application/x-protobuf\r\n"),
+            "{head}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_variable_asking_for_what_export_cannot_do_is_an_error_naming_it() {
+    let home = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    for (variable, value, says) in [
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "grpc",
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "gzip",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=gzip",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-key",
+            "OTEL_EXPORTER_OTLP_HEADERS: `x-key` is not a key=value pair",
+        ),
+    ] {
+        let mut cmd = pybridge(&home);
+        cmd.args(["call", "test.echo", "{}", "--"])
+            .args(sdk_worker())
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+            .env(variable, value);
+        let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+            .await
+            .expect("the command finishes")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{variable}={value}");
+        assert!(stderr.contains(says), "{variable}={value}: {stderr}");
+    }
+    assert!(receiver.spans().is_empty());
 }
 
 /// A virtual environment under `target/` with the OpenTelemetry SDK and its
