@@ -42,7 +42,7 @@ const LOUD_BAD_FRAMES: u64 = 10;
 /// How long to wait for a dead worker's last stderr lines.
 const STDERR_LINGER: Duration = Duration::from_millis(100);
 /// How long a dead worker's stdout is read for answers still in the pipe.
-const READER_LINGER: Duration = Duration::from_millis(500);
+pub(crate) const READER_LINGER: Duration = Duration::from_millis(500);
 
 /// Sends `signal` to the process group led by `pid`. Errors mean the group is
 /// already gone, which is what the caller wants anyway.

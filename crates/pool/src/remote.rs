@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::auth::{self, ConnectError};
 use crate::events::{ExitReason, PoolEvent};
 use crate::handshake::Ready;
-use crate::process::{admit, ping, read_loop, start_failed, write_loop};
+use crate::process::{READER_LINGER, admit, ping, read_loop, start_failed, write_loop};
 use crate::shared::{Shared, SupervisorMsg};
 use crate::stats::{EndpointState, EndpointStats};
 use crate::worker::{Worker, WorkerParts, lock};
@@ -351,6 +351,11 @@ pub(crate) async fn run_remote(
         _ = &mut reader => End::Lost,
         unwritten = &mut writer => {
             written_early = Some(unwritten.unwrap_or_default());
+            // The connection no longer takes requests, but answers the
+            // worker sent before (or after) that may still be on their way
+            // in: read them (bounded, as a dead process's stdout is) before
+            // its calls are failed, so that no answer it gave is lost.
+            let _ = timeout(READER_LINGER, &mut reader).await;
             End::Lost
         }
         () = worker.kill.cancelled() => End::Killed,

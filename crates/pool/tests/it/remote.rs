@@ -11,7 +11,9 @@ use pybridge_pool::{
 };
 use tokio::time::Instant;
 
-use crate::remote_support::{Listener, Proxy, SECRET, local_worker, run_listener, secret_file};
+use crate::remote_support::{
+    HalfOpen, Listener, Proxy, SECRET, local_worker, run_listener, secret_file,
+};
 use crate::support::{eventually, raw, start, value};
 
 fn endpoint(url: &str) -> pybridge_pool::Endpoint {
@@ -458,4 +460,46 @@ fn endpoint_urls_parse_and_print_back() {
     }
     assert_eq!(format!("{:?}", secret()), "Secret(..)");
     assert!(Secret::new("").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_sent_after_the_connection_stopped_taking_requests_is_delivered() {
+    let listener = Listener::start("tcp://127.0.0.1:0", Some(SECRET), &[]).await;
+    let target: SocketAddr = format!("127.0.0.1:{}", listener.port()).parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = HalfOpen::start(&dir.path().join("half.sock"), target).await;
+    let pool = start(local_worker(), |b| {
+        remote_tuning(b.workers(0))
+            .default_timeout(Duration::from_secs(10))
+            .connect(endpoint(&proxy.url))
+            .secret(secret())
+    })
+    .await;
+    assert_eq!(echo_retrying(&pool, 1).await, 0);
+
+    // In flight on the worker for 200 ms.
+    let slow = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let params = raw(r#"{"ms":200}"#);
+            pool.call("test.sleep", Some(&params)).await
+        })
+    };
+    eventually(Duration::from_secs(5), "the slow call is in flight", || {
+        pool.stats().workers.iter().any(|w| w.in_flight > 0)
+    })
+    .await;
+    proxy.stop_reading();
+    // The next request fails to be written: the pool's writer ends first.
+    let params = raw(r#"{"i":2}"#);
+    let refused = pool.call("test.echo", Some(&params)).await;
+    assert!(
+        matches!(refused, Err(Error::WorkerFailed { .. })),
+        "a request that could not be sent fails as its worker's: {refused:?}"
+    );
+    // The answer the worker sends afterwards still reaches its caller.
+    let answered = slow.await.unwrap();
+    assert!(answered.is_ok(), "the slow call is answered: {answered:?}");
+    pool.shutdown().await;
+    listener.kill().await;
 }

@@ -214,3 +214,72 @@ async fn pump(
         }
     }
 }
+
+/// A proxy on a Unix socket in front of a TCP `target` whose
+/// `stop_reading()` shuts down the read side of the pool's connection: the
+/// pool's next write fails (`EPIPE`) while the worker's answers still pass.
+pub(crate) struct HalfOpen {
+    pub(crate) url: String,
+    stop: watch::Sender<bool>,
+    _accept: AbortOnDropHandle<()>,
+}
+
+impl HalfOpen {
+    pub(crate) async fn start(path: &Path, target: SocketAddr) -> HalfOpen {
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let accept = AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let mut stop = stop_rx.clone();
+                connections.spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut from_pool, mut to_pool) = inbound.into_split();
+                    let (mut from_worker, mut to_worker) = outbound.into_split();
+                    let requests = async {
+                        let stopped = async {
+                            let _ = stop.wait_for(|s| *s).await;
+                        };
+                        tokio::pin!(stopped);
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            tokio::select! {
+                                read = from_pool.read(&mut buf) => match read {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => {
+                                        if to_worker.write_all(&buf[..n]).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                },
+                                () = &mut stopped => break,
+                            }
+                        }
+                        let _ = socket2::SockRef::from(from_pool.as_ref())
+                            .shutdown(std::net::Shutdown::Read);
+                        // The worker's side stays open: it answers what it
+                        // has already read.
+                        std::future::pending::<()>().await;
+                    };
+                    let answers = tokio::io::copy(&mut from_worker, &mut to_pool);
+                    tokio::select! {
+                        () = requests => {}
+                        _ = answers => {}
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        }));
+        HalfOpen {
+            url: format!("unix:{}", path.display()),
+            stop,
+            _accept: accept,
+        }
+    }
+
+    pub(crate) fn stop_reading(&self) {
+        self.stop.send_replace(true);
+    }
+}
