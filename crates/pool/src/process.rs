@@ -759,11 +759,12 @@ impl Router {
             }
             return;
         }
-        match Message::from_slice(&frame) {
+        match Message::from_frame(&frame) {
             Ok(message) => self.message(message),
             Err(err) => {
                 let kind = match err {
                     pybridge_protocol::Error::Parse { .. } => "invalid_json",
+                    pybridge_protocol::Error::InvalidUtf8 { .. } => "invalid_utf8",
                     _ => "invalid_message",
                 };
                 if self.worker.state() == WorkerState::Starting {

@@ -101,7 +101,10 @@ impl Shared {
         supervisor: mpsc::Sender<SupervisorMsg>,
     ) -> Shared {
         let token = CancellationToken::new();
-        let codec = Codec::new(config.spec.framing, config.spec.max_frame);
+        // Every frame read is decoded with `Message::from_frame`, which
+        // checks its UTF-8 as it reads: the codec's own pass would be a
+        // second one over every answer.
+        let codec = Codec::new(config.spec.framing, config.spec.max_frame).without_utf8_check();
         Shared {
             admission: Arc::new(Admission::new(
                 config.queue_capacity,

@@ -49,6 +49,28 @@ impl Message {
     }
 }
 
+impl Message {
+    /// Decodes one frame from a codec built
+    /// [`without_utf8_check`](crate::Codec::without_utf8_check): like
+    /// [`Message::from_slice`], and a frame that is not UTF-8 is
+    /// [`Error::InvalidUtf8`], as the codec would have said. The usual
+    /// answer is read without a pass of its own for UTF-8: every byte of it
+    /// outside the result is matched against ASCII, and the result is
+    /// checked as it is parsed.
+    ///
+    /// # Errors
+    /// As [`Message::from_slice`], and [`Error::InvalidUtf8`].
+    pub fn from_frame(frame: &[u8]) -> Result<Message, Error> {
+        if let Some(response) = plain_response(frame) {
+            return Ok(Message::Response(response));
+        }
+        let text = std::str::from_utf8(frame).map_err(|err| Error::InvalidUtf8 {
+            valid_up_to: err.valid_up_to(),
+        })?;
+        text.parse()
+    }
+}
+
 /// Decodes any message or batch member by member.
 pub(crate) fn decode_general(bytes: &[u8]) -> Result<Message, Error> {
     if first_byte(bytes) == Some(b'[') {

@@ -166,6 +166,13 @@ fn the_plain_answer_path_decodes_exactly_as_the_general_one() {
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1\x0c}",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\x0b",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\r\n\t ",
+        // Not UTF-8: in the result, a key in it, the id, after the answer,
+        // a sequence cut short.
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\xff\":1}}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"result\":1}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\xff",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xc3\"}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xc3\xa9\"}",
     ];
     let mut plain = 0;
     for bytes in cases {
@@ -174,6 +181,22 @@ fn the_plain_answer_path_decodes_exactly_as_the_general_one() {
         assert_eq!(
             format!("{:?}", Message::from_slice(bytes)),
             general,
+            "{text}"
+        );
+        // The decode for frames the codec did not check: the same, and
+        // `InvalidUtf8` for a frame that is not UTF-8, as the codec says.
+        let unchecked = match std::str::from_utf8(bytes) {
+            Ok(_) => general.clone(),
+            Err(err) => format!(
+                "{:?}",
+                Err::<Message, _>(Error::InvalidUtf8 {
+                    valid_up_to: err.valid_up_to()
+                })
+            ),
+        };
+        assert_eq!(
+            format!("{:?}", Message::from_frame(bytes)),
+            unchecked,
             "{text}"
         );
         if let Some(response) = plain_response(bytes) {
@@ -186,5 +209,5 @@ fn the_plain_answer_path_decodes_exactly_as_the_general_one() {
         }
     }
     // The cases the plain path reads itself, so the comparison above tests it.
-    assert_eq!(plain, 8);
+    assert_eq!(plain, 9);
 }

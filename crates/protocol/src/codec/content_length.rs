@@ -38,6 +38,8 @@ pub struct ContentLengthCodec {
     /// The first bytes of the last oversized body that had arrived with its
     /// header; see [`ContentLengthCodec::take_rejected_head`].
     rejected_head: Option<Bytes>,
+    /// Whether each body is checked to be UTF-8 (see [`Codec::without_utf8_check`](super::Codec::without_utf8_check)).
+    check_utf8: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +58,15 @@ impl ContentLengthCodec {
             max_header: DEFAULT_MAX_HEADER,
             state: State::Header,
             rejected_head: None,
+            check_utf8: true,
         }
+    }
+
+    /// Leaves the UTF-8 check of each body to its reader; see
+    /// [`Codec::without_utf8_check`](super::Codec::without_utf8_check).
+    pub fn without_utf8_check(mut self) -> ContentLengthCodec {
+        self.check_utf8 = false;
+        self
     }
 
     /// Sets the limit on one header block (default [`DEFAULT_MAX_HEADER`]).
@@ -231,7 +241,7 @@ impl Decoder for ContentLengthCodec {
                     }
                     self.state = State::Header;
                     let body = src.split_to(len).freeze();
-                    return Ok(Some(utf8_frame(body)));
+                    return Ok(Some(utf8_frame(body, self.check_utf8)));
                 }
                 State::SkipBody(remaining) => {
                     let n = remaining.min(src.len() as u64);

@@ -22,6 +22,8 @@ pub struct NdjsonCodec {
     discarding: bool,
     /// The first bytes of the last oversized line; see [`NdjsonCodec::take_rejected_head`].
     rejected_head: Option<Bytes>,
+    /// Whether each frame is checked to be UTF-8 (see [`Codec::without_utf8_check`](super::Codec::without_utf8_check)).
+    check_utf8: bool,
 }
 
 impl NdjsonCodec {
@@ -32,7 +34,15 @@ impl NdjsonCodec {
             scanned: 0,
             discarding: false,
             rejected_head: None,
+            check_utf8: true,
         }
+    }
+
+    /// Leaves the UTF-8 check of each frame to its reader; see
+    /// [`Codec::without_utf8_check`](super::Codec::without_utf8_check).
+    pub fn without_utf8_check(mut self) -> NdjsonCodec {
+        self.check_utf8 = false;
+        self
     }
 
     /// The maximum frame size.
@@ -135,7 +145,7 @@ impl Decoder for NdjsonCodec {
             if is_blank(&line) {
                 continue;
             }
-            return Ok(Some(utf8_frame(line)));
+            return Ok(Some(utf8_frame(line, self.check_utf8)));
         }
     }
 
@@ -155,7 +165,7 @@ impl Decoder for NdjsonCodec {
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
-        Ok(Some(utf8_frame(line)))
+        Ok(Some(utf8_frame(line, self.check_utf8)))
     }
 }
 

@@ -256,6 +256,14 @@ fn invalid_utf8_fails_only_its_frame() {
 }
 
 #[test]
+fn without_the_utf8_check_a_body_that_is_not_utf8_comes_out_as_it_is() {
+    let chunks: &[&[u8]] = &[b"Content-Length: 3\r\n\r\n\"\xff\"Content-Length: 2\r\n\r\n{}"];
+    let expected = [Frame::Ok(b"\"\xff\"".to_vec()), ok("{}")];
+    let mut codec = Codec::new(Framing::ContentLength, LIMIT).without_utf8_check();
+    assert_eq!(feed(&mut codec, chunks, LIMIT, LIMIT + 64), expected);
+}
+
+#[test]
 fn resynchronises_after_a_malformed_header() {
     check(
         &[b"Content-Length: x\r\n\r\nContent-Length: 2\r\n\r\n{}"],

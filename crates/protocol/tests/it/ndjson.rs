@@ -145,6 +145,20 @@ fn invalid_utf8_fails_only_its_frame() {
 }
 
 #[test]
+fn without_the_utf8_check_a_frame_that_is_not_utf8_comes_out_as_it_is() {
+    let chunks: &[&[u8]] = &[b"{\"a\":\"\xc3\x28\"}\n{\"b\":2}\n\xff"];
+    let expected = [
+        Frame::Ok(b"{\"a\":\"\xc3\x28\"}".to_vec()),
+        ok("{\"b\":2}"),
+        Frame::Ok(b"\xff".to_vec()),
+    ];
+    let mut codec = NdjsonCodec::new(LIMIT).without_utf8_check();
+    assert_eq!(feed(&mut codec, chunks, LIMIT, LIMIT + 1), expected);
+    let mut codec = Codec::new(Framing::Ndjson, LIMIT).without_utf8_check();
+    assert_eq!(feed(&mut codec, chunks, LIMIT, LIMIT + 1), expected);
+}
+
+#[test]
 fn end_of_stream() {
     // An unterminated last line is still a frame.
     check(&[b"{}\n[1]"], &[ok("{}"), ok("[1]")]);

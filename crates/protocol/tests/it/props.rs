@@ -245,6 +245,28 @@ proptest! {
     }
 
     #[test]
+    fn a_frame_the_codec_did_not_check_decodes_as_a_checked_one(
+        message in message(),
+        at in any::<Index>(),
+        byte in any::<u8>(),
+    ) {
+        // One byte of a valid message replaced by any byte: the decode for
+        // unchecked frames must say what the codec's check and the usual
+        // decode together say.
+        let mut bytes = message.to_vec();
+        let i = at.index(bytes.len());
+        bytes[i] = byte;
+        let expected = match std::str::from_utf8(&bytes) {
+            Ok(_) => Message::from_slice(&bytes),
+            Err(err) => Err(Error::InvalidUtf8 { valid_up_to: err.valid_up_to() }),
+        };
+        prop_assert_eq!(
+            format!("{:?}", Message::from_frame(&bytes)),
+            format!("{expected:?}")
+        );
+    }
+
+    #[test]
     fn arbitrary_bytes_never_break_ndjson(
         chunks in prop::collection::vec(chunk(), 0..40),
         limit in 0usize..160,
