@@ -72,6 +72,9 @@ impl Exporter {
             .spawn(move || {
                 reqwest::blocking::Client::builder()
                     .timeout(timeout)
+                    // A collector does not redirect; following one would
+                    // hand the export's headers (API keys) to another host.
+                    .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("pybridge/", env!("CARGO_PKG_VERSION")))
                     .build()
             })

@@ -172,8 +172,10 @@ fn an_answer_that_is_not_retryable_fails_the_export_at_once() {
         "400 Bad Request",
         "401 Unauthorized",
         "500 Internal Server Error",
+        "307 Temporary Redirect",
     ] {
-        let collector = Collector::start(vec![answer(status, "", b"")]);
+        // A redirect is not followed: the export's headers stay here.
+        let collector = Collector::start(vec![answer(status, "location: /elsewhere\r\n", b"")]);
         let exporter = exporter_to(&collector.url, HeaderMap::new(), Duration::from_secs(10));
         let result = exporter.send(Bytes::from_static(b"x"));
         let failure = result.expect_err("a failed export");
