@@ -485,9 +485,11 @@ async fn an_answer_sent_after_the_connection_stopped_taking_requests_is_delivere
             pool.call("test.sleep", Some(&params)).await
         })
     };
-    eventually(Duration::from_secs(5), "the slow call is in flight", || {
-        pool.stats().workers.iter().any(|w| w.in_flight > 0)
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the worker has the slow call",
+        || proxy.forwarded(b"test.sleep"),
+    )
     .await;
     proxy.stop_reading();
     // The next request fails to be written: the pool's writer ends first.

@@ -221,6 +221,8 @@ async fn pump(
 pub(crate) struct HalfOpen {
     pub(crate) url: String,
     stop: watch::Sender<bool>,
+    /// Every byte sent on to the worker.
+    forwarded: Arc<Mutex<Vec<u8>>>,
     _accept: AbortOnDropHandle<()>,
 }
 
@@ -228,10 +230,13 @@ impl HalfOpen {
     pub(crate) async fn start(path: &Path, target: SocketAddr) -> HalfOpen {
         let listener = tokio::net::UnixListener::bind(path).unwrap();
         let (stop, stop_rx) = watch::channel(false);
+        let forwarded = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&forwarded);
         let accept = AbortOnDropHandle::new(tokio::spawn(async move {
             let mut connections = JoinSet::new();
             while let Ok((inbound, _)) = listener.accept().await {
                 let mut stop = stop_rx.clone();
+                let record = Arc::clone(&record);
                 connections.spawn(async move {
                     let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
@@ -252,6 +257,7 @@ impl HalfOpen {
                                         if to_worker.write_all(&buf[..n]).await.is_err() {
                                             return;
                                         }
+                                        record.lock().unwrap().extend_from_slice(&buf[..n]);
                                     }
                                 },
                                 () = &mut stopped => break,
@@ -275,8 +281,18 @@ impl HalfOpen {
         HalfOpen {
             url: format!("unix:{}", path.display()),
             stop,
+            forwarded,
             _accept: accept,
         }
+    }
+
+    /// Whether `needle` was sent on to the worker.
+    pub(crate) fn forwarded(&self, needle: &[u8]) -> bool {
+        self.forwarded
+            .lock()
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
     }
 
     pub(crate) fn stop_reading(&self) {
