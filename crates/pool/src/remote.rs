@@ -351,6 +351,8 @@ pub(crate) async fn run_remote(
         _ = &mut reader => End::Lost,
         unwritten = &mut writer => {
             written_early = Some(unwritten.unwrap_or_default());
+            // No call may be routed here any more, as for a dead process.
+            worker.set_dead();
             // The connection no longer takes requests, but answers the
             // worker sent before (or after) that may still be on their way
             // in: read them (bounded, as a dead process's stdout is) before
