@@ -691,7 +691,8 @@ pub struct McpConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TelemetryConfig {
-    /// The collector's OTLP/HTTP address, such as `http://127.0.0.1:4318`;
+    /// The collector's OTLP/HTTP address, such as `http://127.0.0.1:4318`
+    /// (http only: pybridge is built without TLS);
     /// `/v1/traces` is appended unless the path already ends with it
     /// (default: none, the standard variables decide).
     pub otlp_endpoint: Option<String>,
@@ -988,13 +989,14 @@ impl Config {
             );
         }
         let t = &self.telemetry;
-        if t.otlp_endpoint.as_deref().is_some_and(|e| {
-            !(e.starts_with("http://") || e.starts_with("https://"))
-                || e.contains(char::is_whitespace)
-        }) {
+        if t.otlp_endpoint
+            .as_deref()
+            .is_some_and(|e| !e.starts_with("http://") || e.contains(char::is_whitespace))
+        {
             return fail(
                 "telemetry.otlp_endpoint",
-                "must be an http:// or https:// URL such as http://127.0.0.1:4318",
+                "must be an http:// URL such as http://127.0.0.1:4318 (pybridge is built \
+                 without TLS: send to a collector on the host or in the cluster)",
             );
         }
         if t.service_name.as_deref().is_some_and(str::is_empty) {

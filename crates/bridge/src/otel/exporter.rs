@@ -13,7 +13,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue,
+    RETRY_AFTER, TRANSFER_ENCODING, USER_AGENT,
+};
 
 use super::otlp::{self, EncodedResource};
 use super::{Gate, count_dropped, metrics};
@@ -58,9 +61,10 @@ impl Exporter {
     pub(super) fn new(target: Target<'_>, gate: Arc<Gate>) -> Result<Exporter, Failure> {
         let url = reqwest::Url::parse(target.url)
             .map_err(|e| format!("endpoint `{}`: {e}", target.url))?;
-        if !matches!(url.scheme(), "http" | "https") {
+        if url.scheme() != "http" {
             return Err(format!(
-                "endpoint `{}`: the scheme must be http or https",
+                "endpoint `{}`: must be an http:// URL; pybridge is built without TLS \
+                 (send to a collector on the host or in the cluster, which forwards over TLS)",
                 target.url
             ));
         }
@@ -134,6 +138,8 @@ impl Exporter {
             if attempt > RETRIES {
                 return Err(failure);
             }
+            // A collector's Retry-After replaces the backoff, which keeps
+            // doubling: an answer without one waits longer than the last.
             let jitter = Duration::from_millis(super::random() % 100);
             let delay = retry_after.map_or(backoff + jitter, |d| d.min(MAX_RETRY_AFTER));
             // No time left for another attempt after the wait: give up now
@@ -192,8 +198,16 @@ impl SpanExporter for Exporter {
         otlp::encode_request(&self.resource, &batch, &mut body);
         drop(batch);
         match self.send(Bytes::from(body)) {
-            Ok(rejected) => {
-                let rejected = rejected.map_or(0, |(spans, _)| spans).min(n as u64);
+            Ok(partial) => {
+                if let Some((spans, message)) = &partial {
+                    // Once per export at most, from the export thread.
+                    tracing::warn!(
+                        rejected_spans = spans,
+                        message = %message,
+                        "the OTLP collector accepted an export only in part"
+                    );
+                }
+                let rejected = partial.map_or(0, |(spans, _)| spans).min(n as u64);
                 if rejected > 0 {
                     count_dropped("rejected", rejected as usize);
                 }
@@ -229,10 +243,13 @@ pub(super) fn headers(
 ) -> Result<HeaderMap, Failure> {
     let mut headers = HeaderMap::new();
     if let Some((variable, value)) = from_env {
-        for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let pairs = value.split(',').map(str::trim).filter(|p| !p.is_empty());
+        for (n, pair) in pairs.enumerate() {
+            // Not quoted: a pair without `=` is often a secret written as
+            // `Authorization: Bearer …`, and errors end up in logs.
             let (name, value) = pair
                 .split_once('=')
-                .ok_or_else(|| format!("{variable}: `{pair}` is not a key=value pair"))?;
+                .ok_or_else(|| format!("{variable}: entry {} is not a key=value pair", n + 1))?;
             let value = percent_decode(value.trim()).ok_or_else(|| {
                 format!(
                     "{variable}: the value of `{}` is not valid percent-encoded UTF-8",
@@ -251,7 +268,16 @@ pub(super) fn headers(
 fn insert(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), Failure> {
     let header = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("`{name}` is not a valid header name"))?;
-    if header == CONTENT_TYPE || header == USER_AGENT {
+    if [
+        CONTENT_TYPE,
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        CONNECTION,
+        HOST,
+        USER_AGENT,
+    ]
+    .contains(&header)
+    {
         return Err(format!("`{name}` is set by pybridge"));
     }
     let mut value = HeaderValue::from_str(value)

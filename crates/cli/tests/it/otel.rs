@@ -176,7 +176,7 @@ async fn a_standard_variable_asking_for_what_export_cannot_do_is_an_error_naming
         (
             "OTEL_EXPORTER_OTLP_HEADERS",
             "x-key",
-            "OTEL_EXPORTER_OTLP_HEADERS: `x-key` is not a key=value pair",
+            "OTEL_EXPORTER_OTLP_HEADERS: entry 1 is not a key=value pair",
         ),
     ] {
         let mut cmd = pybridge(&home);

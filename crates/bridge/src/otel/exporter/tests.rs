@@ -161,9 +161,13 @@ fn an_answer_that_asks_for_a_retry_gets_one_with_the_same_body_and_headers() {
         );
         assert!(request.head.contains("user-agent: pybridge/"));
     }
-    // Retry-After 0, then one backoff of 100 ms plus at most 100 ms jitter.
+    // Retry-After 0, then the second backoff: 200 ms plus at most 100 ms
+    // jitter.
     let took = started.elapsed();
-    assert!(took >= FIRST_BACKOFF, "the second retry waited: {took:?}");
+    assert!(
+        took >= 2 * FIRST_BACKOFF,
+        "the second retry waited: {took:?}"
+    );
 }
 
 #[test]
@@ -252,7 +256,10 @@ fn headers_from_the_environment_and_the_config_are_checked() {
         "kept out of debug output"
     );
     for (value, says) in [
-        ("novalue", "`novalue` is not a key=value pair"),
+        (
+            "a=1,Authorization: Bearer s3cr3t",
+            "entry 2 is not a key=value pair",
+        ),
         ("bad name=1", "`bad name` is not a valid header name"),
         ("a=%zz", "not valid percent-encoded UTF-8"),
         ("a=%ff", "not valid percent-encoded UTF-8"),
@@ -264,8 +271,17 @@ fn headers_from_the_environment_and_the_config_are_checked() {
             "content-type=text/plain",
             "`content-type` is set by pybridge",
         ),
+        ("Host=elsewhere", "`Host` is set by pybridge"),
+        (
+            "transfer-encoding=chunked",
+            "`transfer-encoding` is set by pybridge",
+        ),
     ] {
         let failure = env(value).expect_err(value);
+        assert!(
+            !failure.contains("s3cr3t"),
+            "no secret in an error: {failure}"
+        );
         assert!(
             failure.starts_with("OTEL_EXPORTER_OTLP_TRACES_HEADERS: "),
             "{failure}"
@@ -312,7 +328,13 @@ fn an_endpoint_that_is_not_an_http_url_is_refused() {
             capacity: 1,
         })
     };
-    for url in ["127.0.0.1:4318", "ftp://127.0.0.1/v1/traces", "http://"] {
+    for url in [
+        "127.0.0.1:4318",
+        "ftp://127.0.0.1/v1/traces",
+        "http://",
+        // No TLS in this build: refused at start, not failed at every export.
+        "https://127.0.0.1:4318/v1/traces",
+    ] {
         let target = Target {
             url,
             headers: HeaderMap::new(),
