@@ -1,15 +1,11 @@
 //! Telemetry names, and what the service records through the facades.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
-};
 use pybridge_service::Mode;
 use pybridge_service::telemetry::{self, CacheTier, CallGuard, MethodMetrics, Outcome, Rejection};
+
+use pybridge_test_support::recorder::TestRecorder;
 
 use crate::{raw, service, service_with};
 
@@ -60,94 +56,6 @@ fn metric_names_follow_the_convention_and_buckets_increase() {
     );
 }
 
-/// A recorder that keeps counter, gauge and histogram values by rendered key.
-#[derive(Default)]
-struct TestRecorder {
-    values: Arc<Mutex<BTreeMap<String, f64>>>,
-    /// Handles registered, of every kind.
-    registered: AtomicUsize,
-}
-
-struct Cell {
-    key: String,
-    values: Arc<Mutex<BTreeMap<String, f64>>>,
-}
-
-impl Cell {
-    fn set(&self, value: f64) {
-        self.values
-            .lock()
-            .expect("not poisoned")
-            .insert(self.key.clone(), value);
-    }
-    fn add(&self, delta: f64) {
-        let mut values = self.values.lock().expect("not poisoned");
-        *values.entry(self.key.clone()).or_insert(0.0) += delta;
-    }
-}
-
-impl CounterFn for Cell {
-    fn increment(&self, value: u64) {
-        self.add(value as f64);
-    }
-    fn absolute(&self, value: u64) {
-        self.set(value as f64);
-    }
-}
-
-impl GaugeFn for Cell {
-    fn increment(&self, value: f64) {
-        self.add(value);
-    }
-    fn decrement(&self, value: f64) {
-        self.add(-value);
-    }
-    fn set(&self, value: f64) {
-        Cell::set(self, value);
-    }
-}
-
-impl HistogramFn for Cell {
-    fn record(&self, _value: f64) {
-        // Count samples.
-        self.add(1.0);
-    }
-}
-
-impl TestRecorder {
-    fn cell(&self, key: &Key) -> Arc<Cell> {
-        self.registered.fetch_add(1, Ordering::Relaxed);
-        let mut labels: Vec<_> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        labels.sort();
-        Arc::new(Cell {
-            key: format!("{}{{{}}}", key.name(), labels.join(",")),
-            values: Arc::clone(&self.values),
-        })
-    }
-
-    fn get(&self, key: &str) -> Option<f64> {
-        self.values.lock().expect("not poisoned").get(key).copied()
-    }
-}
-
-impl Recorder for TestRecorder {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(self.cell(key))
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(self.cell(key))
-    }
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(self.cell(key))
-    }
-}
-
 #[test]
 fn rejections_are_counted_by_method_and_reason() {
     let recorder = TestRecorder::default();
@@ -191,11 +99,7 @@ fn rejections_are_counted_by_method_and_reason() {
         recorder.get(&format!("{name}{{method=_unknown,reason=unknown_method}}")),
         Some(1.0)
     );
-    assert_eq!(
-        recorder.values.lock().expect("not poisoned").len(),
-        4,
-        "nothing else recorded"
-    );
+    assert_eq!(recorder.len(), 4, "nothing else recorded");
 }
 
 #[test]
@@ -333,7 +237,7 @@ fn a_methods_handles_are_registered_once_and_shared_by_its_calls() {
     );
     // The gauge, then a counter and a histogram per outcome seen: five
     // calls, three outcomes, seven handles, each registered once.
-    assert_eq!(recorder.registered.load(Ordering::Relaxed), 7);
+    assert_eq!(recorder.registered(), 7);
 }
 
 #[test]
@@ -351,5 +255,5 @@ fn pass_through_calls_share_one_set_of_handles() {
         Some(3.0)
     );
     // The gauge, the counter and the histogram: once for every call.
-    assert_eq!(recorder.registered.load(Ordering::Relaxed), 3);
+    assert_eq!(recorder.registered(), 3);
 }

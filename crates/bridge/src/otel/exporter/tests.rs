@@ -344,3 +344,87 @@ fn an_endpoint_that_is_not_an_http_url_is_refused() {
         assert!(failure.contains(url), "{failure}");
     }
 }
+
+/// A finished span of the `pybridge` scope.
+fn finished_span(id: u64) -> SpanData {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    };
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from(7_u128),
+            SpanId::from(id),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        ),
+        parent_span_id: SpanId::INVALID,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: "pybridge.call".into(),
+        start_time: std::time::UNIX_EPOCH + Duration::from_secs(1),
+        end_time: std::time::UNIX_EPOCH + Duration::from_secs(2),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: opentelemetry_sdk::trace::SpanEvents::default(),
+        links: opentelemetry_sdk::trace::SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: opentelemetry::InstrumentationScope::builder("pybridge").build(),
+    }
+}
+
+/// Runs one export to its end: it blocks rather than waits (it runs on the
+/// batch processor's own thread), so one poll finishes it.
+fn export_now(exporter: &Exporter, batch: Vec<SpanData>) -> OTelSdkResult {
+    let mut export = std::pin::pin!(exporter.export(batch));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match export.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => panic!("an export never waits on a waker"),
+    }
+}
+
+#[test]
+fn exported_rejected_and_failed_spans_are_counted_and_give_their_places_back() {
+    use pybridge_test_support::recorder::TestRecorder;
+
+    let exported = metrics::SPANS_EXPORTED_TOTAL;
+    let dropped = |reason: &str| format!("{}{{reason={reason}}}", metrics::SPANS_DROPPED_TOTAL);
+    // Two rejected of five, with a message.
+    let partial = [0x0A, 0x05, 0x08, 0x02, 0x12, 0x01, b'x'];
+    let collector = Collector::start(vec![
+        answer("200 OK", "", &partial),
+        answer("200 OK", "", b""),
+        answer("400 Bad Request", "", b""),
+    ]);
+    let exporter = exporter_to(&collector.url, HeaderMap::new(), Duration::from_secs(10));
+    let batch = |from: u64, n: u64| (from..from + n).map(finished_span).collect::<Vec<_>>();
+    let recorder = TestRecorder::default();
+    ::metrics::with_local_recorder(&recorder, || {
+        for _ in 0..12 {
+            assert!(exporter.gate.try_take());
+        }
+        assert!(export_now(&exporter, batch(1, 5)).is_ok());
+        assert!(export_now(&exporter, batch(10, 3)).is_ok());
+        assert!(export_now(&exporter, batch(20, 4)).is_err(), "the 400");
+    });
+    assert_eq!(
+        recorder.get(&format!("{exported}{{}}")),
+        Some(6.0),
+        "3 of 5, then 3"
+    );
+    assert_eq!(recorder.get(&dropped("rejected")), Some(2.0));
+    assert_eq!(recorder.get(&dropped("export_failed")), Some(4.0));
+    assert_eq!(
+        exporter
+            .gate
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every export gave its spans' places back"
+    );
+    // Every export reached the collector, carrying the spans.
+    let seen = collector.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[0].body.windows(13).any(|w| w == b"pybridge.call"));
+}
