@@ -45,46 +45,26 @@ impl Bridge {
                 .unwrap_or(inner.layers.config().call.timeout);
             started + timeout
         });
+        let call = Call {
+            span: &span,
+            spec: &spec,
+            params: wire_params,
+            id,
+            deadline,
+            options,
+        };
         // The call's fields are recorded on its span directly, and its
         // attempts name it as their parent: the span is entered on every
         // poll (each enter and exit a lookup in the subscriber for each
-        // layer) only when logs are written inside it.
-        let call = async {
-            let (raw, source) = self
-                .fetch(
-                    Call {
-                        span: &span,
-                        spec: &spec,
-                        params: wire_params,
-                        id,
-                        deadline,
-                        options,
-                    },
-                    started,
-                )
-                .await?;
-            if !spec.idempotent() {
-                self.invalidate_family(&spec).await;
-            }
-            let adapted = inner
-                .layers
-                .service()
-                .adapt_result(&spec, raw)
-                .map_err(|source| Error::InvalidResult {
-                    method: method.to_string(),
-                    source,
-                })?;
-            Ok(Reply {
-                result: adapted.result,
-                metadata: adapted.metadata,
-                source,
-                correlation_id: id.get(),
-            })
-        };
+        // layer) only when logs are written inside it. The future is awaited
+        // where it is built: held in a variable first, it would take its
+        // space in this one's twice.
         let call = if logged {
-            call.instrument(span.clone()).await
+            self.run(method, call, started)
+                .instrument(span.clone())
+                .await
         } else {
-            call.await
+            self.run(method, call, started).await
         };
         let call = call.map_err(|err| self.with_suggestions(method, err));
         let outcome = match &call {
@@ -97,6 +77,32 @@ impl Bridge {
         }
         guard.finish_at(outcome, Instant::now().into_std());
         call
+    }
+
+    /// The cache or the worker, then the invalidations a write makes and
+    /// the method's result adapters.
+    async fn run(&self, method: &str, call: Call<'_>, started: Instant) -> Result<Reply> {
+        let spec = call.spec;
+        let id = call.id;
+        let (raw, source) = self.fetch(call, started).await?;
+        if !spec.idempotent() {
+            self.invalidate_family(spec).await;
+        }
+        let adapted = self
+            .inner
+            .layers
+            .service()
+            .adapt_result(spec, raw)
+            .map_err(|source| Error::InvalidResult {
+                method: method.to_string(),
+                source,
+            })?;
+        Ok(Reply {
+            result: adapted.result,
+            metadata: adapted.metadata,
+            source,
+            correlation_id: id.get(),
+        })
     }
 
     /// A worker that does not know the method (its -32601) keeps its
@@ -292,8 +298,11 @@ impl Bridge {
         // Attempt and round-trip spans only for a traced call: one left out
         // by sampling pays for none (the call's span keeps its fields).
         let child_spans = traced(call_span);
+        let breaker = breaker.as_ref();
+        // One future per attempt, not nested ones: an async block stores
+        // what it captures apart from what it awaits, so each wrapper would
+        // hold its inner future twice, and every layer above copies it.
         let attempt = |n: u32| {
-            let breaker = breaker.clone();
             let id = if n == 1 {
                 first_id
             } else {
@@ -306,21 +315,29 @@ impl Bridge {
             } else {
                 tracing::Span::none()
             };
-            if let Some(b) = &breaker {
+            if let Some(b) = breaker {
                 span.record(telemetry::fields::BREAKER, b.state().as_str());
             }
-            let parent = span.clone();
-            let run = async move {
-                let permit = match &breaker {
-                    Some(b) => Some(b.try_acquire_owned().map_err(|rejected| Attempt {
-                        error: Error::CircuitOpen {
-                            method: spec.name().to_string(),
-                            retry_after: rejected.retry_after(),
-                            source: rejected,
-                        },
-                        idempotent: spec.idempotent(),
-                    })?),
-                    None => None,
+            // The breaker admits the attempt as it starts (the retry policy
+            // awaits it at once).
+            let admitted = match breaker {
+                Some(b) => b.try_acquire().map(Some).map_err(|rejected| Attempt {
+                    error: Error::CircuitOpen {
+                        method: spec.name().to_string(),
+                        retry_after: rejected.retry_after(),
+                        source: rejected,
+                    },
+                    idempotent: spec.idempotent(),
+                }),
+                None => Ok(None),
+            };
+            async move {
+                let permit = match admitted {
+                    Ok(permit) => permit,
+                    Err(rejected) => {
+                        telemetry::record_error(&span, rejected.error.kind().as_str());
+                        return Err(rejected);
+                    }
                 };
                 // The first attempt starts with the call (a breaker
                 // admission later, which is no measurable time); a retry
@@ -336,7 +353,7 @@ impl Bridge {
                 // round trip's directly): every enter and exit of a traced
                 // span costs lookups in the subscriber, for each layer.
                 let worker_span = if child_spans {
-                    telemetry::worker_span(&parent, id.get(), spec.wire_name())
+                    telemetry::worker_span(&span, id.get(), spec.wire_name())
                 } else {
                     tracing::Span::none()
                 };
@@ -358,7 +375,9 @@ impl Bridge {
                     idempotent: spec.idempotent(),
                 });
                 if let Err(failed) = &result {
-                    telemetry::record_error(&worker_span, failed.error.kind().as_str());
+                    let kind = failed.error.kind().as_str();
+                    telemetry::record_error(&worker_span, kind);
+                    telemetry::record_error(&span, kind);
                 }
                 if let Some(permit) = permit {
                     let outcome = match &result {
@@ -371,13 +390,6 @@ impl Bridge {
                     };
                     let ended = Instant::now();
                     permit.record_at(outcome, ended.saturating_duration_since(started), ended);
-                }
-                result
-            };
-            async move {
-                let result = run.await;
-                if let Err(failed) = &result {
-                    telemetry::record_error(&span, failed.error.kind().as_str());
                 }
                 result
             }
