@@ -193,13 +193,19 @@ impl Cache {
         cache
     }
 
-    /// A key in this cache's namespace (see [`CacheKey::new`]).
+    /// A key in this cache's namespace (see [`CacheKey::new`]). The key
+    /// keeps the method name: given as an `Arc<str>`, it is shared, not
+    /// copied.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidParams`](crate::Error::InvalidParams) if `params` is not JSON.
-    pub fn key<P: JsonText + ?Sized>(&self, method: &str, params: &P) -> crate::Result<CacheKey> {
-        CacheKey::in_namespace(&self.inner.namespace_key, method, params)
+    pub fn key<M, P>(&self, method: M, params: &P) -> crate::Result<CacheKey>
+    where
+        M: Into<Arc<str>>,
+        P: JsonText + ?Sized,
+    {
+        CacheKey::in_namespace(&self.inner.namespace_key, method.into(), params)
     }
 
     /// The namespace given to the builder.

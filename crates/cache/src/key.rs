@@ -139,13 +139,23 @@ pub(crate) fn method_tag(method: &str) -> u64 {
 
 /// Raw JSON text accepted as key params: `&RawValue`, `&str`, bytes.
 pub trait JsonText {
-    /// The JSON text as bytes (it is checked to be UTF-8 when hashed).
+    /// The JSON text as bytes (it is checked to be UTF-8 when hashed, unless
+    /// [`json_str`](JsonText::json_str) gives it as text).
     fn json_bytes(&self) -> &[u8];
+
+    /// The JSON text, when its type guarantees UTF-8 already.
+    fn json_str(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl JsonText for RawValue {
     fn json_bytes(&self) -> &[u8] {
         self.get().as_bytes()
+    }
+
+    fn json_str(&self) -> Option<&str> {
+        Some(self.get())
     }
 }
 
@@ -153,17 +163,29 @@ impl JsonText for Box<RawValue> {
     fn json_bytes(&self) -> &[u8] {
         self.get().as_bytes()
     }
+
+    fn json_str(&self) -> Option<&str> {
+        Some(self.get())
+    }
 }
 
 impl JsonText for str {
     fn json_bytes(&self) -> &[u8] {
         self.as_bytes()
     }
+
+    fn json_str(&self) -> Option<&str> {
+        Some(self)
+    }
 }
 
 impl JsonText for String {
     fn json_bytes(&self) -> &[u8] {
         self.as_bytes()
+    }
+
+    fn json_str(&self) -> Option<&str> {
+        Some(self)
     }
 }
 
@@ -287,22 +309,25 @@ impl CacheKey {
     ///
     /// [`Error::InvalidParams`] if `params` is not one valid JSON value.
     pub fn new<P: JsonText + ?Sized>(namespace: &str, method: &str, params: &P) -> Result<Self> {
-        Self::in_namespace(&NamespaceKey::new(namespace), method, params)
+        Self::in_namespace(&NamespaceKey::new(namespace), Arc::from(method), params)
     }
 
     /// [`CacheKey::new`] with the namespace already hashed (a cache keeps
     /// its own).
     pub(crate) fn in_namespace<P: JsonText + ?Sized>(
         namespace: &NamespaceKey,
-        method: &str,
+        method: Arc<str>,
         params: &P,
     ) -> Result<Self> {
         let digest = with_scratch(|scratch| {
             let out = &mut scratch.out;
             out.clear();
             push_len_prefixed(out, method.as_bytes());
-            canonical::canonicalize(params.json_bytes(), scratch)
-                .map_err(|(offset, problem)| Error::InvalidParams { offset, problem })?;
+            match params.json_str() {
+                Some(text) => canonical::canonicalize_str(text, scratch),
+                None => canonical::canonicalize(params.json_bytes(), scratch),
+            }
+            .map_err(|(offset, problem)| Error::InvalidParams { offset, problem })?;
             // Hashing cost grows by 64-byte block; the compact prefix keeps a
             // 100-byte params key within two blocks.
             Ok(KeyDigest(
@@ -311,8 +336,8 @@ impl CacheKey {
         })?;
         Ok(CacheKey {
             digest,
-            method: Arc::from(method),
-            method_tag: method_tag(method),
+            method_tag: method_tag(&method),
+            method,
         })
     }
 

@@ -124,7 +124,7 @@ pub struct MethodSpec {
     pub(crate) name: Box<str>,
     pub(crate) family: Box<str>,
     pub(crate) aliases: Vec<Box<str>>,
-    pub(crate) wire_name: Box<str>,
+    pub(crate) wire_name: Arc<str>,
     pub(crate) description: Option<Box<str>>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) idempotent: bool,
@@ -195,6 +195,12 @@ impl MethodSpec {
 
     /// The method name sent to the worker.
     pub fn wire_name(&self) -> &str {
+        &self.wire_name
+    }
+
+    /// [`wire_name`](Self::wire_name), shared: what a cache key keeps of
+    /// every call, without a copy.
+    pub fn wire_name_shared(&self) -> &Arc<str> {
         &self.wire_name
     }
 

@@ -191,7 +191,10 @@ impl Bridge {
         use pybridge_cache::{LoadError, Source};
         use telemetry::CacheTier;
         let counters = &self.inner.counters;
-        let key = match cache.key(spec.wire_name(), params.map_or("null", RawValue::get)) {
+        let key = match cache.key(
+            Arc::clone(spec.wire_name_shared()),
+            params.map_or("null", RawValue::get),
+        ) {
             Ok(key) => key,
             Err(err) => {
                 // Params the service accepted are JSON; if the cache still

@@ -51,9 +51,15 @@ type Fail = (usize, ParamsProblem);
 
 /// Appends the canonical form of `input` to `scratch.out`.
 pub(crate) fn canonicalize(input: &[u8], scratch: &mut Scratch) -> Result<(), Fail> {
-    if let Err(e) = std::str::from_utf8(input) {
-        return Err((e.valid_up_to(), ParamsProblem::InvalidUtf8));
+    match std::str::from_utf8(input) {
+        Ok(text) => canonicalize_str(text, scratch),
+        Err(e) => Err((e.valid_up_to(), ParamsProblem::InvalidUtf8)),
     }
+}
+
+/// [`canonicalize`] for text already known to be UTF-8.
+pub(crate) fn canonicalize_str(input: &str, scratch: &mut Scratch) -> Result<(), Fail> {
+    let input = input.as_bytes();
     let Scratch {
         out,
         spans,
