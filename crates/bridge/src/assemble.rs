@@ -605,7 +605,11 @@ fn cache(
         }
     };
     let namespace = producer.namespace(&format!("{}|{}", c.namespace, service.catalog().version()));
-    let mut builder = pybridge_cache::CacheBuilder::new().namespace(namespace);
+    // Results are JSON: those read back from disk or Redis are checked once,
+    // on their way into memory, and a hit is handed out without another read.
+    let mut builder = pybridge_cache::CacheBuilder::new()
+        .namespace(namespace)
+        .json_values(true);
     if let Some(bytes) = std::num::NonZeroU64::new(c.memory.as_u64()) {
         builder = builder.l1_max_bytes(bytes);
     }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use tokio::sync::{RwLock, broadcast};
 use tokio::time::Instant;
 
@@ -23,6 +24,7 @@ use crate::l1::{L1, L1Entry};
 use crate::policy::CachePolicy;
 use crate::shared::Shared;
 use crate::stats::{CacheStats, Stat};
+use crate::value::Stored;
 
 /// What a loader produces: a value to return and cache, or a negative result
 /// (the encoded form of an error the caller wants remembered for a while).
@@ -30,23 +32,45 @@ use crate::stats::{CacheStats, Stat};
 /// A negative result is stored only when the policy sets a
 /// [`negative_ttl`](CachePolicy::negative_ttl), and comes back marked
 /// [`Fetched::negative`]. An `Err` from the loader is never stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Load {
     /// A result to cache under the policy's TTLs.
     Value(Bytes),
     /// A negative result to cache under the policy's `negative_ttl`.
     Negative(Bytes),
+    /// A result that is JSON, already checked: cached under the policy's
+    /// TTLs like [`Load::Value`], and handed out again as checked JSON
+    /// ([`Fetched::json`]) without being read again.
+    Json(Box<RawValue>),
 }
 
 impl Load {
-    fn into_parts(self) -> (Bytes, bool) {
+    fn into_parts(self) -> (Stored, bool) {
+        match self {
+            Load::Value(b) => (Stored::bytes(b), false),
+            Load::Negative(b) => (Stored::bytes(b), true),
+            Load::Json(json) => (Stored::json(json), false),
+        }
+    }
+
+    fn text(&self) -> (&[u8], bool) {
         match self {
             Load::Value(b) => (b, false),
             Load::Negative(b) => (b, true),
+            Load::Json(json) => (json.get().as_bytes(), false),
         }
     }
 }
+
+/// Two loads are equal when they would cache the same bytes the same way.
+impl PartialEq for Load {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Eq for Load {}
 
 impl From<Bytes> for Load {
     fn from(value: Bytes) -> Self {
@@ -57,6 +81,12 @@ impl From<Bytes> for Load {
 impl From<Vec<u8>> for Load {
     fn from(value: Vec<u8>) -> Self {
         Load::Value(Bytes::from(value))
+    }
+}
+
+impl From<Box<RawValue>> for Load {
+    fn from(value: Box<RawValue>) -> Self {
+        Load::Json(value)
     }
 }
 
@@ -89,7 +119,7 @@ impl Source {
 }
 
 /// The answer to [`Cache::get_or_load`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Fetched {
     /// The value (shared, never copied per caller).
@@ -100,7 +130,43 @@ pub struct Fetched {
     pub negative: bool,
     /// Whether this caller waited on a load started by another caller.
     pub coalesced: bool,
+    /// `value` as checked JSON, when it is (see [`Fetched::json`]).
+    json: Option<Arc<RawValue>>,
 }
+
+impl Fetched {
+    pub(crate) fn new(stored: Stored, source: Source, negative: bool) -> Self {
+        Fetched {
+            value: stored.bytes,
+            source,
+            negative,
+            coalesced: false,
+            json: stored.json,
+        }
+    }
+
+    /// The value as JSON the cache has checked: a [`Load::Json`], or, in a
+    /// cache built with [`json_values`](crate::CacheBuilder::json_values),
+    /// any value read back from disk or the shared tier. The same text as
+    /// [`Fetched::value`]; `None` for other values.
+    #[must_use]
+    pub fn json(&self) -> Option<&RawValue> {
+        self.json.as_deref()
+    }
+}
+
+/// Two answers are equal when they carry the same bytes from the same place
+/// in the same way (the JSON view is the same text).
+impl PartialEq for Fetched {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+            && self.source == other.source
+            && self.negative == other.negative
+            && self.coalesced == other.coalesced
+    }
+}
+
+impl Eq for Fetched {}
 
 /// A two-tier cache of byte values: moka in memory, cacache on disk.
 ///
@@ -263,7 +329,7 @@ impl Cache {
             return Box::pin(self.inner.bypass(deadline, load)).await;
         }
         if policy.tiers.l1()
-            && let Some(hit) = self.inner.l1_get(key.digest()).await
+            && let Some(hit) = self.inner.l1_get(key.digest())
         {
             return Ok(hit);
         }
@@ -354,7 +420,7 @@ impl Cache {
     /// Runs moka's pending maintenance now (evictions, expirations and the
     /// counts in [`Cache::stats`] are otherwise applied lazily).
     pub async fn run_pending_tasks(&self) {
-        self.inner.l1.run_pending_tasks().await;
+        self.inner.l1.run_pending_tasks();
     }
 
     /// Waits until every disk write and invalidation queued so far is done.
@@ -379,7 +445,7 @@ impl Inner {
     async fn invalidate_local(&self, target: &Target) {
         let _applying = self.begin_invalidation().await;
         match target {
-            Target::Key(digest) => self.l1.invalidate(digest).await,
+            Target::Key(digest) => self.l1.invalidate(digest),
             Target::Methods(methods) => {
                 let tags: Vec<u64> = methods.iter().map(|m| method_tag(m)).collect();
                 let doomed: Vec<Arc<KeyDigest>> = self
@@ -389,7 +455,7 @@ impl Inner {
                     .map(|(key, _)| key)
                     .collect();
                 for key in doomed {
-                    self.l1.invalidate(&*key).await;
+                    self.l1.invalidate(&*key);
                 }
             }
             Target::All => self.l1.invalidate_all(),
@@ -400,18 +466,13 @@ impl Inner {
     }
 
     #[inline]
-    async fn l1_get(&self, digest: &KeyDigest) -> Option<Fetched> {
-        let entry = self.l1.get(digest).await?;
+    fn l1_get(&self, digest: &KeyDigest) -> Option<Fetched> {
+        let entry = self.l1.get(digest)?;
         if entry.expires_at <= Instant::now() {
             return None;
         }
         self.shared.counters.incr(Stat::L1Hits);
-        Some(Fetched {
-            value: entry.value,
-            source: Source::L1,
-            negative: entry.negative,
-            coalesced: false,
-        })
+        Some(Fetched::new(entry.value, Source::L1, entry.negative))
     }
 
     async fn bypass<F, Fut, V, E>(
@@ -434,12 +495,7 @@ impl Inner {
         match tokio::time::timeout_at(deadline, load()).await {
             Ok(Ok(v)) => {
                 let (value, negative) = v.into().into_parts();
-                Ok(Fetched {
-                    value,
-                    source: Source::Loader,
-                    negative,
-                    coalesced: false,
-                })
+                Ok(Fetched::new(value, Source::Loader, negative))
             }
             Ok(Err(e)) => {
                 counters.incr(Stat::LoadErrors);
@@ -538,7 +594,7 @@ impl Inner {
                         None => {}
                     }
                     if policy.tiers.l1()
-                        && let Some(hit) = self.l1_get(&digest).await
+                        && let Some(hit) = self.l1_get(&digest)
                     {
                         return Ok(hit);
                     }
@@ -566,7 +622,7 @@ impl Inner {
         // A flight for this key may have finished between our miss and our
         // taking the lead.
         if policy.tiers.l1()
-            && let Some(hit) = self.l1_get(&digest).await
+            && let Some(hit) = self.l1_get(&digest)
         {
             return Led::Shared(Ok(hit));
         }
@@ -589,12 +645,7 @@ impl Inner {
                     self.store_l1(key, epoch, &hit.value, hit.negative, ttl.min(remaining))
                         .await;
                 }
-                return Led::Shared(Ok(Fetched {
-                    value: hit.value,
-                    source: Source::L2,
-                    negative: hit.negative,
-                    coalesced: false,
-                }));
+                return Led::Shared(Ok(Fetched::new(hit.value, Source::L2, hit.negative)));
             }
         }
         // The shared tier's read waits at most its own timeout, cut to what
@@ -619,12 +670,7 @@ impl Inner {
                     negative,
                     "cache loaded"
                 );
-                Led::Shared(Ok(Fetched {
-                    value,
-                    source: Source::Loader,
-                    negative,
-                    coalesced: false,
-                }))
+                Led::Shared(Ok(Fetched::new(value, Source::Loader, negative)))
             }
             Ok(Err(e)) => {
                 counters.incr(Stat::LoadErrors);
@@ -652,7 +698,7 @@ impl Inner {
         key: &CacheKey,
         policy: &CachePolicy,
         (epoch, fence): (u64, tier::Fence),
-        value: &Bytes,
+        value: &Stored,
         negative: bool,
     ) {
         let (l1_ttl, l2_ttl) = match (negative, policy.negative_ttl) {
@@ -670,7 +716,7 @@ impl Inner {
             return;
         }
         if policy.tiers.l1() {
-            self.insert_l1(key, value, negative, l1_ttl).await;
+            self.insert_l1(key, value, negative, l1_ttl);
         }
         if policy.tiers.l2()
             && !l2_ttl.is_zero()
@@ -680,30 +726,31 @@ impl Inner {
             disk.write(WriteJob {
                 digest: *key.digest(),
                 method: Arc::clone(key.method_arc()),
-                value: value.clone(),
+                value: value.bytes.clone(),
                 negative,
                 expires_ms: clock::wall_ms().saturating_add(ttl_ms),
             });
         }
         let shared_ttl = if policy.tiers.l2() { l2_ttl } else { l1_ttl };
-        self.tier.write(key, value, negative, shared_ttl, fence);
+        self.tier
+            .write(key, &value.bytes, negative, shared_ttl, fence);
     }
 
     async fn store_l1(
         &self,
         key: &CacheKey,
         epoch: u64,
-        value: &Bytes,
+        value: &Stored,
         negative: bool,
         ttl: Duration,
     ) {
         let _gate = self.store_gate.read().await;
         if self.may_store(epoch) {
-            self.insert_l1(key, value, negative, ttl).await;
+            self.insert_l1(key, value, negative, ttl);
         }
     }
 
-    async fn insert_l1(&self, key: &CacheKey, value: &Bytes, negative: bool, ttl: Duration) {
+    fn insert_l1(&self, key: &CacheKey, value: &Stored, negative: bool, ttl: Duration) {
         // An entry larger than the whole tier would only evict everything else.
         if ttl.is_zero() || L1Entry::weight(value.len()) > self.l1_capacity {
             return;
@@ -718,7 +765,7 @@ impl Inner {
             negative,
             method_tag: key.method_tag(),
         };
-        self.l1.insert(*key.digest(), entry).await;
+        self.l1.insert(*key.digest(), entry);
     }
 
     /// Cancels the stores of loads running now (the memory-only flush).

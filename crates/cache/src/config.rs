@@ -50,6 +50,7 @@ pub struct CacheBuilder {
     disk_reads: NonZeroUsize,
     event_capacity: NonZeroUsize,
     shared_tier: Option<SharedTierConfig>,
+    json_values: bool,
 }
 
 impl Default for CacheBuilder {
@@ -81,6 +82,7 @@ impl CacheBuilder {
             disk_reads: NonZeroUsize::new(16).expect("nonzero constant"),
             event_capacity: NonZeroUsize::new(64).expect("nonzero constant"),
             shared_tier: None,
+            json_values: false,
         }
     }
 
@@ -159,6 +161,19 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether every value is JSON (default: no, any bytes). When it is, a
+    /// value read back from disk or the shared tier is checked once, on its
+    /// way into memory: one that is not JSON is a corrupt entry (removed,
+    /// counted and reported like one that fails its checksum), and every hit
+    /// carries checked JSON ([`Fetched::json`](crate::Fetched::json)). Give
+    /// loaders' values as [`Load::Json`](crate::Load::Json), which are
+    /// checked already.
+    #[must_use]
+    pub fn json_values(mut self, json: bool) -> Self {
+        self.json_values = json;
+        self
+    }
+
     /// Events buffered per subscriber.
     #[must_use]
     pub fn event_capacity(mut self, capacity: NonZeroUsize) -> Self {
@@ -226,7 +241,9 @@ impl CacheBuilder {
         } else {
             None
         };
-        let shared = Arc::new(Shared::new(self.event_capacity.get(), configured));
+        let mut shared = Shared::new(self.event_capacity.get(), configured);
+        shared.json_values = self.json_values;
+        let shared = Arc::new(shared);
         let l1 = l1::build(self.l1_max_bytes.get(), Arc::clone(&shared));
         let dir = match self.location {
             DiskLocation::Disabled => None,

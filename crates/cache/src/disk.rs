@@ -29,6 +29,7 @@ use crate::event::{CacheEvent, Corruption, DiskFault, DiskOperation};
 use crate::key::KeyDigest;
 use crate::shared::{ACTIVE, STARTING, Shared};
 use crate::stats::Stat;
+use crate::value::Stored;
 
 /// How long a read waits for the start-up check of the directory before it
 /// skips the disk tier for that call.
@@ -46,7 +47,7 @@ pub(crate) struct DiskConfig {
 /// A value found on disk, with its absolute expiry.
 #[derive(Debug)]
 pub(crate) struct DiskHit {
-    pub(crate) value: Bytes,
+    pub(crate) value: Stored,
     pub(crate) negative: bool,
     pub(crate) expires_ms: u64,
 }
@@ -153,7 +154,9 @@ impl Disk {
         let _permit = self.reads.acquire().await.ok()?;
         let now_ms = clock::wall_ms();
         let dir = Arc::clone(&self.dir);
-        let read = tokio::task::spawn_blocking(move || read_entry(&dir, &digest, now_ms)).await;
+        let json = self.shared.json_values;
+        let read =
+            tokio::task::spawn_blocking(move || read_entry(&dir, &digest, now_ms, json)).await;
         match read {
             Ok(Read::Hit(hit)) => {
                 let _ = self.tx.try_send(Job::Touch {
@@ -266,8 +269,9 @@ enum Read {
     Failed(DiskFault),
 }
 
-/// One blocking pass: the index entry, its expiry, the content and its checks.
-fn read_entry(dir: &Path, digest: &KeyDigest, now_ms: u64) -> Read {
+/// One blocking pass: the index entry, its expiry, the content and its
+/// checks; with `json`, the check that the value is JSON too.
+fn read_entry(dir: &Path, digest: &KeyDigest, now_ms: u64, json: bool) -> Read {
     let key = digest.to_hex();
     let meta = match cacache::metadata_sync(dir, &key) {
         Ok(Some(meta)) => meta,
@@ -283,11 +287,21 @@ fn read_entry(dir: &Path, digest: &KeyDigest, now_ms: u64) -> Read {
     }
     match cacache::read_hash_sync(dir, &meta.integrity) {
         Ok(record) => match layout::decode_record(record, digest) {
-            Some((value, negative)) => Read::Hit(DiskHit {
-                value,
-                negative,
-                expires_ms: entry.expires_ms,
-            }),
+            Some((value, negative)) => {
+                let value = if json {
+                    match Stored::checked_json(&value) {
+                        Some(value) => value,
+                        None => return corrupt(dir, &key, &meta.integrity, Corruption::NotJson),
+                    }
+                } else {
+                    Stored::bytes(value)
+                };
+                Read::Hit(DiskHit {
+                    value,
+                    negative,
+                    expires_ms: entry.expires_ms,
+                })
+            }
             None => corrupt(dir, &key, &meta.integrity, Corruption::BadRecord),
         },
         Err(cacache::Error::IntegrityError(_) | cacache::Error::SizeMismatch(..)) => {

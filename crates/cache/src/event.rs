@@ -132,6 +132,9 @@ pub enum Corruption {
     BadRecord,
     /// The index entry's metadata is not the cache's.
     BadMetadata,
+    /// The record is intact but its value is not JSON, in a cache whose
+    /// values are ([`CacheBuilder::json_values`](crate::CacheBuilder::json_values)).
+    NotJson,
 }
 
 /// What one sweep of the disk tier did.

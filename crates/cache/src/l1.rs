@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use moka::Expiry;
 use moka::notification::RemovalCause;
 use tokio::time::Instant;
@@ -11,17 +10,18 @@ use tokio::time::Instant;
 use crate::key::{DigestHashBuilder, KeyDigest};
 use crate::shared::Shared;
 use crate::stats::Stat;
+use crate::value::Stored;
 
 /// What moka holds per entry besides the value: its key, its slot in the
 /// policy lists and the expiry wheel. An estimate; it keeps the byte bound
 /// honest for small values.
 pub(crate) const ENTRY_OVERHEAD: u64 = 160;
 
-pub(crate) type L1 = moka::future::Cache<KeyDigest, L1Entry, DigestHashBuilder>;
+pub(crate) type L1 = moka::sync::Cache<KeyDigest, L1Entry, DigestHashBuilder>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct L1Entry {
-    pub(crate) value: Bytes,
+    pub(crate) value: Stored,
     /// Checked on every hit with Tokio's clock, so that TTLs hold exactly and
     /// follow a paused clock in tests; moka's own expiry (on the real clock)
     /// reclaims the memory.
@@ -61,7 +61,7 @@ impl Expiry<KeyDigest, L1Entry> for PerEntryTtl {
 }
 
 pub(crate) fn build(max_bytes: u64, shared: Arc<Shared>) -> L1 {
-    moka::future::Cache::builder()
+    moka::sync::Cache::builder()
         .max_capacity(max_bytes)
         .weigher(|_, entry: &L1Entry| {
             u32::try_from(L1Entry::weight(entry.value.len())).unwrap_or(u32::MAX)

@@ -8,7 +8,8 @@
 //! The service asks the cache for a method's result before a call reaches the
 //! resilience layer and a worker. The cache knows nothing of JSON-RPC: a key
 //! is a hash of a method name and canonical JSON params, a value is
-//! [`bytes::Bytes`], and a loader is any future that produces bytes or an error.
+//! [`bytes::Bytes`], and a loader is any future that produces bytes (or JSON,
+//! [`Load::Json`]) or an error.
 //!
 //! # What it does
 //!
@@ -34,6 +35,13 @@
 //!   used, maximum entry size (larger values are returned but not stored),
 //!   negative TTL.
 //! - **Memory tier**: bounded by bytes, a TTL per entry, evictions counted.
+//!   A hit is answered without a future of moka's (its synchronous cache:
+//!   nothing in a lookup waits).
+//! - **JSON values** ([`CacheBuilder::json_values`]): a value read back from
+//!   disk or the shared tier is checked once, on its way into memory (one
+//!   that is not JSON is a corrupt entry), and every hit carries the checked
+//!   JSON ([`Fetched::json`]), which the bridge hands out without reading it
+//!   again.
 //! - **Disk tier**: entries integrity-checked on every read, TTL kept in the
 //!   index metadata, writes atomic (temporary file, then rename) and made by a
 //!   background task off the caller's path, a byte budget enforced by removing
@@ -119,6 +127,7 @@ mod policy;
 mod shared;
 mod shared_tier;
 mod stats;
+mod value;
 
 pub use cache::{Cache, Fetched, Load, Source};
 pub use config::{CacheBuilder, DiskLocation, platform_cache_dir};

@@ -24,6 +24,9 @@ pub(crate) struct Shared {
     state: AtomicU8,
     state_watch: watch::Sender<u8>,
     fault: Mutex<Option<DiskFault>>,
+    /// Whether values are JSON, checked as they come back from disk or the
+    /// shared tier (see `CacheBuilder::json_values`).
+    pub(crate) json_values: bool,
 }
 
 impl Shared {
@@ -39,6 +42,7 @@ impl Shared {
             state: AtomicU8::new(initial),
             state_watch: watch::channel(initial).0,
             fault: Mutex::new(None),
+            json_values: false,
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::flight::{Flights, Outcome, Role};
+use crate::value::Stored;
 use crate::{CacheKey, Fetched, Source};
 
 fn digest() -> crate::KeyDigest {
@@ -13,12 +14,11 @@ fn digest() -> crate::KeyDigest {
 }
 
 fn fetched() -> Fetched {
-    Fetched {
-        value: Bytes::from_static(b"v"),
-        source: Source::Loader,
-        negative: false,
-        coalesced: false,
-    }
+    Fetched::new(
+        Stored::bytes(Bytes::from_static(b"v")),
+        Source::Loader,
+        false,
+    )
 }
 
 #[tokio::test]

@@ -209,9 +209,7 @@ impl Bridge {
         let policy = self.inner.layers.cache_policy(spec);
         let fetched = cache
             .get_or_load(&key, &policy, deadline, || async {
-                let raw = self.execute(call).await?;
-                let text: Box<str> = raw.into();
-                Ok::<_, Error>(bytes::Bytes::from(String::from(text)))
+                self.execute(call).await.map(pybridge_cache::Load::Json)
             })
             .await
             .map_err(|err| match err {
@@ -238,15 +236,19 @@ impl Bridge {
         counters.served_from(tier);
         span.record(telemetry::fields::CACHE_TIER, tier.as_str());
         spec.metrics().record_cache(tier);
-        // Every value is checked on its way out, from any tier: one pass
-        // checks the UTF-8 and the JSON and copies the text once. A value
-        // read from disk or Redis is not trusted, and memory holds those too.
-        let raw = serde_json::from_slice::<Box<RawValue>>(&fetched.value).map_err(|_| {
-            Error::DecodeResult {
-                method: spec.name().to_string(),
-                source: serde::de::Error::custom("a cached result is not JSON"),
-            }
-        })?;
+        // The cache holds JSON values: the worker's, checked by the pool,
+        // and those read back from disk or Redis, checked as they came into
+        // memory (one that is not JSON is a corrupt entry there). Only a
+        // value without that check is read here.
+        let raw = match fetched.json() {
+            Some(json) => json.to_owned(),
+            None => serde_json::from_slice::<Box<RawValue>>(&fetched.value).map_err(|_| {
+                Error::DecodeResult {
+                    method: spec.name().to_string(),
+                    source: serde::de::Error::custom("a cached result is not JSON"),
+                }
+            })?,
+        };
         Ok((raw, source))
     }
 

@@ -275,12 +275,7 @@ impl Inner {
                 self.store_l1(key, epoch, &hit.value, hit.negative, ttl.min(remaining))
                     .await;
             }
-            SharedRead::Hit(Fetched {
-                value: hit.value,
-                source: super::Source::Shared,
-                negative: hit.negative,
-                coalesced: false,
-            })
+            SharedRead::Hit(Fetched::new(hit.value, super::Source::Shared, hit.negative))
         }
         #[cfg(not(feature = "redis"))]
         {

@@ -11,6 +11,7 @@
 use bytes::Bytes;
 
 use crate::key::KeyDigest;
+use crate::value::Stored;
 
 const MAGIC: &[u8; 4] = b"PBR1";
 const HEADER: usize = 4 + 1 + 8 + 32 + 32;
@@ -18,7 +19,7 @@ const HEADER: usize = 4 + 1 + 8 + 32 + 32;
 /// A record that passed its checks.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Record {
-    pub(crate) value: Bytes,
+    pub(crate) value: Stored,
     pub(crate) negative: bool,
     pub(crate) expires_ms: u64,
 }
@@ -61,7 +62,7 @@ pub(crate) fn decode(record: Bytes, digest: &KeyDigest) -> Option<Record> {
         return None;
     }
     Some(Record {
-        value,
+        value: Stored::bytes(value),
         negative: flags == 1,
         expires_ms,
     })

@@ -32,6 +32,7 @@ use crate::clock;
 use crate::event::CacheEvent;
 use crate::key::KeyDigest;
 use crate::shared::Shared;
+use crate::value::Stored;
 
 const CONNECTING: u8 = 0;
 const ACTIVE: u8 = 1;
@@ -281,7 +282,13 @@ impl SharedTier {
             tier.counters.incr(TierStat::Misses);
             return Err(epochs);
         };
-        match record::decode(Bytes::from(bytes), digest) {
+        let record = match record::decode(Bytes::from(bytes), digest) {
+            Some(record) if tier.shared.json_values => {
+                Stored::checked_json(&record.value.bytes).map(|value| Record { value, ..record })
+            }
+            decoded => decoded,
+        };
+        match record {
             Some(record) if record.expires_ms > clock::wall_ms() => {
                 tier.counters.incr(TierStat::Hits);
                 Ok(record)
@@ -290,6 +297,8 @@ impl SharedTier {
                 tier.counters.incr(TierStat::Misses);
                 Err(epochs)
             }
+            // A record that fails its checks, or whose value is not JSON in
+            // a cache of JSON values.
             None => {
                 tier.counters.incr(TierStat::Corrupt);
                 tier.counters.incr(TierStat::Misses);

@@ -21,7 +21,7 @@ fn a_record_round_trips_and_any_changed_byte_fails_its_check() {
     let bytes = record::encode(&d, true, 1234, b"value");
     let back = record::decode(Bytes::from(bytes.clone()), &d).expect("whole");
     assert_eq!(
-        (&back.value[..], back.negative, back.expires_ms),
+        (&back.value.bytes[..], back.negative, back.expires_ms),
         (&b"value"[..], true, 1234)
     );
     for i in 0..bytes.len() {

@@ -3,6 +3,7 @@
 mod budget;
 mod faults;
 mod invalidation;
+mod json_values;
 mod keys;
 mod persistence;
 mod policy;
