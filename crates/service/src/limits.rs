@@ -150,12 +150,13 @@ pub(crate) fn parse<const BUILD: bool>(
 /// spell a forbidden one, or a real violation; the exact parse decides.
 fn within_limits(text: &[u8], limits: &Limits) -> bool {
     /// One open object or array: its item count (arrays) and whether the
-    /// next string is a key (objects).
+    /// next string is a key (objects). Small, because the whole stack is
+    /// zeroed at every call, before the first byte.
     #[derive(Clone, Copy, Default)]
     struct Open {
         array: bool,
-        commas: usize,
         expect_key: bool,
+        commas: u32,
     }
     /// Nesting the scan follows on the stack, without allocating; deeper
     /// params (rare) are left to the exact parse.
@@ -233,8 +234,10 @@ fn within_limits(text: &[u8], limits: &Limits) -> bool {
             b',' => {
                 if let Some(open) = stack.last_mut() {
                     if open.array {
-                        open.commas += 1;
-                        if open.commas >= limits.max_array_len.get() {
+                        open.commas = open.commas.saturating_add(1);
+                        if usize::try_from(open.commas)
+                            .map_or(true, |n| n >= limits.max_array_len.get())
+                        {
                             return false;
                         }
                     } else {
