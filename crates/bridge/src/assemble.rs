@@ -38,12 +38,6 @@ pub(crate) struct Layers {
     pool: Pool,
     #[cfg(feature = "cache")]
     cache: Option<pybridge_cache::Cache>,
-    /// Each cached method's policy, by public name, built from the registry
-    /// once rather than on every call.
-    #[cfg(feature = "cache")]
-    // foldhash, as the catalog's index: the keys are the catalog's names, and
-    // with SipHash this lookup took 273 instructions of a hit, against 104.
-    cache_policies: foldhash::HashMap<String, pybridge_cache::CachePolicy>,
     breakers: Option<BreakerRegistry>,
     retry: Option<RetryPolicy>,
     events: Arc<broadcast::Sender<BridgeEvent>>,
@@ -70,17 +64,15 @@ impl Layers {
         self.cache.as_ref()
     }
 
-    /// The cache policy of a method whose spec enables caching.
+    /// The cache policy of a method whose spec enables caching: a few
+    /// fields of its spec and of the configuration, cheaper to copy on each
+    /// call than a lookup by the method's name would be.
     #[cfg(feature = "cache")]
     pub(crate) fn cache_policy(
         &self,
         spec: &pybridge_service::MethodSpec,
-    ) -> std::borrow::Cow<'_, pybridge_cache::CachePolicy> {
-        match self.cache_policies.get(spec.name()) {
-            Some(policy) => std::borrow::Cow::Borrowed(policy),
-            // A method the registry does not list (pass-through mode).
-            None => std::borrow::Cow::Owned(cache_policy(spec, &self.config)),
-        }
+    ) -> pybridge_cache::CachePolicy {
+        cache_policy(spec, &self.config)
     }
 
     pub(crate) fn breakers(&self) -> Option<&BreakerRegistry> {
@@ -254,21 +246,12 @@ impl Parts {
         }
         pybridge_service::telemetry::describe();
         pybridge_resilience::metrics::describe();
-        #[cfg(feature = "cache")]
-        let cache_policies = service
-            .catalog()
-            .methods()
-            .filter(|spec| spec.cache().enabled)
-            .map(|spec| (spec.name().to_string(), cache_policy(spec, &config)))
-            .collect();
         Ok(Layers {
             config,
             service,
             pool,
             #[cfg(feature = "cache")]
             cache,
-            #[cfg(feature = "cache")]
-            cache_policies,
             breakers,
             retry,
             events,
