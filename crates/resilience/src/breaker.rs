@@ -5,8 +5,10 @@
 //! half-open). Admitting a call while closed, rejecting one while open or
 //! while the probe slots are full, and recording a success in
 //! consecutive-failure mode are a load or a compare-and-swap on that word:
-//! no lock, no allocation. The mutex is taken for state changes, for the
-//! failure-rate windows, and for probe results, which are rare or bounded.
+//! no lock, no allocation. A success in a time window's current bucket is an
+//! atomic add once the window holds enough calls (`window.rs`). The mutex is
+//! taken for state changes, for failures and the count window, and for probe
+//! results, which are rare or bounded.
 //!
 //! Every state change bumps the generation. A permit remembers the generation
 //! it was issued in, and its result is ignored if the breaker has moved on
@@ -33,7 +35,7 @@ mod window;
 pub use config::{BreakDuration, BreakerConfig, BreakerConfigBuilder, FailureMode};
 pub use permit::{OwnedPermit, Permit};
 
-use window::{Tally, Window};
+use window::{Tally, TimeWindow, Window};
 
 /// A circuit breaker guarding one dependency (or one method of it).
 ///
@@ -121,6 +123,9 @@ pub(crate) struct Shared {
     config: BreakerConfig,
     name: Option<Arc<str>>,
     inner: Mutex<Inner>,
+    /// The time window (time-window mode only), beside the lock: a success
+    /// in its current bucket is counted without taking it.
+    time: Option<TimeWindow>,
     events: broadcast::Sender<Event>,
     /// A registry's channel, which sees the state changes of its breakers.
     forward: Option<broadcast::Sender<Event>>,
@@ -211,10 +216,10 @@ impl CircuitBreaker {
         config: BreakerConfig,
         forward: Option<broadcast::Sender<Event>>,
     ) -> Self {
-        let window = match config.mode {
-            FailureMode::Consecutive { .. } => Window::None,
-            FailureMode::CountWindow { size, .. } => Window::count(size.get()),
-            FailureMode::TimeWindow { window, .. } => Window::time(window),
+        let (window, time) = match config.mode {
+            FailureMode::Consecutive { .. } => (Window::None, None),
+            FailureMode::CountWindow { size, .. } => (Window::count(size.get()), None),
+            FailureMode::TimeWindow { window, .. } => (Window::None, Some(TimeWindow::new(window))),
         };
         let label: metrics::SharedString = match &name {
             Some(name) => Arc::clone(name).into(),
@@ -247,6 +252,7 @@ impl CircuitBreaker {
                     probe_successes: 0,
                     trips: 0,
                 }),
+                time,
                 events: event::channel(),
                 forward,
                 metrics,
@@ -580,19 +586,48 @@ impl Shared {
                 min_calls,
                 ..
             } => {
-                let now = match self.config.mode {
-                    FailureMode::TimeWindow { .. } => {
-                        self.nanos_since_epoch(now.unwrap_or_else(Instant::now))
+                let time = self.time.as_ref().map(|window| {
+                    (
+                        window,
+                        self.nanos_since_epoch(now.unwrap_or_else(Instant::now)),
+                    )
+                });
+                // A success in the time window's current bucket is counted
+                // without the lock. Once a tally under the lock has found
+                // the window settled (enough calls, no trip) in this bucket,
+                // that is all; before, the lock is taken to tally it, since
+                // the success may bring it to `min_calls` and trip it. A
+                // transition that races with it at worst counts one success
+                // of the old state in the new one's window.
+                let mut counted = false;
+                if !failed
+                    && let Some((window, now)) = time
+                    && Word(self.word.load(Ordering::Acquire)).matches(ticket, State::Closed)
+                {
+                    match window.add_success(now) {
+                        window::Added::Settled => return,
+                        window::Added::Unsettled => counted = true,
+                        window::Added::NotStarted => {}
                     }
-                    _ => 0,
-                };
+                }
                 let mut inner = self.lock();
                 let word = Word(self.word.load(Ordering::Acquire));
                 if !word.matches(ticket, State::Closed) {
                     return;
                 }
-                let Tally { failures, calls } = inner.window.record(now, failed);
-                if (Tally { failures, calls }).trips(failure_rate, min_calls.get()) {
+                let Tally { failures, calls } = match time {
+                    Some((window, now)) if counted => window.tally_at(now),
+                    Some((window, now)) => window.record(now, failed),
+                    None => inner.window.record(failed),
+                };
+                let trips = (Tally { failures, calls }).trips(failure_rate, min_calls.get());
+                if !trips
+                    && calls >= min_calls.get()
+                    && let Some((window, now)) = time
+                {
+                    window.settle(now);
+                }
+                if trips {
                     self.transition(
                         &mut inner,
                         word,
@@ -666,6 +701,9 @@ impl Shared {
         let now = Instant::now();
         let from = word.state();
         inner.window.clear();
+        if let Some(window) = &self.time {
+            window.clear();
+        }
         inner.probe_successes = 0;
         match to {
             State::Open => {
