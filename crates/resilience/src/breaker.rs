@@ -621,11 +621,12 @@ impl Shared {
                     None => inner.window.record(failed),
                 };
                 let trips = (Tally { failures, calls }).trips(failure_rate, min_calls.get());
-                if !trips
-                    && calls >= min_calls.get()
-                    && let Some((window, now)) = time
-                {
-                    window.settle(now);
+                if let Some((window, now)) = time {
+                    if !trips && calls >= min_calls.get() {
+                        window.settle(now);
+                    } else {
+                        window.unsettle();
+                    }
                 }
                 if trips {
                     self.transition(

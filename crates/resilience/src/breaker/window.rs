@@ -177,6 +177,14 @@ impl TimeWindow {
         self.settled.store(index.wrapping_add(1), Ordering::Release);
     }
 
+    /// Takes the mark away: a tally under the lock that did not settle its
+    /// bucket (too few calls, or a late call's tally of an older bucket)
+    /// says nothing about the current one, whose successes must be tallied
+    /// again.
+    pub(crate) fn unsettle(&self) {
+        self.settled.store(0, Ordering::Release);
+    }
+
     /// Adds one call's outcome at `now` (nanoseconds since the epoch) and
     /// returns what the window now holds. Only under the breaker's lock.
     pub(crate) fn record(&self, now: u64, failed: bool) -> Tally {

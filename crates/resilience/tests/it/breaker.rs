@@ -508,3 +508,65 @@ async fn a_time_window_counts_calls_at_the_time_the_caller_says_they_ended() {
         "3 failures in 3 calls within 10 s"
     );
 }
+
+/// Records one call that ended at `at` with `outcome`; the breaker admits it.
+fn ended_at(breaker: &pybridge_resilience::CircuitBreaker, outcome: Outcome, at: Instant) {
+    let permit = breaker.try_acquire().expect("a closed breaker admits");
+    permit.record_at(outcome, ms(1), at);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_failure_of_an_older_bucket_leaves_the_next_success_to_trip_the_window() {
+    // Buckets of 1 s; 25 % of at least 10 calls opens it.
+    let breaker = breaker(BreakerConfig::builder().failure_rate_over_time(
+        0.25,
+        Duration::from_secs(10),
+        nz(10),
+    ));
+    let start = Instant::now();
+    let at = |ms_since: u64| start + Duration::from_millis(ms_since);
+    // Bucket 5: 1 failure in 3 calls. Bucket 6: 1 failure in 7 calls, which
+    // brings the window to 2 in 10 (20 %): enough calls, no trip.
+    ended_at(&breaker, Outcome::Failure, at(5_000));
+    ended_at(&breaker, Outcome::Success, at(5_000));
+    ended_at(&breaker, Outcome::Success, at(5_000));
+    ended_at(&breaker, Outcome::Failure, at(6_000));
+    for _ in 0..6 {
+        ended_at(&breaker, Outcome::Success, at(6_000));
+    }
+    assert_eq!(breaker.state(), State::Closed, "2 failures in 10 calls");
+    // A call that ended in bucket 5 is recorded late: the window as of
+    // 5.9 s holds 2 failures in 4 calls, too few calls to trip.
+    ended_at(&breaker, Outcome::Failure, at(5_900));
+    assert_eq!(breaker.state(), State::Closed, "4 calls as of 5.9 s");
+    // As of 6 s the window now holds 3 failures in 11 calls, and one more
+    // success makes 3 in 12: 25 %, which opens it.
+    ended_at(&breaker, Outcome::Success, at(6_000));
+    assert_eq!(breaker.state(), State::Open, "3 failures in 12 calls");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_settled_before_a_trip_counts_again_after_the_breaker_closes() {
+    let breaker = breaker(
+        BreakerConfig::builder()
+            .failure_rate_over_time(0.5, Duration::from_secs(10), nz(3))
+            .break_duration(ms(100))
+            .half_open_successes(nz(1)),
+    );
+    // Three successes settle the window; three failures then trip it
+    // (3 in 6), all within one bucket.
+    for _ in 0..3 {
+        assert!(call(&breaker, Outcome::Success, ms(1)));
+    }
+    fail(&breaker, 3);
+    assert_eq!(breaker.state(), State::Open);
+    tokio::time::advance(ms(200)).await;
+    assert!(call(&breaker, Outcome::Success, ms(1)), "the probe");
+    assert_eq!(breaker.state(), State::Closed);
+    // Still the same bucket. The window starts empty: 2 failures and a
+    // success are 3 calls at 67 %, and that success opens it.
+    fail(&breaker, 2);
+    assert_eq!(breaker.state(), State::Closed, "2 calls are too few");
+    assert!(call(&breaker, Outcome::Success, ms(1)));
+    assert_eq!(breaker.state(), State::Open, "2 failures in 3 calls");
+}
