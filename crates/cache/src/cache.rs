@@ -329,7 +329,7 @@ impl Cache {
             return Box::pin(self.inner.bypass(deadline, load)).await;
         }
         if policy.tiers.l1()
-            && let Some(hit) = self.inner.l1_get(key.digest())
+            && let Some(hit) = self.inner.l1_get(key.digest()).await
         {
             return Ok(hit);
         }
@@ -420,7 +420,7 @@ impl Cache {
     /// Runs moka's pending maintenance now (evictions, expirations and the
     /// counts in [`Cache::stats`] are otherwise applied lazily).
     pub async fn run_pending_tasks(&self) {
-        self.inner.l1.run_pending_tasks();
+        self.inner.l1.run_pending_tasks().await;
     }
 
     /// Waits until every disk write and invalidation queued so far is done.
@@ -445,7 +445,7 @@ impl Inner {
     async fn invalidate_local(&self, target: &Target) {
         let _applying = self.begin_invalidation().await;
         match target {
-            Target::Key(digest) => self.l1.invalidate(digest),
+            Target::Key(digest) => self.l1.invalidate(digest).await,
             Target::Methods(methods) => {
                 let tags: Vec<u64> = methods.iter().map(|m| method_tag(m)).collect();
                 let doomed: Vec<Arc<KeyDigest>> = self
@@ -455,7 +455,7 @@ impl Inner {
                     .map(|(key, _)| key)
                     .collect();
                 for key in doomed {
-                    self.l1.invalidate(&*key);
+                    self.l1.invalidate(&*key).await;
                 }
             }
             Target::All => self.l1.invalidate_all(),
@@ -466,8 +466,8 @@ impl Inner {
     }
 
     #[inline]
-    fn l1_get(&self, digest: &KeyDigest) -> Option<Fetched> {
-        let entry = self.l1.get(digest)?;
+    async fn l1_get(&self, digest: &KeyDigest) -> Option<Fetched> {
+        let entry = self.l1.get(digest).await?;
         if entry.expires_at <= Instant::now() {
             return None;
         }
@@ -594,7 +594,7 @@ impl Inner {
                         None => {}
                     }
                     if policy.tiers.l1()
-                        && let Some(hit) = self.l1_get(&digest)
+                        && let Some(hit) = self.l1_get(&digest).await
                     {
                         return Ok(hit);
                     }
@@ -622,7 +622,7 @@ impl Inner {
         // A flight for this key may have finished between our miss and our
         // taking the lead.
         if policy.tiers.l1()
-            && let Some(hit) = self.l1_get(&digest)
+            && let Some(hit) = self.l1_get(&digest).await
         {
             return Led::Shared(Ok(hit));
         }
@@ -716,7 +716,7 @@ impl Inner {
             return;
         }
         if policy.tiers.l1() {
-            self.insert_l1(key, value, negative, l1_ttl);
+            self.insert_l1(key, value, negative, l1_ttl).await;
         }
         if policy.tiers.l2()
             && !l2_ttl.is_zero()
@@ -746,11 +746,11 @@ impl Inner {
     ) {
         let _gate = self.store_gate.read().await;
         if self.may_store(epoch) {
-            self.insert_l1(key, value, negative, ttl);
+            self.insert_l1(key, value, negative, ttl).await;
         }
     }
 
-    fn insert_l1(&self, key: &CacheKey, value: &Stored, negative: bool, ttl: Duration) {
+    async fn insert_l1(&self, key: &CacheKey, value: &Stored, negative: bool, ttl: Duration) {
         // An entry larger than the whole tier would only evict everything else.
         if ttl.is_zero() || L1Entry::weight(value.len()) > self.l1_capacity {
             return;
@@ -765,7 +765,7 @@ impl Inner {
             negative,
             method_tag: key.method_tag(),
         };
-        self.l1.insert(*key.digest(), entry);
+        self.l1.insert(*key.digest(), entry).await;
     }
 
     /// Cancels the stores of loads running now (the memory-only flush).

@@ -164,10 +164,14 @@ impl CacheBuilder {
     /// Whether every value is JSON (default: no, any bytes). When it is, a
     /// value read back from disk or the shared tier is checked once, on its
     /// way into memory: one that is not JSON is a corrupt entry (removed,
-    /// counted and reported like one that fails its checksum), and every hit
-    /// carries checked JSON ([`Fetched::json`](crate::Fetched::json)). Give
-    /// loaders' values as [`Load::Json`](crate::Load::Json), which are
-    /// checked already.
+    /// counted and reported like one that fails its checksum), and a hit on
+    /// it carries checked JSON ([`Fetched::json`](crate::Fetched::json)).
+    /// Loaders should give [`Load::Json`](crate::Load::Json), checked
+    /// already and carried the same way; bytes given as
+    /// [`Load::Value`](crate::Load::Value) or
+    /// [`Load::Negative`](crate::Load::Negative) are cached as they are
+    /// (their memory hits carry no JSON), and in this mode they too must be
+    /// JSON, or disk and the shared tier will find them corrupt.
     #[must_use]
     pub fn json_values(mut self, json: bool) -> Self {
         self.json_values = json;

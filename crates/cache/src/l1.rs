@@ -17,7 +17,7 @@ use crate::value::Stored;
 /// honest for small values.
 pub(crate) const ENTRY_OVERHEAD: u64 = 160;
 
-pub(crate) type L1 = moka::sync::Cache<KeyDigest, L1Entry, DigestHashBuilder>;
+pub(crate) type L1 = moka::future::Cache<KeyDigest, L1Entry, DigestHashBuilder>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct L1Entry {
@@ -61,7 +61,7 @@ impl Expiry<KeyDigest, L1Entry> for PerEntryTtl {
 }
 
 pub(crate) fn build(max_bytes: u64, shared: Arc<Shared>) -> L1 {
-    moka::sync::Cache::builder()
+    moka::future::Cache::builder()
         .max_capacity(max_bytes)
         .weigher(|_, entry: &L1Entry| {
             u32::try_from(L1Entry::weight(entry.value.len())).unwrap_or(u32::MAX)

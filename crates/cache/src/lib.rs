@@ -35,13 +35,12 @@
 //!   used, maximum entry size (larger values are returned but not stored),
 //!   negative TTL.
 //! - **Memory tier**: bounded by bytes, a TTL per entry, evictions counted.
-//!   A hit is answered without a future of moka's (its synchronous cache:
-//!   nothing in a lookup waits).
-//! - **JSON values** ([`CacheBuilder::json_values`]): a value read back from
-//!   disk or the shared tier is checked once, on its way into memory (one
-//!   that is not JSON is a corrupt entry), and every hit carries the checked
-//!   JSON ([`Fetched::json`]), which the bridge hands out without reading it
-//!   again.
+//! - **JSON values**: a loader's [`Load::Json`] is kept as checked JSON, and
+//!   every hit on it carries that JSON ([`Fetched::json`]), which the bridge
+//!   hands out without reading it again. With
+//!   [`CacheBuilder::json_values`], a value read back from disk or the shared
+//!   tier is checked once, on its way into memory (one that is not JSON is a
+//!   corrupt entry), and carries it too.
 //! - **Disk tier**: entries integrity-checked on every read, TTL kept in the
 //!   index metadata, writes atomic (temporary file, then rename) and made by a
 //!   background task off the caller's path, a byte budget enforced by removing

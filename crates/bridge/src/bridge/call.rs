@@ -163,11 +163,10 @@ impl Bridge {
         call: Call<'_>,
         started: Instant,
     ) -> Result<(Box<RawValue>, ResultSource)> {
-        let Call { spec, options, .. } = call;
         #[cfg(feature = "cache")]
         if let Some(cache) = self.inner.layers.cache()
-            && !options.no_cache
-            && spec.cache().enabled
+            && !call.options.no_cache
+            && call.spec.cache().enabled
         {
             return self.fetch_cached(cache, call).await;
         }

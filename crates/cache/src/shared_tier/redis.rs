@@ -282,14 +282,16 @@ impl SharedTier {
             tier.counters.incr(TierStat::Misses);
             return Err(epochs);
         };
+        // An expired record is a miss before its value is read as JSON.
+        let now_ms = clock::wall_ms();
         let record = match record::decode(Bytes::from(bytes), digest) {
-            Some(record) if tier.shared.json_values => {
+            Some(record) if tier.shared.json_values && record.expires_ms > now_ms => {
                 Stored::checked_json(&record.value.bytes).map(|value| Record { value, ..record })
             }
             decoded => decoded,
         };
         match record {
-            Some(record) if record.expires_ms > clock::wall_ms() => {
+            Some(record) if record.expires_ms > now_ms => {
                 tier.counters.incr(TierStat::Hits);
                 Ok(record)
             }

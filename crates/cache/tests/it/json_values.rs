@@ -1,7 +1,7 @@
-//! A cache of JSON values (`CacheBuilder::json_values`): every hit carries
-//! checked JSON, from any tier, and a value read back from disk or Redis that
-//! is not JSON is a corrupt entry: never served, removed, reported, loaded
-//! again.
+//! JSON values: a `Load::Json` comes back as checked JSON from every tier,
+//! and in a cache of JSON values (`CacheBuilder::json_values`) a value read
+//! back from disk or Redis that is not JSON is a corrupt entry: never served,
+//! removed, reported, loaded again.
 
 use std::path::Path;
 
