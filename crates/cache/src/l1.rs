@@ -13,9 +13,10 @@ use crate::stats::Stat;
 use crate::value::Stored;
 
 /// What moka holds per entry besides the value: its key, its slot in the
-/// policy lists and the expiry wheel. An estimate; it keeps the byte bound
-/// honest for small values.
-pub(crate) const ENTRY_OVERHEAD: u64 = 160;
+/// policy lists and the expiry wheel, and for a JSON value the `Arc` that
+/// holds the text and the owner its bytes view it through (about 64 bytes).
+/// An estimate; it keeps the byte bound honest for small values.
+pub(crate) const ENTRY_OVERHEAD: u64 = 224;
 
 pub(crate) type L1 = moka::future::Cache<KeyDigest, L1Entry, DigestHashBuilder>;
 
