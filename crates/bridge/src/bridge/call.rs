@@ -56,9 +56,7 @@ impl Bridge {
         // The call's fields are recorded on its span directly, and its
         // attempts name it as their parent: the span is entered on every
         // poll (each enter and exit a lookup in the subscriber for each
-        // layer) only when logs are written inside it. The future is awaited
-        // where it is built: held in a variable first, it would take its
-        // space in this one's twice.
+        // layer) only when logs are written inside it.
         let call = if logged {
             self.run(method, call, started)
                 .instrument(span.clone())
