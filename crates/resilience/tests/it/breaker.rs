@@ -570,3 +570,45 @@ async fn a_window_settled_before_a_trip_counts_again_after_the_breaker_closes() 
     assert!(call(&breaker, Outcome::Success, ms(1)));
     assert_eq!(breaker.state(), State::Open, "2 failures in 3 calls");
 }
+
+#[tokio::test(start_paused = true)]
+async fn successes_from_many_threads_are_all_counted_before_failures_trip_the_window() {
+    // 4,000 successes from four threads, all in one bucket; then failures
+    // from this thread. At 50 % the 4,000th failure must be the one that
+    // opens it: one lost success would open it a call early.
+    let breaker = breaker(BreakerConfig::builder().failure_rate_over_time(
+        0.5,
+        Duration::from_secs(10),
+        nz(100),
+    ));
+    let at = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let breaker = breaker.clone();
+            std::thread::spawn(move || {
+                for _ in 0..1_000 {
+                    let permit = breaker.try_acquire().expect("a closed breaker admits");
+                    permit.record_at(Outcome::Success, ms(1), at);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a recording thread");
+    }
+    for n in 1..4_000 {
+        ended_at(&breaker, Outcome::Failure, at);
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "{n} failures in {} calls",
+            4_000 + n
+        );
+    }
+    ended_at(&breaker, Outcome::Failure, at);
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "4,000 failures in 8,000 calls"
+    );
+}
