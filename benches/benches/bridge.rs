@@ -20,7 +20,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pybridge::{Bridge, CallOptions, Config};
 use pybridge_benches::raw::RawPool;
-use pybridge_benches::{SDK_WORKER_ARGS, closed_loop, cpu_time, payload, python, python_path};
+use pybridge_benches::{closed_loop, cpu_time, payload, python, sdk_bridge_config};
 use serde_json::value::RawValue;
 use tokio::runtime::Runtime;
 
@@ -30,21 +30,6 @@ const SIZES: [(&str, usize); 3] = [("100B", 100), ("4KiB", 4096), ("64KiB", 6553
 
 fn runtime() -> Runtime {
     pybridge_benches::runtime().expect("runtime")
-}
-
-fn config(workers: usize) -> Config {
-    let mut config = Config::default();
-    config.worker.command = std::iter::once(python())
-        .chain(SDK_WORKER_ARGS.iter().map(|a| (*a).to_owned()))
-        .collect();
-    config
-        .worker
-        .env
-        .insert("PYTHONPATH".into(), python_path().display().to_string());
-    config.pool.min_workers = workers;
-    // Results of the cache-hit case stay in memory; nothing is written to disk.
-    config.cache.disk = false;
-    config
 }
 
 async fn bridge(config: Config) -> Bridge {
@@ -64,7 +49,7 @@ fn throughput(c: &mut Criterion) {
             rt.block_on(RawPool::spawn(&python(), workers))
                 .expect("raw workers"),
         );
-        let bridge = rt.block_on(bridge(config(workers)));
+        let bridge = rt.block_on(bridge(sdk_bridge_config(workers)));
         for (label, size) in SIZES {
             let params: Arc<RawValue> = Arc::from(payload(size));
             group.throughput(Throughput::Bytes(params.get().len() as u64));
@@ -130,7 +115,7 @@ fn sequential(c: &mut Criterion) {
     let raw = rt
         .block_on(RawPool::spawn(&python(), 1))
         .expect("raw worker");
-    let bridge = rt.block_on(bridge(config(1)));
+    let bridge = rt.block_on(bridge(sdk_bridge_config(1)));
     let mut group = c.benchmark_group("bridge-sequential");
     group.measurement_time(Duration::from_secs(4));
     for (label, size) in SIZES {
@@ -149,7 +134,7 @@ fn sequential(c: &mut Criterion) {
 
 fn cache_hit(c: &mut Criterion) {
     let rt = runtime();
-    let mut config = config(1);
+    let mut config = sdk_bridge_config(1);
     let mut echo = pybridge::config::MethodSettings::default();
     echo.cache = Some(true);
     config.methods.insert("test.echo".into(), echo);

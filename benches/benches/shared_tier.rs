@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use pybridge::{Bridge, CallOptions, Config};
+use pybridge::{Bridge, CallOptions};
 use pybridge_benches::redis_server::RedisServer;
-use pybridge_benches::{SDK_WORKER_ARGS, payload, python, python_path};
+use pybridge_benches::{payload, sdk_bridge_config};
 use pybridge_cache::{
     CacheBuilder, CachePolicy, Load, SharedTierConfig, SharedTierStatus, Source, Tiers,
 };
@@ -74,18 +74,8 @@ fn shared_tier(c: &mut Criterion) {
         "the benchmark measures shared hits"
     );
 
-    let mut config = Config::default();
-    config.worker.command = std::iter::once(python())
-        .chain(SDK_WORKER_ARGS.iter().map(|a| (*a).to_owned()))
-        .collect();
-    config
-        .worker
-        .env
-        .insert("PYTHONPATH".into(), python_path().display().to_string());
-    config.pool.min_workers = 1;
-    config.cache.disk = false;
     let bridge: Bridge = rt
-        .block_on(Bridge::from_config(config))
+        .block_on(Bridge::from_config(sdk_bridge_config(1)))
         .unwrap_or_else(|e| panic!("bridge starts: {}", e.report()));
     let params = payload(100);
     let uncached = CallOptions::new().no_cache();

@@ -15,8 +15,8 @@
 #![allow(clippy::print_stdout)]
 
 use anyhow::{Context, Result};
-use pybridge::{Bridge, CallOptions, Config, ResultSource};
-use pybridge_benches::{SDK_WORKER_ARGS, payload, python, python_path};
+use pybridge::{Bridge, CallOptions, ResultSource};
+use pybridge_benches::{payload, sdk_bridge_config};
 
 fn main() -> Result<()> {
     let n: usize = match std::env::args().nth(1) {
@@ -26,16 +26,7 @@ fn main() -> Result<()> {
         None => 100_000,
     };
     let rt = pybridge_benches::runtime()?;
-    let mut config = Config::default();
-    config.worker.command = std::iter::once(python())
-        .chain(SDK_WORKER_ARGS.iter().map(|a| (*a).to_owned()))
-        .collect();
-    config
-        .worker
-        .env
-        .insert("PYTHONPATH".into(), python_path().display().to_string());
-    config.pool.min_workers = 1;
-    config.cache.disk = false;
+    let mut config = sdk_bridge_config(1);
     let mut echo = pybridge::config::MethodSettings::default();
     echo.cache = Some(true);
     config.methods.insert("test.echo".into(), echo);

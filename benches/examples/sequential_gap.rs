@@ -29,9 +29,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use pybridge::{Bridge, Config};
+use pybridge::Bridge;
 use pybridge_benches::raw::{ECHO_WORKER, RawWorker, burning_echo_args};
-use pybridge_benches::{SDK_WORKER_ARGS, payload, python, python_path, raw_sdk_args};
+use pybridge_benches::{
+    SDK_WORKER_ARGS, payload, python, python_path, raw_sdk_args, sdk_bridge_config,
+};
 use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -134,16 +136,7 @@ fn main() -> Result<()> {
     let setups: Vec<(&str, Setup)> = runtime.block_on(async {
         // As in the `bridge` benchmark: test.echo is not cacheable, so the
         // cache is consulted and bypassed.
-        let mut bridge_config = Config::default();
-        bridge_config.worker.command = std::iter::once(python.clone())
-            .chain(SDK_WORKER_ARGS.iter().map(|a| (*a).to_owned()))
-            .collect();
-        bridge_config
-            .worker
-            .env
-            .insert("PYTHONPATH".into(), python_path().display().to_string());
-        bridge_config.pool.min_workers = 1;
-        bridge_config.cache.disk = false;
+        let bridge_config = sdk_bridge_config(1);
         anyhow::Ok(vec![
             (
                 "raw client + raw worker",

@@ -59,6 +59,23 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// The full bridge as every benchmark runs it: `workers` of the SDK's demo
+/// worker ([`SDK_WORKER_ARGS`] under [`python`]), and a cache in memory only,
+/// so that nothing a benchmark caches is written to disk.
+pub fn sdk_bridge_config(workers: usize) -> pybridge::Config {
+    let mut config = pybridge::Config::default();
+    config.worker.command = std::iter::once(python())
+        .chain(SDK_WORKER_ARGS.iter().map(|a| (*a).to_owned()))
+        .collect();
+    config
+        .worker
+        .env
+        .insert("PYTHONPATH".into(), python_path().display().to_string());
+    config.pool.min_workers = workers;
+    config.cache.disk = false;
+    config
+}
+
 /// A JSON object of about `bytes` bytes: `{"data":"xxxx…"}`.
 pub fn payload(bytes: usize) -> Box<serde_json::value::RawValue> {
     let filler = "x".repeat(bytes.saturating_sub(11));
