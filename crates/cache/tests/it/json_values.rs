@@ -174,17 +174,22 @@ mod shared {
     use crate::shared_tier::{build, policy, ready, tier, wait_writes};
     use crate::support::{Runs, get, key, next_event};
 
+    /// A cache of JSON values on the shared tier at `url`, in memory only.
+    fn shared_json_cache(url: &str) -> pybridge_cache::Cache {
+        pybridge_cache::CacheBuilder::new()
+            .namespace("test")
+            .shared_tier(tier(url))
+            .memory_only()
+            .json_values(true)
+            .build()
+            .expect("valid settings")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_shared_value_that_is_not_json_is_a_corrupt_entry_of_a_json_cache() {
         let server = RedisServer::start();
         let bytes_cache = build(tier(&server.url()), None);
-        let json_cache = pybridge_cache::CacheBuilder::new()
-            .namespace("test")
-            .shared_tier(tier(&server.url()))
-            .memory_only()
-            .json_values(true)
-            .build()
-            .expect("valid settings");
+        let json_cache = shared_json_cache(&server.url());
         ready(&bytes_cache).await;
         ready(&json_cache).await;
         let mut events = json_cache.subscribe();
@@ -211,13 +216,7 @@ mod shared {
         // Its own write replaced the entry; another JSON cache reads it as
         // checked JSON.
         wait_writes(&json_cache, 1).await;
-        let other = pybridge_cache::CacheBuilder::new()
-            .namespace("test")
-            .shared_tier(tier(&server.url()))
-            .memory_only()
-            .json_values(true)
-            .build()
-            .expect("valid settings");
+        let other = shared_json_cache(&server.url());
         ready(&other).await;
         let shared = get_json(&other, &k, policy().tiers, &runs, "0").await;
         assert_eq!(
