@@ -486,10 +486,7 @@ async fn a_time_window_counts_calls_at_the_time_the_caller_says_they_ended() {
         nz(3),
     ));
     let start = Instant::now();
-    let fail_at = |at: Instant| {
-        let permit = breaker.try_acquire().expect("a closed breaker admits");
-        permit.record_at(Outcome::Failure, ms(1), at);
-    };
+    let fail_at = |at: Instant| ended_at(&breaker, Outcome::Failure, at);
     // The clock never moves; the readings the caller passes do.
     fail_at(start);
     fail_at(start);
