@@ -24,7 +24,7 @@ use crate::l1::{L1, L1Entry};
 use crate::policy::CachePolicy;
 use crate::shared::Shared;
 use crate::stats::{CacheStats, Stat};
-use crate::value::Stored;
+use crate::value::{Json, Stored};
 
 /// What a loader produces: a value to return and cache, or a negative result
 /// (the encoded form of an error the caller wants remembered for a while).
@@ -131,7 +131,7 @@ pub struct Fetched {
     /// Whether this caller waited on a load started by another caller.
     pub coalesced: bool,
     /// `value` as checked JSON, when it is (see [`Fetched::json`]).
-    json: Option<Arc<RawValue>>,
+    json: Option<Json>,
 }
 
 impl Fetched {
@@ -151,7 +151,7 @@ impl Fetched {
     /// [`Fetched::value`]; `None` for other values.
     #[must_use]
     pub fn json(&self) -> Option<&RawValue> {
-        self.json.as_deref()
+        self.json.as_deref().map(|json| &**json)
     }
 }
 

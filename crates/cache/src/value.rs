@@ -7,13 +7,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+/// Checked JSON, shared. The box is the loader's own allocation, kept as it
+/// is: an `Arc<RawValue>` would copy the text into a new one.
+pub(crate) type Json = Arc<Box<RawValue>>;
+
 /// What memory holds and every tier's hit carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     /// What disk and the shared tier write; for a JSON value, a view of the
     /// same text as `json`, not a copy.
     pub(crate) bytes: Bytes,
-    pub(crate) json: Option<Arc<RawValue>>,
+    pub(crate) json: Option<Json>,
 }
 
 impl Stored {
@@ -22,7 +26,7 @@ impl Stored {
     }
 
     pub(crate) fn json(json: Box<RawValue>) -> Self {
-        let json: Arc<RawValue> = Arc::from(json);
+        let json = Arc::new(json);
         Stored {
             bytes: Bytes::from_owner(JsonBytes(Arc::clone(&json))),
             json: Some(json),
@@ -52,7 +56,7 @@ impl PartialEq for Stored {
 impl Eq for Stored {}
 
 /// The owner behind a JSON value's bytes.
-struct JsonBytes(Arc<RawValue>);
+struct JsonBytes(Json);
 
 impl AsRef<[u8]> for JsonBytes {
     fn as_ref(&self) -> &[u8] {
