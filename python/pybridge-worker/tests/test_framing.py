@@ -2,6 +2,10 @@
 
 import contextlib
 import io
+import json
+import socket
+import tempfile
+import threading
 import unittest
 
 import pybridge_worker as pw
@@ -67,6 +71,120 @@ class TestFramersInProcess(unittest.TestCase):
         self.assertLessEqual(len(f._buf), 3)
         self.assertEqual(f.feed(b"\r\n\r\nContent-Length: 2\r\n\r\n{}"), [b"{}"])
 
+
+class TestOneLinePerRead(unittest.TestCase):
+    """A read that holds one whole line takes a shorter way from the read to
+    the write; every answer must be the one the general way gives."""
+
+    # Each a frame of its own; together, every case the short way must hand
+    # to the general one, next to those it takes itself.
+    LINES = [
+        b'{"jsonrpc":"2.0","id":1,"method":"test.echo","params":{"a":1}}\n',
+        b'{"jsonrpc":"2.0","id":"s","method":"test.echo","params":[1,2]}\n',
+        b'{"jsonrpc":"2.0","id":3,"method":"test.echo","params":{"cost":"$5"}}\n',
+        '{"jsonrpc":"2.0","id":4,"method":"test.echo","params":{"w":"\u00e9\u4e2d"}}\n'.encode(),
+        b'{"jsonrpc":"2.0","id":5,"method":"test.echo","params":{}} \n',
+        b'{"jsonrpc":"2.0","id":6,"method":"test.echo","params":{}}\r\n',
+        b'[{"jsonrpc":"2.0","id":7,"method":"test.echo"},{"jsonrpc":"2.0","id":8,"method":"test.echo"}]\n',
+        b'{"jsonrpc":"2.0","method":"test.echo","params":{}}\n',
+        b'{"jsonrpc":"2.0","id":9,"method":"test.echo"\n',
+        b'{"jsonrpc":"2.0","id":10,"method":"test.echo"}x\n',
+        b'7\n',
+        b'\n',
+        b'{"jsonrpc":"2.0","id":11,"method":"no.such"}\n',
+        b'{"jsonrpc":"1.0","id":12,"method":"test.echo"}\n',
+        b'{"jsonrpc":"2.0","id":13,"method":"test.echo","params":"text"}\n',
+        b'{"jsonrpc":"2.0","id":15,"method":"test.echo","params":{"big":"' + b"b" * 5000 + b'"}}\n',
+        b'\xff\xfe{"jsonrpc":"2.0","id":16,"method":"test.echo"}\n',
+        b'{"jsonrpc":"2.0","id":17,"method":"test.echo","params":' + b"[" * 1500 + b"]" * 1500 + b'}\n',
+        b'{"jsonrpc":"2.0","id":18,"method":"test.echo","params":{"last":true}}\n',
+    ]
+
+    def serve(self, packets, spy=None):
+        """The demo worker's output for ``packets``, each one read of its own."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.addCleanup(ours.close)
+
+        def feed():
+            try:
+                for packet in packets:
+                    theirs.sendall(packet)
+                theirs.shutdown(socket.SHUT_WR)
+            finally:
+                theirs.close()
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        worker = pw.demo_worker(threads=0, handshake="ready-line", max_frame=4096)
+        if spy is not None:
+            general = worker._ingest
+
+            def counted(chunk, polling):
+                spy.append(chunk)
+                return general(chunk, polling)
+
+            worker._ingest = counted
+        with tempfile.TemporaryFile() as out, contextlib.redirect_stderr(io.StringIO()):
+            self.assertEqual(worker.run(in_fd=ours.fileno(), out_fd=out.fileno()), 0)
+            feeder.join(10)
+            out.seek(0)
+            data = out.read()
+        self.assertTrue(data.startswith(b"READY\n"), data[:40])
+        return data[len(b"READY\n"):]
+
+    def test_one_line_per_read_answers_as_one_read_of_all(self):
+        one_by_one = self.serve(self.LINES)
+        all_at_once = self.serve([b"".join(self.LINES)])
+        self.assertEqual(one_by_one, all_at_once)
+        answers = [json.loads(line) for line in one_by_one.splitlines()]
+        by_id = {a.get("id"): a for a in answers if type(a) is dict}
+        self.assertEqual(by_id[1]["result"], {"a": 1})
+        self.assertEqual(by_id["s"]["result"], [1, 2])
+        self.assertEqual(by_id[3]["result"], {"cost": "$5"})
+        self.assertEqual(by_id[4]["result"], {"w": "\u00e9\u4e2d"})
+        self.assertEqual((by_id[5]["result"], by_id[6]["result"]), ({}, {}))
+        self.assertEqual(by_id[11]["error"]["code"], pw.METHOD_NOT_FOUND)
+        self.assertEqual(by_id[12]["error"]["code"], pw.INVALID_REQUEST)
+        self.assertEqual(by_id[13]["error"]["code"], pw.INVALID_REQUEST)
+        self.assertEqual(by_id[18]["result"], {"last": True})
+        self.assertEqual(sorted(a["id"] for a in answers if type(a) is list for a in a), [7, 8])
+        null_id = [a["error"]["code"] for a in answers if type(a) is dict and a.get("id") is None]
+        # The unterminated object, the trailing "x", the bare number, the
+        # oversized line, the bytes that are not UTF-8 and the nesting too
+        # deep for the scanner: each an error with id null, in order.
+        self.assertEqual(null_id, [pw.PARSE_ERROR, pw.PARSE_ERROR, pw.INVALID_REQUEST, pw.INVALID_REQUEST,
+                                   pw.PARSE_ERROR, pw.PARSE_ERROR])
+        self.assertNotIn(15, by_id)
+        self.assertNotIn(16, by_id)
+        self.assertNotIn(17, by_id)
+
+    def test_a_plain_request_alone_in_its_read_skips_the_framer(self):
+        spy = []
+        plain = [b'{"jsonrpc":"2.0","id":%d,"method":"test.echo","params":{"n":%d}}\n' % (i, i) for i in range(5)]
+        dollar = b'{"jsonrpc":"2.0","id":9,"method":"test.echo","params":{"p":"$"}}\n'
+        two = plain[0] + plain[1]
+        out = self.serve(plain + [dollar, two, plain[2]], spy=spy)
+        self.assertEqual(spy, [dollar, two])
+        self.assertEqual([json.loads(line)["id"] for line in out.splitlines()], [0, 1, 2, 3, 4, 9, 0, 1, 2])
+
+    def test_a_line_split_across_reads_is_never_taken_for_a_whole_one(self):
+        request = b'{"jsonrpc":"2.0","id":2,"method":"test.echo","params":{"k":"v"}}\n'
+        # The second read holds one newline, at its end, and a request whole
+        # on its own; but it ends the first read's line, which is not JSON.
+        packets = [b'{"junk":', request, request]
+        out = self.serve(packets)
+        self.assertEqual(out, self.serve([b"".join(packets)]))
+        answers = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual(answers[0]["id"], None)
+        self.assertEqual(answers[0]["error"]["code"], pw.PARSE_ERROR)
+        self.assertEqual(answers[1:], [{"jsonrpc": "2.0", "id": 2, "result": {"k": "v"}}])
+        # The same after a line longer than max_frame, dropped up to its end.
+        packets = [b"x" * 5000, request, request]
+        out = self.serve(packets)
+        self.assertEqual(out, self.serve([b"".join(packets)]))
+        answers = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual(answers[0]["error"]["data"]["type"], "FrameTooLarge")
+        self.assertEqual(answers[1:], [{"jsonrpc": "2.0", "id": 2, "result": {"k": "v"}}])
 
 class TestApi(unittest.TestCase):
     def test_option_validation(self):
