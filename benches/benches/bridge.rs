@@ -9,12 +9,15 @@
 //! - `bridge-sequential/{raw,bridge}-{size}`: one call at a time, one worker.
 //! - `bridge-cache-hit/bridge-100B`: a call answered from the memory tier.
 //!
-//! `cargo xtask bench` reads the medians and reports them as ratios.
+//! `cargo xtask bench` reads the sequential and cache-hit medians and
+//! reports them as ratios. Its throughput goals and CPU per call come from
+//! interleaved rounds of the same calls (`examples/throughput_ab.rs`); this
+//! group gives criterion's history of them.
 
 // A benchmark's report is its output.
 #![allow(clippy::print_stderr)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -43,7 +46,6 @@ fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("bridge-throughput");
     group.measurement_time(Duration::from_secs(4));
     group.sample_size(20);
-    let cpu: Arc<Mutex<Vec<(String, Duration, u64)>>> = Arc::default();
     for workers in [1usize, 2] {
         let raw = Arc::new(
             rt.block_on(RawPool::spawn(&python(), workers))
@@ -54,27 +56,16 @@ fn throughput(c: &mut Criterion) {
             let params: Arc<RawValue> = Arc::from(payload(size));
             group.throughput(Throughput::Bytes(params.get().len() as u64));
             let id = format!("{label}-{workers}w");
-            let tally = Arc::clone(&cpu);
             group.bench_function(BenchmarkId::new("raw", &id), |b| {
                 b.iter_custom(|iters| {
-                    let before = cpu_time();
-                    let elapsed = rt
-                        .block_on(raw.drive(iters, IN_FLIGHT, &params))
-                        .expect("the raw baseline answers every call");
-                    tally.lock().expect("tally").push((
-                        format!("raw-{id}"),
-                        cpu_time() - before,
-                        iters,
-                    ));
-                    elapsed
+                    rt.block_on(raw.drive(iters, IN_FLIGHT, &params))
+                        .expect("the raw baseline answers every call")
                 });
             });
-            let tally = Arc::clone(&cpu);
             group.bench_function(BenchmarkId::new("bridge", &id), |b| {
                 b.iter_custom(|iters| {
                     let state = (bridge.clone(), Arc::clone(&params));
-                    let before = cpu_time();
-                    let elapsed = rt.block_on(closed_loop(
+                    rt.block_on(closed_loop(
                         iters,
                         IN_FLIGHT * workers,
                         state,
@@ -82,32 +73,13 @@ fn throughput(c: &mut Criterion) {
                             let outcome = bridge.call_raw("test.echo", Some(&params)).await;
                             ((bridge, params), outcome.map(drop))
                         },
-                    ));
-                    tally.lock().expect("tally").push((
-                        format!("bridge-{id}"),
-                        cpu_time() - before,
-                        iters,
-                    ));
-                    elapsed
+                    ))
                 });
             });
         }
         rt.block_on(bridge.shutdown());
     }
     group.finish();
-    // CPU time of this process per call, summed over each benchmark's runs.
-    let mut totals: std::collections::BTreeMap<String, (Duration, u64)> = Default::default();
-    for (name, spent, calls) in cpu.lock().expect("tally").iter() {
-        let entry = totals.entry(name.clone()).or_default();
-        entry.0 += *spent;
-        entry.1 += calls;
-    }
-    for (name, (spent, calls)) in totals {
-        eprintln!(
-            "cpu-per-call {name} {:.3}us",
-            spent.as_secs_f64() * 1e6 / calls.max(1) as f64
-        );
-    }
 }
 
 fn sequential(c: &mut Criterion) {

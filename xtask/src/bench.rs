@@ -24,6 +24,20 @@ struct Row {
 
 /// Rounds of the interleaved sequential-latency run.
 const SEQUENTIAL_ROUNDS: &str = "11";
+/// Rounds of the interleaved throughput run.
+const THROUGHPUT_ROUNDS: &str = "11";
+
+/// One case of the interleaved throughput run: medians over its rounds.
+struct Throughput {
+    bytes: f64,
+    raw_rate: f64,
+    bridge_rate: f64,
+    ratio: f64,
+    ratio_low: f64,
+    ratio_high: f64,
+    raw_cpu_us: f64,
+    bridge_cpu_us: f64,
+}
 
 /// The demo worker's arguments after the interpreter: inline dispatch with a
 /// deep advertised window, so the pool pipelines calls to it as the
@@ -75,7 +89,9 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         return Ok(());
     }
 
-    // 1. Criterion: the bridge and the raw baseline, interleaved in one run.
+    // 1. Criterion: the bridge and the raw baseline one after the other,
+    // for sequential latency by size and the cache hit. Throughput has its
+    // interleaved rounds below.
     let output = cargo(root)
         .args([
             "bench",
@@ -85,6 +101,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             "bridge",
             "--",
             "--noplot",
+            "bridge-sequential|bridge-cache-hit",
         ])
         .output()
         .context("running cargo bench")?;
@@ -127,17 +144,57 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             .as_f64()
             .context("no median in estimates.json")
     };
-    let cpu = |name: &str| -> Option<f64> {
-        stderr.lines().find_map(|l| {
-            let rest = l.strip_prefix("cpu-per-call ")?;
-            let (n, us) = rest.split_once(' ')?;
-            (n == name)
-                .then(|| us.trim_end_matches("us").parse().ok())
-                .flatten()
+
+    // 1a. Throughput and CPU per call in interleaved rounds (the goals'
+    // measure): the raw client and the full bridge, round by round.
+    let output = cargo(root)
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "pybridge-benches",
+            "--example",
+            "throughput_ab",
+            "--",
+            "--json",
+            "--rounds",
+            THROUGHPUT_ROUNDS,
+            "--seconds",
+            "0.4",
+        ])
+        .output()
+        .context("running the throughput_ab example")?;
+    if !output.status.success() {
+        bail!(
+            "the throughput_ab example failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let ab: Value = serde_json::from_slice(&output.stdout).context("throughput_ab's JSON")?;
+    let ab_case = |case: &str| -> Result<Throughput> {
+        let found = ab["cases"]
+            .as_array()
+            .and_then(|cases| cases.iter().find(|c| c["case"] == case))
+            .with_context(|| format!("throughput_ab gave no case {case:?}"))?;
+        let number = |key: &str| {
+            found[key]
+                .as_f64()
+                .with_context(|| format!("throughput_ab's case {case:?} has no {key}"))
+        };
+        Ok(Throughput {
+            bytes: number("bytes")?,
+            raw_rate: number("raw_rate")?,
+            bridge_rate: number("bridge_rate")?,
+            ratio: number("ratio")?,
+            ratio_low: number("ratio_low")?,
+            ratio_high: number("ratio_high")?,
+            raw_cpu_us: number("raw_cpu_us")?,
+            bridge_cpu_us: number("bridge_cpu_us")?,
         })
     };
 
-    // 1a. Sequential latency in interleaved rounds (the goal's measure):
+    // 1b. Sequential latency in interleaved rounds (the goal's measure):
     // the raw client and raw worker against the full bridge and SDK worker,
     // with the set-ups between them that say where a gap comes from.
     let output = cargo(root)
@@ -184,7 +241,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         setup_p50(&format!("raw client + raw worker{spawned}"))?,
     );
 
-    // 1b. The shared cache tier: a hit from Redis on loopback against a
+    // 1c. The shared cache tier: a hit from Redis on loopback against a
     // memory hit and a worker round trip, interleaved in one run.
     run(cargo(root).args([
         "bench",
@@ -248,29 +305,20 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let rate = |ns: f64| 1e9 / ns;
     for workers in ["1w", "2w"] {
         for size in ["100B", "4KiB", "64KiB"] {
-            let id = format!("{size}-{workers}");
-            let (bridge, raw) = (
-                median("bridge-throughput", "bridge", &id)?,
-                median("bridge-throughput", "raw", &id)?,
+            let t = ab_case(&format!("{size}-{workers}"))?;
+            let figure = format!(
+                "throughput, {size} params, {workers}, 64 in flight (median of {THROUGHPUT_ROUNDS} interleaved rounds)"
             );
-            let bytes = match size {
-                "100B" => 100.0,
-                "4KiB" => 4096.0,
-                _ => 65536.0,
-            };
-            let ratio = raw / bridge;
-            let (figure, ours, theirs) = if size == "100B" {
+            let (ours, theirs) = if size == "100B" {
                 (
-                    format!("throughput, {size} params, {workers}, 64 in flight"),
-                    format!("{:.0} calls/s", rate(bridge)),
-                    format!("{:.0} calls/s", rate(raw)),
+                    format!("{:.0} calls/s", t.bridge_rate),
+                    format!("{:.0} calls/s", t.raw_rate),
                 )
             } else {
-                let mbs = |ns: f64| rate(ns) * bytes / 1e6;
+                let mbs = |rate: f64| rate * t.bytes / 1e6;
                 (
-                    format!("throughput, {size} params, {workers}, 64 in flight"),
-                    format!("{:.1} MB/s", mbs(bridge)),
-                    format!("{:.1} MB/s", mbs(raw)),
+                    format!("{:.1} MB/s", mbs(t.bridge_rate)),
+                    format!("{:.1} MB/s", mbs(t.raw_rate)),
                 )
             };
             // Issue 21's goals, against the strong raw baseline.
@@ -282,9 +330,9 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
                 figure,
                 pybridge: ours,
                 baseline: theirs,
-                ratio: format!("{ratio:.2}"),
+                ratio: format!("{:.2} ({:.2}–{:.2})", t.ratio, t.ratio_low, t.ratio_high),
                 goal: format!("≥ {goal}"),
-                met: Some(ratio >= goal),
+                met: Some(t.ratio >= goal),
             });
         }
     }
@@ -380,7 +428,8 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         goal: String::new(),
         met: None,
     });
-    let ours_2w = rate(median("bridge-throughput", "bridge", "100B-2w")?);
+    let two_workers = ab_case("100B-2w")?;
+    let ours_2w = two_workers.bridge_rate;
     rows.push(Row {
         figure: "vs ProcessPoolExecutor, 2 workers, 100 B echo".into(),
         pybridge: format!("{ours_2w:.0} calls/s"),
@@ -400,18 +449,17 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         goal: "< 30 MB".into(),
         met: Some(rss * 1.048576 < 30.0),
     });
-    if let (Some(bridge), Some(raw)) = (cpu("bridge-100B-2w"), cpu("raw-100B-2w")) {
-        rows.push(Row {
-            figure:
-                "CPU per call in the benchmark process, 100 B, 2 workers; baseline: the raw client"
-                    .into(),
-            pybridge: format!("{bridge:.2} µs"),
-            baseline: format!("{raw:.2} µs"),
-            ratio: format!("{:.2}×", bridge / raw),
-            goal: "≤ 1.5 µs".into(),
-            met: Some(bridge <= 1.5),
-        });
-    }
+    let (bridge_cpu, raw_cpu) = (two_workers.bridge_cpu_us, two_workers.raw_cpu_us);
+    rows.push(Row {
+        figure: format!(
+            "CPU per call in the benchmark process, 100 B, 2 workers (median of {THROUGHPUT_ROUNDS} interleaved rounds); baseline: the raw client"
+        ),
+        pybridge: format!("{bridge_cpu:.2} µs"),
+        baseline: format!("{raw_cpu:.2} µs"),
+        ratio: format!("{:.2}×", bridge_cpu / raw_cpu),
+        goal: "≤ 1.5 µs".into(),
+        met: Some(bridge_cpu <= 1.5),
+    });
 
     for (shape, label) in [
         ("batched", "64 KiB reads"),
@@ -566,8 +614,14 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          allocating, and a semaphore for the window; no task, channel or allocation per call; one call at \
          a time, the caller's task writes and reads. On the Python side a loop that answers everything it \
          read with one write.\n\
-         - **throughput**: closed loop with 64 calls in flight per worker; params of the given size \
-         (`{{\"data\":\"xx…\"}}`). The goals are issue 21's.\n\
+         - **throughput** (`cargo run --release -p pybridge-benches --example throughput_ab -- --rounds 11 \
+         --seconds 0.4`): closed loop with 64 calls in flight per worker; params of the given size \
+         (`{{\"data\":\"xx…\"}}`). Eleven rounds, each running the raw client and the full bridge for the \
+         same number of calls (0.4 s of the raw client's rate, from an unmeasured warm-up), in an order \
+         that alternates from round to round; each rate is the median over the rounds, each ratio the \
+         median of the rounds' ratios with the 3rd and the 9th of the eleven in brackets (a 93.5 % \
+         confidence interval of the median). CPU per call: this process's CPU time (all threads) around \
+         each run, divided by its calls, the median over the rounds. The goals are issue 21's.\n\
          - **sequential**: one call at a time. The goal's row: `cargo run --release -p pybridge-benches --example \
          sequential_gap -- --rounds 11 --calls 2000`, the raw client and raw worker and the full bridge and SDK \
          worker (with the set-ups between them, which say where a gap comes from) in interleaved rounds of \

@@ -1,0 +1,212 @@
+//! Throughput of the full bridge against the raw baseline in interleaved
+//! rounds, the measure of `BENCHMARKS.md`'s throughput goals.
+//!
+//! For 1 and 2 workers and each params size, every round runs the raw
+//! client on its raw workers and the full bridge on the SDK's demo workers,
+//! the same number of calls each with 64 in flight per worker, in an order
+//! that alternates from one round to the next. A round's ratio is the
+//! bridge's rate over the raw client's, measured seconds apart, so drift on
+//! a shared machine hits both alike; each figure is the median over rounds,
+//! and the ratio comes with the 3rd and the 9th of eleven rounds' ratios
+//! (a 93.5 % confidence interval of the median). The process's CPU time per
+//! call is measured around each run the same way.
+//!
+//! A run's size in calls is set once per case, from an unmeasured warm-up
+//! run of the raw client: `--seconds` of its rate.
+//!
+//! ```text
+//! cargo run --release -p pybridge-benches --example throughput_ab [-- --json --rounds 11 --seconds 0.3]
+//! ```
+
+// A benchmark's report is its output.
+#![allow(clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use pybridge::Bridge;
+use pybridge_benches::raw::RawPool;
+use pybridge_benches::{closed_loop, cpu_time, payload, python, sdk_bridge_config};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+/// Calls in flight per worker (the SDK worker advertises this window).
+const IN_FLIGHT: usize = 64;
+const SIZES: [(&str, usize); 3] = [("100B", 100), ("4KiB", 4096), ("64KiB", 65536)];
+
+struct Options {
+    json: bool,
+    rounds: usize,
+    seconds: f64,
+}
+
+fn options() -> Result<Options> {
+    let mut options = Options {
+        json: false,
+        rounds: 11,
+        seconds: 0.3,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| -> Result<String> {
+            args.next().with_context(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--json" => options.json = true,
+            "--rounds" => {
+                let text = value("--rounds")?;
+                options.rounds = text
+                    .parse::<usize>()
+                    .with_context(|| format!("--rounds: {text:?} is not a whole number"))?
+                    .max(1);
+            }
+            "--seconds" => {
+                let text = value("--seconds")?;
+                let seconds: f64 = text
+                    .parse()
+                    .with_context(|| format!("--seconds: {text:?} is not a number"))?;
+                if !(seconds > 0.0 && seconds.is_finite()) {
+                    bail!("--seconds must be above 0, got {text}");
+                }
+                options.seconds = seconds;
+            }
+            "--bench" => {} // cargo passes it to examples run as benches
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    Ok(options)
+}
+
+/// One timed run: its calls per second and this process's CPU per call.
+#[derive(Clone, Copy)]
+struct Run {
+    rate: f64,
+    cpu_us: f64,
+}
+
+fn run_of(calls: u64, elapsed: Duration, cpu: Duration) -> Run {
+    Run {
+        rate: calls as f64 / elapsed.as_secs_f64(),
+        cpu_us: cpu.as_secs_f64() * 1e6 / calls as f64,
+    }
+}
+
+async fn raw_run(raw: &RawPool, calls: u64, params: &RawValue) -> Result<Run> {
+    let before = cpu_time();
+    let elapsed = raw.drive(calls, IN_FLIGHT, params).await?;
+    Ok(run_of(calls, elapsed, cpu_time() - before))
+}
+
+async fn bridge_run(bridge: &Bridge, workers: usize, calls: u64, params: &Arc<RawValue>) -> Run {
+    let state = (bridge.clone(), Arc::clone(params));
+    let before = cpu_time();
+    let elapsed = closed_loop(
+        calls,
+        IN_FLIGHT * workers,
+        state,
+        |(bridge, params)| async move {
+            let outcome = bridge.call_raw("test.echo", Some(&params)).await;
+            ((bridge, params), outcome.map(drop))
+        },
+    )
+    .await;
+    run_of(calls, elapsed, cpu_time() - before)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The median of `ratios` and, from eleven or more, the 3rd and the 9th of
+/// eleven (scaled to their number): about a 93.5 % interval of the median.
+fn ratio_summary(ratios: &mut [f64]) -> (f64, f64, f64) {
+    let mid = median(ratios);
+    let n = ratios.len();
+    let low = ratios[(n * 2) / 10];
+    let high = ratios[n - 1 - (n * 2) / 10];
+    (mid, low, high)
+}
+
+fn main() -> Result<()> {
+    let options = options()?;
+    let runtime = pybridge_benches::runtime()?;
+    let python = python();
+    let mut cases = Vec::new();
+    for workers in [1usize, 2] {
+        let raw = runtime.block_on(RawPool::spawn(&python, workers))?;
+        let bridge = runtime
+            .block_on(Bridge::from_config(sdk_bridge_config(workers)))
+            .map_err(|e| anyhow::anyhow!("bridge: {}", e.report()))?;
+        for (label, size) in SIZES {
+            let params: Arc<RawValue> = Arc::from(payload(size));
+            // The warm-up, which also sets the run's size.
+            let warm = runtime.block_on(raw_run(&raw, 2000, &params))?;
+            let calls = ((warm.rate * options.seconds) as u64).max(1000);
+            runtime.block_on(bridge_run(&bridge, workers, calls.min(20_000), &params));
+            let (mut raws, mut bridges) = (Vec::new(), Vec::new());
+            for round in 0..options.rounds {
+                let (r, b) = if round % 2 == 0 {
+                    let r = runtime.block_on(raw_run(&raw, calls, &params))?;
+                    (
+                        r,
+                        runtime.block_on(bridge_run(&bridge, workers, calls, &params)),
+                    )
+                } else {
+                    let b = runtime.block_on(bridge_run(&bridge, workers, calls, &params));
+                    (runtime.block_on(raw_run(&raw, calls, &params))?, b)
+                };
+                raws.push(r);
+                bridges.push(b);
+            }
+            let mut ratios: Vec<f64> = raws
+                .iter()
+                .zip(&bridges)
+                .map(|(r, b)| b.rate / r.rate)
+                .collect();
+            let (ratio, low, high) = ratio_summary(&mut ratios);
+            let figure = |runs: &[Run], pick: fn(&Run) -> f64| {
+                median(&mut runs.iter().map(pick).collect::<Vec<_>>())
+            };
+            cases.push(json!({
+                "case": format!("{label}-{workers}w"),
+                "bytes": params.get().len(),
+                "calls_per_run": calls,
+                "raw_rate": figure(&raws, |r| r.rate),
+                "bridge_rate": figure(&bridges, |r| r.rate),
+                "ratio": ratio,
+                "ratio_low": low,
+                "ratio_high": high,
+                "raw_cpu_us": figure(&raws, |r| r.cpu_us),
+                "bridge_cpu_us": figure(&bridges, |r| r.cpu_us),
+            }));
+        }
+        runtime.block_on(bridge.shutdown());
+    }
+    if options.json {
+        println!(
+            "{}",
+            json!({ "rounds": options.rounds, "in_flight_per_worker": IN_FLIGHT, "cases": cases })
+        );
+    } else {
+        println!(
+            "{} interleaved rounds, {IN_FLIGHT} in flight per worker; medians over rounds",
+            options.rounds
+        );
+        for case in &cases {
+            println!(
+                "{:10} raw {:>9.0}/s  bridge {:>9.0}/s  ratio {:.2} ({:.2}–{:.2})  CPU per call raw {:.2} µs, bridge {:.2} µs",
+                case["case"].as_str().unwrap_or_default(),
+                case["raw_rate"].as_f64().unwrap_or_default(),
+                case["bridge_rate"].as_f64().unwrap_or_default(),
+                case["ratio"].as_f64().unwrap_or_default(),
+                case["ratio_low"].as_f64().unwrap_or_default(),
+                case["ratio_high"].as_f64().unwrap_or_default(),
+                case["raw_cpu_us"].as_f64().unwrap_or_default(),
+                case["bridge_cpu_us"].as_f64().unwrap_or_default(),
+            );
+        }
+    }
+    Ok(())
+}
