@@ -7,12 +7,14 @@
 //! that alternates from one round to the next. A round's ratio is the
 //! bridge's rate over the raw client's, measured seconds apart, so drift on
 //! a shared machine hits both alike; each figure is the median over rounds,
-//! and the ratio comes with the 3rd and the 9th of eleven rounds' ratios
-//! (a 93.5 % confidence interval of the median). The process's CPU time per
-//! call is measured around each run the same way.
+//! and the ratio comes with a confidence interval of its median of at least
+//! 90 % (for eleven rounds, the 3rd and the 9th of the rounds' ratios:
+//! 93.5 %). The process's CPU time per call is measured around each run the
+//! same way.
 //!
-//! A run's size in calls is set once per case, from an unmeasured warm-up
-//! run of the raw client: `--seconds` of its rate.
+//! A run's size in calls is set once per case, from a first run of the raw
+//! client: `--seconds` of its rate. Both sides then make one unmeasured run
+//! of that size.
 //!
 //! ```text
 //! cargo run --release -p pybridge-benches --example throughput_ab [-- --json --rounds 11 --seconds 0.3]
@@ -114,19 +116,54 @@ async fn bridge_run(bridge: &Bridge, workers: usize, calls: u64, params: &Arc<Ra
     run_of(calls, elapsed, cpu_time() - before)
 }
 
+/// The median: the middle value, or the mean of the two middle ones.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
-/// The median of `ratios` and, from eleven or more, the 3rd and the 9th of
-/// eleven (scaled to their number): about a 93.5 % interval of the median.
+/// A distribution-free confidence interval of the median of `n` values:
+/// the `k`-th smallest and the `k`-th largest, for the largest `k` whose
+/// coverage (the chance that the median lies between them,
+/// 1 − 2·P(Binomial(n, ½) < k)) is still at least 90 %. Returns `k` (1 =
+/// the extremes) and the coverage.
+fn interval_rank(n: usize) -> (usize, f64) {
+    let total = 2f64.powi(i32::try_from(n).unwrap_or(i32::MAX));
+    let (mut below, mut choose, mut best) = (0.0, 1.0, (1, 1.0 - 2.0 / total));
+    for k in 1..=n.div_ceil(2) {
+        // `below` sums C(n, i) for i < k; `choose` is C(n, k − 1).
+        below += choose;
+        choose = choose * (n - (k - 1)) as f64 / k as f64;
+        let coverage = 1.0 - 2.0 * below / total;
+        if coverage >= 0.9 {
+            best = (k, coverage);
+        }
+    }
+    best
+}
+
+/// "1st", "2nd", "3rd", "4th"…
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// The median of `ratios` and its interval (see [`interval_rank`]).
 fn ratio_summary(ratios: &mut [f64]) -> (f64, f64, f64) {
     let mid = median(ratios);
-    let n = ratios.len();
-    let low = ratios[(n * 2) / 10];
-    let high = ratios[n - 1 - (n * 2) / 10];
-    (mid, low, high)
+    let (k, _) = interval_rank(ratios.len());
+    (mid, ratios[k - 1], ratios[ratios.len() - k])
 }
 
 fn main() -> Result<()> {
@@ -141,10 +178,13 @@ fn main() -> Result<()> {
             .map_err(|e| anyhow::anyhow!("bridge: {}", e.report()))?;
         for (label, size) in SIZES {
             let params: Arc<RawValue> = Arc::from(payload(size));
-            // The warm-up, which also sets the run's size.
-            let warm = runtime.block_on(raw_run(&raw, 2000, &params))?;
-            let calls = ((warm.rate * options.seconds) as u64).max(1000);
-            runtime.block_on(bridge_run(&bridge, workers, calls.min(20_000), &params));
+            // A first run of each side sets the run's size from the raw
+            // client's rate; a second, of that size, warms both alike.
+            runtime.block_on(bridge_run(&bridge, workers, 2000, &params));
+            let first = runtime.block_on(raw_run(&raw, 2000, &params))?;
+            let calls = ((first.rate * options.seconds) as u64).max(1000);
+            runtime.block_on(raw_run(&raw, calls, &params))?;
+            runtime.block_on(bridge_run(&bridge, workers, calls, &params));
             let (mut raws, mut bridges) = (Vec::new(), Vec::new());
             for round in 0..options.rounds {
                 let (r, b) = if round % 2 == 0 {
@@ -184,15 +224,26 @@ fn main() -> Result<()> {
         }
         runtime.block_on(bridge.shutdown());
     }
+    let (rank, coverage) = interval_rank(options.rounds);
     if options.json {
         println!(
             "{}",
-            json!({ "rounds": options.rounds, "in_flight_per_worker": IN_FLIGHT, "cases": cases })
+            json!({
+                "rounds": options.rounds,
+                "in_flight_per_worker": IN_FLIGHT,
+                "interval_rank": rank,
+                "interval_coverage": coverage,
+                "cases": cases,
+            })
         );
     } else {
         println!(
-            "{} interleaved rounds, {IN_FLIGHT} in flight per worker; medians over rounds",
-            options.rounds
+            "{} interleaved rounds, {IN_FLIGHT} in flight per worker; medians over rounds; \
+             the ratio's interval: the {} smallest and largest of the rounds' ratios \
+             ({:.1} % coverage)",
+            options.rounds,
+            ordinal(rank),
+            coverage * 100.0
         );
         for case in &cases {
             println!(

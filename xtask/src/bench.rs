@@ -24,8 +24,10 @@ struct Row {
 
 /// Rounds of the interleaved sequential-latency run.
 const SEQUENTIAL_ROUNDS: &str = "11";
-/// Rounds of the interleaved throughput run.
+/// Rounds of the interleaved throughput run, and the length of each of
+/// its runs at the raw client's rate.
 const THROUGHPUT_ROUNDS: &str = "11";
+const THROUGHPUT_SECONDS: &str = "0.4";
 
 /// One case of the interleaved throughput run: medians over its rounds.
 struct Throughput {
@@ -101,7 +103,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             "bridge",
             "--",
             "--noplot",
-            "bridge-sequential|bridge-cache-hit",
+            "^(bridge-sequential|bridge-cache-hit)/",
         ])
         .output()
         .context("running cargo bench")?;
@@ -161,7 +163,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             "--rounds",
             THROUGHPUT_ROUNDS,
             "--seconds",
-            "0.4",
+            THROUGHPUT_SECONDS,
         ])
         .output()
         .context("running the throughput_ab example")?;
@@ -568,13 +570,14 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
     writeln!(out, "# Benchmarks\n")?;
     writeln!(
         out,
-        "Produced by `cargo xtask bench` in one session: criterion's `bridge` benchmark (the full \
-         bridge and the raw baseline, one after the other for each case), its `transport` benchmark, the \
-         `sequential_gap` example (interleaved rounds), the `shared_tier` benchmark, then \
-         `benches/python/ppe_echo.py` and \
-         `benches/python/sdk_overhead.py`, then \
-         `pybridge bench`, trace export and cold start. Every figure is the median of its run; ratios compare figures from \
-         the same run. The machine is shared, so compare ratios, not absolute numbers.\n"
+        "Produced by `cargo xtask bench` in one session: criterion's `bridge` benchmark for sequential \
+         latency by size and the cache hit (the full bridge and the raw baseline, one after the other for \
+         each case), its `transport` benchmark, the `throughput_ab` and `sequential_gap` examples \
+         (interleaved rounds), the `shared_tier` benchmark, then `benches/python/ppe_echo.py` and \
+         `benches/python/sdk_overhead.py`, then `pybridge bench`, trace export and cold start. Every \
+         figure is the median of its run; ratios compare figures from the same run, and those measured in \
+         interleaved rounds are the median of the rounds' ratios. The machine is shared, so compare \
+         ratios, not absolute numbers.\n"
     )?;
     writeln!(out, "## Machine\n\n{}\n", machine())?;
     writeln!(out, "## Results\n")?;
@@ -614,14 +617,16 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          allocating, and a semaphore for the window; no task, channel or allocation per call; one call at \
          a time, the caller's task writes and reads. On the Python side a loop that answers everything it \
          read with one write.\n\
-         - **throughput** (`cargo run --release -p pybridge-benches --example throughput_ab -- --rounds 11 \
-         --seconds 0.4`): closed loop with 64 calls in flight per worker; params of the given size \
-         (`{{\"data\":\"xx…\"}}`). Eleven rounds, each running the raw client and the full bridge for the \
-         same number of calls (0.4 s of the raw client's rate, from an unmeasured warm-up), in an order \
-         that alternates from round to round; each rate is the median over the rounds, each ratio the \
-         median of the rounds' ratios with the 3rd and the 9th of the eleven in brackets (a 93.5 % \
-         confidence interval of the median). CPU per call: this process's CPU time (all threads) around \
-         each run, divided by its calls, the median over the rounds. The goals are issue 21's.\n\
+         - **throughput** (`cargo run --release -p pybridge-benches --example throughput_ab -- --rounds \
+         {THROUGHPUT_ROUNDS} --seconds {THROUGHPUT_SECONDS}`): closed loop with 64 calls in flight per \
+         worker; params of the given size (`{{\"data\":\"xx…\"}}`). {THROUGHPUT_ROUNDS} rounds, each \
+         running the raw client and the full bridge for the same number of calls ({THROUGHPUT_SECONDS} s \
+         of the raw client's rate in a first run; then one unmeasured run of each), in an order that \
+         alternates from round to round; each rate is the median over the rounds, each ratio the median \
+         of the rounds' ratios with a confidence interval of that median in brackets, of at least 90 % \
+         (for 11 rounds the 3rd and the 9th of their ratios: 93.5 %). CPU per call: this process's CPU \
+         time (all threads) around each run, divided by its calls, the median over the rounds. The goals \
+         are issue 21's.\n\
          - **sequential**: one call at a time. The goal's row: `cargo run --release -p pybridge-benches --example \
          sequential_gap -- --rounds 11 --calls 2000`, the raw client and raw worker and the full bridge and SDK \
          worker (with the set-ups between them, which say where a gap comes from) in interleaved rounds of \

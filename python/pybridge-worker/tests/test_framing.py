@@ -72,6 +72,18 @@ class TestFramersInProcess(unittest.TestCase):
         self.assertEqual(f.feed(b"\r\n\r\nContent-Length: 2\r\n\r\n{}"), [b"{}"])
 
 
+def _sized(rid, size):
+    """A test.echo request line of exactly ``size`` bytes before its newline."""
+    head = b'{"jsonrpc":"2.0","id":%d,"method":"test.echo","params":{"p":"' % rid
+    tail = b'"}}'
+    return head + b"p" * (size - len(head) - len(tail)) + tail + b"\n"
+
+
+#: The largest frame of the workers these tests start.
+MAX_FRAME = 4096
+
+
+@unittest.skipUnless(hasattr(socket, "SOCK_SEQPACKET"), "needs SOCK_SEQPACKET (Linux) for one line per read")
 class TestOneLinePerRead(unittest.TestCase):
     """A read that holds one whole line takes a shorter way from the read to
     the write; every answer must be the one the general way gives."""
@@ -94,13 +106,19 @@ class TestOneLinePerRead(unittest.TestCase):
         b'{"jsonrpc":"2.0","id":11,"method":"no.such"}\n',
         b'{"jsonrpc":"1.0","id":12,"method":"test.echo"}\n',
         b'{"jsonrpc":"2.0","id":13,"method":"test.echo","params":"text"}\n',
+        b'{"jsonrpc":"2.0","id":14,"method":"test.echo","params":{"n":NaN}}\n',
         b'{"jsonrpc":"2.0","id":15,"method":"test.echo","params":{"big":"' + b"b" * 5000 + b'"}}\n',
         b'\xff\xfe{"jsonrpc":"2.0","id":16,"method":"test.echo"}\n',
+        # Too deep for the C scanner of some Pythons (3.11's), not others.
         b'{"jsonrpc":"2.0","id":17,"method":"test.echo","params":' + b"[" * 1500 + b"]" * 1500 + b'}\n',
+        # One byte under, at and over the largest frame, newline aside.
+        _sized(19, MAX_FRAME - 1),
+        _sized(20, MAX_FRAME),
+        _sized(21, MAX_FRAME + 1),
         b'{"jsonrpc":"2.0","id":18,"method":"test.echo","params":{"last":true}}\n',
     ]
 
-    def serve(self, packets, spy=None):
+    def serve(self, packets, spy=None, **options):
         """The demo worker's output for ``packets``, each one read of its own."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.addCleanup(ours.close)
@@ -115,7 +133,8 @@ class TestOneLinePerRead(unittest.TestCase):
 
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
-        worker = pw.demo_worker(threads=0, handshake="ready-line", max_frame=4096)
+        options.setdefault("threads", 0)
+        worker = pw.demo_worker(handshake="ready-line", max_frame=MAX_FRAME, **options)
         if spy is not None:
             general = worker._ingest
 
@@ -147,16 +166,47 @@ class TestOneLinePerRead(unittest.TestCase):
         self.assertEqual(by_id[12]["error"]["code"], pw.INVALID_REQUEST)
         self.assertEqual(by_id[13]["error"]["code"], pw.INVALID_REQUEST)
         self.assertEqual(by_id[18]["result"], {"last": True})
+        # Read whole, each answered (with an error: its echo would not fit).
+        self.assertEqual(by_id[19]["error"]["data"]["type"], "ResponseTooLarge")
+        self.assertEqual(by_id[20]["error"]["data"]["type"], "ResponseTooLarge")
         self.assertEqual(sorted(a["id"] for a in answers if type(a) is list for a in a), [7, 8])
         null_id = [a["error"]["code"] for a in answers if type(a) is dict and a.get("id") is None]
-        # The unterminated object, the trailing "x", the bare number, the
-        # oversized line, the bytes that are not UTF-8 and the nesting too
-        # deep for the scanner: each an error with id null, in order.
-        self.assertEqual(null_id, [pw.PARSE_ERROR, pw.PARSE_ERROR, pw.INVALID_REQUEST, pw.INVALID_REQUEST,
-                                   pw.PARSE_ERROR, pw.PARSE_ERROR])
-        self.assertNotIn(15, by_id)
-        self.assertNotIn(16, by_id)
-        self.assertNotIn(17, by_id)
+        # The unterminated object, the trailing "x", the bare number, NaN,
+        # the oversized line, the bytes that are not UTF-8, the nesting where
+        # it is too deep, and the line one byte over the largest frame: each
+        # an error with id null, in order.
+        deep = [] if 17 in by_id else [pw.PARSE_ERROR]
+        self.assertEqual(null_id, [pw.PARSE_ERROR, pw.PARSE_ERROR, pw.INVALID_REQUEST, pw.PARSE_ERROR,
+                                   pw.INVALID_REQUEST, pw.PARSE_ERROR] + deep + [pw.INVALID_REQUEST])
+        for rid in (9, 10, 14, 15, 16, 21):
+            self.assertNotIn(rid, by_id)
+
+    def test_the_same_with_threads_and_with_a_flush_per_message(self):
+        # On the pool's threads answers leave as they finish: compare them as
+        # sets. A $/shutdown at the end waits for them all (the end of input
+        # alone would cancel those still running).
+        shutdown = b'{"jsonrpc":"2.0","id":"bye","method":"$/shutdown"}\n'
+        lines = [line for line in self.LINES if b'"id":17' not in line] + [shutdown]
+        threaded = self.serve(lines, threads=2)
+        self.assertEqual(sorted(threaded.splitlines()), sorted(self.serve([b"".join(lines)], threads=2).splitlines()))
+        self.assertIn(b'"id":18,"result":{"last":true}', threaded)
+        self.assertTrue(threaded.endswith(b'"id":"bye","result":null}\n'), threaded[-80:])
+        # Flushed one by one, they leave in order.
+        flushed = self.serve(self.LINES, flush_per_message=True)
+        self.assertEqual(flushed, self.serve([b"".join(self.LINES)], flush_per_message=True))
+
+    def test_lines_read_while_an_inline_method_runs_keep_their_order(self):
+        # test.sleep looks at stdin while it waits: what it reads waits in
+        # the backlog (a partial line in the framer), ahead of later reads.
+        request = b'{"jsonrpc":"2.0","id":%d,"method":"test.echo","params":{"n":%d}}\n'
+        packets = [b'{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":50}}\n',
+                   request % (2, 2), (request % (3, 3))[:20], (request % (3, 3))[20:], request % (4, 4)]
+        for reads in (packets, [b"".join(packets)]):
+            answers = [json.loads(line) for line in self.serve(reads).splitlines()]
+            # The sleep's own answer depends on when the end of input is
+            # seen (it cancels the sleep); the order and the echoes do not.
+            self.assertEqual([a["id"] for a in answers], [1, 2, 3, 4])
+            self.assertEqual([a["result"] for a in answers[1:]], [{"n": 2}, {"n": 3}, {"n": 4}])
 
     def test_a_plain_request_alone_in_its_read_skips_the_framer(self):
         spy = []
