@@ -23,7 +23,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pybridge::{Bridge, CallOptions, Config};
 use pybridge_benches::raw::RawPool;
-use pybridge_benches::{closed_loop, cpu_time, payload, python, sdk_bridge_config};
+use pybridge_benches::{bridge_echo_loop, cpu_time, payload, python, sdk_bridge_config};
 use serde_json::value::RawValue;
 use tokio::runtime::Runtime;
 
@@ -64,15 +64,11 @@ fn throughput(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::new("bridge", &id), |b| {
                 b.iter_custom(|iters| {
-                    let state = (bridge.clone(), Arc::clone(&params));
-                    rt.block_on(closed_loop(
+                    rt.block_on(bridge_echo_loop(
+                        &bridge,
                         iters,
                         IN_FLIGHT * workers,
-                        state,
-                        |(bridge, params)| async move {
-                            let outcome = bridge.call_raw("test.echo", Some(&params)).await;
-                            ((bridge, params), outcome.map(drop))
-                        },
+                        &params,
                     ))
                 });
             });

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pybridge_benches::raw::RawPool;
-use pybridge_benches::{SDK_WORKER_ARGS, closed_loop, cpu_time, payload, python, python_path};
+use pybridge_benches::{SDK_WORKER_ARGS, cpu_time, payload, pool_echo_loop, python, python_path};
 use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
 use tokio::runtime::Runtime;
 
@@ -79,17 +79,9 @@ fn throughput(c: &mut Criterion) {
         let mut pool_tally = CpuTally::default();
         group.bench_function(BenchmarkId::new("pool", format!("{workers}w")), |b| {
             b.iter_custom(|iters| {
-                let state = (pool.clone(), Arc::clone(&params));
                 let before = cpu_time();
-                let elapsed = rt.block_on(closed_loop(
-                    iters,
-                    IN_FLIGHT * workers,
-                    state,
-                    |(pool, params)| async move {
-                        let outcome = pool.call("test.echo", Some(&params)).await;
-                        ((pool, params), outcome.map(drop))
-                    },
-                ));
+                let elapsed =
+                    rt.block_on(pool_echo_loop(&pool, iters, IN_FLIGHT * workers, &params));
                 pool_tally.cpu += cpu_time() - before;
                 pool_tally.calls += iters;
                 elapsed

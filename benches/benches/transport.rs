@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pybridge_benches::{SDK_WORKER_ARGS, closed_loop, payload, python, python_path};
+use pybridge_benches::{SDK_WORKER_ARGS, payload, pool_echo_loop, python, python_path};
 use pybridge_pool::{Endpoint, Pool, PoolConfig, Secret, WorkerSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -101,18 +101,7 @@ fn throughput(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(4));
     for (name, pool) in &set.pools {
         group.bench_function(*name, |b| {
-            b.iter_custom(|iters| {
-                let state = (pool.clone(), Arc::clone(&params));
-                rt.block_on(closed_loop(
-                    iters,
-                    IN_FLIGHT,
-                    state,
-                    |(pool, params)| async move {
-                        let outcome = pool.call("test.echo", Some(&params)).await;
-                        ((pool, params), outcome.map(drop))
-                    },
-                ))
-            });
+            b.iter_custom(|iters| rt.block_on(pool_echo_loop(pool, iters, IN_FLIGHT, &params)));
         });
     }
     group.finish();

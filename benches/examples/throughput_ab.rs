@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use pybridge::Bridge;
 use pybridge_benches::raw::RawPool;
-use pybridge_benches::{closed_loop, cpu_time, payload, python, sdk_bridge_config};
+use pybridge_benches::{bridge_echo_loop, cpu_time, payload, python, sdk_bridge_config};
 use serde_json::json;
 use serde_json::value::RawValue;
 
@@ -101,18 +101,8 @@ async fn raw_run(raw: &RawPool, calls: u64, params: &RawValue) -> Result<Run> {
 }
 
 async fn bridge_run(bridge: &Bridge, workers: usize, calls: u64, params: &Arc<RawValue>) -> Run {
-    let state = (bridge.clone(), Arc::clone(params));
     let before = cpu_time();
-    let elapsed = closed_loop(
-        calls,
-        IN_FLIGHT * workers,
-        state,
-        |(bridge, params)| async move {
-            let outcome = bridge.call_raw("test.echo", Some(&params)).await;
-            ((bridge, params), outcome.map(drop))
-        },
-    )
-    .await;
+    let elapsed = bridge_echo_loop(bridge, calls, IN_FLIGHT * workers, params).await;
     run_of(calls, elapsed, cpu_time() - before)
 }
 

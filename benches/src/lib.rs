@@ -126,3 +126,34 @@ where
     }
     started.elapsed()
 }
+
+/// `total` calls of `test.echo` with `params` through the full bridge, with
+/// `in_flight` of them outstanding ([`closed_loop`]); returns the wall time.
+pub async fn bridge_echo_loop(
+    bridge: &pybridge::Bridge,
+    total: u64,
+    in_flight: usize,
+    params: &Arc<serde_json::value::RawValue>,
+) -> Duration {
+    let state = (bridge.clone(), Arc::clone(params));
+    closed_loop(total, in_flight, state, |(bridge, params)| async move {
+        let outcome = bridge.call_raw("test.echo", Some(&params)).await;
+        ((bridge, params), outcome.map(drop))
+    })
+    .await
+}
+
+/// The same through the pool alone.
+pub async fn pool_echo_loop(
+    pool: &pybridge_pool::Pool,
+    total: u64,
+    in_flight: usize,
+    params: &Arc<serde_json::value::RawValue>,
+) -> Duration {
+    let state = (pool.clone(), Arc::clone(params));
+    closed_loop(total, in_flight, state, |(pool, params)| async move {
+        let outcome = pool.call("test.echo", Some(&params)).await;
+        ((pool, params), outcome.map(drop))
+    })
+    .await
+}

@@ -149,31 +149,16 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
 
     // 1a. Throughput and CPU per call in interleaved rounds (the goals'
     // measure): the raw client and the full bridge, round by round.
-    let output = cargo(root)
-        .args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "pybridge-benches",
-            "--example",
-            "throughput_ab",
-            "--",
-            "--json",
+    let ab = example_json(
+        root,
+        "throughput_ab",
+        &[
             "--rounds",
             THROUGHPUT_ROUNDS,
             "--seconds",
             THROUGHPUT_SECONDS,
-        ])
-        .output()
-        .context("running the throughput_ab example")?;
-    if !output.status.success() {
-        bail!(
-            "the throughput_ab example failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let ab: Value = serde_json::from_slice(&output.stdout).context("throughput_ab's JSON")?;
+        ],
+    )?;
     let ab_case = |case: &str| -> Result<Throughput> {
         let found = ab["cases"]
             .as_array()
@@ -199,31 +184,11 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     // 1b. Sequential latency in interleaved rounds (the goal's measure):
     // the raw client and raw worker against the full bridge and SDK worker,
     // with the set-ups between them that say where a gap comes from.
-    let output = cargo(root)
-        .args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "pybridge-benches",
-            "--example",
-            "sequential_gap",
-            "--",
-            "--json",
-            "--rounds",
-            SEQUENTIAL_ROUNDS,
-            "--calls",
-            "2000",
-        ])
-        .output()
-        .context("running the sequential_gap example")?;
-    if !output.status.success() {
-        bail!(
-            "the sequential_gap example failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let gap: Value = serde_json::from_slice(&output.stdout).context("sequential_gap's JSON")?;
+    let gap = example_json(
+        root,
+        "sequential_gap",
+        &["--rounds", SEQUENTIAL_ROUNDS, "--calls", "2000"],
+    )?;
     let setup_p50 = |name: &str| -> Result<f64> {
         gap["rows"]
             .as_array()
@@ -563,6 +528,33 @@ fn machine() -> String {
             "--version"
         ),
     )
+}
+
+/// Runs one of `benches/examples/` in release with `--json` and `args`, and
+/// reads what it prints.
+fn example_json(root: &Path, name: &str, args: &[&str]) -> Result<Value> {
+    let output = cargo(root)
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "pybridge-benches",
+            "--example",
+            name,
+            "--",
+            "--json",
+        ])
+        .args(args)
+        .output()
+        .with_context(|| format!("running the {name} example"))?;
+    if !output.status.success() {
+        bail!(
+            "the {name} example failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| format!("{name}'s JSON"))
 }
 
 fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<String> {
