@@ -175,6 +175,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
     let cpu_per_call_us = cpu.as_secs_f64() * 1e6 / requests.max(1) as f64;
     let cache_hits = tally.cache_hits.load(Ordering::Relaxed);
     let cache_hit_ratio = cache_hits as f64 / (requests - failed).max(1) as f64;
+    let runtime_threads = tokio::runtime::Handle::current().metrics().num_workers();
     if args.json {
         let report = serde_json::json!({
             "method": args.method,
@@ -190,6 +191,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
             "p99_us": pct(0.99),
             "max_us": latencies.last().copied().unwrap_or(0),
             "cpu_per_call_us": cpu_per_call_us,
+            "runtime_threads": runtime_threads,
             "cache_hits": cache_hits,
             "cache_hit_ratio": cache_hit_ratio,
             "rss_peak_bytes": rss_peak_bytes(),
@@ -231,7 +233,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: BenchArgs) -> Result<ExitCode
         )?;
         writeln!(
             text,
-            "cpu          {cpu_per_call_us:.2} µs per call (this process, all threads)"
+            "cpu          {cpu_per_call_us:.2} µs per call (this process, all threads; \
+             {runtime_threads} runtime {})",
+            if runtime_threads == 1 {
+                "thread"
+            } else {
+                "threads"
+            }
         )?;
         if let Some(rss) = rss_peak_bytes() {
             writeln!(

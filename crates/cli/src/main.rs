@@ -21,6 +21,7 @@ mod mcp;
 mod methods;
 mod options;
 mod out;
+mod runtime;
 mod serve;
 mod signals;
 mod telemetry;
@@ -64,7 +65,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let one_worker = matches!(
+        cli.command,
+        Command::Call(_) | Command::Methods(_) | Command::Describe(_) | Command::Conform(_)
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(runtime::threads(&cli.global, one_worker))
         .enable_all()
         .build()
     {

@@ -17,6 +17,15 @@ pub(crate) struct GlobalArgs {
     /// The number of workers.
     #[arg(long, global = true, value_name = "N")]
     pub(crate) workers: Option<usize>,
+    /// Threads of the async runtime (default: the cores the local workers
+    /// leave free, and at least a quarter of the cores).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "PYBRIDGE_RUNTIME_THREADS"
+    )]
+    pub(crate) runtime_threads: Option<std::num::NonZeroUsize>,
     /// A preset: development, production or low-latency.
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) preset: Option<String>,
@@ -176,6 +185,15 @@ pub(crate) fn print_config(global: &GlobalArgs, args: &ConfigArgs) -> Result<Exi
             setting.key, setting.value, source
         ));
     }
+    // Not a setting of the bridge but of this process, sized as for
+    // `serve`, `bench` and `mcp` (src/runtime.rs).
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    let why = if global.runtime_threads.is_some() {
+        "--runtime-threads"
+    } else {
+        "the cores the local workers leave free, a quarter of them at least"
+    };
+    text.push_str(&format!("# runtime threads: {threads} ({why})\n"));
     crate::out::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -245,6 +245,83 @@ async fn bench_reports_throughput_latency_and_errors_as_json() {
     assert_eq!(report["cache_hit_ratio"], 0.0, "{report}");
 }
 
+/// The runtime's threads as `auto` in src/runtime.rs: the cores the local
+/// workers leave free, and a quarter of the cores at least.
+fn auto_threads(local: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(local).max(cores.div_ceil(4)).max(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_is_sized_by_the_workers_unless_told() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pybridge.toml");
+    std::fs::write(&file, "[pool]\nmin_workers = 1\nmax_workers = 3\n").unwrap();
+    let threads_line = |out: &Output| {
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with("# runtime threads: "))
+            .unwrap_or_else(|| panic!("no runtime line: {}", out.stdout))
+            .to_string()
+    };
+    // The most workers the pool may run counts, from the file or the flag.
+    let out = run(&home, &["--config", file.to_str().unwrap(), "config"]).await;
+    let expected = format!("# runtime threads: {} (the cores", auto_threads(3));
+    assert!(threads_line(&out).starts_with(&expected), "{}", out.stdout);
+    let out = run(&home, &["--workers", "1", "config"]).await;
+    let expected = format!("# runtime threads: {} (the cores", auto_threads(1));
+    assert!(threads_line(&out).starts_with(&expected), "{}", out.stdout);
+    // The flag and its variable decide alone.
+    let out = run(
+        &home,
+        &["--runtime-threads", "5", "--workers", "1", "config"],
+    )
+    .await;
+    assert_eq!(
+        threads_line(&out),
+        "# runtime threads: 5 (--runtime-threads)"
+    );
+    let out = pybridge(&home)
+        .arg("config")
+        .env("PYBRIDGE_RUNTIME_THREADS", "3")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("# runtime threads: 3 (--runtime-threads)\n"),
+        "{stdout}"
+    );
+    // Zero threads, or not a number, is refused before anything starts.
+    for bad in ["0", "two"] {
+        let out = run(&home, &["--runtime-threads", bad, "config"]).await;
+        assert_eq!(out.status, 2, "{}", out.stdout);
+        assert!(
+            out.stderr.contains(&format!(
+                "invalid value '{bad}' for '--runtime-threads <N>'"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    // The benchmark says what it ran on.
+    let worker = sdk_worker();
+    let mut args = vec![
+        "--runtime-threads",
+        "2",
+        "bench",
+        "--requests",
+        "200",
+        "--json",
+        "--",
+    ];
+    args.extend(worker.iter().map(String::as_str));
+    let out = run(&home, &args).await;
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(json(&out.stdout)["runtime_threads"], 2, "{}", out.stdout);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_says_how_many_calls_the_cache_answered() {
     let home = tempfile::tempdir().unwrap();
