@@ -16,8 +16,14 @@
 //! client: `--seconds` of its rate. Both sides then make one unmeasured run
 //! of that size.
 //!
+//! `--threads 1,2` measures every case on a runtime of each size (two by
+//! default, this machine's cores): each runtime has its own raw client,
+//! bridge and workers, and a round runs the sizes one after the other, in
+//! an order that alternates too, so the sizes' CPU per call compare as
+//! closely as the two sides do.
+//!
 //! ```text
-//! cargo run --release -p pybridge-benches --example throughput_ab [-- --json --rounds 11 --seconds 0.3]
+//! cargo run --release -p pybridge-benches --example throughput_ab [-- --json --rounds 11 --seconds 0.3 --threads 1,2]
 //! ```
 
 // A benchmark's report is its output.
@@ -41,6 +47,7 @@ struct Options {
     json: bool,
     rounds: usize,
     seconds: f64,
+    threads: Vec<usize>,
 }
 
 fn options() -> Result<Options> {
@@ -48,6 +55,7 @@ fn options() -> Result<Options> {
         json: false,
         rounds: 11,
         seconds: 0.3,
+        threads: vec![2],
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,6 +80,16 @@ fn options() -> Result<Options> {
                     bail!("--seconds must be above 0, got {text}");
                 }
                 options.seconds = seconds;
+            }
+            "--threads" => {
+                let text = value("--threads")?;
+                let threads = text
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                    .collect::<Option<Vec<_>>>();
+                options.threads = threads.filter(|t| !t.is_empty()).with_context(|| {
+                    format!("--threads: {text:?} is not a list of counts above 0")
+                })?;
             }
             "--bench" => {} // cargo passes it to examples run as benches
             other => bail!("unknown argument {other:?}"),
@@ -156,63 +174,126 @@ fn ratio_summary(ratios: &mut [f64]) -> (f64, f64, f64) {
     (mid, ratios[k - 1], ratios[ratios.len() - k])
 }
 
-fn main() -> Result<()> {
-    let options = options()?;
-    let runtime = pybridge_benches::runtime()?;
-    let python = python();
-    let mut cases = Vec::new();
-    for workers in [1usize, 2] {
-        let raw = runtime.block_on(RawPool::spawn(&python, workers))?;
-        let bridge = runtime
+/// One runtime size's side of the comparison: its runtime, and the raw
+/// client and bridge started on it for the case's workers.
+struct Side {
+    threads: usize,
+    runtime: tokio::runtime::Runtime,
+    raw: Option<RawPool>,
+    bridge: Option<Bridge>,
+}
+
+impl Side {
+    fn start(&mut self, python: &str, workers: usize) -> Result<()> {
+        self.raw = Some(self.runtime.block_on(RawPool::spawn(python, workers))?);
+        let bridge = self
+            .runtime
             .block_on(Bridge::from_config(sdk_bridge_config(workers)))
             .map_err(|e| anyhow::anyhow!("bridge: {}", e.report()))?;
+        self.bridge = Some(bridge);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let Some(bridge) = self.bridge.take() {
+            self.runtime.block_on(bridge.shutdown());
+        }
+        self.raw = None;
+    }
+
+    fn raw(&self, calls: u64, params: &RawValue) -> Result<Run> {
+        let raw = self.raw.as_ref().context("no raw client started")?;
+        self.runtime.block_on(raw_run(raw, calls, params))
+    }
+
+    fn bridge(&self, workers: usize, calls: u64, params: &Arc<RawValue>) -> Result<Run> {
+        let bridge = self.bridge.as_ref().context("no bridge started")?;
+        Ok(self
+            .runtime
+            .block_on(bridge_run(bridge, workers, calls, params)))
+    }
+}
+
+fn main() -> Result<()> {
+    let options = options()?;
+    let python = python();
+    let mut sides = options
+        .threads
+        .iter()
+        .map(|&threads| {
+            Ok(Side {
+                threads,
+                runtime: pybridge_benches::runtime_with(threads)?,
+                raw: None,
+                bridge: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut cases = Vec::new();
+    for workers in [1usize, 2] {
+        for side in &mut sides {
+            side.start(&python, workers)?;
+        }
         for (label, size) in SIZES {
             let params: Arc<RawValue> = Arc::from(payload(size));
             // A first run of each side sets the run's size from the raw
             // client's rate; a second, of that size, warms both alike.
-            runtime.block_on(bridge_run(&bridge, workers, 2000, &params));
-            let first = runtime.block_on(raw_run(&raw, 2000, &params))?;
-            let calls = ((first.rate * options.seconds) as u64).max(1000);
-            runtime.block_on(raw_run(&raw, calls, &params))?;
-            runtime.block_on(bridge_run(&bridge, workers, calls, &params));
-            let (mut raws, mut bridges) = (Vec::new(), Vec::new());
-            for round in 0..options.rounds {
-                let (r, b) = if round % 2 == 0 {
-                    let r = runtime.block_on(raw_run(&raw, calls, &params))?;
-                    (
-                        r,
-                        runtime.block_on(bridge_run(&bridge, workers, calls, &params)),
-                    )
-                } else {
-                    let b = runtime.block_on(bridge_run(&bridge, workers, calls, &params));
-                    (runtime.block_on(raw_run(&raw, calls, &params))?, b)
-                };
-                raws.push(r);
-                bridges.push(b);
+            let mut calls = Vec::new();
+            for side in &sides {
+                side.bridge(workers, 2000, &params)?;
+                let first = side.raw(2000, &params)?;
+                let n = ((first.rate * options.seconds) as u64).max(1000);
+                side.raw(n, &params)?;
+                side.bridge(workers, n, &params)?;
+                calls.push(n);
             }
-            let mut ratios: Vec<f64> = raws
-                .iter()
-                .zip(&bridges)
-                .map(|(r, b)| b.rate / r.rate)
-                .collect();
-            let (ratio, low, high) = ratio_summary(&mut ratios);
-            let figure = |runs: &[Run], pick: fn(&Run) -> f64| {
-                median(&mut runs.iter().map(pick).collect::<Vec<_>>())
-            };
-            cases.push(json!({
-                "case": format!("{label}-{workers}w"),
-                "bytes": params.get().len(),
-                "calls_per_run": calls,
-                "raw_rate": figure(&raws, |r| r.rate),
-                "bridge_rate": figure(&bridges, |r| r.rate),
-                "ratio": ratio,
-                "ratio_low": low,
-                "ratio_high": high,
-                "raw_cpu_us": figure(&raws, |r| r.cpu_us),
-                "bridge_cpu_us": figure(&bridges, |r| r.cpu_us),
-            }));
+            let mut runs: Vec<(Vec<Run>, Vec<Run>)> = vec![(Vec::new(), Vec::new()); sides.len()];
+            for round in 0..options.rounds {
+                let mut order: Vec<usize> = (0..sides.len()).collect();
+                if round % 2 == 1 {
+                    order.reverse();
+                }
+                for index in order {
+                    let (side, n) = (&sides[index], calls[index]);
+                    let (r, b) = if round % 2 == 0 {
+                        let r = side.raw(n, &params)?;
+                        (r, side.bridge(workers, n, &params)?)
+                    } else {
+                        let b = side.bridge(workers, n, &params)?;
+                        (side.raw(n, &params)?, b)
+                    };
+                    runs[index].0.push(r);
+                    runs[index].1.push(b);
+                }
+            }
+            for ((side, (raws, bridges)), n) in sides.iter().zip(&runs).zip(&calls) {
+                let mut ratios: Vec<f64> = raws
+                    .iter()
+                    .zip(bridges)
+                    .map(|(r, b)| b.rate / r.rate)
+                    .collect();
+                let (ratio, low, high) = ratio_summary(&mut ratios);
+                let figure = |runs: &[Run], pick: fn(&Run) -> f64| {
+                    median(&mut runs.iter().map(pick).collect::<Vec<_>>())
+                };
+                cases.push(json!({
+                    "case": format!("{label}-{workers}w"),
+                    "threads": side.threads,
+                    "bytes": params.get().len(),
+                    "calls_per_run": n,
+                    "raw_rate": figure(raws, |r| r.rate),
+                    "bridge_rate": figure(bridges, |r| r.rate),
+                    "ratio": ratio,
+                    "ratio_low": low,
+                    "ratio_high": high,
+                    "raw_cpu_us": figure(raws, |r| r.cpu_us),
+                    "bridge_cpu_us": figure(bridges, |r| r.cpu_us),
+                }));
+            }
         }
-        runtime.block_on(bridge.shutdown());
+        for side in &mut sides {
+            side.stop();
+        }
     }
     let (rank, coverage) = interval_rank(options.rounds);
     if options.json {
@@ -220,6 +301,7 @@ fn main() -> Result<()> {
             "{}",
             json!({
                 "rounds": options.rounds,
+                "threads": options.threads,
                 "in_flight_per_worker": IN_FLIGHT,
                 "interval_rank": rank,
                 "interval_coverage": coverage,
@@ -237,8 +319,9 @@ fn main() -> Result<()> {
         );
         for case in &cases {
             println!(
-                "{:10} raw {:>9.0}/s  bridge {:>9.0}/s  ratio {:.2} ({:.2}–{:.2})  CPU per call raw {:.2} µs, bridge {:.2} µs",
+                "{:10} {}t raw {:>9.0}/s  bridge {:>9.0}/s  ratio {:.2} ({:.2}–{:.2})  CPU per call raw {:.2} µs, bridge {:.2} µs",
                 case["case"].as_str().unwrap_or_default(),
+                case["threads"].as_u64().unwrap_or_default(),
                 case["raw_rate"].as_f64().unwrap_or_default(),
                 case["bridge_rate"].as_f64().unwrap_or_default(),
                 case["ratio"].as_f64().unwrap_or_default(),

@@ -53,8 +53,14 @@ pub fn python() -> String {
 /// threads, as many as this machine's cores), so pybridge and the raw
 /// baseline are measured on the same one.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    runtime_with(2)
+}
+
+/// A runtime of `threads` worker threads, for a benchmark that compares
+/// runtime sizes.
+pub fn runtime_with(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads.max(1))
         .enable_all()
         .build()
 }

@@ -157,13 +157,19 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             THROUGHPUT_ROUNDS,
             "--seconds",
             THROUGHPUT_SECONDS,
+            "--threads",
+            "2,1",
         ],
     )?;
-    let ab_case = |case: &str| -> Result<Throughput> {
+    let ab_case = |case: &str, threads: u64| -> Result<Throughput> {
         let found = ab["cases"]
             .as_array()
-            .and_then(|cases| cases.iter().find(|c| c["case"] == case))
-            .with_context(|| format!("throughput_ab gave no case {case:?}"))?;
+            .and_then(|cases| {
+                cases
+                    .iter()
+                    .find(|c| c["case"] == case && c["threads"] == threads)
+            })
+            .with_context(|| format!("throughput_ab gave no case {case:?} on {threads} threads"))?;
         let number = |key: &str| {
             found[key]
                 .as_f64()
@@ -270,37 +276,42 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
 
     let mut rows = Vec::new();
     let rate = |ns: f64| 1e9 / ns;
-    for workers in ["1w", "2w"] {
-        for size in ["100B", "4KiB", "64KiB"] {
-            let t = ab_case(&format!("{size}-{workers}"))?;
-            let figure = format!(
-                "throughput, {size} params, {workers}, 64 in flight (median of {THROUGHPUT_ROUNDS} interleaved rounds)"
-            );
-            let (ours, theirs) = if size == "100B" {
-                (
-                    format!("{:.0} calls/s", t.bridge_rate),
-                    format!("{:.0} calls/s", t.raw_rate),
-                )
-            } else {
-                let mbs = |rate: f64| rate * t.bytes / 1e6;
-                (
-                    format!("{:.1} MB/s", mbs(t.bridge_rate)),
-                    format!("{:.1} MB/s", mbs(t.raw_rate)),
-                )
-            };
-            // Issue 21's goals, against the strong raw baseline.
-            let goal = match (size, workers) {
-                ("100B", "2w") => 0.85,
-                _ => 0.9,
-            };
-            rows.push(Row {
-                figure,
-                pybridge: ours,
-                baseline: theirs,
-                ratio: format!("{:.2} ({:.2}–{:.2})", t.ratio, t.ratio_low, t.ratio_high),
-                goal: format!("≥ {goal}"),
-                met: Some(t.ratio >= goal),
-            });
+    // The runtime of two threads, as many as this machine's cores, then
+    // the runtime of one, which `pybridge` itself takes on it for two
+    // workers (crates/cli/src/runtime.rs).
+    for (threads, runtime) in [(2, ""), (1, ", one runtime thread")] {
+        for workers in ["1w", "2w"] {
+            for size in ["100B", "4KiB", "64KiB"] {
+                let t = ab_case(&format!("{size}-{workers}"), threads)?;
+                let figure = format!(
+                    "throughput, {size} params, {workers}, 64 in flight{runtime} (median of {THROUGHPUT_ROUNDS} interleaved rounds)"
+                );
+                let (ours, theirs) = if size == "100B" {
+                    (
+                        format!("{:.0} calls/s", t.bridge_rate),
+                        format!("{:.0} calls/s", t.raw_rate),
+                    )
+                } else {
+                    let mbs = |rate: f64| rate * t.bytes / 1e6;
+                    (
+                        format!("{:.1} MB/s", mbs(t.bridge_rate)),
+                        format!("{:.1} MB/s", mbs(t.raw_rate)),
+                    )
+                };
+                // Issue 21's goals, against the strong raw baseline.
+                let goal = match (size, workers) {
+                    ("100B", "2w") => 0.85,
+                    _ => 0.9,
+                };
+                rows.push(Row {
+                    figure,
+                    pybridge: ours,
+                    baseline: theirs,
+                    ratio: format!("{:.2} ({:.2}–{:.2})", t.ratio, t.ratio_low, t.ratio_high),
+                    goal: format!("≥ {goal}"),
+                    met: Some(t.ratio >= goal),
+                });
+            }
         }
     }
     let extra_us = sequential_bridge - sequential_raw;
@@ -395,7 +406,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         goal: String::new(),
         met: None,
     });
-    let two_workers = ab_case("100B-2w")?;
+    let two_workers = ab_case("100B-2w", 2)?;
     let ours_2w = two_workers.bridge_rate;
     rows.push(Row {
         figure: "vs ProcessPoolExecutor, 2 workers, 100 B echo".into(),
@@ -416,17 +427,38 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         goal: "< 30 MB".into(),
         met: Some(rss * 1.048576 < 30.0),
     });
-    let (bridge_cpu, raw_cpu) = (two_workers.bridge_cpu_us, two_workers.raw_cpu_us);
-    rows.push(Row {
-        figure: format!(
-            "CPU per call in the benchmark process, 100 B, 2 workers (median of {THROUGHPUT_ROUNDS} interleaved rounds); baseline: the raw client"
-        ),
-        pybridge: format!("{bridge_cpu:.2} µs"),
-        baseline: format!("{raw_cpu:.2} µs"),
-        ratio: format!("{:.2}×", bridge_cpu / raw_cpu),
-        goal: "≤ 1.5 µs".into(),
-        met: Some(bridge_cpu <= 1.5),
-    });
+    for (threads, runtime) in [(2, ""), (1, ", one runtime thread")] {
+        let t = ab_case("100B-2w", threads)?;
+        let (bridge_cpu, raw_cpu) = (t.bridge_cpu_us, t.raw_cpu_us);
+        rows.push(Row {
+            figure: format!(
+                "CPU per call in the benchmark process, 100 B, 2 workers{runtime} (median of {THROUGHPUT_ROUNDS} interleaved rounds); baseline: the raw client"
+            ),
+            pybridge: format!("{bridge_cpu:.2} µs"),
+            baseline: format!("{raw_cpu:.2} µs"),
+            ratio: format!("{:.2}×", bridge_cpu / raw_cpu),
+            goal: "≤ 1.5 µs".into(),
+            met: Some(bridge_cpu <= 1.5),
+        });
+    }
+    // What the runtime's size costs the bridge, each case measured on both
+    // runtimes in the same rounds.
+    for workers in ["1w", "2w"] {
+        let (one, two) = (
+            ab_case(&format!("100B-{workers}"), 1)?,
+            ab_case(&format!("100B-{workers}"), 2)?,
+        );
+        rows.push(Row {
+            figure: format!(
+                "bridge CPU per call, 100 B, {workers}: one runtime thread; baseline: two (the same rounds)"
+            ),
+            pybridge: format!("{:.2} µs", one.bridge_cpu_us),
+            baseline: format!("{:.2} µs", two.bridge_cpu_us),
+            ratio: format!("{:.2}×", one.bridge_cpu_us / two.bridge_cpu_us),
+            goal: String::new(),
+            met: None,
+        });
+    }
 
     for (shape, label) in [
         ("batched", "64 KiB reads"),
@@ -589,13 +621,14 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
     }
     writeln!(
         out,
-        "\n`pybridge bench` in the same session: {} calls, {:.0} calls/s, p50 {} µs, p99 {} µs, {} errors; \
-         ProcessPoolExecutor: {ppe_rate:.0} tasks/s.\n",
+        "\n`pybridge bench` in the same session: {} calls, {:.0} calls/s, p50 {} µs, p99 {} µs, {} errors, \
+         on {} runtime thread(s) of its own choosing; ProcessPoolExecutor: {ppe_rate:.0} tasks/s.\n",
         load["requests"],
         load["rps"].as_f64().unwrap_or(0.0),
         load["p50_us"],
         load["p99_us"],
-        load["errors"]
+        load["errors"],
+        load["runtime_threads"]
     )?;
     writeln!(
         out,
@@ -610,7 +643,7 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          a time, the caller's task writes and reads. On the Python side a loop that answers everything it \
          read with one write.\n\
          - **throughput** (`cargo run --release -p pybridge-benches --example throughput_ab -- --rounds \
-         {THROUGHPUT_ROUNDS} --seconds {THROUGHPUT_SECONDS}`): closed loop with 64 calls in flight per \
+         {THROUGHPUT_ROUNDS} --seconds {THROUGHPUT_SECONDS} --threads 2,1`): closed loop with 64 calls in flight per \
          worker; params of the given size (`{{\"data\":\"xx…\"}}`). {THROUGHPUT_ROUNDS} rounds, each \
          running the raw client and the full bridge for the same number of calls ({THROUGHPUT_SECONDS} s \
          of the raw client's rate in a first run; then one unmeasured run of each), in an order that \
@@ -618,7 +651,11 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          of the rounds' ratios with a confidence interval of that median in brackets, of at least 90 % \
          (for 11 rounds the 3rd and the 9th of their ratios: 93.5 %). CPU per call: this process's CPU \
          time (all threads) around each run, divided by its calls, the median over the rounds. The goals \
-         are issue 21's.\n\
+         are issue 21's. Every case runs on a runtime of two threads (as many as this machine's cores) and \
+         on one of one thread (what `pybridge` itself takes here for two workers: the cores the local \
+         workers leave free, a quarter of them at least), each with its own raw client, bridge and \
+         workers, in the same rounds (`--threads 2,1`, in an order that alternates too); the rows without \
+         a runtime named are the two threads'.\n\
          - **sequential**: one call at a time. The goal's row: `cargo run --release -p pybridge-benches --example \
          sequential_gap -- --rounds 11 --calls 2000`, the raw client and raw worker and the full bridge and SDK \
          worker (with the set-ups between them, which say where a gap comes from) in interleaved rounds of \
