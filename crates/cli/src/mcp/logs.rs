@@ -11,12 +11,14 @@
 //! Lines from a retried attempt carry another id and are not routed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
+use tracing::subscriber::Interest;
 use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -51,8 +53,23 @@ impl Drop for Route {
         routes.calls.remove(&self.key);
         let key = self.key;
         routes.wire.retain(|_, k| *k != key);
+        if routes.calls.is_empty() {
+            ROUTED.store(false, Ordering::Relaxed);
+            tracing::callsite::rebuild_interest_cache();
+        }
     }
 }
+
+/// Whether any route is open: the bridge's span is of interest only then.
+///
+/// A per-layer filter that answers "sometimes" for a span's callsite makes
+/// the registry build that span on every call even when the filter then
+/// turns it down (tracing-subscriber 0.3 disables a span only when all 64
+/// filter slots do). So the bridge's span is "never" while no tool call
+/// asked for logs, and the callsites' interest is rebuilt when the first
+/// route opens and the last one closes, under the routes' lock, so the two
+/// cannot pass each other.
+static ROUTED: AtomicBool = AtomicBool::new(false);
 
 /// Opens a route for one tool call.
 pub(crate) fn route() -> Route {
@@ -61,6 +78,9 @@ pub(crate) fn route() -> Route {
     routes.next += 1;
     let key = routes.next;
     routes.calls.insert(key, tx);
+    if !ROUTED.swap(true, Ordering::Relaxed) {
+        tracing::callsite::rebuild_interest_cache();
+    }
     Route { key, lines }
 }
 
@@ -91,14 +111,49 @@ where
 #[derive(Debug)]
 struct Only;
 
-impl<S> Filter<S> for Only {
-    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+impl<S> Filter<S> for Only
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    /// Fixed for every callsite but the bridge's span: the default,
+    /// "sometimes", would have the registry build every span of the
+    /// process, the gateway's included, for nobody.
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         if meta.is_span() {
-            meta.name() == CALL_SPAN || meta.name() == BRIDGE_SPAN
+            match meta.name() {
+                CALL_SPAN => Interest::always(),
+                BRIDGE_SPAN if ROUTED.load(Ordering::Relaxed) => Interest::sometimes(),
+                _ => Interest::never(),
+            }
+        } else if is_log_line(meta) {
+            Interest::always()
         } else {
-            meta.target() == LOG_TARGET && meta.fields().field("fields").is_some()
+            Interest::never()
         }
     }
+
+    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        if meta.is_span() {
+            match meta.name() {
+                CALL_SPAN => true,
+                // The bridge opens this span for every call, the gateway's
+                // `/rpc` calls too; a span this filter enables is built in
+                // the registry and entered on every poll of the call. Only
+                // one inside a routed tool call has lines to route.
+                BRIDGE_SPAN => cx
+                    .lookup_current()
+                    .is_some_and(|span| span.scope().any(|s| s.name() == CALL_SPAN)),
+                _ => false,
+            }
+        } else {
+            is_log_line(meta)
+        }
+    }
+}
+
+/// A worker's `$/log` line, as the pool emits it.
+fn is_log_line(meta: &Metadata<'_>) -> bool {
+    meta.target() == LOG_TARGET && meta.fields().field("fields").is_some()
 }
 
 #[derive(Debug)]
@@ -226,5 +281,54 @@ impl Visit for LogFields {
         if field.name() == "message" && self.message.is_none() && text != "worker log" {
             self.message = Some(text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::Registry;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::{BRIDGE_SPAN, CALL_SPAN, layer, route, routes};
+
+    fn bridge_span() -> tracing::Span {
+        tracing::debug_span!(target: "pybridge::call", "pybridge.call", correlation_id = 7_i64)
+    }
+
+    #[test]
+    fn the_bridges_span_is_built_inside_a_routed_tool_call_only() {
+        assert_eq!(BRIDGE_SPAN, "pybridge.call");
+        assert_eq!(CALL_SPAN, "mcp.tool_call");
+        let subscriber = Registry::default().with(layer());
+        tracing::subscriber::with_default(subscriber, || {
+            // A gateway's call, or a tool call nobody asked logs of.
+            assert!(bridge_span().is_disabled());
+            let other = tracing::info_span!("http.request");
+            assert!(other.is_disabled());
+            // A tool call that asked for logs.
+            let open = route();
+            let tool = tracing::info_span!("mcp.tool_call", route = open.key);
+            assert!(!tool.is_disabled());
+            tool.in_scope(|| {
+                let span = bridge_span();
+                assert!(!span.is_disabled());
+                assert_eq!(routes().wire.get(&7), Some(&open.key));
+                // Deeper in the tool call, too.
+                span.in_scope(|| assert!(!bridge_span().is_disabled()));
+            });
+            assert!(routes().wire.is_empty(), "the span's close unroutes it");
+            // Beside it, a gateway's call is not routed (the registry may
+            // build its span while a route is open).
+            let beside = bridge_span();
+            assert!(routes().wire.is_empty());
+            drop(beside);
+            let second = route();
+            drop(open);
+            // One route is still open: its call's span is built.
+            let tool = tracing::info_span!("mcp.tool_call", route = second.key);
+            tool.in_scope(|| assert!(!bridge_span().is_disabled()));
+            drop(second);
+            tool.in_scope(|| assert!(bridge_span().is_disabled()));
+        });
     }
 }
