@@ -65,12 +65,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let one_worker = matches!(
-        cli.command,
-        Command::Call(_) | Command::Methods(_) | Command::Describe(_) | Command::Conform(_)
-    );
+    let work = match cli.command {
+        Command::Serve(_) => runtime::Work::Gateway,
+        Command::Bench(_) | Command::Mcp(_) | Command::Config(_) => runtime::Work::Pool,
+        Command::Call(_) | Command::Methods(_) | Command::Describe(_) | Command::Conform(_) => {
+            runtime::Work::OneWorker
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(runtime::threads(&cli.global, one_worker))
+        .worker_threads(runtime::threads(&cli.global, work))
         .enable_all()
         .build()
     {

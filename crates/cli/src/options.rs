@@ -17,8 +17,9 @@ pub(crate) struct GlobalArgs {
     /// The number of workers.
     #[arg(long, global = true, value_name = "N")]
     pub(crate) workers: Option<usize>,
-    /// Threads of the async runtime (default: the cores the local workers
-    /// leave free, and at least a quarter of the cores).
+    /// Threads of the async runtime (default: every core for `serve`; for
+    /// the other commands the cores the local workers leave free, one at
+    /// least).
     #[arg(
         long,
         global = true,
@@ -185,15 +186,20 @@ pub(crate) fn print_config(global: &GlobalArgs, args: &ConfigArgs) -> Result<Exi
             setting.key, setting.value, source
         ));
     }
-    // Not a setting of the bridge but of this process, sized as for
-    // `serve`, `bench` and `mcp` (src/runtime.rs).
-    let threads = tokio::runtime::Handle::current().metrics().num_workers();
-    let why = if global.runtime_threads.is_some() {
-        "--runtime-threads"
+    // Not settings of the bridge but of the process (src/runtime.rs).
+    use crate::runtime::{Work, threads};
+    text.push_str(&if global.runtime_threads.is_some() {
+        format!(
+            "# runtime threads: {} (--runtime-threads)\n",
+            threads(global, Work::Pool)
+        )
     } else {
-        "the cores the local workers leave free, a quarter of them at least"
-    };
-    text.push_str(&format!("# runtime threads: {threads} ({why})\n"));
+        format!(
+            "# runtime threads: serve {} (every core); bench, mcp {} (the cores the local workers leave free, one at least)\n",
+            threads(global, Work::Gateway),
+            threads(global, Work::Pool)
+        )
+    });
     crate::out::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

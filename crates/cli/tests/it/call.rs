@@ -245,11 +245,14 @@ async fn bench_reports_throughput_latency_and_errors_as_json() {
     assert_eq!(report["cache_hit_ratio"], 0.0, "{report}");
 }
 
-/// The runtime's threads as `auto` in src/runtime.rs: the cores the local
-/// workers leave free, and a quarter of the cores at least.
+/// This machine's cores, and the runtime's threads beside `local` workers
+/// as `auto` in src/runtime.rs: the cores they leave free, one at least.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn auto_threads(local: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.saturating_sub(local).max(cores.div_ceil(4)).max(1)
+    cores().saturating_sub(local).max(1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,13 +268,18 @@ async fn the_runtime_is_sized_by_the_workers_unless_told() {
             .unwrap_or_else(|| panic!("no runtime line: {}", out.stdout))
             .to_string()
     };
+    let sized = |local: usize| {
+        format!(
+            "# runtime threads: serve {} (every core); bench, mcp {} (the cores the local workers leave free, one at least)",
+            cores(),
+            auto_threads(local)
+        )
+    };
     // The most workers the pool may run counts, from the file or the flag.
     let out = run(&home, &["--config", file.to_str().unwrap(), "config"]).await;
-    let expected = format!("# runtime threads: {} (the cores", auto_threads(3));
-    assert!(threads_line(&out).starts_with(&expected), "{}", out.stdout);
+    assert_eq!(threads_line(&out), sized(3));
     let out = run(&home, &["--workers", "1", "config"]).await;
-    let expected = format!("# runtime threads: {} (the cores", auto_threads(1));
-    assert!(threads_line(&out).starts_with(&expected), "{}", out.stdout);
+    assert_eq!(threads_line(&out), sized(1));
     // The flag and its variable decide alone.
     let out = run(
         &home,
@@ -305,21 +313,24 @@ async fn the_runtime_is_sized_by_the_workers_unless_told() {
             out.stderr
         );
     }
-    // The benchmark says what it ran on.
+    // The benchmark runs on what it says, chosen or told.
     let worker = sdk_worker();
-    let mut args = vec![
-        "--runtime-threads",
-        "2",
-        "bench",
-        "--requests",
-        "200",
-        "--json",
-        "--",
-    ];
-    args.extend(worker.iter().map(String::as_str));
-    let out = run(&home, &args).await;
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(json(&out.stdout)["runtime_threads"], 2, "{}", out.stdout);
+    for (flags, expected) in [
+        (vec!["--workers", "1"], auto_threads(1)),
+        (vec!["--runtime-threads", "2"], 2),
+    ] {
+        let mut args = flags.clone();
+        args.extend(["bench", "--requests", "200", "--json", "--"]);
+        args.extend(worker.iter().map(String::as_str));
+        let out = run(&home, &args).await;
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        assert_eq!(
+            json(&out.stdout)["runtime_threads"],
+            expected,
+            "{flags:?}: {}",
+            out.stdout
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
