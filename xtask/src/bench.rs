@@ -214,7 +214,32 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         setup_p50(&format!("raw client + raw worker{spawned}"))?,
     );
 
-    // 1c. The shared cache tier: a hit from Redis on loopback against a
+    // 1c. The HTTP gateway on runtimes of two threads and of one, which
+    // decides how `pybridge serve` sizes its runtime.
+    let cli_path = cli.to_str().context("the CLI's path is not UTF-8")?;
+    let gateway = example_json(
+        root,
+        "gateway_threads",
+        &["--rounds", "7", "--seconds", "2", "--cli", cli_path],
+    )?;
+    let gateway_row = |threads: u64| -> Result<(f64, f64, f64)> {
+        let row = gateway["rows"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["threads"] == threads))
+            .with_context(|| format!("gateway_threads gave no row for {threads} threads"))?;
+        let number = |key: &str| {
+            row[key]
+                .as_f64()
+                .with_context(|| format!("gateway_threads' row has no {key}"))
+        };
+        Ok((
+            number("requests_per_s")?,
+            number("cpu_us_per_request")?,
+            number("rate_ratio_to_first")?,
+        ))
+    };
+
+    // 1d. The shared cache tier: a hit from Redis on loopback against a
     // memory hit and a worker round trip, interleaved in one run.
     run(cargo(root).args([
         "bench",
@@ -277,7 +302,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let mut rows = Vec::new();
     let rate = |ns: f64| 1e9 / ns;
     // The runtime of two threads, as many as this machine's cores, then
-    // the runtime of one, which `pybridge` itself takes on it for two
+    // the runtime of one, which `pybridge bench` itself takes on it for two
     // workers (crates/cli/src/runtime.rs).
     for (threads, runtime) in [(2, ""), (1, ", one runtime thread")] {
         for workers in ["1w", "2w"] {
@@ -379,6 +404,16 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             met: None,
         });
     }
+    let ((two_rate, two_cpu, _), (one_rate, one_cpu, one_ratio)) =
+        (gateway_row(2)?, gateway_row(1)?);
+    rows.push(Row {
+        figure: "gateway (`pybridge serve`, 2 workers), 100 B `/rpc` calls, 64 keep-alive connections (median of 7 interleaved rounds): one runtime thread; baseline: two".into(),
+        pybridge: format!("{one_rate:.0} requests/s, {one_cpu:.1} µs CPU each"),
+        baseline: format!("{two_rate:.0} requests/s, {two_cpu:.1} µs CPU each"),
+        ratio: format!("{one_ratio:.2}"),
+        goal: String::new(),
+        met: None,
+    });
     let hit = median("bridge-cache-hit", "bridge-100B", "")
         .or_else(|_| median("bridge-cache-hit", "bridge-100B", "."))?;
     rows.push(Row {
@@ -596,8 +631,8 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
         out,
         "Produced by `cargo xtask bench` in one session: criterion's `bridge` benchmark for sequential \
          latency by size and the cache hit (the full bridge and the raw baseline, one after the other for \
-         each case), its `transport` benchmark, the `throughput_ab` and `sequential_gap` examples \
-         (interleaved rounds), the `shared_tier` benchmark, then `benches/python/ppe_echo.py` and \
+         each case), its `transport` benchmark, the `throughput_ab`, `sequential_gap` and `gateway_threads` \
+         examples (interleaved rounds), the `shared_tier` benchmark, then `benches/python/ppe_echo.py` and \
          `benches/python/sdk_overhead.py`, then `pybridge bench`, trace export and cold start. Every \
          figure is the median of its run; ratios compare figures from the same run, and those measured in \
          interleaved rounds are the median of the rounds' ratios. The machine is shared, so compare \
@@ -652,8 +687,8 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          (for 11 rounds the 3rd and the 9th of their ratios: 93.5 %). CPU per call: this process's CPU \
          time (all threads) around each run, divided by its calls, the median over the rounds. The goals \
          are issue 21's. Every case runs on a runtime of two threads (as many as this machine's cores) and \
-         on one of one thread (what `pybridge` itself takes here for two workers: the cores the local \
-         workers leave free, a quarter of them at least), each with its own raw client, bridge and \
+         on one of one thread (what `pybridge bench` itself takes here for two workers: the cores the \
+         local workers leave free, one at least), each with its own raw client, bridge and \
          workers, in the same rounds (`--threads 2,1`, in an order that alternates too); the rows without \
          a runtime named are the two threads'.\n\
          - **sequential**: one call at a time. The goal's row: `cargo run --release -p pybridge-benches --example \
@@ -667,6 +702,12 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          pipes, over TCP on 127.0.0.1 (`--listen`, with the HMAC challenge at connect time) and over a \
          Unix socket; one worker each, 100 B echo; the ratio is the socket's rate (or latency) to the \
          pipes'.\n\
+         - **gateway** (`cargo run --release -p pybridge-benches --example gateway_threads -- --rounds 7 \
+         --seconds 2`): `pybridge serve` with two SDK demo workers, started with `--runtime-threads 2` and \
+         with `--runtime-threads 1`, each driven in turn by 64 keep-alive connections from the benchmark's \
+         own thread on 127.0.0.1, one 100 B `test.echo` request in flight each; seven rounds in an order \
+         that alternates; requests per second and the gateway process's own CPU time per request (from \
+         /proc, workers excluded), the medians over rounds, and the median of the rounds' ratios.\n\
          - **cache hit**: the same call answered from the memory tier: validation, key hashing, lookup.\n\
          - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n\
          - **worker CPU per message** (`benches/python/sdk_overhead.py`): the process CPU of the SDK's loop \
