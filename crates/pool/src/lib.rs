@@ -102,7 +102,7 @@ pub use config::{
 pub use endpoint::{Endpoint, RemotePolicy, Secret};
 pub use error::{ConfigError, Error, FailureReason, Result, TimeoutStage, WorkerFailure};
 pub use events::{ExitReason, PoolEvent, RecycleReason};
-pub use pool::{CallTime, Pool, RequestId};
+pub use pool::{Answer, CallTime, Pool, RequestId};
 pub use remote::{Connection, connect};
 pub use shared::ShutdownReport;
 pub use stats::{EndpointState, EndpointStats, HealthStatus, PoolStats, WorkerState, WorkerStats};

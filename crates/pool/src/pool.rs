@@ -45,6 +45,18 @@ pub struct CallTime {
     pub deadline: Instant,
 }
 
+/// A worker's result from [`Pool::call_with_meta_in`], with the pool's
+/// reading of the clock as the answer reached the caller: a caller that
+/// times the call (a breaker, say) reads it there instead of again.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The worker's result, checked as JSON.
+    pub result: Box<RawValue>,
+    /// When the pool handed the answer over.
+    pub at: Instant,
+}
+
 /// A request id reserved with [`Pool::reserve_id`]. Only the pool makes
 /// them, so two calls can never share one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -177,18 +189,20 @@ impl Pool {
         deadline: Instant,
         meta: Option<&Meta<'_>>,
     ) -> Result<Box<RawValue>> {
-        self.call_with_meta_in(
-            &tracing::Span::current(),
-            id,
-            method,
-            params,
-            CallTime {
-                started: Instant::now(),
-                deadline,
-            },
-            meta,
-        )
-        .await
+        let answer = self
+            .call_with_meta_in(
+                &tracing::Span::current(),
+                id,
+                method,
+                params,
+                CallTime {
+                    started: Instant::now(),
+                    deadline,
+                },
+                meta,
+            )
+            .await?;
+        Ok(answer.result)
     }
 
     /// Like [`call_with_meta`](Pool::call_with_meta), recording the worker's
@@ -197,7 +211,8 @@ impl Pool {
     /// enter and exit of a traced span costs lookups in the subscriber).
     /// `time` says when the call started, by the caller's own reading of
     /// the clock (a caller that has one saves the pool reading it again),
-    /// and when it must be answered by.
+    /// and when it must be answered by; the [`Answer`] says when it was
+    /// answered, by the reading the pool takes for its own metrics.
     ///
     /// # Errors
     /// As [`call_with_deadline`](Pool::call_with_deadline).
@@ -209,7 +224,7 @@ impl Pool {
         params: Option<&RawValue>,
         time: CallTime,
         meta: Option<&Meta<'_>>,
-    ) -> Result<Box<RawValue>> {
+    ) -> Result<Answer> {
         let CallTime { started, deadline } = time;
         let shared = &self.handle.shared;
         if shared.admission.is_closing() {
@@ -246,7 +261,11 @@ impl Pool {
         }
         match outcome {
             Ok(response) => {
-                worker.metrics.duration.record(sent.elapsed());
+                let at = Instant::now();
+                worker
+                    .metrics
+                    .duration
+                    .record(at.saturating_duration_since(sent));
                 worker.metrics.requests.increment(1);
                 let served = worker.served.fetch_add(1, Ordering::Relaxed) + 1;
                 if worker.recycle_after == Some(served) {
@@ -257,10 +276,13 @@ impl Pool {
                     // A full channel only delays recycling to the next tick's checks.
                     let _ = shared.supervisor.try_send(msg);
                 }
-                response.result.map_err(|error| Error::Remote {
-                    worker: worker.id,
-                    error,
-                })
+                match response.result {
+                    Ok(result) => Ok(Answer { result, at }),
+                    Err(error) => Err(Error::Remote {
+                        worker: worker.id,
+                        error,
+                    }),
+                }
             }
             Err(PendingError::Failed(held)) => Err(held.into_error()),
             Err(PendingError::TableDropped) => Err(Error::WorkerFailed {

@@ -369,13 +369,21 @@ impl Bridge {
                         attempt_deadline,
                     )
                     .await;
-                let result = result.map_err(|source| Attempt {
-                    error: Error::Pool {
-                        method: spec.name().to_string(),
-                        source,
-                    },
-                    idempotent: spec.idempotent(),
-                });
+                // The pool's reading as it handed the answer over ends a
+                // successful attempt; a failed one reads the clock below.
+                let (result, answered) = match result {
+                    Ok(answer) => (Ok(answer.result), Some(answer.at)),
+                    Err(source) => (
+                        Err(Attempt {
+                            error: Error::Pool {
+                                method: spec.name().to_string(),
+                                source,
+                            },
+                            idempotent: spec.idempotent(),
+                        }),
+                        None,
+                    ),
+                };
                 if let Err(failed) = &result {
                     let kind = failed.error.kind().as_str();
                     telemetry::record_error(&worker_span, kind);
@@ -390,7 +398,7 @@ impl Bridge {
                         },
                         Err(_) => Outcome::Ignored,
                     };
-                    let ended = Instant::now();
+                    let ended = answered.unwrap_or_else(Instant::now);
                     permit.record_at(outcome, ended.saturating_duration_since(started), ended);
                 }
                 result
@@ -429,7 +437,7 @@ impl Bridge {
         params: Option<&RawValue>,
         started: Instant,
         deadline: Instant,
-    ) -> pybridge_pool::Result<Box<RawValue>> {
+    ) -> pybridge_pool::Result<pybridge_pool::Answer> {
         let pool = self.inner.layers.pool();
         // The pool's futures are boxed: they are the largest part of a
         // call's state, and every layer above would otherwise hold them
