@@ -13,7 +13,9 @@
 //!
 //! It answers how `pybridge serve` should size its runtime: the HTTP work
 //! of each request runs on the runtime's threads, unlike the bridge's
-//! calls alone (the `throughput_ab` example).
+//! calls alone (the `throughput_ab` example). Given `--cli` more than once,
+//! it compares builds the same way: every build on every runtime size, in
+//! the same rounds.
 //!
 //! ```text
 //! cargo build --release -p pybridge-cli
@@ -24,7 +26,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +45,7 @@ struct Options {
     rounds: usize,
     seconds: f64,
     connections: usize,
-    cli: PathBuf,
+    clis: Vec<PathBuf>,
 }
 
 fn options() -> Result<Options> {
@@ -53,7 +55,7 @@ fn options() -> Result<Options> {
         rounds: 7,
         seconds: 2.0,
         connections: 64,
-        cli: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/pybridge"),
+        clis: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -97,16 +99,22 @@ fn options() -> Result<Options> {
                     .with_context(|| format!("--connections: {text:?} is not a whole number"))?
                     .max(1);
             }
-            "--cli" => options.cli = PathBuf::from(value("--cli")?),
+            "--cli" => options.clis.push(PathBuf::from(value("--cli")?)),
             "--bench" => {} // cargo passes it to examples run as benches
             other => bail!("unknown argument {other:?}"),
         }
+    }
+    if options.clis.is_empty() {
+        options
+            .clis
+            .push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/pybridge"));
     }
     Ok(options)
 }
 
 /// One `pybridge serve`, its address, and what it has said on stderr.
 struct Gateway {
+    cli: PathBuf,
     threads: usize,
     child: Child,
     addr: SocketAddr,
@@ -114,7 +122,7 @@ struct Gateway {
 }
 
 impl Gateway {
-    async fn start(cli: &PathBuf, threads: usize) -> Result<Gateway> {
+    async fn start(cli: &Path, threads: usize) -> Result<Gateway> {
         let mut child = Command::new(cli)
             .arg("--runtime-threads")
             .arg(threads.to_string())
@@ -154,6 +162,7 @@ impl Gateway {
             rest
         });
         Ok(Gateway {
+            cli: cli.to_path_buf(),
             threads,
             child,
             addr,
@@ -276,8 +285,10 @@ fn median(values: &mut [f64]) -> f64 {
 async fn main() -> Result<()> {
     let options = options()?;
     let mut gateways = Vec::new();
-    for &threads in &options.threads {
-        gateways.push(Gateway::start(&options.cli, threads).await?);
+    for cli in &options.clis {
+        for &threads in &options.threads {
+            gateways.push(Gateway::start(cli, threads).await?);
+        }
     }
     // One unmeasured run each: workers started, connections' paths warm.
     for gateway in &gateways {
@@ -312,6 +323,7 @@ async fn main() -> Result<()> {
             .map(|(run, first)| run.0 / first.0)
             .collect();
         rows.push(json!({
+            "cli": gateway.cli.display().to_string(),
             "threads": gateway.threads,
             "requests_per_s": median(&mut runs.iter().map(|r| r.0).collect::<Vec<_>>()),
             "cpu_us_per_request": median(&mut runs.iter().map(|r| r.1).collect::<Vec<_>>()),
@@ -338,7 +350,8 @@ async fn main() -> Result<()> {
         );
         for row in &rows {
             println!(
-                "{} runtime thread(s): {:>8.0} requests/s ({:.2}× the first), gateway CPU {:.1} µs per request",
+                "{} on {} runtime thread(s): {:>8.0} requests/s ({:.2}× the first), gateway CPU {:.1} µs per request",
+                row["cli"].as_str().unwrap_or_default(),
                 row["threads"],
                 row["requests_per_s"].as_f64().unwrap_or_default(),
                 row["rate_ratio_to_first"].as_f64().unwrap_or_default(),
