@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use pybridge_benches::{SDK_WORKER_ARGS, python, python_path};
+use pybridge_benches::{SDK_WORKER_ARGS, args, median, python, python_path};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -64,40 +64,11 @@ fn options() -> Result<Options> {
         };
         match arg.as_str() {
             "--json" => options.json = true,
-            "--threads" => {
-                let text = value("--threads")?;
-                options.threads = text
-                    .split(',')
-                    .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n > 0))
-                    .collect::<Option<Vec<_>>>()
-                    .filter(|t| !t.is_empty())
-                    .with_context(|| {
-                        format!("--threads: {text:?} is not a list of counts above 0")
-                    })?;
-            }
-            "--rounds" => {
-                let text = value("--rounds")?;
-                options.rounds = text
-                    .parse::<usize>()
-                    .with_context(|| format!("--rounds: {text:?} is not a whole number"))?
-                    .max(1);
-            }
-            "--seconds" => {
-                let text = value("--seconds")?;
-                let seconds: f64 = text
-                    .parse()
-                    .with_context(|| format!("--seconds: {text:?} is not a number"))?;
-                if !(seconds > 0.0 && seconds.is_finite()) {
-                    bail!("--seconds must be above 0, got {text}");
-                }
-                options.seconds = seconds;
-            }
+            "--threads" => options.threads = args::counts("--threads", &value("--threads")?)?,
+            "--rounds" => options.rounds = args::whole("--rounds", &value("--rounds")?)?,
+            "--seconds" => options.seconds = args::seconds("--seconds", &value("--seconds")?)?,
             "--connections" => {
-                let text = value("--connections")?;
-                options.connections = text
-                    .parse::<usize>()
-                    .with_context(|| format!("--connections: {text:?} is not a whole number"))?
-                    .max(1);
+                options.connections = args::whole("--connections", &value("--connections")?)?;
             }
             "--cli" => options.clis.push(PathBuf::from(value("--cli")?)),
             "--bench" => {} // cargo passes it to examples run as benches
@@ -268,16 +239,6 @@ async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> Result<()> {
             );
             return Ok(());
         }
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
 }
 

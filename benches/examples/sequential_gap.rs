@@ -32,7 +32,7 @@ use anyhow::{Context, Result, bail};
 use pybridge::Bridge;
 use pybridge_benches::raw::{ECHO_WORKER, RawWorker, burning_echo_args};
 use pybridge_benches::{
-    SDK_WORKER_ARGS, payload, python, python_path, raw_sdk_args, sdk_bridge_config,
+    SDK_WORKER_ARGS, median, payload, python, python_path, raw_sdk_args, sdk_bridge_config,
 };
 use pybridge_pool::{Pool, PoolConfig, WorkerSpec};
 use serde_json::json;
@@ -94,11 +94,6 @@ impl Setup {
         }
         Ok(())
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// `calls` sequential calls of `setups[index]`, each call's latency in µs.

@@ -35,7 +35,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use pybridge::Bridge;
 use pybridge_benches::raw::RawPool;
-use pybridge_benches::{bridge_echo_loop, cpu_time, payload, python, sdk_bridge_config};
+use pybridge_benches::{
+    args, bridge_echo_loop, cpu_time, median, payload, python, sdk_bridge_config,
+};
 use serde_json::json;
 use serde_json::value::RawValue;
 
@@ -64,33 +66,9 @@ fn options() -> Result<Options> {
         };
         match arg.as_str() {
             "--json" => options.json = true,
-            "--rounds" => {
-                let text = value("--rounds")?;
-                options.rounds = text
-                    .parse::<usize>()
-                    .with_context(|| format!("--rounds: {text:?} is not a whole number"))?
-                    .max(1);
-            }
-            "--seconds" => {
-                let text = value("--seconds")?;
-                let seconds: f64 = text
-                    .parse()
-                    .with_context(|| format!("--seconds: {text:?} is not a number"))?;
-                if !(seconds > 0.0 && seconds.is_finite()) {
-                    bail!("--seconds must be above 0, got {text}");
-                }
-                options.seconds = seconds;
-            }
-            "--threads" => {
-                let text = value("--threads")?;
-                let threads = text
-                    .split(',')
-                    .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n > 0))
-                    .collect::<Option<Vec<_>>>();
-                options.threads = threads.filter(|t| !t.is_empty()).with_context(|| {
-                    format!("--threads: {text:?} is not a list of counts above 0")
-                })?;
-            }
+            "--rounds" => options.rounds = args::whole("--rounds", &value("--rounds")?)?,
+            "--seconds" => options.seconds = args::seconds("--seconds", &value("--seconds")?)?,
+            "--threads" => options.threads = args::counts("--threads", &value("--threads")?)?,
             "--bench" => {} // cargo passes it to examples run as benches
             other => bail!("unknown argument {other:?}"),
         }
@@ -122,17 +100,6 @@ async fn bridge_run(bridge: &Bridge, workers: usize, calls: u64, params: &Arc<Ra
     let before = cpu_time();
     let elapsed = bridge_echo_loop(bridge, calls, IN_FLIGHT * workers, params).await;
     run_of(calls, elapsed, cpu_time() - before)
-}
-
-/// The median: the middle value, or the mean of the two middle ones.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 /// A distribution-free confidence interval of the median of `n` values:

@@ -2,6 +2,7 @@
 //! fixtures' paths, payloads of a given size, and closed-loop load with a
 //! fixed number of calls in flight.
 
+pub mod args;
 pub mod raw;
 pub use pybridge_test_support::redis_server;
 
@@ -162,4 +163,18 @@ pub async fn pool_echo_loop(
         ((pool, params), outcome.map(drop))
     })
     .await
+}
+
+/// The median: the middle value, or the mean of the two middle ones.
+///
+/// # Panics
+/// When `values` is empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
