@@ -148,6 +148,11 @@ pub struct SweepReport {
     pub orphans: u64,
     /// Live entries removed, oldest first, to get under the byte budget.
     pub evicted: u64,
+    /// Empty folders removed from the index and content trees: cacache
+    /// leaves an entry's hash folders behind when the entry goes, and the
+    /// sweep removes them once they are old enough not to be another
+    /// process's write in progress.
+    pub folders: u64,
     /// Entries on disk after the sweep.
     pub entries: u64,
     /// Bytes on disk after the sweep (content, index and temporary files).

@@ -128,6 +128,11 @@ pub(crate) fn remove_file(path: &Path) -> io::Result<bool> {
 
 /// Removes an entry's index bucket, then its content. In that order a reader
 /// never finds an index entry whose content was removed on purpose.
+///
+/// The two hash folders above each file (`aa/bb`, which cacache creates and
+/// never removes) stay: another process sharing the directory may have just
+/// made one of them to write into it. The sweep removes them once empty and
+/// old.
 pub(crate) fn remove_entry(
     dir: &Path,
     key: &str,
@@ -138,4 +143,12 @@ pub(crate) fn remove_entry(
     let content = content_path(dir, integrity);
     remove_file(&content).map_err(|e| (e, content))?;
     Ok(())
+}
+
+/// Whether a cacache operation failed because a folder it had just made
+/// ready was gone: another process's sweep removed an old empty hash folder
+/// between cacache finding it and writing into it. Trying again makes the
+/// folder anew, young, which no sweep removes.
+pub(crate) fn vanished(error: &cacache::Error) -> bool {
+    matches!(error, cacache::Error::IoError(e, _) if e.kind() == io::ErrorKind::NotFound)
 }

@@ -341,21 +341,26 @@ impl DiskState {
             layout::remove_entry(&self.dir, &key, &integrity)
                 .map_err(|(e, p)| io_fault(DiskOperation::Write, &e, &p))?;
         }
-        let cacache_fault = |e: cacache::Error| DiskFault::from_cacache(DiskOperation::Write, &e);
-        // No `size`: given one, cacache (with `mmap`) preallocates and maps
-        // the temporary file, which measured slower than a plain write for
-        // every value size up to its 1 MiB limit. The content hash already
-        // covers truncation.
-        let mut writer = WriteOpts::new()
-            .algorithm(layout::ALGORITHM)
-            .time(u128::from(now))
-            .metadata(layout::meta_json(job.expires_ms, &job.method))
-            .open_sync(&self.dir, &key)
-            .map_err(cacache_fault)?;
-        writer
-            .write_all(record)
-            .map_err(|e| io_fault(DiskOperation::Write, &e, &self.dir))?;
-        let integrity = writer.commit().map_err(cacache_fault)?;
+        let write = || {
+            // No `size`: given one, cacache (with `mmap`) preallocates and
+            // maps the temporary file, which measured slower than a plain
+            // write for every value size up to its 1 MiB limit. The content
+            // hash already covers truncation.
+            let mut writer = WriteOpts::new()
+                .algorithm(layout::ALGORITHM)
+                .time(u128::from(now))
+                .metadata(layout::meta_json(job.expires_ms, &job.method))
+                .open_sync(&self.dir, &key)?;
+            writer
+                .write_all(record)
+                .map_err(|e| cacache::Error::IoError(e, "writing a cache record".into()))?;
+            writer.commit()
+        };
+        let integrity = match write() {
+            Err(e) if layout::vanished(&e) => write(),
+            written => written,
+        }
+        .map_err(|e| DiskFault::from_cacache(DiskOperation::Write, &e))?;
         let bucket_len =
             std::fs::metadata(layout::bucket_path(&self.dir, &key)).map_or(0, |m| m.len());
         let bytes = record.len() as u64 + bucket_len;
@@ -476,9 +481,10 @@ impl DiskState {
 
         // Walk before listing: anything created after the walk is unknown to
         // it and therefore never treated as an orphan in this pass.
-        let buckets = walk(&self.dir.join(INDEX_DIR))?;
-        let contents = walk(&self.dir.join(CONTENT_DIR))?;
-        for (path, file) in walk(&self.dir.join(TMP_DIR))? {
+        let mut folders = Vec::new();
+        let buckets = walk(&self.dir.join(INDEX_DIR), &mut folders)?;
+        let contents = walk(&self.dir.join(CONTENT_DIR), &mut folders)?;
+        for (path, file) in walk(&self.dir.join(TMP_DIR), &mut Vec::new())? {
             if old(file.mtime_ms) {
                 layout::remove_file(&path)
                     .map_err(|e| io_fault(DiskOperation::Remove, &e, &path))?;
@@ -557,6 +563,19 @@ impl DiskState {
                 report.orphans += 1;
             }
         }
+        // Empty folders: cacache never removes the two hash folders above
+        // each entry, so without this every key ever written (and every
+        // start-up probe) would leave up to two folders in each tree, for
+        // every sweep to walk. Innermost first, each judged by its age at the
+        // walk, so an old folder emptied here by removing an old one inside
+        // it goes too. A young one may be another process's write in
+        // progress and stays; one that is not empty fails to go.
+        folders.sort_unstable_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+        for (path, mtime_ms) in &folders {
+            if old(*mtime_ms) && std::fs::remove_dir(path).is_ok() {
+                report.folders += 1;
+            }
+        }
         self.total_bytes = total + self.entries.values().map(|e| e.bytes).sum::<u64>();
         let counters = &self.shared.counters;
         counters.add(Stat::L2Expirations, report.expired);
@@ -617,8 +636,12 @@ fn probe(dir: &Path, now: u64) -> Result<(), DiskFault> {
     let n = PROBES.fetch_add(1, Ordering::Relaxed);
     let key = format!("pybridge-probe-{}-{n}-{now}", std::process::id());
     let fault = |e: cacache::Error| DiskFault::from_cacache(DiskOperation::Probe, &e);
-    let integrity = cacache::write_sync_with_algo(layout::ALGORITHM, dir, &key, key.as_bytes())
-        .map_err(fault)?;
+    let write = || cacache::write_sync_with_algo(layout::ALGORITHM, dir, &key, key.as_bytes());
+    let integrity = match write() {
+        Err(e) if layout::vanished(&e) => write(),
+        written => written,
+    }
+    .map_err(fault)?;
     let back = cacache::read_sync(dir, &key).map_err(fault)?;
     layout::remove_entry(dir, &key, &integrity)
         .map_err(|(e, p)| io_fault(DiskOperation::Probe, &e, &p))?;
@@ -666,7 +689,12 @@ struct FileInfo {
 }
 
 /// Every regular file under `root`, recursively; a missing root is empty.
-fn walk(root: &Path) -> Result<HashMap<PathBuf, FileInfo>, DiskFault> {
+/// Every folder below `root` (not `root` itself) is added to `folders`
+/// with its modification time in Unix milliseconds.
+fn walk(
+    root: &Path,
+    folders: &mut Vec<(PathBuf, u64)>,
+) -> Result<HashMap<PathBuf, FileInfo>, DiskFault> {
     let mut files = HashMap::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -678,14 +706,15 @@ fn walk(root: &Path) -> Result<HashMap<PathBuf, FileInfo>, DiskFault> {
         for item in read {
             let item = item.map_err(|e| io_fault(DiskOperation::Sweep, &e, &dir))?;
             let Ok(meta) = item.metadata() else { continue };
+            let mtime_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             if meta.is_dir() {
+                folders.push((item.path(), mtime_ms));
                 dirs.push(item.path());
             } else if meta.is_file() {
-                let mtime_ms = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
                 files.insert(
                     item.path(),
                     FileInfo {

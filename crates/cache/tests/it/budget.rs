@@ -1,5 +1,5 @@
 //! The disk tier stays within its byte budget, evicting the least recently
-//! used entries, and its sweeper removes orphaned files.
+//! used entries, and its sweeper removes orphaned files and empty folders.
 
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use pybridge_cache::{CacheEvent, Source, Tiers};
 
-use crate::support::{Boom, Runs, builder_on, far, files, get, key, next_event, policy};
+use crate::support::{Boom, Runs, builder_on, far, files, folders, get, key, next_event, policy};
 
 const BUDGET: u64 = 256 * 1024;
 const WRITES: usize = 10_000;
@@ -199,6 +199,89 @@ async fn the_sweeper_removes_orphaned_files_and_keeps_live_entries() {
     )
     .await;
     assert_eq!((again.source, &again.value[..]), (Source::L2, &b"live"[..]));
+}
+
+/// The hash folders of the index and content trees: every folder below
+/// `index-v5` and below `content-v2/<algorithm>`.
+fn hash_folders(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = folders(&dir.join("index-v5"));
+    for algorithm in folders(&dir.join("content-v2")) {
+        if algorithm.parent() == Some(&dir.join("content-v2")) {
+            all.extend(folders(&algorithm));
+        }
+    }
+    all
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweep_removes_the_folders_removed_entries_leave_once_they_are_old() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = builder_on(dir.path())
+        .sweep_interval(Duration::from_secs(60))
+        .build()
+        .expect("valid");
+    let mut events = cache.subscribe();
+    let long = pybridge_cache::CachePolicy::with_ttl(Duration::from_secs(24 * 3600));
+    for i in 0..20 {
+        get(
+            &cache,
+            &key("m", &i.to_string()),
+            &long,
+            &Runs::default(),
+            "v",
+        )
+        .await;
+    }
+    cache.flush().await;
+    // Each key has its own two hash folders in each tree (two keys share
+    // one with a chance of 1 in 256 per pair).
+    let written = hash_folders(dir.path()).len();
+    assert!(written >= 40, "{:?}", hash_folders(dir.path()));
+    cache.invalidate_all().await;
+    cache.flush().await;
+    assert!(files(&dir.path().join("index-v5")).is_empty());
+    // Folders left by another version or a crash.
+    for folder in ["index-v5/ab/cd", "content-v2/xxh3/ef/01", "index-v5/12"] {
+        std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
+    }
+    let left = hash_folders(dir.path()).len();
+    assert!(left >= written, "{left} folders left, {written} written");
+
+    // Young empty folders may be another process's write in progress: they stay.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let young = next_event(&mut events, |e| match e {
+        CacheEvent::Swept(report) => Some(*report),
+        _ => None,
+    })
+    .await;
+    assert_eq!(young.folders, 0, "{young:?}");
+    assert_eq!(hash_folders(dir.path()).len(), left);
+
+    // Old ones go, innermost first, with the algorithm's folder, empty now.
+    tokio::time::advance(Duration::from_secs(11 * 60)).await;
+    let report = next_event(&mut events, |e| match e {
+        CacheEvent::Swept(report) if report.folders > 0 => Some(*report),
+        _ => None,
+    })
+    .await;
+    assert_eq!(report.folders, left as u64 + 1, "{report:?}");
+    assert_eq!(hash_folders(dir.path()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        folders(&dir.path().join("content-v2")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    // The tier still works: cacache makes the folders again as it writes.
+    get(&cache, &key("m", "99"), &long, &Runs::default(), "v").await;
+    cache.flush().await;
+    let read = get(
+        &cache,
+        &key("m", "99"),
+        &policy(Tiers::L2Only),
+        &Runs::default(),
+        "reloaded",
+    )
+    .await;
+    assert_eq!(read.source, Source::L2);
 }
 
 fn swept(events: &mut tokio::sync::broadcast::Receiver<CacheEvent>) -> usize {

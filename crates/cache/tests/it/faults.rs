@@ -225,3 +225,36 @@ async fn a_memory_only_cache_reports_no_disk_tier() {
     cache.close().await;
     assert_eq!(cache.l2_status(), L2Status::NotConfigured);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_caches_on_one_directory_write_and_remove_the_same_keys() {
+    // As two processes would: each cache's disk task writes the same keys
+    // (cacache makes an entry's two hash folders if they are missing, then
+    // writes into them) and removes them, so each removes what the other
+    // has just written and reads what the other has just removed. Neither
+    // turns its disk tier off or drops a write for it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    const ROUNDS: u64 = 300;
+    let run = |cache: pybridge_cache::Cache| async move {
+        let mut events = cache.subscribe();
+        let disk = policy(Tiers::L2Only);
+        for i in 0..ROUNDS {
+            let k = key("m", &(i % 4).to_string());
+            get(&cache, &k, &disk, &Runs::default(), "v").await;
+            cache.flush().await;
+            cache.invalidate(&k).await;
+        }
+        cache.flush().await;
+        let disabled: Vec<CacheEvent> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter(|e| matches!(e, CacheEvent::DiskTierDisabled { .. }))
+            .collect();
+        (disabled, cache.stats().l2_writes_dropped, cache.l2_status())
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(run(cache_on(dir.path()))),
+        tokio::spawn(run(cache_on(dir.path())))
+    );
+    for side in [a.expect("first cache"), b.expect("second cache")] {
+        assert_eq!(side, (Vec::new(), 0, L2Status::Active));
+    }
+}

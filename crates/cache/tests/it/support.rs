@@ -104,6 +104,24 @@ pub(crate) fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
+/// Every folder under `dir`, recursively.
+pub(crate) fn folders(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for item in read.flatten() {
+            if item.file_type().expect("file type").is_dir() {
+                stack.push(item.path());
+                out.push(item.path());
+            }
+        }
+    }
+    out
+}
+
 /// The content files (cacache's `content-v2`) under `dir`.
 pub(crate) fn content_files(dir: &Path) -> Vec<PathBuf> {
     files(&dir.join("content-v2"))
