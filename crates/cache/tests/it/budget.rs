@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use pybridge_cache::{CacheEvent, Source, Tiers};
 
-use crate::support::{Boom, Runs, builder_on, far, files, folders, get, key, next_event, policy};
+use crate::support::{
+    Boom, Runs, builder_on, far, files, folders, get, key, next_sweep, policy, sweeping_cache_on,
+};
 
 const BUDGET: u64 = 256 * 1024;
 const WRITES: usize = 10_000;
@@ -133,10 +135,7 @@ async fn eviction_spares_recently_read_entries() {
 #[tokio::test(start_paused = true)]
 async fn the_sweeper_removes_orphaned_files_and_keeps_live_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cache = builder_on(dir.path())
-        .sweep_interval(Duration::from_secs(60))
-        .build()
-        .expect("valid");
+    let cache = sweeping_cache_on(dir.path());
     let mut events = cache.subscribe();
     let long = pybridge_cache::CachePolicy::with_ttl(Duration::from_secs(24 * 3600));
     let live = key("m", "1");
@@ -145,11 +144,7 @@ async fn the_sweeper_removes_orphaned_files_and_keeps_live_entries() {
     // The first sweep runs a second after the start; the stamp it leaves is
     // a file of the directory too.
     tokio::time::advance(Duration::from_secs(2)).await;
-    next_event(&mut events, |e| match e {
-        CacheEvent::Swept(report) => Some(*report),
-        _ => None,
-    })
-    .await;
+    next_sweep(&mut events, |_| true).await;
     let before = files(dir.path()).len();
 
     // Content no index entry points to; a temporary file left by a crash; a
@@ -164,20 +159,12 @@ async fn the_sweeper_removes_orphaned_files_and_keeps_live_entries() {
 
     // Young files are left alone: they may be another process's write in progress.
     tokio::time::advance(Duration::from_secs(61)).await;
-    let young = next_event(&mut events, |e| match e {
-        CacheEvent::Swept(report) if report.entries > 0 => Some(*report),
-        _ => None,
-    })
-    .await;
+    let young = next_sweep(&mut events, |report| report.entries > 0).await;
     assert_eq!(young.orphans, 0);
     assert_eq!(files(dir.path()).len(), before + 6);
 
     tokio::time::advance(Duration::from_secs(11 * 60)).await;
-    let report = next_event(&mut events, |e| match e {
-        CacheEvent::Swept(report) if report.orphans > 0 => Some(*report),
-        _ => None,
-    })
-    .await;
+    let report = next_sweep(&mut events, |report| report.orphans > 0).await;
     assert_eq!(
         (
             report.orphans,
@@ -216,10 +203,7 @@ fn hash_folders(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(start_paused = true)]
 async fn the_sweep_removes_the_folders_removed_entries_leave_once_they_are_old() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cache = builder_on(dir.path())
-        .sweep_interval(Duration::from_secs(60))
-        .build()
-        .expect("valid");
+    let cache = sweeping_cache_on(dir.path());
     let mut events = cache.subscribe();
     let long = pybridge_cache::CachePolicy::with_ttl(Duration::from_secs(24 * 3600));
     for i in 0..20 {
@@ -249,21 +233,13 @@ async fn the_sweep_removes_the_folders_removed_entries_leave_once_they_are_old()
 
     // Young empty folders may be another process's write in progress: they stay.
     tokio::time::advance(Duration::from_secs(2)).await;
-    let young = next_event(&mut events, |e| match e {
-        CacheEvent::Swept(report) => Some(*report),
-        _ => None,
-    })
-    .await;
+    let young = next_sweep(&mut events, |_| true).await;
     assert_eq!(young.folders, 0, "{young:?}");
     assert_eq!(hash_folders(dir.path()).len(), left);
 
     // Old ones go, innermost first, with the algorithm's folder, empty now.
     tokio::time::advance(Duration::from_secs(11 * 60)).await;
-    let report = next_event(&mut events, |e| match e {
-        CacheEvent::Swept(report) if report.folders > 0 => Some(*report),
-        _ => None,
-    })
-    .await;
+    let report = next_sweep(&mut events, |report| report.folders > 0).await;
     assert_eq!(report.folders, left as u64 + 1, "{report:?}");
     assert_eq!(hash_folders(dir.path()), Vec::<std::path::PathBuf>::new());
     assert_eq!(
@@ -294,12 +270,7 @@ fn swept(events: &mut tokio::sync::broadcast::Receiver<CacheEvent>) -> usize {
 async fn the_first_sweep_is_deferred_and_done_once_per_interval_across_caches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let long = pybridge_cache::CachePolicy::with_ttl(Duration::from_secs(24 * 3600));
-    let cache_on = || {
-        builder_on(dir.path())
-            .sweep_interval(Duration::from_secs(60))
-            .build()
-            .expect("valid")
-    };
+    let cache_on = || sweeping_cache_on(dir.path());
 
     // Nobody swept this directory: a cache that closes before its deferred
     // first sweep sweeps as it closes, and says when.
@@ -337,11 +308,7 @@ async fn the_first_sweep_is_deferred_and_done_once_per_interval_across_caches() 
     third.flush().await;
     assert_eq!(swept(&mut events), 0);
     tokio::time::advance(Duration::from_secs(2)).await;
-    let report = next_event(&mut events, |e| match e {
-        CacheEvent::Swept(report) => Some(*report),
-        _ => None,
-    })
-    .await;
+    let report = next_sweep(&mut events, |_| true).await;
     assert_eq!(report.entries, 1, "{report:?}");
     third.close().await;
 }
@@ -355,10 +322,7 @@ async fn the_sweep_stamp_replaces_a_link_and_never_writes_through_it() {
     std::os::unix::fs::symlink(&target, dir.path().join("last-sweep")).expect("symlink");
 
     // A link is no stamp: the sweep is due, and runs on close.
-    let cache = builder_on(dir.path())
-        .sweep_interval(Duration::from_secs(60))
-        .build()
-        .expect("valid");
+    let cache = sweeping_cache_on(dir.path());
     let mut events = cache.subscribe();
     cache.close().await;
     assert_eq!(swept(&mut events), 1, "the link did not count as a stamp");

@@ -15,6 +15,7 @@ use pybridge_cache::{CacheEvent, Corruption, DiskOperation, L2Status, Source, Ti
 
 use crate::support::{
     Runs, builder_on, cache_on, content_files, get, key, memory_cache, next_event, policy,
+    sweeping_cache_on,
 };
 
 /// Writes one entry through a first cache, starts a second cache on the same
@@ -153,10 +154,7 @@ async fn a_directory_that_cannot_be_created_leaves_the_cache_in_memory() {
 #[tokio::test(start_paused = true)]
 async fn a_directory_that_stops_taking_writes_degrades_then_recovers_without_stale_data() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cache = builder_on(dir.path())
-        .sweep_interval(Duration::from_secs(60))
-        .build()
-        .expect("valid");
+    let cache = sweeping_cache_on(dir.path());
     let mut events = cache.subscribe();
     let (a, b) = (key("m", "\"a\""), key("m", "\"b\""));
     get(&cache, &a, &policy(Tiers::Both), &Runs::default(), "old a").await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pybridge_cache::{
-    Cache, CacheBuilder, CacheEvent, CacheKey, CachePolicy, Fetched, Load, Tiers,
+    Cache, CacheBuilder, CacheEvent, CacheKey, CachePolicy, Fetched, Load, SweepReport, Tiers,
 };
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -20,6 +20,15 @@ pub(crate) struct Boom(pub &'static str);
 /// test advances time by an hour.
 pub(crate) fn cache_on(dir: &Path) -> Cache {
     builder_on(dir).build().expect("valid settings")
+}
+
+/// A cache on `dir` that sweeps every minute (its first sweep a second
+/// after the start, when one is due), for the sweep's tests.
+pub(crate) fn sweeping_cache_on(dir: &Path) -> Cache {
+    builder_on(dir)
+        .sweep_interval(Duration::from_secs(60))
+        .build()
+        .expect("valid settings")
 }
 
 pub(crate) fn builder_on(dir: &Path) -> CacheBuilder {
@@ -86,7 +95,17 @@ pub(crate) async fn get(
 
 /// Every regular file under `dir`, recursively, with its size.
 pub(crate) fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut out = Vec::new();
+    tree(dir).0
+}
+
+/// Every folder under `dir`, recursively.
+pub(crate) fn folders(dir: &Path) -> Vec<PathBuf> {
+    tree(dir).1
+}
+
+/// The regular files (with their sizes) and the folders under `dir`.
+fn tree(dir: &Path) -> (Vec<(PathBuf, u64)>, Vec<PathBuf>) {
+    let (mut files, mut folders) = (Vec::new(), Vec::new());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(read) = std::fs::read_dir(&d) else {
@@ -96,30 +115,13 @@ pub(crate) fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
             let meta = item.metadata().expect("metadata");
             if meta.is_dir() {
                 stack.push(item.path());
+                folders.push(item.path());
             } else {
-                out.push((item.path(), meta.len()));
+                files.push((item.path(), meta.len()));
             }
         }
     }
-    out
-}
-
-/// Every folder under `dir`, recursively.
-pub(crate) fn folders(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(read) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for item in read.flatten() {
-            if item.file_type().expect("file type").is_dir() {
-                stack.push(item.path());
-                out.push(item.path());
-            }
-        }
-    }
-    out
+    (files, folders)
 }
 
 /// The content files (cacache's `content-v2`) under `dir`.
@@ -128,6 +130,18 @@ pub(crate) fn content_files(dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .map(|(p, _)| p)
         .collect()
+}
+
+/// Waits (bounded) for the report of the first sweep that `accept` takes.
+pub(crate) async fn next_sweep(
+    events: &mut broadcast::Receiver<CacheEvent>,
+    accept: impl Fn(&SweepReport) -> bool,
+) -> SweepReport {
+    next_event(events, |e| match e {
+        CacheEvent::Swept(report) if accept(report) => Some(*report),
+        _ => None,
+    })
+    .await
 }
 
 /// Waits (bounded) for the first event that `pick` accepts.
