@@ -91,5 +91,10 @@ pub(crate) fn python_path(root: &Path) -> Result<std::ffi::OsString> {
 fn cargo(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root);
+    // A CI run builds once from a clean checkout: incremental state would
+    // only take disk (gigabytes for this workspace) and time to write.
+    if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     cmd
 }
