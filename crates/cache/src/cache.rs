@@ -323,13 +323,41 @@ impl Cache {
         V: Into<Load>,
         E: Send + Sync + 'static,
     {
+        self.get_or_load_at(key, policy, Instant::now(), deadline, load)
+            .await
+    }
+
+    /// [`Cache::get_or_load`] for a caller that has just read the clock:
+    /// `now` judges whether the memory entry has expired, so that a hit
+    /// reads the clock no more (each reading costs tens of nanoseconds on a
+    /// virtual machine, a few per cent of a hit). An entry is served for at
+    /// most the time since `now` past its TTL; a caller that read the clock
+    /// long before should call [`Cache::get_or_load`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::get_or_load`].
+    pub async fn get_or_load_at<F, Fut, V, E>(
+        &self,
+        key: &CacheKey,
+        policy: &CachePolicy,
+        now: Instant,
+        deadline: Instant,
+        load: F,
+    ) -> Result<Fetched, LoadError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        V: Into<Load>,
+        E: Send + Sync + 'static,
+    {
         // The slow paths are boxed: their futures (disk, shared tier, the
         // loader's own) are large, and a hit should not build or move them.
         if !policy.enabled {
             return Box::pin(self.inner.bypass(deadline, load)).await;
         }
         if policy.tiers.l1()
-            && let Some(hit) = self.inner.l1_get(key.digest()).await
+            && let Some(hit) = self.inner.l1_get(key.digest(), now).await
         {
             return Ok(hit);
         }
@@ -466,9 +494,9 @@ impl Inner {
     }
 
     #[inline]
-    async fn l1_get(&self, digest: &KeyDigest) -> Option<Fetched> {
+    async fn l1_get(&self, digest: &KeyDigest, now: Instant) -> Option<Fetched> {
         let entry = self.l1.get(digest).await?;
-        if entry.expires_at <= Instant::now() {
+        if entry.expires_at <= now {
             return None;
         }
         self.shared.counters.incr(Stat::L1Hits);
@@ -594,7 +622,7 @@ impl Inner {
                         None => {}
                     }
                     if policy.tiers.l1()
-                        && let Some(hit) = self.l1_get(&digest).await
+                        && let Some(hit) = self.l1_get(&digest, Instant::now()).await
                     {
                         return Ok(hit);
                     }
@@ -622,7 +650,7 @@ impl Inner {
         // A flight for this key may have finished between our miss and our
         // taking the lead.
         if policy.tiers.l1()
-            && let Some(hit) = self.l1_get(&digest).await
+            && let Some(hit) = self.l1_get(&digest, Instant::now()).await
         {
             return Led::Shared(Ok(hit));
         }

@@ -166,7 +166,7 @@ impl Bridge {
             && !call.options.no_cache
             && call.spec.cache().enabled
         {
-            return self.fetch_cached(cache, call).await;
+            return self.fetch_cached(cache, call, started).await;
         }
         let raw = self.execute_from(call, started).await?;
         Ok((raw, ResultSource::Worker))
@@ -177,6 +177,7 @@ impl Bridge {
         &self,
         cache: &pybridge_cache::Cache,
         call: Call<'_>,
+        started: Instant,
     ) -> Result<(Box<RawValue>, ResultSource)> {
         let Call {
             span,
@@ -204,8 +205,10 @@ impl Bridge {
             }
         };
         let policy = self.inner.layers.cache_policy(spec);
+        // The call's start, read microseconds ago, judges the memory entry's
+        // expiry: a hit reads the clock only to end the call's latency.
         let fetched = cache
-            .get_or_load(&key, &policy, deadline, || async {
+            .get_or_load_at(&key, &policy, started, deadline, || async {
                 self.execute(call).await.map(pybridge_cache::Load::Json)
             })
             .await

@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use pybridge_cache::{CacheEvent, CachePolicy, Source, Tiers};
 
-use crate::support::{Runs, cache_on, content_files, get, key, memory_cache, next_event};
+use bytes::Bytes;
+use pybridge_cache::Load;
+
+use crate::support::{
+    Boom, Runs, cache_on, content_files, far, get, key, memory_cache, next_event,
+};
 
 fn ttl_policy(tiers: Tiers, l1: u64, l2: u64) -> CachePolicy {
     let mut policy = CachePolicy::default();
@@ -36,6 +41,44 @@ async fn memory_entries_expire_after_their_ttl() {
     let after = get(&cache, &k, &policy, &runs, "v2").await;
     assert_eq!(
         (after.source, &after.value[..], runs.count()),
+        (Source::Loader, &b"v2"[..], 2)
+    );
+}
+
+/// The reading a caller passes decides a memory entry's expiry, not the
+/// clock: the bridge passes its call's start so that a hit reads no clock.
+#[tokio::test(start_paused = true)]
+async fn a_memory_entry_is_judged_by_the_callers_clock_reading() {
+    let cache = memory_cache();
+    let (k, policy, runs) = (
+        key("m", "1"),
+        ttl_policy(Tiers::L1Only, 10, 10),
+        Runs::default(),
+    );
+    get(&cache, &k, &policy, &runs, "v1").await;
+    let stored = tokio::time::Instant::now();
+    let get_at = |now: tokio::time::Instant| {
+        let runs = runs.clone();
+        let (cache, k, policy) = (&cache, &k, &policy);
+        async move {
+            cache
+                .get_or_load_at(k, policy, now, far(), || async move {
+                    runs.hit();
+                    Ok::<_, Boom>(Load::Value(Bytes::from_static(b"v2")))
+                })
+                .await
+                .expect("the loader does not fail")
+        }
+    };
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // Read before the TTL ran out: still a hit, though the clock is past it.
+    let early = get_at(stored + Duration::from_millis(9_999)).await;
+    assert_eq!((early.source, &early.value[..]), (Source::L1, &b"v1"[..]));
+    assert_eq!(runs.count(), 1);
+    // A reading at the TTL's end: expired, and loaded again.
+    let late = get_at(stored + Duration::from_secs(10)).await;
+    assert_eq!(
+        (late.source, &late.value[..], runs.count()),
         (Source::Loader, &b"v2"[..], 2)
     );
 }
