@@ -21,7 +21,9 @@
 //!   few hundred nanoseconds and does not allocate beyond the method name.
 //! - **Read path** ([`Cache::get_or_load`]): memory, then disk (a disk hit is
 //!   promoted to memory with the rest of its disk TTL), then the loader. The
-//!   answer says which tier gave it ([`Source`]).
+//!   answer says which tier gave it ([`Source`]). A caller that has just read
+//!   the clock passes its reading to [`Cache::get_or_load_at`], which judges
+//!   the memory entry's expiry by it instead of reading the clock again.
 //! - **Single-flight**: concurrent misses of one key run the loader once; every
 //!   caller gets its value or its error (one shared `Arc<E>`). Errors are never
 //!   stored; a loader may return a [`Load::Negative`] result, which is stored
