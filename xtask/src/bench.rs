@@ -416,19 +416,22 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     });
     let hit = median("bridge-cache-hit", "bridge-100B", "")
         .or_else(|_| median("bridge-cache-hit", "bridge-100B", "."))?;
-    rows.push(Row {
-        figure: "cache hit through the full bridge (median), 100 B".into(),
-        pybridge: format!("{:.2} µs", hit / 1e3),
-        baseline: String::new(),
-        ratio: String::new(),
-        goal: "< 1 µs".into(),
-        met: Some(hit < 1000.0),
-    });
     let (memory, shared, worker) = (
         median("shared-tier", "memory-hit", "")?,
         median("shared-tier", "shared-hit", "")?,
         median("shared-tier", "worker", "")?,
     );
+    // The goal is absolute; the memory tier's lookup, from the same run,
+    // tells a slow host from a slow bridge (this host's speed varies by half
+    // from one hour to the next).
+    rows.push(Row {
+        figure: "cache hit through the full bridge (median), 100 B; baseline: a memory-tier lookup alone (`Cache::get_or_load`, its key built once)".into(),
+        pybridge: format!("{:.2} µs", hit / 1e3),
+        baseline: format!("{:.2} µs", memory / 1e3),
+        ratio: format!("{:.2}×", hit / memory),
+        goal: "< 1 µs".into(),
+        met: Some(hit < 1000.0),
+    });
     rows.push(Row {
         figure: "shared-tier hit (Redis on loopback, median), 100 B; baseline: memory hit / worker round trip".into(),
         pybridge: format!("{:.1} µs", shared / 1e3),
@@ -708,7 +711,8 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          own thread on 127.0.0.1, one 100 B `test.echo` request in flight each; seven rounds in an order \
          that alternates; requests per second and the gateway process's own CPU time per request (from \
          /proc, workers excluded), the medians over rounds, and the median of the rounds' ratios.\n\
-         - **cache hit**: the same call answered from the memory tier: validation, key hashing, lookup.\n\
+         - **cache hit**: the same call answered from the memory tier: validation, key hashing, lookup; its \
+         baseline is the lookup alone, in the shared-tier benchmark of the same run.\n\
          - **ProcessPoolExecutor**: 2 processes, 64 tasks in flight, `chunksize` 1, the same payload.\n\
          - **worker CPU per message** (`benches/python/sdk_overhead.py`): the process CPU of the SDK's loop \
          and of the baseline's Python loop answering the same requests from a file (64 KiB reads) or a \
