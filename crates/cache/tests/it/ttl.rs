@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use pybridge_cache::{CacheEvent, CachePolicy, Source, Tiers};
-
 use bytes::Bytes;
-use pybridge_cache::Load;
+use pybridge_cache::{CacheEvent, CachePolicy, Load, Source, Tiers};
 
 use crate::support::{
     Boom, Runs, cache_on, content_files, far, get, key, memory_cache, next_event,
