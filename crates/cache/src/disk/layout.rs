@@ -145,10 +145,15 @@ pub(crate) fn remove_entry(
     Ok(())
 }
 
-/// Whether a cacache operation failed because a folder it had just made
-/// ready was gone: another process's sweep removed an old empty hash folder
-/// between cacache finding it and writing into it. Trying again makes the
-/// folder anew, young, which no sweep removes.
-pub(crate) fn vanished(error: &cacache::Error) -> bool {
-    matches!(error, cacache::Error::IoError(e, _) if e.kind() == io::ErrorKind::NotFound)
+/// Runs a cacache write, and once more if it failed because a folder it had
+/// just made ready was gone: another process's sweep removed an old empty
+/// hash folder between cacache finding it and writing into it. The second
+/// try makes the folder anew, young, which no sweep removes.
+pub(crate) fn write_retrying_vanished<T>(
+    write: impl Fn() -> Result<T, cacache::Error>,
+) -> Result<T, cacache::Error> {
+    match write() {
+        Err(cacache::Error::IoError(e, _)) if e.kind() == io::ErrorKind::NotFound => write(),
+        written => written,
+    }
 }

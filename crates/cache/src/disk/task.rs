@@ -356,11 +356,8 @@ impl DiskState {
                 .map_err(|e| cacache::Error::IoError(e, "writing a cache record".into()))?;
             writer.commit()
         };
-        let integrity = match write() {
-            Err(e) if layout::vanished(&e) => write(),
-            written => written,
-        }
-        .map_err(|e| DiskFault::from_cacache(DiskOperation::Write, &e))?;
+        let integrity = layout::write_retrying_vanished(write)
+            .map_err(|e| DiskFault::from_cacache(DiskOperation::Write, &e))?;
         let bucket_len =
             std::fs::metadata(layout::bucket_path(&self.dir, &key)).map_or(0, |m| m.len());
         let bytes = record.len() as u64 + bucket_len;
@@ -636,11 +633,9 @@ fn probe(dir: &Path, now: u64) -> Result<(), DiskFault> {
     let n = PROBES.fetch_add(1, Ordering::Relaxed);
     let key = format!("pybridge-probe-{}-{n}-{now}", std::process::id());
     let fault = |e: cacache::Error| DiskFault::from_cacache(DiskOperation::Probe, &e);
-    let write = || cacache::write_sync_with_algo(layout::ALGORITHM, dir, &key, key.as_bytes());
-    let integrity = match write() {
-        Err(e) if layout::vanished(&e) => write(),
-        written => written,
-    }
+    let integrity = layout::write_retrying_vanished(|| {
+        cacache::write_sync_with_algo(layout::ALGORITHM, dir, &key, key.as_bytes())
+    })
     .map_err(fault)?;
     let back = cacache::read_sync(dir, &key).map_err(fault)?;
     layout::remove_entry(dir, &key, &integrity)
