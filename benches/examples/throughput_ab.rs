@@ -10,7 +10,11 @@
 //! and the ratio comes with a confidence interval of its median of at least
 //! 90 % (for eleven rounds, the 3rd and the 9th of the rounds' ratios:
 //! 93.5 %). The process's CPU time per call is measured around each run the
-//! same way.
+//! same way, and so is the workers' (from `/proc`, all of a run's workers
+//! summed): the two ends of the pipes, whose sum bounds a ratio on a
+//! machine with no spare core.
+//!
+//! `--workers` and `--sizes` pick cases, for a quicker look at one.
 //!
 //! A run's size in calls is set once per case, from a first run of the raw
 //! client: `--seconds` of its rate. Both sides then make one unmeasured run
@@ -23,7 +27,7 @@
 //! closely as the two sides do.
 //!
 //! ```text
-//! cargo run --release -p pybridge-benches --example throughput_ab [-- --json --rounds 11 --seconds 0.3 --threads 1,2]
+//! cargo run --release -p pybridge-benches --example throughput_ab [-- --json --rounds 11 --seconds 0.3 --threads 1,2 --workers 1,2 --sizes 100B,4KiB,64KiB]
 //! ```
 
 // A benchmark's report is its output.
@@ -36,7 +40,8 @@ use anyhow::{Context, Result, bail};
 use pybridge::Bridge;
 use pybridge_benches::raw::RawPool;
 use pybridge_benches::{
-    args, bridge_echo_loop, cpu_time, median, payload, python, sdk_bridge_config,
+    args, bridge_echo_loop, cpu_time, median, payload, processes_cpu_time, python,
+    sdk_bridge_config,
 };
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -50,6 +55,8 @@ struct Options {
     rounds: usize,
     seconds: f64,
     threads: Vec<usize>,
+    workers: Vec<usize>,
+    sizes: Vec<String>,
 }
 
 fn options() -> Result<Options> {
@@ -58,6 +65,8 @@ fn options() -> Result<Options> {
         rounds: 11,
         seconds: 0.3,
         threads: vec![2],
+        workers: vec![1, 2],
+        sizes: SIZES.iter().map(|(label, _)| (*label).to_owned()).collect(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,6 +78,14 @@ fn options() -> Result<Options> {
             "--rounds" => options.rounds = args::whole("--rounds", &value("--rounds")?)?,
             "--seconds" => options.seconds = args::seconds("--seconds", &value("--seconds")?)?,
             "--threads" => options.threads = args::counts("--threads", &value("--threads")?)?,
+            "--workers" => options.workers = args::counts("--workers", &value("--workers")?)?,
+            "--sizes" => {
+                let sizes: Vec<String> = value("--sizes")?.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = sizes.iter().find(|s| !SIZES.iter().any(|(l, _)| l == s)) {
+                    bail!("--sizes: unknown size {unknown:?} (the sizes are 100B, 4KiB and 64KiB)");
+                }
+                options.sizes = sizes;
+            }
             "--bench" => {} // cargo passes it to examples run as benches
             other => bail!("unknown argument {other:?}"),
         }
@@ -81,25 +98,51 @@ fn options() -> Result<Options> {
 struct Run {
     rate: f64,
     cpu_us: f64,
+    /// The workers' CPU per call (all of them, summed), when `/proc` has it.
+    worker_cpu_us: f64,
 }
 
-fn run_of(calls: u64, elapsed: Duration, cpu: Duration) -> Run {
-    Run {
-        rate: calls as f64 / elapsed.as_secs_f64(),
-        cpu_us: cpu.as_secs_f64() * 1e6 / calls as f64,
+/// CPU readings of this process and of the workers at one moment.
+struct Readings {
+    own: Duration,
+    workers: Option<Duration>,
+}
+
+impl Readings {
+    fn now(workers: &[u32]) -> Readings {
+        Readings {
+            workers: processes_cpu_time(workers),
+            own: cpu_time(),
+        }
+    }
+
+    fn run_since(&self, calls: u64, elapsed: Duration, workers: &[u32]) -> Run {
+        let own = cpu_time() - self.own;
+        let worker_cpu = processes_cpu_time(workers)
+            .zip(self.workers)
+            .map_or(f64::NAN, |(after, before)| {
+                (after - before).as_secs_f64() * 1e6 / calls as f64
+            });
+        Run {
+            rate: calls as f64 / elapsed.as_secs_f64(),
+            cpu_us: own.as_secs_f64() * 1e6 / calls as f64,
+            worker_cpu_us: worker_cpu,
+        }
     }
 }
 
 async fn raw_run(raw: &RawPool, calls: u64, params: &RawValue) -> Result<Run> {
-    let before = cpu_time();
+    let pids = raw.pids();
+    let before = Readings::now(&pids);
     let elapsed = raw.drive(calls, IN_FLIGHT, params).await?;
-    Ok(run_of(calls, elapsed, cpu_time() - before))
+    Ok(before.run_since(calls, elapsed, &pids))
 }
 
 async fn bridge_run(bridge: &Bridge, workers: usize, calls: u64, params: &Arc<RawValue>) -> Run {
-    let before = cpu_time();
+    let pids: Vec<u32> = bridge.health().pool.workers.iter().map(|w| w.pid).collect();
+    let before = Readings::now(&pids);
     let elapsed = bridge_echo_loop(bridge, calls, IN_FLIGHT * workers, params).await;
-    run_of(calls, elapsed, cpu_time() - before)
+    before.run_since(calls, elapsed, &pids)
 }
 
 /// A distribution-free confidence interval of the median of `n` values:
@@ -197,11 +240,14 @@ fn main() -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let mut cases = Vec::new();
-    for workers in [1usize, 2] {
+    for &workers in &options.workers {
         for side in &mut sides {
             side.start(&python, workers)?;
         }
-        for (label, size) in SIZES {
+        for (label, size) in SIZES
+            .into_iter()
+            .filter(|(label, _)| options.sizes.iter().any(|s| s == label))
+        {
             let params: Arc<RawValue> = Arc::from(payload(size));
             // A first run of each side sets the run's size from the raw
             // client's rate; a second, of that size, warms both alike.
@@ -255,6 +301,8 @@ fn main() -> Result<()> {
                     "ratio_high": high,
                     "raw_cpu_us": figure(raws, |r| r.cpu_us),
                     "bridge_cpu_us": figure(bridges, |r| r.cpu_us),
+                    "raw_worker_cpu_us": figure(raws, |r| r.worker_cpu_us),
+                    "bridge_worker_cpu_us": figure(bridges, |r| r.worker_cpu_us),
                 }));
             }
         }
@@ -286,7 +334,7 @@ fn main() -> Result<()> {
         );
         for case in &cases {
             println!(
-                "{:10} {}t raw {:>9.0}/s  bridge {:>9.0}/s  ratio {:.2} ({:.2}–{:.2})  CPU per call raw {:.2} µs, bridge {:.2} µs",
+                "{:10} {}t raw {:>9.0}/s  bridge {:>9.0}/s  ratio {:.2} ({:.2}–{:.2})  CPU per call raw {:.2} µs, bridge {:.2} µs; workers' raw {:.2} µs, SDK {:.2} µs",
                 case["case"].as_str().unwrap_or_default(),
                 case["threads"].as_u64().unwrap_or_default(),
                 case["raw_rate"].as_f64().unwrap_or_default(),
@@ -296,6 +344,8 @@ fn main() -> Result<()> {
                 case["ratio_high"].as_f64().unwrap_or_default(),
                 case["raw_cpu_us"].as_f64().unwrap_or_default(),
                 case["bridge_cpu_us"].as_f64().unwrap_or_default(),
+                case["raw_worker_cpu_us"].as_f64().unwrap_or(f64::NAN),
+                case["bridge_worker_cpu_us"].as_f64().unwrap_or(f64::NAN),
             );
         }
     }

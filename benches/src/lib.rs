@@ -96,6 +96,54 @@ pub fn cpu_time() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// CPU time used so far by the process `pid` (all its threads, user and
+/// system), to nanoseconds where the kernel keeps the scheduler's account
+/// (`/proc/PID/task/*/sched`), else to its clock ticks (`/proc/PID/stat`).
+/// `None` when the process is gone or `/proc` says nothing readable.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = Duration::ZERO;
+    for task in tasks {
+        let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok();
+        // "se.sum_exec_runtime   :   1234.567890" (milliseconds).
+        let ms = sched.as_deref().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("se.sum_exec_runtime"))
+                .and_then(|rest| {
+                    rest.trim_start_matches([' ', ':'])
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        });
+        match ms {
+            Some(ms) => total += Duration::from_secs_f64(ms / 1e3),
+            None => return stat_cpu_time(pid),
+        }
+    }
+    Some(total)
+}
+
+/// `utime + stime` of `/proc/PID/stat`, in the kernel's clock ticks.
+fn stat_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: count fields after
+    // its closing one (the state is field 3, utime 14 and stime 15).
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_second = rustix::param::clock_ticks_per_second().max(1);
+    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+/// The summed CPU time of the processes `pids` (see [`process_cpu_time`]);
+/// `None` if any cannot be read.
+pub fn processes_cpu_time(pids: &[u32]) -> Option<Duration> {
+    pids.iter().map(|&pid| process_cpu_time(pid)).sum()
+}
+
 /// Runs `total` calls of `call` with `in_flight` of them outstanding at all
 /// times; returns the wall time taken. Panics on the first failed call: a
 /// benchmark that loses calls measures nothing.

@@ -147,6 +147,11 @@ impl RawPool {
         Ok(RawPool { workers })
     }
 
+    /// The workers' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.workers.iter().filter_map(|w| w.child.id()).collect()
+    }
+
     /// Echoes `params` through the first worker, one call at a time.
     pub async fn call(&self, params: &RawValue) -> Result<Box<RawValue>> {
         self.workers

@@ -39,6 +39,10 @@ struct Throughput {
     ratio_high: f64,
     raw_cpu_us: f64,
     bridge_cpu_us: f64,
+    /// The workers' CPU per call, all of them summed (`None` where `/proc`
+    /// could not be read).
+    raw_worker_cpu_us: Option<f64>,
+    bridge_worker_cpu_us: Option<f64>,
 }
 
 /// The demo worker's arguments after the interpreter: inline dispatch with a
@@ -184,6 +188,8 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             ratio_high: number("ratio_high")?,
             raw_cpu_us: number("raw_cpu_us")?,
             bridge_cpu_us: number("bridge_cpu_us")?,
+            raw_worker_cpu_us: found["raw_worker_cpu_us"].as_f64(),
+            bridge_worker_cpu_us: found["bridge_worker_cpu_us"].as_f64(),
         })
     };
 
@@ -479,6 +485,35 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             met: Some(bridge_cpu <= 1.5),
         });
     }
+    // Where a 2-worker ratio comes from on a machine with as many cores as
+    // processes: the whole call path's CPU, both ends of the pipes.
+    for (case, size) in [("100B-2w", "100 B"), ("4KiB-2w", "4 KiB")] {
+        let t = ab_case(case, 1)?;
+        let (Some(sdk), Some(raw_worker)) = (t.bridge_worker_cpu_us, t.raw_worker_cpu_us) else {
+            continue;
+        };
+        rows.push(Row {
+            figure: format!(
+                "workers' CPU per call under load, {size}, 2 workers, one runtime thread (median of {THROUGHPUT_ROUNDS} interleaved rounds); baseline: the raw echo loop"
+            ),
+            pybridge: format!("{sdk:.2} µs"),
+            baseline: format!("{raw_worker:.2} µs"),
+            ratio: format!("{:.2}×", sdk / raw_worker),
+            goal: String::new(),
+            met: None,
+        });
+        let (ours, raw) = (t.bridge_cpu_us + sdk, t.raw_cpu_us + raw_worker);
+        rows.push(Row {
+            figure: format!(
+                "CPU per call of the whole call path (benchmark process and workers), {size}, 2 workers, one runtime thread; baseline: the raw client and echo loop"
+            ),
+            pybridge: format!("{ours:.2} µs"),
+            baseline: format!("{raw:.2} µs"),
+            ratio: format!("{:.2}× (the throughput ratio's bound: {:.2})", ours / raw, raw / ours),
+            goal: String::new(),
+            met: None,
+        });
+    }
     // What the runtime's size costs the bridge, each case measured on both
     // runtimes in the same rounds.
     for workers in ["1w", "2w"] {
@@ -688,7 +723,9 @@ fn render(_root: &Path, rows: &[Row], load: &Value, ppe_rate: f64) -> Result<Str
          alternates from round to round; each rate is the median over the rounds, each ratio the median \
          of the rounds' ratios with a confidence interval of that median in brackets, of at least 90 % \
          (for 11 rounds the 3rd and the 9th of their ratios: 93.5 %). CPU per call: this process's CPU \
-         time (all threads) around each run, divided by its calls, the median over the rounds. The goals \
+         time (all threads) around each run, divided by its calls, the median over the rounds; the \
+         workers' the same way, read from `/proc` (each thread's scheduler account, in nanoseconds), \
+         all of a run's workers summed. The goals \
          are issue 21's. Every case runs on a runtime of two threads (as many as this machine's cores) and \
          on one of one thread (what `pybridge bench` itself takes here for two workers: the cores the \
          local workers leave free, one at least), each with its own raw client, bridge and \
