@@ -49,8 +49,15 @@ if _c_make_encoder is not None:
     def _encode(obj, _c=_c_encode, _join="".join):
         return _join(_c(obj, 0))
 
+    #: ``_encode`` as its parts: ``"".join(_encode_parts(obj, 0))``, for the
+    #: hot path, which saves the call of ``_encode`` itself per response.
+    _encode_parts = _c_encode
+
 else:  # pragma: no cover
     _encode = _encoder.encode
+
+    def _encode_parts(obj, _indent):
+        return (_encoder.encode(obj),)
 
 _ENCODE_ERRORS = (TypeError, ValueError, RecursionError, OverflowError)
 
