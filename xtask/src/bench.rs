@@ -58,6 +58,8 @@ const DEMO_WORKER: &[&str] = &[
 ];
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
+    // The shared-tier benchmark starts its own redis-server, as the tests do.
+    crate::setup::debian_packages()?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let python = std::env::var("PYBRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());

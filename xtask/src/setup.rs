@@ -20,7 +20,8 @@ struct DebianNeed {
     why: &'static str,
 }
 
-/// Every program the tests need from Debian. Add a line to need another.
+/// Every program the tests (and `cargo xtask bench`) need from Debian. Add a
+/// line to need another.
 const DEBIAN: &[DebianNeed] = &[
     DebianNeed {
         program: "promtool",
@@ -120,7 +121,7 @@ pub(crate) fn debian_packages() -> Result<()> {
         .collect();
     if !is_root() {
         bail!(
-            "the tests need programs that are not installed:\n  {}\ninstall them with:\n  sudo apt-get update && sudo apt-get install -y --no-install-recommends {}",
+            "the tests and benchmarks need programs that are not installed:\n  {}\ninstall them with:\n  sudo apt-get update && sudo apt-get install -y --no-install-recommends {}",
             reasons.join("\n  "),
             packages.join(" ")
         );
