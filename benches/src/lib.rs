@@ -99,7 +99,10 @@ pub fn cpu_time() -> Duration {
 /// CPU time used so far by the process `pid` (all its threads, user and
 /// system), to nanoseconds where the kernel keeps the scheduler's account
 /// (`/proc/PID/task/*/sched`), else to its clock ticks (`/proc/PID/stat`).
-/// `None` when the process is gone or `/proc` says nothing readable.
+/// `None` when the process is gone or `/proc` says nothing readable. The
+/// scheduler's account is per live thread: a thread that exits between two
+/// readings takes its time with it, so compare readings of processes whose
+/// threads outlive the measurement (as the benchmarks' workers do).
 pub fn process_cpu_time(pid: u32) -> Option<Duration> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = Duration::ZERO;
