@@ -229,3 +229,54 @@ pub fn median(values: &mut [f64]) -> f64 {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{process_cpu_time, processes_cpu_time, stat_cpu_time};
+
+    /// Spins this thread for `wall` of CPU.
+    fn burn(wall: Duration) {
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < wall {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    #[test]
+    fn a_process_cpu_reading_counts_the_cpu_it_spent() {
+        let me = std::process::id();
+        let before = process_cpu_time(me).expect("this process's /proc entry");
+        let ticks_before = stat_cpu_time(me).expect("this process's stat");
+        burn(Duration::from_millis(200));
+        let spent = process_cpu_time(me).expect("this process's /proc entry") - before;
+        let ticks = stat_cpu_time(me).expect("this process's stat") - ticks_before;
+        // Both accounts saw the spin (the test harness's other threads may
+        // add a little); the tick count to its resolution.
+        assert!(
+            spent >= Duration::from_millis(150) && spent < Duration::from_secs(2),
+            "{spent:?}"
+        );
+        assert!(
+            ticks >= Duration::from_millis(100) && ticks < Duration::from_secs(2),
+            "{ticks:?}"
+        );
+        assert_eq!(
+            processes_cpu_time(&[me, me]).map(|t| t >= before * 2),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn a_process_that_is_gone_has_no_reading() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawning true");
+        let pid = child.id();
+        child.wait().expect("waiting for true");
+        assert_eq!(process_cpu_time(pid), None);
+        assert_eq!(processes_cpu_time(&[std::process::id(), pid]), None);
+    }
+}

@@ -22,6 +22,20 @@ struct Row {
     met: Option<bool>,
 }
 
+impl Row {
+    /// Two figures in microseconds and their ratio, with no goal.
+    fn micros(figure: String, ours: f64, baseline: f64) -> Row {
+        Row {
+            figure,
+            pybridge: format!("{ours:.2} µs"),
+            baseline: format!("{baseline:.2} µs"),
+            ratio: format!("{:.2}×", ours / baseline),
+            goal: String::new(),
+            met: None,
+        }
+    }
+}
+
 /// Rounds of the interleaved sequential-latency run.
 const SEQUENTIAL_ROUNDS: &str = "11";
 /// Rounds of the interleaved throughput run, and the length of each of
@@ -433,12 +447,13 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     // tells a slow host from a slow bridge (this host's speed varies by half
     // from one hour to the next).
     rows.push(Row {
-        figure: "cache hit through the full bridge (median), 100 B; baseline: a memory-tier lookup alone (`Cache::get_or_load`, its key built once)".into(),
-        pybridge: format!("{:.2} µs", hit / 1e3),
-        baseline: format!("{:.2} µs", memory / 1e3),
-        ratio: format!("{:.2}×", hit / memory),
         goal: "< 1 µs".into(),
         met: Some(hit < 1000.0),
+        ..Row::micros(
+            "cache hit through the full bridge (median), 100 B; baseline: a memory-tier lookup alone (`Cache::get_or_load`, its key built once)".into(),
+            hit / 1e3,
+            memory / 1e3,
+        )
     });
     rows.push(Row {
         figure: "shared-tier hit (Redis on loopback, median), 100 B; baseline: memory hit / worker round trip".into(),
@@ -475,16 +490,16 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     });
     for (threads, runtime) in [(2, ""), (1, ", one runtime thread")] {
         let t = ab_case("100B-2w", threads)?;
-        let (bridge_cpu, raw_cpu) = (t.bridge_cpu_us, t.raw_cpu_us);
         rows.push(Row {
-            figure: format!(
-                "CPU per call in the benchmark process, 100 B, 2 workers{runtime} (median of {THROUGHPUT_ROUNDS} interleaved rounds); baseline: the raw client"
-            ),
-            pybridge: format!("{bridge_cpu:.2} µs"),
-            baseline: format!("{raw_cpu:.2} µs"),
-            ratio: format!("{:.2}×", bridge_cpu / raw_cpu),
             goal: "≤ 1.5 µs".into(),
-            met: Some(bridge_cpu <= 1.5),
+            met: Some(t.bridge_cpu_us <= 1.5),
+            ..Row::micros(
+                format!(
+                    "CPU per call in the benchmark process, 100 B, 2 workers{runtime} (median of {THROUGHPUT_ROUNDS} interleaved rounds); baseline: the raw client"
+                ),
+                t.bridge_cpu_us,
+                t.raw_cpu_us,
+            )
         });
     }
     // Where a 2-worker ratio comes from on a machine with as many cores as
@@ -494,26 +509,23 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         let (Some(sdk), Some(raw_worker)) = (t.bridge_worker_cpu_us, t.raw_worker_cpu_us) else {
             continue;
         };
-        rows.push(Row {
-            figure: format!(
+        rows.push(Row::micros(
+            format!(
                 "workers' CPU per call under load, {size}, 2 workers, one runtime thread (median of {THROUGHPUT_ROUNDS} interleaved rounds); baseline: the raw echo loop"
             ),
-            pybridge: format!("{sdk:.2} µs"),
-            baseline: format!("{raw_worker:.2} µs"),
-            ratio: format!("{:.2}×", sdk / raw_worker),
-            goal: String::new(),
-            met: None,
-        });
+            sdk,
+            raw_worker,
+        ));
         let (ours, raw) = (t.bridge_cpu_us + sdk, t.raw_cpu_us + raw_worker);
         rows.push(Row {
-            figure: format!(
-                "CPU per call of the whole call path (benchmark process and workers), {size}, 2 workers, one runtime thread; baseline: the raw client and echo loop"
-            ),
-            pybridge: format!("{ours:.2} µs"),
-            baseline: format!("{raw:.2} µs"),
             ratio: format!("{:.2}× (the throughput ratio's bound: {:.2})", ours / raw, raw / ours),
-            goal: String::new(),
-            met: None,
+            ..Row::micros(
+                format!(
+                    "CPU per call of the whole call path (benchmark process and workers), {size}, 2 workers, one runtime thread; baseline: the raw client and echo loop"
+                ),
+                ours,
+                raw,
+            )
         });
     }
     // What the runtime's size costs the bridge, each case measured on both
@@ -523,16 +535,13 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             ab_case(&format!("100B-{workers}"), 1)?,
             ab_case(&format!("100B-{workers}"), 2)?,
         );
-        rows.push(Row {
-            figure: format!(
+        rows.push(Row::micros(
+            format!(
                 "bridge CPU per call, 100 B, {workers}: one runtime thread; baseline: two (the same rounds)"
             ),
-            pybridge: format!("{:.2} µs", one.bridge_cpu_us),
-            baseline: format!("{:.2} µs", two.bridge_cpu_us),
-            ratio: format!("{:.2}×", one.bridge_cpu_us / two.bridge_cpu_us),
-            goal: String::new(),
-            met: None,
-        });
+            one.bridge_cpu_us,
+            two.bridge_cpu_us,
+        ));
     }
 
     for (shape, label) in [
@@ -544,14 +553,11 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             figure["sdk_us"].as_f64().context("sdk_us")?,
             figure["minimal_us"].as_f64().context("minimal_us")?,
         );
-        rows.push(Row {
-            figure: format!("worker CPU per message, 100 B echo, {label} (SDK vs minimal loop)"),
-            pybridge: format!("{ours:.2} µs"),
-            baseline: format!("{minimal:.2} µs"),
-            ratio: format!("{:.2}×", ours / minimal),
-            goal: String::new(),
-            met: None,
-        });
+        rows.push(Row::micros(
+            format!("worker CPU per message, 100 B echo, {label} (SDK vs minimal loop)"),
+            ours,
+            minimal,
+        ));
     }
 
     rows.extend(trace_rows);
