@@ -1,7 +1,7 @@
 //! Pipelined calls through the full bridge, for instruction counts: the set-up
-//! of the 100 B, 2-worker throughput case on a runtime of one thread, cache
-//! bypassed, 128 calls in flight from as many tasks; `N` calls to warm up,
-//! then `N` timed. Run it under callgrind with two values of `N`; the
+//! of the 2-worker throughput case on a runtime of one thread, cache
+//! bypassed, 128 calls in flight from as many tasks, params of `BYTES`
+//! (default 100); `N` calls to warm up, then `N` timed. Run it under callgrind with two values of `N`; the
 //! difference of the two counts divided by `2 × ΔN` is one call's
 //! instructions in this process, without the start-up.
 //!
@@ -9,6 +9,7 @@
 //! cargo build --release -p pybridge-benches --example pipelined_calls
 //! valgrind --tool=callgrind target/release/examples/pipelined_calls 20000
 //! valgrind --tool=callgrind target/release/examples/pipelined_calls 40000
+//! valgrind --tool=callgrind target/release/examples/pipelined_calls 40000 4096
 //! ```
 
 // A diagnostic's report is its output.
@@ -25,18 +26,22 @@ use pybridge_benches::{payload, sdk_bridge_config};
 const IN_FLIGHT: usize = 128;
 
 fn main() -> Result<()> {
-    let n: usize = match std::env::args().nth(1) {
-        Some(text) => text
-            .parse()
-            .with_context(|| format!("{text:?} is not a number of calls"))?,
-        None => 100_000,
+    let number = |index: usize, what: &str, default: usize| -> Result<usize> {
+        match std::env::args().nth(index) {
+            Some(text) => text
+                .parse()
+                .with_context(|| format!("{text:?} is not a number of {what}")),
+            None => Ok(default),
+        }
     };
+    let n = number(1, "calls", 100_000)?;
+    let bytes = number(2, "bytes", 100)?;
     let rt = pybridge_benches::runtime_with(1)?;
     let bridge = Arc::new(
         rt.block_on(Bridge::from_config(sdk_bridge_config(2)))
             .map_err(|e| anyhow::anyhow!(e.report()))?,
     );
-    let params: Arc<serde_json::value::RawValue> = Arc::from(payload(100));
+    let params: Arc<serde_json::value::RawValue> = Arc::from(payload(bytes));
     let calls = |count: usize| -> Result<std::time::Duration> {
         let started = std::time::Instant::now();
         let left = Arc::new(AtomicUsize::new(count));
