@@ -1,9 +1,11 @@
 //! Pipelined calls through the full bridge, for instruction counts: the set-up
 //! of the 2-worker throughput case on a runtime of one thread, cache
 //! bypassed, 128 calls in flight from as many tasks, params of `BYTES`
-//! (default 100); `N` calls to warm up, then `N` timed. Run it under callgrind with two values of `N`; the
-//! difference of the two counts divided by `2 × ΔN` is one call's
-//! instructions in this process, without the start-up.
+//! (default 100); `N` calls to warm up, then `N` timed. Run it under
+//! callgrind with two values of `N`: the difference of the two counts
+//! divided by `2 × ΔN` is one call's instructions in this process (the
+//! workers are not counted), without the start-up. Unlike a time, the count
+//! does not move with the load of a shared machine.
 //!
 //! ```text
 //! cargo build --release -p pybridge-benches --example pipelined_calls
