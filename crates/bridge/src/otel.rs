@@ -20,26 +20,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TraceState, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult, SdkTracer,
-    SdkTracerProvider, ShouldSample, SpanData, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanProcessor};
 use pybridge_protocol::Meta;
 use pybridge_service::telemetry::UNTRACED_CALL_TARGET;
 use pybridge_service::telemetry::fields::{ATTEMPT_SPAN, CALL_SPAN, WORKER_SPAN};
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
-use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{Context as FilterContext, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
 use self::exporter::Exporter;
+pub use self::layer::TraceLayer;
 use crate::config::TelemetryConfig;
 use crate::{Error, Result};
 
@@ -72,6 +69,7 @@ pub mod metrics {
 }
 
 mod exporter;
+mod layer;
 mod otlp;
 
 /// The gateway's span of one HTTP request, which may start a trace.
@@ -89,8 +87,8 @@ pub struct Telemetry {
 
 #[derive(Debug)]
 struct Exporting {
-    provider: SdkTracerProvider,
-    tracer: SdkTracer,
+    processor: Arc<Gated>,
+    ratio: f64,
     endpoint: String,
     shutdown_timeout: Duration,
     sampling: Sampling,
@@ -165,19 +163,17 @@ impl Telemetry {
                     .build(),
             )
             .build();
+        let mut processor = Gated {
+            inner: batch,
+            gate,
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        processor.set_resource(&resource(config));
         let ratio = sample_ratio(config);
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(Gated { inner: batch, gate })
-            .with_resource(resource(config))
-            .with_sampler(Sampler::ParentBased(Box::new(RootSampler {
-                ratio: Sampler::TraceIdRatioBased(ratio),
-            })))
-            .build();
-        let tracer = provider.tracer(SCOPE);
         Ok(Telemetry {
             inner: Some(Arc::new(Exporting {
-                provider,
-                tracer,
+                processor: Arc::new(processor),
+                ratio,
                 endpoint,
                 shutdown_timeout: config.shutdown_timeout,
                 sampling: Sampling {
@@ -212,30 +208,27 @@ impl Telemetry {
     /// the layers you have into one `Vec<Box<dyn Layer<_>>>`, this one first
     /// (each call looks its filter up in the subscriber, in layer order).
     ///
+    /// Spans keep the conventions of tracing-opentelemetry: the fields
+    /// `otel.name`, `otel.kind` and `otel.status_code` (with
+    /// `otel.status_description`) set the span's name, kind and status
+    /// instead of becoming attributes; events at `warn` and `error` inside a
+    /// span become its events, named by their message; an `error` event
+    /// marks the span's status as an error. Integers are exported as
+    /// integers, other values that are not booleans, floats or strings as
+    /// their `Debug` text.
+    ///
     /// Entering a span does not make its OpenTelemetry context current
     /// (`opentelemetry::Context::current()`); to continue a pybridge span
-    /// elsewhere, take its context from the span itself
-    /// (`OpenTelemetrySpanExt::context`).
-    pub fn layer<S>(&self) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, Sampling, S>>
+    /// elsewhere, take its context from the span itself ([`span_context`]).
+    pub fn layer<S>(&self) -> Option<Filtered<TraceLayer, Sampling, S>>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
         let exporting = self.inner.as_deref()?;
         SAMPLING_BUILT.store(true, Ordering::Relaxed);
+        let processor: Arc<dyn SpanProcessor> = exporting.processor.clone();
         Some(
-            tracing_opentelemetry::layer()
-                .with_tracer(exporting.tracer.clone())
-                .with_location(false)
-                .with_threads(false)
-                .with_tracked_inactivity(false)
-                // The scope names pybridge and the span names say the rest:
-                // one attribute less to build and encode per span.
-                .with_target(false)
-                // No code here reads OpenTelemetry's current context (the
-                // worker's comes from the span itself, in `_meta`); making
-                // each span current on every poll of its future cost an
-                // attach and a guard per enter.
-                .with_context_activation(false)
+            TraceLayer::new::<S>(processor, SCOPE, exporting.ratio)
                 .with_filter(exporting.sampling.clone()),
         )
     }
@@ -246,7 +239,7 @@ impl Telemetry {
     pub fn force_flush(&self) -> bool {
         self.inner
             .as_deref()
-            .is_some_and(|e| e.provider.force_flush().is_ok())
+            .is_some_and(|e| e.processor.force_flush().is_ok())
     }
 
     /// Flushes what is buffered and stops export, waiting at most
@@ -255,7 +248,10 @@ impl Telemetry {
     /// time (the collector's answer aside); spans ended later are dropped.
     pub fn shutdown(&self) -> bool {
         match self.inner.as_deref() {
-            Some(e) => e.provider.shutdown_with_timeout(e.shutdown_timeout).is_ok(),
+            Some(e) => e
+                .processor
+                .shutdown_with_timeout(e.shutdown_timeout)
+                .is_ok(),
             None => true,
         }
     }
@@ -279,24 +275,27 @@ pub fn set_parent_from<'a>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'
     };
     let cx = TraceContextPropagator::new()
         .extract_with_context(&opentelemetry::Context::new(), &headers);
-    if cx.span().span_context().is_valid() {
-        // Only fails for a span that has already started its OpenTelemetry
-        // counterpart; then it stays where it is.
-        let _ = span.set_parent(cx);
+    let parent = cx.span().span_context().clone();
+    if parent.is_valid() {
+        layer::set_parent(span, parent);
     }
+}
+
+/// The OpenTelemetry context of `span`, when trace export sees it: to
+/// continue a pybridge span elsewhere (in a message to another service, or
+/// as the parent of a span of another tracer). Valid whether or not the
+/// trace is sampled; `is_sampled` says which.
+pub fn span_context(span: &tracing::Span) -> Option<SpanContext> {
+    if span.is_disabled() {
+        return None;
+    }
+    layer::context_of(span).filter(SpanContext::is_valid)
 }
 
 /// The trace and span ids of `span`, as lowercase hex, when it belongs to
 /// an exported trace: for log lines that join the trace.
 pub fn ids(span: &tracing::Span) -> Option<(String, String)> {
-    if span.is_disabled() {
-        return None;
-    }
-    let cx = span.context();
-    let otel_span = cx.span();
-    let sc = otel_span.span_context();
-    sc.is_valid()
-        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    span_context(span).map(|sc| (sc.trace_id().to_string(), sc.span_id().to_string()))
 }
 
 /// The filter of [`Telemetry::layer`]: which spans and events become
@@ -460,36 +459,6 @@ impl Sampling {
     }
 }
 
-/// The sampler of traces that start here: a call that starts one was
-/// already drawn by the bridge ([`keep_call`]); anything else (a gateway request without
-/// a `traceparent`) is drawn by trace id at the same ratio.
-#[derive(Debug, Clone)]
-struct RootSampler {
-    ratio: Sampler,
-}
-
-impl ShouldSample for RootSampler {
-    fn should_sample(
-        &self,
-        parent: Option<&opentelemetry::Context>,
-        trace_id: opentelemetry::trace::TraceId,
-        name: &str,
-        kind: &opentelemetry::trace::SpanKind,
-        attributes: &[opentelemetry::KeyValue],
-        links: &[opentelemetry::trace::Link],
-    ) -> SamplingResult {
-        if name == CALL_SPAN {
-            return SamplingResult {
-                decision: SamplingDecision::RecordAndSample,
-                attributes: Vec::new(),
-                trace_state: TraceState::default(),
-            };
-        }
-        self.ratio
-            .should_sample(parent, trace_id, name, kind, attributes, links)
-    }
-}
-
 /// The fraction of traces started here that are kept:
 /// `telemetry.sample_ratio`, else the standard `OTEL_TRACES_SAMPLER`
 /// variables (`*always_on`, `*always_off`, `*traceidratio` with
@@ -513,7 +482,7 @@ fn sample_ratio(config: &TelemetryConfig) -> f64 {
 
 /// Whether `span` belongs to an OpenTelemetry trace (sampled or not).
 pub(crate) fn is_traced(span: &tracing::Span) -> bool {
-    !span.is_disabled() && span.context().span().span_context().is_valid()
+    span_context(span).is_some()
 }
 
 /// A span's W3C trace context, formatted for a request's `_meta`; the
@@ -530,15 +499,7 @@ impl WireContext {
     /// worker must follow the caller's decision, not sample on its own).
     /// Costs one check when no OpenTelemetry layer sees the span.
     pub(crate) fn of(span: &tracing::Span) -> Option<WireContext> {
-        if span.is_disabled() {
-            return None;
-        }
-        let cx = span.context();
-        let otel_span = cx.span();
-        let sc = otel_span.span_context();
-        if !sc.is_valid() {
-            return None;
-        }
+        let sc = span_context(span)?;
         let mut traceparent = *b"00-00000000000000000000000000000000-0000000000000000-00";
         hex_into(&mut traceparent[3..35], &sc.trace_id().to_bytes());
         hex_into(&mut traceparent[36..52], &sc.span_id().to_bytes());
@@ -660,6 +621,16 @@ fn count_dropped(reason: &'static str, n: usize) {
 struct Gated {
     inner: BatchSpanProcessor,
     gate: Arc<Gate>,
+    /// How long dropping the last handle waits for the spans still queued.
+    shutdown_timeout: Duration,
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        // What an SDK tracer provider does when its last handle goes: the
+        // batch thread flushes and stops (a no-op after `shutdown`).
+        let _ = self.inner.shutdown_with_timeout(self.shutdown_timeout);
+    }
 }
 
 impl SpanProcessor for Gated {

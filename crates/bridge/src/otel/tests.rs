@@ -1,6 +1,5 @@
 //! Unit tests of the trace context formats and the export queue's gate.
 
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::*;
@@ -44,9 +43,8 @@ fn without_an_opentelemetry_layer_a_span_has_no_wire_context() {
 
 #[test]
 fn a_traced_span_gives_its_own_traceparent_and_keeps_the_callers_trace() {
-    let provider = SdkTracerProvider::builder().build();
-    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
-    let subscriber = tracing_subscriber::registry().with(layer);
+    let spans = layer::tests::Collect::default();
+    let subscriber = tracing_subscriber::registry().with(spans.layer(1.0));
     tracing::subscriber::with_default(subscriber, || {
         let span = tracing::info_span!("call");
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
