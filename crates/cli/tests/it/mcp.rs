@@ -221,10 +221,10 @@ async fn stdio_serves_a_workers_methods_as_tools_in_both_protocol_versions() {
         args.extend(["--invalid-arguments", r#"{"x": "far"}"#]);
         let seen = client(&home, &Target::Stdio(&worker_args(&worker)), mode, &args).await;
         check_own_tour(&seen, mode, &methods);
-        // The client closes stdin, waits 2 s, then sends SIGTERM: the server
+        // The client closes stdin, waits 30 s, then sends SIGTERM: the server
         // exits on its own, its workers drained, well before that.
         let close = seen["close_seconds"].as_f64().unwrap();
-        assert!(close < 1.9, "leaving took {close} s ({mode})");
+        assert!(close < 10.0, "leaving took {close} s ({mode})");
     }
 }
 
@@ -275,7 +275,7 @@ async fn stdio_serves_the_framework_with_its_prompts_and_calls_a_framework_metho
             "{text}"
         );
         let close = seen["close_seconds"].as_f64().unwrap();
-        assert!(close < 1.9, "leaving took {close} s ({mode})");
+        assert!(close < 10.0, "leaving took {close} s ({mode})");
     }
 }
 

@@ -192,8 +192,9 @@ async fn a_crash_loop_cools_down_fails_fast_and_recovers() {
     let started = Instant::now();
     let err = pool.call("test.echo", None).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "got {err:?}");
+    // Fast: a call that waited for the 500 ms cool-down would take longer.
     assert!(
-        started.elapsed() < Duration::from_millis(100),
+        started.elapsed() < Duration::from_millis(400),
         "fails fast while cooling down"
     );
 
@@ -258,24 +259,29 @@ async fn recycling_by_age_keeps_capacity_and_loses_no_call() {
     let recycle = RecyclePolicy::default().max_age(Some(Duration::from_millis(400)));
     let pool = start(sdk_worker(), |b| b.workers(2).recycle(recycle)).await;
     let mut events = pool.subscribe();
-    let until = Instant::now() + Duration::from_millis(1_500);
-    let mut failed = 0;
-    while Instant::now() < until {
+    // Under load until two workers were recycled by age: one retires at a
+    // time, after its replacement (a Python start) is ready, so on a loaded
+    // machine the second may take a while; only the cap is a failure.
+    let cap = Instant::now() + Duration::from_secs(30);
+    let (mut failed, mut aged) = (0, 0);
+    while aged < 2 {
+        assert!(
+            Instant::now() < cap,
+            "workers were recycled by age: {aged} in 30 s"
+        );
         failed += load(&pool, 200).await;
         assert!(pool.stats().ready_workers >= 1);
+        while let Ok(event) = events.try_recv() {
+            aged += usize::from(matches!(
+                event,
+                PoolEvent::WorkerRecycling {
+                    reason: RecycleReason::Age,
+                    ..
+                }
+            ));
+        }
     }
     assert_eq!(failed, 0);
-    let mut aged = 0;
-    while let Ok(event) = events.try_recv() {
-        aged += usize::from(matches!(
-            event,
-            PoolEvent::WorkerRecycling {
-                reason: RecycleReason::Age,
-                ..
-            }
-        ));
-    }
-    assert!(aged >= 2, "workers were recycled by age: {aged}");
     pool.shutdown().await;
 }
 
