@@ -167,6 +167,7 @@ impl Telemetry {
             inner: batch,
             gate,
             shutdown_timeout: config.shutdown_timeout,
+            shut: Arc::new(AtomicBool::new(false)),
         };
         processor.set_resource(&resource(config));
         let ratio = sample_ratio(config);
@@ -212,10 +213,12 @@ impl Telemetry {
     /// `otel.name`, `otel.kind` and `otel.status_code` (with
     /// `otel.status_description`) set the span's name, kind and status
     /// instead of becoming attributes; events at `warn` and `error` inside a
-    /// span become its events, named by their message; an `error` event
-    /// marks the span's status as an error. Integers are exported as
-    /// integers, other values that are not booleans, floats or strings as
-    /// their `Debug` text.
+    /// span become its events, named by their message; an `error` event, or
+    /// one with an `error` field, marks the span's status as an error.
+    /// Integers that fit in 64 bits are exported as integers, other values
+    /// that are not booleans, floats or strings as their `Debug` text (an
+    /// error as its `Display` text). A span ends when it closes. After
+    /// [`Telemetry::shutdown`], spans get no context and nothing is queued.
     ///
     /// Entering a span does not make its OpenTelemetry context current
     /// (`opentelemetry::Context::current()`); to continue a pybridge span
@@ -227,8 +230,9 @@ impl Telemetry {
         let exporting = self.inner.as_deref()?;
         SAMPLING_BUILT.store(true, Ordering::Relaxed);
         let processor: Arc<dyn SpanProcessor> = exporting.processor.clone();
+        let shut = Arc::clone(&exporting.processor.shut);
         Some(
-            TraceLayer::new::<S>(processor, SCOPE, exporting.ratio)
+            TraceLayer::new::<S>(processor, shut, SCOPE, exporting.ratio)
                 .with_filter(exporting.sampling.clone()),
         )
     }
@@ -623,13 +627,18 @@ struct Gated {
     gate: Arc<Gate>,
     /// How long dropping the last handle waits for the spans still queued.
     shutdown_timeout: Duration,
+    /// Set by the first shutdown: later spans are neither traced nor
+    /// queued, and no shutdown waits twice.
+    shut: Arc<AtomicBool>,
 }
 
 impl Drop for Gated {
     fn drop(&mut self) {
         // What an SDK tracer provider does when its last handle goes: the
-        // batch thread flushes and stops (a no-op after `shutdown`).
-        let _ = self.inner.shutdown_with_timeout(self.shutdown_timeout);
+        // batch thread flushes and stops, unless it was shut down already.
+        if !self.shut.swap(true, Ordering::AcqRel) {
+            let _ = self.inner.shutdown_with_timeout(self.shutdown_timeout);
+        }
     }
 }
 
@@ -640,7 +649,9 @@ impl SpanProcessor for Gated {
 
     fn on_end(&self, span: SpanData) {
         // The batch processor ignores unsampled spans; so does the count.
-        if !span.span_context.is_sampled() {
+        // After shutdown it would drop the span without giving its place in
+        // the gate back.
+        if !span.span_context.is_sampled() || self.shut.load(Ordering::Acquire) {
             return;
         }
         if self.gate.try_take() {
@@ -655,6 +666,9 @@ impl SpanProcessor for Gated {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        if self.shut.swap(true, Ordering::AcqRel) {
+            return Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown);
+        }
         self.inner.shutdown_with_timeout(timeout)
     }
 

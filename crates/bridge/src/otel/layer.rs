@@ -22,9 +22,12 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use opentelemetry::trace::{Event, Link, SpanContext, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState,
+};
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
@@ -60,6 +63,9 @@ type WithState = fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanState));
 /// The layer that [`super::Telemetry::layer`] returns (behind its filter).
 pub struct TraceLayer {
     processor: Arc<dyn SpanProcessor>,
+    /// Set once export has shut down: spans decided later get no context,
+    /// so no worker is handed a trace that will never be exported.
+    shut: Arc<AtomicBool>,
     scope: InstrumentationScope,
     /// How a root other than a call's span is sampled.
     roots: Sampler,
@@ -78,13 +84,20 @@ impl fmt::Debug for TraceLayer {
 
 impl TraceLayer {
     /// A layer for subscribers of type `S`, sending finished spans to
-    /// `processor`, sampling roots other than a call's at `ratio`.
-    pub(super) fn new<S>(processor: Arc<dyn SpanProcessor>, scope: &'static str, ratio: f64) -> Self
+    /// `processor` until `shut` is set, sampling roots other than a call's
+    /// at `ratio`.
+    pub(super) fn new<S>(
+        processor: Arc<dyn SpanProcessor>,
+        shut: Arc<AtomicBool>,
+        scope: &'static str,
+        ratio: f64,
+    ) -> Self
     where
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
         TraceLayer {
             processor,
+            shut,
             scope: InstrumentationScope::builder(scope).build(),
             roots: Sampler::TraceIdRatioBased(ratio),
             ids: RandomIdGenerator::default(),
@@ -98,8 +111,9 @@ impl TraceLayer {
             return cx.clone();
         }
         let parent = &state.parent;
-        let span_id = self.ids.new_span_id();
-        let cx = if parent.is_valid() {
+        let cx = if self.shut.load(Ordering::Acquire) {
+            SpanContext::NONE
+        } else if parent.is_valid() {
             let flags = if parent.is_sampled() {
                 parent.trace_flags().with_sampled(true)
             } else {
@@ -107,7 +121,7 @@ impl TraceLayer {
             };
             SpanContext::new(
                 parent.trace_id(),
-                span_id,
+                self.ids.new_span_id(),
                 flags,
                 false,
                 parent.trace_state().clone(),
@@ -125,7 +139,13 @@ impl TraceLayer {
             } else {
                 TraceFlags::default()
             };
-            SpanContext::new(trace_id, span_id, flags, false, TraceState::NONE)
+            SpanContext::new(
+                trace_id,
+                self.ids.new_span_id(),
+                flags,
+                false,
+                TraceState::NONE,
+            )
         };
         if !cx.is_sampled() {
             // Never exported: let go of what was recorded before the decision.
@@ -139,7 +159,9 @@ impl TraceLayer {
 
     /// The decided context of the parent of a span being opened: its
     /// explicit parent, else the current span when it is contextual, as this
-    /// layer's filter sees them (a parent the filter left out makes a root).
+    /// layer's filter sees them (an explicit parent the filter left out
+    /// makes a root); for a contextual span outside any, the current
+    /// OpenTelemetry context's span (an application's own instrumentation).
     fn parent_of<S>(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> Option<SpanContext>
     where
         S: Subscriber + for<'span> LookupSpan<'span>,
@@ -147,7 +169,15 @@ impl TraceLayer {
         let parent = if let Some(id) = attrs.parent() {
             ctx.span(id)
         } else if attrs.is_contextual() {
-            ctx.lookup_current()
+            let current = ctx.lookup_current();
+            if current.is_none() {
+                return opentelemetry::Context::map_current(|cx| {
+                    cx.has_active_span()
+                        .then(|| cx.span().span_context().clone())
+                })
+                .filter(SpanContext::is_valid);
+            }
+            current
         } else {
             None
         }?;
@@ -169,8 +199,12 @@ impl TraceLayer {
         let mut links = SpanLinks::default();
         links.links = state.links;
         links.dropped_count = state.dropped_links;
+        // A description marks an error, as it did with tracing-opentelemetry,
+        // unless the span's status says it succeeded.
         let status = match (state.status, state.status_description) {
-            (Status::Error { .. }, Some(description)) => Status::Error { description },
+            (Status::Error { .. } | Status::Unset, Some(description)) => {
+                Status::Error { description }
+            }
             (status, _) => status,
         };
         Some(SpanData {
@@ -280,7 +314,9 @@ impl SpanState {
                 }
             }
             FieldValue::Name(name) => self.name = name,
-            FieldValue::Kind(kind) => self.kind = kind,
+            FieldValue::Kind(Some(kind)) => self.kind = kind,
+            // Not a kind: the span keeps the one it had.
+            FieldValue::Kind(None) => {}
             FieldValue::Status(status) => self.status = status,
             FieldValue::StatusDescription(description) => {
                 self.status_description = Some(description);
@@ -293,7 +329,7 @@ impl SpanState {
 enum FieldValue {
     Attribute(KeyValue),
     Name(Cow<'static, str>),
-    Kind(SpanKind),
+    Kind(Option<SpanKind>),
     Status(Status),
     StatusDescription(Cow<'static, str>),
 }
@@ -316,13 +352,14 @@ impl FieldValue {
     }
 }
 
-fn kind(text: &str) -> SpanKind {
+fn kind(text: &str) -> Option<SpanKind> {
     match text.to_ascii_lowercase().as_str() {
-        "server" => SpanKind::Server,
-        "client" => SpanKind::Client,
-        "producer" => SpanKind::Producer,
-        "consumer" => SpanKind::Consumer,
-        _ => SpanKind::Internal,
+        "server" => Some(SpanKind::Server),
+        "client" => Some(SpanKind::Client),
+        "producer" => Some(SpanKind::Producer),
+        "consumer" => Some(SpanKind::Consumer),
+        "internal" => Some(SpanKind::Internal),
+        _ => None,
     }
 }
 
@@ -365,18 +402,26 @@ impl Sink for Recorded {
 }
 
 /// An event's fields: `message` names the event, the rest are its
-/// attributes.
+/// attributes; an `error` field (what `#[instrument(err)]` records) is the
+/// `exception.message` of an event named `exception` when nothing else
+/// names it, and the span's error status.
 struct EventFields {
     name: Option<Cow<'static, str>>,
+    error: Option<Cow<'static, str>>,
     attributes: Vec<KeyValue>,
 }
 
 impl Sink for EventFields {
     fn put(&mut self, field: &Field, value: Value) {
-        if field.name() == "message" {
-            self.name = Some(text(value));
-        } else {
-            self.attributes.push(KeyValue::new(field.name(), value));
+        match field.name() {
+            "message" => self.name = Some(text(value)),
+            "error" => {
+                let message = text(value);
+                self.attributes
+                    .push(KeyValue::new("exception.message", message.to_string()));
+                self.error = Some(message);
+            }
+            name => self.attributes.push(KeyValue::new(name, value)),
         }
     }
 }
@@ -518,7 +563,8 @@ where
         let meta = event.metadata();
         let mut fields = EventFields {
             name: None,
-            attributes: Vec::with_capacity(meta.fields().len() + 1),
+            error: None,
+            attributes: Vec::with_capacity(meta.fields().len() + 2),
         };
         fields
             .attributes
@@ -527,12 +573,12 @@ where
             .attributes
             .push(KeyValue::new("target", meta.target()));
         event.record(&mut Fields(&mut fields));
-        let otel_event = Event::new(
-            fields.name.unwrap_or(Cow::Borrowed(meta.name())),
-            SystemTime::now(),
-            fields.attributes,
-            0,
-        );
+        let name = match (fields.name, &fields.error) {
+            (Some(name), _) => name,
+            (None, Some(_)) => Cow::Borrowed("exception"),
+            (None, None) => Cow::Borrowed(meta.name()),
+        };
+        let otel_event = Event::new(name, SystemTime::now(), fields.attributes, 0);
         let mut extensions = span.extensions_mut();
         let Some(state) = extensions.get_mut::<SpanState>() else {
             return;
@@ -540,8 +586,12 @@ where
         if !state.recording() {
             return;
         }
-        if *meta.level() == Level::ERROR && state.status == Status::Unset {
-            state.status = Status::error("");
+        if state.status == Status::Unset {
+            if let Some(error) = fields.error {
+                state.status = Status::error(error);
+            } else if *meta.level() == Level::ERROR {
+                state.status = Status::error("");
+            }
         }
         if state.events.len() < MAX_EVENTS {
             state.events.push(otel_event);

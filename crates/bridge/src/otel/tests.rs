@@ -212,3 +212,31 @@ fn without_trace_export_in_the_subscriber_every_call_is_kept() {
         span.in_scope(|| assert!(!in_traced_span()));
     });
 }
+
+#[test]
+fn after_shutdown_spans_get_no_context_and_take_no_place_in_the_queue() {
+    let config = TelemetryConfig {
+        otlp_endpoint: Some("http://127.0.0.1:9".into()),
+        ..TelemetryConfig::default()
+    };
+    let telemetry = Telemetry::from_config(&config).expect("an exporter");
+    let layer = telemetry.layer().expect("export is on");
+    let gate = Arc::clone(&telemetry.inner.as_deref().expect("on").processor.gate);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let open = pybridge_service::telemetry::call_span(1, "m", "m");
+        assert!(WireContext::of(&open).is_some(), "traced before shutdown");
+        assert!(telemetry.shutdown(), "nothing was queued");
+        assert!(
+            !telemetry.shutdown(),
+            "a second shutdown neither waits nor succeeds"
+        );
+        // A span decided before shutdown closes after it: not queued.
+        drop(open);
+        for n in 0..10 {
+            let call = pybridge_service::telemetry::call_span(n, "m", "m");
+            assert!(WireContext::of(&call).is_none(), "no trace for a worker");
+            assert!(ids(&call).is_none());
+        }
+        assert_eq!(gate.pending.load(Ordering::Relaxed), 0, "no place taken");
+    });
+}

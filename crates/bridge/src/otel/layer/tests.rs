@@ -16,7 +16,12 @@ pub(crate) struct Collect(Arc<Mutex<Vec<SpanData>>>);
 impl Collect {
     /// A layer for a plain registry that sends its spans here.
     pub(crate) fn layer(&self, ratio: f64) -> TraceLayer {
-        TraceLayer::new::<Registry>(Arc::new(self.clone()), "test", ratio)
+        TraceLayer::new::<Registry>(
+            Arc::new(self.clone()),
+            Arc::new(AtomicBool::new(false)),
+            "test",
+            ratio,
+        )
     }
 
     pub(crate) fn spans(&self) -> Vec<SpanData> {
@@ -184,6 +189,11 @@ fn a_caller_that_did_not_sample_is_followed_and_nothing_is_exported() {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
         );
         let call = pybridge_service::telemetry::call_span(1, "m", "m");
+        // A call inside the caller's request follows the caller, not the
+        // rule that a call starting a trace is kept.
+        let inside = request.in_scope(|| pybridge_service::telemetry::call_span(2, "m", "m"));
+        assert!(super::super::span_context(&inside).is_some_and(|cx| !cx.is_sampled()));
+        drop(inside);
         let worker = tracing::info_span!(parent: &request, "worker");
         let wire = super::super::WireContext::of(&worker).expect("a context to pass on");
         let traceparent = wire.meta().traceparent.expect("a traceparent");
@@ -199,6 +209,7 @@ fn a_caller_that_did_not_sample_is_followed_and_nothing_is_exported() {
         ["pybridge.call"],
         "only the call, a root of its own"
     );
+    assert_eq!(spans[0].parent_span_id, SpanId::INVALID);
 }
 
 #[test]
@@ -234,7 +245,16 @@ fn events_become_span_events_and_an_error_marks_the_status() {
             otel.status_code = "ERROR",
             otel.status_description = "no worker"
         );
-        drop((warned, failed, described));
+        let late = tracing::info_span!("late", otel.status_code = tracing::field::Empty);
+        let child = tracing::info_span!(parent: &late, "child");
+        late.record("otel.status_code", "ERROR");
+        let alone = tracing::info_span!("alone", otel.status_description = "refused");
+        let kept = tracing::info_span!("kept", otel.kind = "client", other = 1);
+        kept.record("otel.kind", "sideways");
+        let raised = tracing::info_span!("raised");
+        // What `#[instrument(err)]` records: no message, an `error` field.
+        raised.in_scope(|| tracing::error!(error = %"disk full"));
+        drop((warned, failed, described, late, child, alone, kept, raised));
         tracing::warn!("outside any span");
     });
     let warned = named(&spans, "warned");
@@ -258,6 +278,55 @@ fn events_become_span_events_and_an_error_marks_the_status() {
         named(&spans, "described").status,
         Status::error("no worker")
     );
+    assert_eq!(
+        named(&spans, "late").status,
+        Status::error(""),
+        "recorded after its context was decided"
+    );
+    assert_eq!(named(&spans, "alone").status, Status::error("refused"));
+    assert_eq!(
+        named(&spans, "kept").span_kind,
+        SpanKind::Client,
+        "not a kind"
+    );
+    let raised = named(&spans, "raised");
+    assert_eq!(raised.status, Status::error("disk full"));
+    let exception = &raised.events.events[0];
+    assert_eq!(exception.name, "exception");
+    assert!(
+        exception
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "exception.message"
+                && kv.value == Value::from("disk full".to_owned()))
+    );
+}
+
+#[test]
+fn outside_any_span_the_current_opentelemetry_context_is_the_parent() {
+    use opentelemetry::trace::{TraceContextExt as _, TraceId};
+    let caller = SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
+        SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::NONE,
+    );
+    let spans = exported(1.0, || {
+        let _attached = opentelemetry::Context::new()
+            .with_remote_span_context(caller.clone())
+            .attach();
+        drop(pybridge_service::telemetry::call_span(1, "m", "m"));
+        drop(tracing::info_span!(parent: None, "detached"));
+    });
+    let call = named(&spans, "pybridge.call");
+    assert_eq!(call.span_context.trace_id(), caller.trace_id());
+    assert_eq!(call.parent_span_id, caller.span_id());
+    assert_ne!(
+        named(&spans, "detached").span_context.trace_id(),
+        caller.trace_id(),
+        "an explicit root stays one"
+    );
 }
 
 #[test]
@@ -274,15 +343,92 @@ fn a_span_that_follows_another_links_to_it() {
     assert_eq!(effect.links.links[0].span_context, cause.span_context);
 }
 
+/// A field whose `Debug` logs: the layer must hold no lock of the span
+/// while it formats one.
+struct Noisy;
+
+impl fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        tracing::warn!("formatting a field");
+        f.write_str("noisy")
+    }
+}
+
+/// Set in the child process of
+/// [`a_field_whose_debug_logs_under_a_global_subscriber_deadlocks_nothing`].
+const GLOBAL_CHILD: &str = "PYBRIDGE_TEST_GLOBAL_SUBSCRIBER_CHILD";
+
+/// Under a global subscriber tracing has no reentrancy guard: an event
+/// logged while a field is formatted in `new_span` or `on_event` reaches
+/// the layer too. So this runs again in a child process of this test
+/// binary, where that subscriber is the process's only one.
+#[test]
+fn a_field_whose_debug_logs_under_a_global_subscriber_deadlocks_nothing() {
+    if std::env::var_os(GLOBAL_CHILD).is_some() {
+        global_child();
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "otel::layer::tests::a_field_whose_debug_logs_under_a_global_subscriber_deadlocks_nothing",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(GLOBAL_CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child deadlocked: a lock was held while a field was formatted");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("piped"), &mut out)
+        .expect("the child's output");
+    assert!(status.success(), "{status}: {out}");
+    assert!(out.contains("events seen: 3"), "{out}");
+}
+
+fn global_child() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let spans = Collect::default();
+    let subscriber = tracing_subscriber::registry().with(spans.layer(1.0));
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let outer = tracing::info_span!("outer");
+    outer.in_scope(|| {
+        // Formatted in `new_span`, `outer` current: its event is `outer`'s.
+        let span = tracing::info_span!("span", early = ?Noisy, late = tracing::field::Empty);
+        span.in_scope(|| {
+            // Formatted in `on_record` and `on_event`, inside `span`.
+            span.record("late", tracing::field::debug(Noisy));
+            tracing::warn!(field = ?Noisy, "an event with one");
+        });
+    });
+    drop(outer);
+    let spans = spans.spans();
+    let formatting = |name: &str| {
+        named(&spans, name)
+            .events
+            .events
+            .iter()
+            .filter(|e| e.name == "formatting a field")
+            .count()
+    };
+    println!("events seen: {}", formatting("outer") + formatting("span"));
+}
+
 #[test]
 fn a_field_whose_debug_logs_does_not_deadlock_the_layer() {
-    struct Noisy;
-    impl fmt::Debug for Noisy {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            tracing::warn!("formatting a field");
-            f.write_str("noisy")
-        }
-    }
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let spans = exported(1.0, || {
