@@ -59,7 +59,8 @@ async fn load_shedding_over_a_concurrency_limit_refuses_calls_beyond_it_at_once(
         .load_shed()
         .concurrency_limit(1)
         .service(bridge.clone());
-    let sleep = CallRequest::json("test.sleep", &json!({"ms": 400})).unwrap();
+    // Holds the permit well past the shed call, however slow the machine.
+    let sleep = CallRequest::json("test.sleep", &json!({"ms": 3000})).unwrap();
     let running = tokio::spawn(shedding.clone().oneshot(sleep));
     // Until the sleeping call holds the permit, a second call may still get it.
     crate::support::eventually(

@@ -273,10 +273,12 @@ async fn sigterm_under_load_loses_no_call_and_leaves_no_worker() {
         .collect();
     let addr = server.addr;
     let mut calls = tokio::task::JoinSet::new();
+    // Long enough that all 24 are in flight at once however slow the
+    // machine, short of the 10 s the gateway drains for.
     for i in 0..24 {
         calls.spawn(async move {
             let body = format!(
-                r#"{{"jsonrpc":"2.0","method":"test.sleep","params":{{"ms":400}},"id":{i}}}"#
+                r#"{{"jsonrpc":"2.0","method":"test.sleep","params":{{"ms":2000}},"id":{i}}}"#
             );
             http(addr, "POST", "/rpc", &[], &body).await
         });
@@ -308,7 +310,7 @@ async fn sigterm_under_load_loses_no_call_and_leaves_no_worker() {
         assert_eq!(response.status, 200, "{response:?}");
         assert_eq!(
             response.json()["result"],
-            json!({"slept": 0.4}),
+            json!({"slept": 2.0}),
             "{response:?}"
         );
         answered += 1;

@@ -104,8 +104,9 @@ async fn a_full_queue_rejects_with_its_capacity_and_waiters_run_in_order() {
     for i in 0..4u32 {
         let (caller, done) = (pool.clone(), Arc::clone(&order));
         calls.push(tokio::spawn(async move {
-            // The first call holds the slot long enough for the queue to fill.
-            let ms = if i == 0 { 800 } else { 50 };
+            // The first call holds the slot long enough for the queue to fill
+            // and the next call to find it full, however slow the machine.
+            let ms = if i == 0 { 3000 } else { 50 };
             let params = raw(&format!(r#"{{"ms":{ms}}}"#));
             let r = caller.call("test.sleep", Some(&params)).await;
             done.lock().unwrap().push(i);
@@ -142,7 +143,8 @@ async fn a_call_waiting_in_the_queue_times_out_as_never_sent() {
     let pool = start(sdk_worker(), |b| b.workers(1).max_in_flight(one)).await;
     let busy = {
         let pool = pool.clone();
-        tokio::spawn(async move { pool.call("test.sleep", Some(&raw(r#"{"ms":500}"#))).await })
+        // Busy far past the queued call's deadline, however slow the machine.
+        tokio::spawn(async move { pool.call("test.sleep", Some(&raw(r#"{"ms":3000}"#))).await })
     };
     eventually(Duration::from_secs(5), "the worker is busy", || {
         pool.stats().workers[0].in_flight == 1
@@ -346,7 +348,10 @@ fn handles_are_cheap_to_share_across_threads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_racing_their_deadlines_are_never_lost_or_mistaken_for_a_hang() {
-    let health = pybridge_pool::HealthPolicy::default().cancel_grace(Duration::from_millis(500));
+    // Longer than a late answer takes on a loaded machine; a slot left held
+    // still gets the worker killed before the check below.
+    let grace = Duration::from_secs(2);
+    let health = pybridge_pool::HealthPolicy::default().cancel_grace(grace);
     let pool = start(sdk_worker().arg("--max-concurrency").arg("16"), |b| {
         b.workers(1).health(health)
     })
@@ -391,7 +396,7 @@ async fn answers_racing_their_deadlines_are_never_lost_or_mistaken_for_a_hang() 
         pool.stats().workers[0].in_flight == 0
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(grace + Duration::from_millis(200)).await;
     let stats = pool.stats();
     assert_eq!(stats.workers[0].pid, pid, "the worker was not replaced");
     while let Ok(event) = events.try_recv() {
