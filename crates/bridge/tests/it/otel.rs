@@ -198,11 +198,13 @@ async fn a_cache_hit_has_no_attempt_and_no_worker_span() {
 
 #[tokio::test]
 async fn with_no_collector_listening_calls_succeed_and_export_fails_alone() {
-    // A port that was free a moment ago: connections are refused.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
+    // Bound and never listening, and held so that no other test takes it:
+    // connections are refused.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    let closed = format!("http://{}", socket.local_addr().unwrap());
     let (telemetry, _guard) = traced(&closed, |t| t.export_timeout = Duration::from_secs(2));
     let bridge = bridge(config()).await;
     for i in 0..20 {

@@ -227,11 +227,13 @@ fn a_collector_that_keeps_refusing_costs_at_most_the_retries_within_the_timeout(
 
 #[test]
 fn an_unreachable_collector_fails_the_export_after_its_retries() {
-    // A port that was free a moment ago: connections are refused.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    // Bound and never listening, and held so that no other test takes it:
+    // connections are refused.
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("a free port");
+    let port = socket.local_addr().expect("its address").port();
     let url = format!("http://127.0.0.1:{port}/v1/traces");
     let exporter = exporter_to(&url, HeaderMap::new(), Duration::from_secs(10));
     let started = Instant::now();
