@@ -196,13 +196,15 @@ async fn a_call_queued_past_its_deadline_is_never_sent() {
     })
     .await;
     for i in 0..12 {
-        // Expires in flight at 10 ms; the worker ignores the cancel and
-        // answers at 60 ms, which frees the parked slot.
+        // Expires in flight at 10 ms, seen before the stall below; the
+        // worker ignores the cancel and answers at 300 ms, which frees the
+        // parked slot. (Far apart, so that a slow wake-up on a loaded
+        // machine keeps the order.)
         let first = {
             let pool = pool.clone();
             let deadline = Instant::now() + Duration::from_millis(10);
             tokio::spawn(async move {
-                let params = raw(&format!(r#"{{"ms":60,"tag":"a{i}"}}"#));
+                let params = raw(&format!(r#"{{"ms":300,"tag":"a{i}"}}"#));
                 pool.call_with_deadline("slow", Some(&params), deadline)
                     .await
             })
@@ -210,18 +212,18 @@ async fn a_call_queued_past_its_deadline_is_never_sent() {
         tokio::time::sleep(Duration::from_millis(3)).await;
         let queued = {
             let pool = pool.clone();
-            let deadline = Instant::now() + Duration::from_millis(30);
+            let deadline = Instant::now() + Duration::from_millis(100);
             tokio::spawn(async move {
                 let params = raw(&format!(r#"{{"ms":0,"tag":"b{i}"}}"#));
                 pool.call_with_deadline("slow", Some(&params), deadline)
                     .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(pool.stats().queued, 1, "the second call waits for the slot");
         // The runtime stalls: the late answer arrives and the queued call's
         // deadline passes before either is seen.
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(Duration::from_millis(400));
         let err = first.await.expect("task").unwrap_err();
         assert!(
             matches!(
