@@ -278,7 +278,8 @@ pub(super) struct SpanState {
     context: Option<SpanContext>,
     /// The parent's context; [`SpanContext::NONE`] for a root.
     parent: SpanContext,
-    /// Whether this is a call's span (which starts a trace only when drawn).
+    /// Whether this is a call's span: one that starts a trace was drawn by
+    /// the bridge before it opened, so the sampler keeps it.
     is_call: bool,
     name: Cow<'static, str>,
     kind: SpanKind,
