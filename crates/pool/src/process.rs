@@ -39,8 +39,12 @@ const MAX_STDERR_LINE: usize = 2048;
 /// Frames that fail to decode are logged at warn level this many times per
 /// worker, then at debug level: a worker spewing garbage must not flood logs.
 const LOUD_BAD_FRAMES: u64 = 10;
-/// How long to wait for a dead worker's last stderr lines.
-const STDERR_LINGER: Duration = Duration::from_millis(100);
+/// How long to wait for a dead worker's last stderr lines. The group is
+/// killed and reaped first, so the pipe ends at once and this only bounds a
+/// process outside the group holding it open; as long as the stdout
+/// reader's bound, so a busy runtime still reads the line that says why a
+/// worker died (the reason a crash loop reports).
+const STDERR_LINGER: Duration = READER_LINGER;
 /// How long a dead worker's stdout is read for answers still in the pipe.
 pub(crate) const READER_LINGER: Duration = Duration::from_millis(500);
 
