@@ -90,7 +90,6 @@ struct Exporting {
     processor: Arc<Gated>,
     ratio: f64,
     endpoint: String,
-    shutdown_timeout: Duration,
     sampling: Sampling,
 }
 
@@ -176,7 +175,6 @@ impl Telemetry {
                 processor: Arc::new(processor),
                 ratio,
                 endpoint,
-                shutdown_timeout: config.shutdown_timeout,
                 sampling: Sampling {
                     threshold: threshold(ratio),
                 },
@@ -254,7 +252,7 @@ impl Telemetry {
         match self.inner.as_deref() {
             Some(e) => e
                 .processor
-                .shutdown_with_timeout(e.shutdown_timeout)
+                .shutdown_with_timeout(e.processor.shutdown_timeout)
                 .is_ok(),
             None => true,
         }
@@ -625,7 +623,8 @@ fn count_dropped(reason: &'static str, n: usize) {
 struct Gated {
     inner: BatchSpanProcessor,
     gate: Arc<Gate>,
-    /// How long dropping the last handle waits for the spans still queued.
+    /// How long a shutdown, or dropping the last handle, waits for the
+    /// spans still queued (`telemetry.shutdown_timeout`).
     shutdown_timeout: Duration,
     /// Set by the first shutdown: later spans are neither traced nor
     /// queued, and no shutdown waits twice.
